@@ -1,0 +1,31 @@
+# Two commands on a fresh machine:  `make run`  and  `make test`.
+# Both create/reuse .venv and install the pinned stack first (package registries only).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+PYTEST_ARGS ?=
+
+.PHONY: setup run test clean-data
+
+$(STAMP): pyproject.toml constraints.txt scripts/setup_system.sh scripts/install_frequi.py
+	bash scripts/setup_system.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m scripts.install_frequi
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Main job: synthetic market -> gateway -> freqtrade download-data + backtesting -> summary.
+run: setup
+	$(PY) -m scripts.main_job
+
+## Test suite (the same command CI runs through .ci/run).
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean-data:
+	rm -rf user_data/data user_data/backtest_results user_data/main_job

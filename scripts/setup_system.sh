@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages the project needs at run/test time (CI starts bare). Installs only what is missing.
+set -euo pipefail
+PACKAGES=()   # e.g. faketime chromium, added by the features that need them
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "installing Debian packages: ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,1 @@
+"""Sidecar simulator: offline exchange gateway, clock, market data and execution models."""

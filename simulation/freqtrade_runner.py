@@ -1,0 +1,81 @@
+"""Drive stock freqtrade through its CLI (never its internals) and read its exported results."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class FreqtradeError(RuntimeError):
+    """A freqtrade command failed; the message carries the end of its log."""
+
+
+@dataclass
+class FreqtradeRun:
+    args: list[str]
+    returncode: int
+    seconds: float
+    log_path: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def freqtrade_executable() -> list[str]:
+    """freqtrade from the running interpreter's environment."""
+    exe = Path(sys.executable).parent / "freqtrade"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "freqtrade"]
+
+
+def run_freqtrade(
+    args: list[str],
+    log_path: Path,
+    timeout: float = 1800,
+    check: bool = True,
+    echo: bool = False,
+) -> FreqtradeRun:
+    """Run `freqtrade ARGS` from the repo root, logging to log_path (and the console if echo)."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    t0 = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [*freqtrade_executable(), *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                if echo:
+                    sys.stdout.write(line)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise FreqtradeError(f"freqtrade {args[0]} timed out after {timeout}s; log: {log_path}") from None
+    run = FreqtradeRun(list(args), proc.returncode, time.monotonic() - t0, log_path)
+    if check and run.returncode != 0:
+        raise FreqtradeError(
+            f"freqtrade {' '.join(args[:1])} exited with {run.returncode}; log: {log_path}\n{run.log_tail()}"
+        )
+    return run
+
+
+def latest_backtest_stats(directory: Path) -> dict:
+    """Stats of the newest backtest exported into directory, via freqtrade's own loader."""
+    from freqtrade.data.btanalysis import get_latest_backtest_filename, load_backtest_stats
+
+    directory = Path(directory)
+    return load_backtest_stats(directory / get_latest_backtest_filename(directory))

@@ -1,0 +1,92 @@
+"""`python -m simulation.gateway`: serve market data to stock freqtrade over Binance's REST API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+from aiohttp import web
+
+from simulation.clock import Clock, ReplayClock, StaticClock
+from simulation.gateway.api import BinanceSpotAPI
+from simulation.gateway.freqtrade_config import write_overlay
+from simulation.gateway.server import create_app
+from simulation.marketdata import CandleStore, DataSourceError, open_source
+from simulation.synthetic import SyntheticConfig
+
+logger = logging.getLogger("simulation.gateway")
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m simulation.gateway",
+        description="Offline Binance-compatible exchange gateway (spot REST market data) for freqtrade.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default: 8765)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--datadir", type=Path, help=f"freqtrade feather datadir (default: {SHARED_DATA} when present)")
+    src.add_argument("--synthetic", action="store_true", help="serve the synthetic market (default when no datadir)")
+    p.add_argument("--seed", type=int, default=42, help="synthetic market seed (default: 42)")
+    p.add_argument("--days", type=float, default=120.0, help="synthetic market length in days (default: 120)")
+    p.add_argument("--start", default="2024-01-01", help="synthetic market first candle (default: 2024-01-01)")
+    p.add_argument("--timeframe", default="5m", help="synthetic market base timeframe (default: 5m)")
+    p.add_argument("--pairs", nargs="+", help="serve only these pairs (e.g. BTC/USDT ETH/USDT)")
+    p.add_argument("--replay", action="store_true", help="replay history as live (time-shifted, forming candles)")
+    p.add_argument("--replay-start", help="data date where replay begins (default: 30 days after data start)")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed vs wall clock (default: 1.0)")
+    p.add_argument("--write-config", type=Path, help="write the freqtrade exchange config overlay for this gateway")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def make_clock(args: argparse.Namespace, store: CandleStore) -> Clock:
+    if not args.replay:
+        return StaticClock()
+    if args.replay_start:
+        start = int(pd.Timestamp(args.replay_start, tz="UTC").timestamp() * 1000)
+    else:
+        start = min(store.data_start() + 30 * 86_400_000, (store.data_start() + store.data_end()) // 2)
+    if not store.data_start() <= start < store.data_end():
+        raise DataSourceError("--replay-start lies outside the data")
+    return ReplayClock(start, speed=args.speed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.speed <= 0:
+        logger.error("--speed must be positive")
+        return 2
+    datadir = args.datadir
+    if datadir is None and not args.synthetic and SHARED_DATA.is_dir():
+        datadir = SHARED_DATA
+    synthetic = None
+    if datadir is None:
+        synthetic = SyntheticConfig(seed=args.seed, days=args.days, start=args.start, timeframe=args.timeframe)
+    try:
+        source = open_source(datadir=datadir, synthetic=synthetic, pairs=args.pairs)
+        store = CandleStore(source)
+        clock = make_clock(args, store)
+    except (DataSourceError, ValueError) as exc:
+        logger.error("cannot start gateway: %s", exc)
+        return 2
+    base_url = f"http://{args.host}:{args.port}"
+    if args.write_config:
+        write_overlay(args.write_config, base_url)
+        logger.info("freqtrade config overlay written to %s", args.write_config)
+    logger.info("data: %s (%d pairs: %s)", source.describe(), len(store.pairs()), ", ".join(store.pairs()))
+    logger.info("clock: %s", clock.describe())
+    app = create_app(BinanceSpotAPI(store, clock))
+    # run_app turns SIGTERM/SIGINT into a graceful shutdown.
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handle_signals=True)
+    logger.info("gateway stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

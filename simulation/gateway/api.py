@@ -1,0 +1,325 @@
+"""Binance spot public REST API answered from a CandleStore and a Clock (no HTTP here).
+
+Why a pure layer: the responses (shapes, error codes, kline window semantics) are tested directly,
+and the HTTP server stays a thin adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulation.book import BookParams, OrderBook, synthesize_book, volatility_ratio
+from simulation.clock import Clock
+from simulation.marketdata.store import Candle, CandleStore
+from simulation.markets import MarketSpec
+from simulation.timeframes import DAY_MS, INTERVAL_MS, interval_ms
+
+KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT = 500, 1000
+DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT = 100, 5000
+_INT = re.compile(r"^-?[0-9]{1,20}$")
+
+
+class BinanceError(Exception):
+    """An error answered the way Binance does: HTTP status plus {"code", "msg"}."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+    def body(self) -> dict:
+        return {"code": self.code, "msg": self.msg}
+
+
+def invalid_symbol() -> BinanceError:
+    return BinanceError(-1121, "Invalid symbol.")
+
+
+def fmt_num(x: float) -> str:
+    """Binance-style 8-decimal string, falling back to repr when 8 decimals would lose bits."""
+    s = f"{x:.8f}"
+    return s if float(s) == x else repr(float(x))
+
+
+@dataclass(frozen=True)
+class _Params:
+    raw: Mapping[str, str]
+
+    def required(self, name: str) -> str:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            raise BinanceError(
+                -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+            )
+        return value
+
+    def integer(self, name: str) -> int | None:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            return None
+        if not _INT.match(value):
+            raise BinanceError(
+                -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+            )
+        return int(value)
+
+    def limit(self, default: int, maximum: int) -> int:
+        value = self.integer("limit")
+        if value is None:
+            return default
+        if not 1 <= value <= maximum:
+            raise BinanceError(-1130, "Data sent for parameter 'limit' is not valid.")
+        return value
+
+
+class BinanceSpotAPI:
+    """The public market-data endpoints freqtrade (through ccxt's binance) calls."""
+
+    def __init__(self, store: CandleStore, clock: Clock, book_params: BookParams | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.book_params = book_params or BookParams()
+        self._by_symbol: dict[str, str] = {m.symbol: pair for pair, m in store.markets.items()}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _pair(self, symbol: str) -> str:
+        try:
+            return self._by_symbol[symbol]
+        except KeyError:
+            raise invalid_symbol() from None
+
+    def _market(self, symbol: str) -> MarketSpec:
+        return self.store.markets[self._pair(symbol)]
+
+    def _symbols(self, params: _Params) -> list[str] | None:
+        """None for 'all symbols'; validates symbol / symbols like Binance."""
+        symbol, symbols = params.raw.get("symbol"), params.raw.get("symbols")
+        if symbol and symbols:
+            raise BinanceError(-1128, "Combination of optional parameters invalid.")
+        if symbol:
+            self._pair(symbol)
+            return [symbol]
+        if symbols:
+            try:
+                parsed = json.loads(symbols)
+            except json.JSONDecodeError:
+                raise BinanceError(-1100, "Illegal characters found in parameter 'symbols'.") from None
+            if not isinstance(parsed, list) or not all(isinstance(s, str) for s in parsed):
+                raise BinanceError(-1100, "Illegal characters found in parameter 'symbols'.")
+            for s in parsed:
+                self._pair(s)
+            return parsed
+        return None
+
+    def _one_or_all(self, params: _Params, build) -> dict | list:
+        symbols = self._symbols(params)
+        if symbols is not None and "symbol" in params.raw:
+            return build(symbols[0])
+        return [build(s) for s in (symbols or list(self._by_symbol))]
+
+    # -- endpoints -------------------------------------------------------------------------
+    def ping(self, raw: Mapping[str, str]) -> dict:
+        return {}
+
+    def time(self, raw: Mapping[str, str]) -> dict:
+        return {"serverTime": self.clock.now_ms()}
+
+    def exchange_info(self, raw: Mapping[str, str]) -> dict:
+        symbols = self._symbols(_Params(raw)) or list(self._by_symbol)
+        return {
+            "timezone": "UTC",
+            "serverTime": self.clock.now_ms(),
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+            ],
+            "exchangeFilters": [],
+            "symbols": [self._symbol_info(self._market(s)) for s in symbols],
+        }
+
+    @staticmethod
+    def _symbol_info(m: MarketSpec) -> dict:
+        return {
+            "symbol": m.symbol,
+            "status": "TRADING",
+            "baseAsset": m.base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": m.quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "baseCommissionPrecision": 8,
+            "quoteCommissionPrecision": 8,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "otoAllowed": True,
+            "quoteOrderQtyMarketAllowed": True,
+            "allowTrailingStop": True,
+            "cancelReplaceAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": fmt_num(m.tick_size), "maxPrice": "1000000.00000000", "tickSize": fmt_num(m.tick_size)},
+                {"filterType": "LOT_SIZE", "minQty": fmt_num(m.min_qty or m.step_size), "maxQty": "9000000.00000000", "stepSize": fmt_num(m.step_size)},
+                {"filterType": "ICEBERG_PARTS", "limit": 10},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "1000000.00000000", "stepSize": "0.00000000"},
+                {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000, "minTrailingBelowDelta": 10, "maxTrailingBelowDelta": 2000},
+                {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5", "bidMultiplierDown": "0.2", "askMultiplierUp": "5", "askMultiplierDown": "0.2", "avgPriceMins": 5},
+                {"filterType": "NOTIONAL", "minNotional": fmt_num(m.min_notional), "applyMinToMarket": True, "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+            ],
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
+            "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+            "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+        }
+
+    def klines(self, raw: Mapping[str, str]) -> list[list]:
+        p = _Params(raw)
+        symbol = p.required("symbol")
+        interval = p.required("interval")
+        pair = self._pair(symbol)
+        if interval not in INTERVAL_MS:
+            raise BinanceError(-1120, "Invalid interval.")
+        if not self.store.supports(pair, interval):
+            finest = self.store.native_timeframes(pair)[0]
+            raise BinanceError(-1120, f"Invalid interval. (data for {symbol} is {finest} or coarser)")
+        limit = p.limit(KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT)
+        start, end = p.integer("startTime"), p.integer("endTime")
+        if start is not None and end is not None and start > end:
+            raise BinanceError(-1023, "Start time is greater than end time.")
+        to_data = self.clock.to_data
+        candles = self.store.candles(
+            pair,
+            interval,
+            self.clock.data_now(),
+            start=None if start is None else to_data(start),
+            end=None if end is None else to_data(end),
+            limit=limit,
+        )
+        return [self._kline_row(c) for c in candles]
+
+    def _kline_row(self, c: Candle) -> list:
+        shift = self.clock.shift_ms
+        qv = c.quote_volume
+        return [
+            c.open_time + shift,
+            fmt_num(c.open),
+            fmt_num(c.high),
+            fmt_num(c.low),
+            fmt_num(c.close),
+            fmt_num(c.volume),
+            c.close_time + shift,
+            fmt_num(round(qv, 8)),
+            max(1, int(qv // 500)),
+            fmt_num(round(c.volume / 2, 8)),
+            fmt_num(round(qv / 2, 8)),
+            "0",
+        ]
+
+    def ticker_24hr(self, raw: Mapping[str, str]) -> dict | list:
+        return self._one_or_all(_Params(raw), self._ticker_24hr)
+
+    def _ticker_24hr(self, symbol: str) -> dict:
+        pair = self._pair(symbol)
+        data_now = self.clock.data_now()
+        win = self.store.window(pair, data_now, DAY_MS)
+        last = self.store.last_candle(pair, data_now)
+        book = self._book(symbol, 5)
+        high = max(float(win.high.max()), last.high)
+        low = min(float(win.low.min()), last.low)
+        volume = float(win.volume.sum())
+        quote = float(win.quote_volume.sum())
+        open_ = float(win.open[0])
+        close_ms = self.clock.now_ms() if data_now is not None else self.clock.to_exchange(last.close_time)
+        m = self._market(symbol)
+        return {
+            "symbol": symbol,
+            "priceChange": fmt_num(round(last.close - open_, 8)),
+            "priceChangePercent": f"{(last.close / open_ - 1) * 100:.3f}",
+            "weightedAvgPrice": fmt_num(round(quote / volume, 8) if volume > 0 else last.close),
+            "prevClosePrice": fmt_num(float(win.close[0])),
+            "lastPrice": fmt_num(_on_tick(last.close, m.tick_size)),
+            "lastQty": fmt_num(m.step_size),
+            "bidPrice": fmt_num(book.best_bid),
+            "bidQty": fmt_num(book.bids[0][1]),
+            "askPrice": fmt_num(book.best_ask),
+            "askQty": fmt_num(book.asks[0][1]),
+            "openPrice": fmt_num(open_),
+            "highPrice": fmt_num(high),
+            "lowPrice": fmt_num(low),
+            "volume": fmt_num(round(volume, 8)),
+            "quoteVolume": fmt_num(round(quote, 8)),
+            "openTime": close_ms - DAY_MS,
+            "closeTime": close_ms,
+            "firstId": 1,
+            "lastId": max(1, int(quote // 500)),
+            "count": max(1, int(quote // 500)),
+        }
+
+    def ticker_price(self, raw: Mapping[str, str]) -> dict | list:
+        def build(symbol: str) -> dict:
+            last = self.store.last_candle(self._pair(symbol), self.clock.data_now())
+            return {"symbol": symbol, "price": fmt_num(_on_tick(last.close, self._market(symbol).tick_size))}
+
+        return self._one_or_all(_Params(raw), build)
+
+    def book_ticker(self, raw: Mapping[str, str]) -> dict | list:
+        def build(symbol: str) -> dict:
+            b = self._book(symbol, 5)
+            return {
+                "symbol": symbol,
+                "bidPrice": fmt_num(b.bids[0][0]),
+                "bidQty": fmt_num(b.bids[0][1]),
+                "askPrice": fmt_num(b.asks[0][0]),
+                "askQty": fmt_num(b.asks[0][1]),
+            }
+
+        return self._one_or_all(_Params(raw), build)
+
+    def depth(self, raw: Mapping[str, str]) -> dict:
+        p = _Params(raw)
+        symbol = p.required("symbol")
+        self._pair(symbol)
+        limit = p.limit(DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT)
+        book = self._book(symbol, limit)
+        return {
+            "lastUpdateId": self.clock.now_ms(),
+            "bids": [[fmt_num(px), fmt_num(q)] for px, q in book.bids],
+            "asks": [[fmt_num(px), fmt_num(q)] for px, q in book.asks],
+        }
+
+    def book(self, symbol: str, limit: int = 20) -> OrderBook:
+        """The current synthetic book (also used by the simulator's execution models)."""
+        return self._book(symbol, limit)
+
+    def _book(self, symbol: str, limit: int) -> OrderBook:
+        pair = self._pair(symbol)
+        data_now = self.clock.data_now()
+        last = self.store.last_candle(pair, data_now)
+        hist = self.store.window(pair, data_now, DAY_MS)
+        per_candle = float(np.mean(hist.volume)) if len(hist) else last.volume
+        depth_factor, spread_factor = self.store.liquidity_at(data_now)
+        return synthesize_book(
+            self._market(symbol),
+            last.close,
+            per_candle,
+            vol_ratio=volatility_ratio(hist.close),
+            depth_factor=depth_factor,
+            spread_factor=spread_factor,
+            limit=limit,
+            seed_key=last.open_time // interval_ms("1m"),
+            params=self.book_params,
+        )
+
+
+def _on_tick(price: float, tick: float) -> float:
+    """Forming-candle prices are interpolated; trades print on the tick grid."""
+    decimals = max(0, round(-np.log10(tick)))
+    return round(round(price / tick) * tick, int(decimals))

@@ -1,0 +1,75 @@
+"""Run the gateway as a real subprocess (for the main job and tests) and stop it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GatewayProcess:
+    """`with GatewayProcess(["--synthetic", "--seed", "7"]) as gw: gw.url ...`"""
+
+    def __init__(self, args: list[str], port: int | None = None, log_path: Path | None = None, startup_timeout: float = 60.0) -> None:
+        self.port = port or free_port()
+        self.args = args
+        self.log_path = log_path
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> GatewayProcess:
+        cmd = [sys.executable, "-m", "simulation.gateway", "--port", str(self.port), *self.args]
+        self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=root, env=env)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with code {self.proc.returncode}; see {self.log_path}")
+            try:
+                if requests.get(f"{self.url}/api/v3/ping", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"gateway did not answer within {self.startup_timeout}s")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, wait; returns the exit code (0 on a clean shutdown)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log not in (None, subprocess.DEVNULL):
+            self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

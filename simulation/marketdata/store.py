@@ -1,0 +1,246 @@
+"""Candles of any Binance interval, as of any moment, from the source's native timeframes.
+
+Why a store: the gateway must answer `klines` for every interval freqtrade may ask (resampled from
+a finer native timeframe), and in replay mode it must answer as of a moving "now", including the
+still-forming last candle that Binance always returns (freqtrade drops it as incomplete).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from simulation.marketdata.sources import DataSource
+from simulation.markets import MarketSpec
+from simulation.timeframes import bucket_start, divides, interval_ms, next_bucket_start
+
+
+@dataclass(frozen=True)
+class CandleSeries:
+    """Column arrays of one pair at one interval; open_time in epoch milliseconds (data time)."""
+
+    interval: str
+    open_time: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    @classmethod
+    def from_frame(cls, interval: str, df: pd.DataFrame) -> CandleSeries:
+        ts = df["date"].astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+        return cls(
+            interval,
+            ts,
+            *(df[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")),
+        )
+
+    def __len__(self) -> int:
+        return len(self.open_time)
+
+    @cached_property
+    def close_time(self) -> np.ndarray:
+        return next_bucket_start(self.open_time, self.interval) - 1
+
+    @cached_property
+    def quote_volume(self) -> np.ndarray:
+        # Binance's quote volume is the sum of price*qty over trades; typical price approximates it.
+        return self.volume * (self.high + self.low + self.close) / 3.0
+
+    @property
+    def start(self) -> int:
+        return int(self.open_time[0])
+
+    @property
+    def end(self) -> int:
+        """Close time of the last candle."""
+        return int(self.close_time[-1])
+
+    def resample(self, interval: str) -> CandleSeries:
+        """Aggregate to a coarser interval; the trailing bucket may be partial (as on an exchange)."""
+        buckets = bucket_start(self.open_time, interval)
+        starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+        return CandleSeries(
+            interval,
+            buckets[starts],
+            self.open[starts],
+            np.maximum.reduceat(self.high, starts),
+            np.minimum.reduceat(self.low, starts),
+            self.close[np.r_[starts[1:] - 1, len(self) - 1]],
+            np.round(np.add.reduceat(self.volume, starts), 8),
+        )
+
+
+@dataclass(frozen=True)
+class Candle:
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    close_time: int
+
+    @property
+    def quote_volume(self) -> float:
+        return self.volume * (self.high + self.low + self.close) / 3.0
+
+
+class CandleStore:
+    """Serves each pair at any interval that a native timeframe divides, as of a data-time cutoff."""
+
+    def __init__(self, source: DataSource) -> None:
+        self.source = source
+        self._native: dict[str, dict[str, CandleSeries]] = {}
+        for pair in source.pairs():
+            self._native[pair] = {
+                tf: CandleSeries.from_frame(tf, source.load(pair, tf)) for tf in source.timeframes(pair)
+            }
+        self._derived: dict[tuple[str, str], tuple[CandleSeries, CandleSeries]] = {}
+        self.markets: dict[str, MarketSpec] = {p: source.market(p) for p in self._native}
+        self.liquidity = _liquidity_arrays(source.liquidity())
+
+    def pairs(self) -> list[str]:
+        return list(self._native)
+
+    def native_timeframes(self, pair: str) -> list[str]:
+        return sorted(self._native[pair], key=interval_ms)
+
+    def supports(self, pair: str, interval: str) -> bool:
+        return any(divides(tf, interval) for tf in self._native[pair])
+
+    def data_start(self) -> int:
+        return min(s.start for nat in self._native.values() for s in nat.values())
+
+    def data_end(self) -> int:
+        return max(s.end for nat in self._native.values() for s in nat.values())
+
+    def _source_for(self, pair: str, interval: str) -> CandleSeries:
+        native = self._native[pair]
+        if interval in native:
+            return native[interval]
+        usable = [s for tf, s in native.items() if divides(tf, interval)]
+        if not usable:
+            raise KeyError(interval)
+        # Most history first, then the finest timeframe.
+        return min(usable, key=lambda s: (s.start, interval_ms(s.interval)))
+
+    def series(self, pair: str, interval: str) -> tuple[CandleSeries, CandleSeries]:
+        """(series at interval, the native series it was built from)."""
+        key = (pair, interval)
+        if key not in self._derived:
+            src = self._source_for(pair, interval)
+            self._derived[key] = (src if src.interval == interval else src.resample(interval), src)
+        return self._derived[key]
+
+    def price_series(self, pair: str, data_now: int | None = None) -> CandleSeries:
+        """The finest native series that has data at data_now (for tickers and books)."""
+        natives = sorted(self._native[pair].values(), key=lambda s: interval_ms(s.interval))
+        if data_now is not None:
+            for s in natives:
+                if s.start <= data_now:
+                    return s
+        return natives[0]
+
+    def candles(
+        self,
+        pair: str,
+        interval: str,
+        data_now: int | None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 500,
+    ) -> list[Candle]:
+        """Binance klines semantics over open times, in data time. data_now None: all data."""
+        series, src = self.series(pair, interval)
+        ot = series.open_time
+        hi = len(ot) if data_now is None else int(np.searchsorted(ot, data_now, side="right"))
+        if end is not None:
+            hi = min(hi, int(np.searchsorted(ot, end, side="right")))
+        lo = 0 if start is None else int(np.searchsorted(ot, start, side="left"))
+        if lo >= hi:
+            return []
+        if start is not None:
+            hi = min(hi, lo + limit)
+        else:
+            lo = max(lo, hi - limit)
+        out = [
+            Candle(
+                int(ot[i]),
+                float(series.open[i]),
+                float(series.high[i]),
+                float(series.low[i]),
+                float(series.close[i]),
+                float(series.volume[i]),
+                int(series.close_time[i]),
+            )
+            for i in range(lo, hi)
+        ]
+        if data_now is not None and out and out[-1].close_time >= data_now:
+            out[-1] = self._forming(src, out[-1], data_now)
+        return out
+
+    def _forming(self, src: CandleSeries, candle: Candle, data_now: int) -> Candle:
+        """The candle as it looked at data_now: closed source candles plus the forming one."""
+        ot = src.open_time
+        lo = int(np.searchsorted(ot, candle.open_time, side="left"))
+        hi = int(np.searchsorted(ot, data_now, side="right"))  # source candles opened so far
+        if hi <= lo:
+            return candle
+        o = float(src.open[lo])
+        h = float(src.high[lo : hi - 1].max()) if hi - 1 > lo else o
+        low = float(src.low[lo : hi - 1].min()) if hi - 1 > lo else o
+        vol = float(src.volume[lo : hi - 1].sum())
+        # The last source candle is still forming: move linearly from its open toward its close.
+        last = hi - 1
+        length = int(src.close_time[last] - src.open_time[last] + 1)
+        frac = min(1.0, max(0.0, (data_now - int(src.open_time[last])) / length))
+        price = float(src.open[last] + (src.close[last] - src.open[last]) * frac)
+        h = max(h, float(src.open[last]), price)
+        low = min(low, float(src.open[last]), price)
+        vol += float(src.volume[last]) * frac
+        return Candle(candle.open_time, o, h, low, price, vol, candle.close_time)
+
+    def last_candle(self, pair: str, data_now: int | None) -> Candle:
+        """Most recent (possibly forming) candle of the finest native series."""
+        s = self.price_series(pair, data_now)
+        got = self.candles(pair, s.interval, data_now, limit=1)
+        if not got:  # before the first candle: show the first open, flat
+            return Candle(s.start, *(float(s.open[0]),) * 4, 0.0, int(s.close_time[0]))
+        return got[0]
+
+    def window(self, pair: str, data_now: int | None, span_ms: int) -> CandleSeries:
+        """Closed and forming native candles within span_ms before data_now (rolling stats)."""
+        s = self.price_series(pair, data_now)
+        now = int(s.end) if data_now is None else data_now
+        hi = int(np.searchsorted(s.open_time, now, side="right"))
+        lo = int(np.searchsorted(s.open_time, now - span_ms, side="right"))
+        lo = min(lo, max(hi - 1, 0))
+        sl = slice(lo, max(hi, lo + 1))
+        return CandleSeries(
+            s.interval, s.open_time[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl], s.volume[sl]
+        )
+
+    def liquidity_at(self, data_now: int | None) -> tuple[float, float]:
+        """(depth_factor, spread_factor) of a stress scenario at data_now; (1, 1) when calm."""
+        if self.liquidity is None:
+            return 1.0, 1.0
+        ts, depth, spread = self.liquidity
+        if data_now is None:
+            i = len(ts) - 1
+        else:
+            i = int(np.searchsorted(ts, data_now, side="right")) - 1
+        if i < 0:
+            return 1.0, 1.0
+        return float(depth[i]), float(spread[i])
+
+
+def _liquidity_arrays(df: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    if df is None or df.empty:
+        return None
+    ts = pd.to_datetime(df["date"], utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    return ts, df["depth_factor"].to_numpy(float), df["spread_factor"].to_numpy(float)
