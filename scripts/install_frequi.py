@@ -6,7 +6,9 @@ import shutil
 import sys
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "frequi"
+from simulation.paths import SHARED_DIR
+
+SOURCE = SHARED_DIR / "frequi"
 
 
 def main() -> int:

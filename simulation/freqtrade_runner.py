@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from simulation.paths import REPO_ROOT
+
 
 
 class FreqtradeError(RuntimeError):

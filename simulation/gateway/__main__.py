@@ -15,10 +15,10 @@ from simulation.gateway.api import BinanceSpotAPI
 from simulation.gateway.freqtrade_config import write_overlay
 from simulation.gateway.server import create_app
 from simulation.marketdata import CandleStore, DataSourceError, open_source
+from simulation.paths import SHARED_DATA
 from simulation.synthetic import SyntheticConfig
 
 logger = logging.getLogger("simulation.gateway")
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import requests
 
+from simulation.paths import REPO_ROOT
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -37,7 +39,7 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         cmd = [sys.executable, "-m", "simulation.gateway", "--port", str(self.port), *self.args]
         self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
-        root = Path(__file__).resolve().parents[2]
+        root = REPO_ROOT
         env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=root, env=env)
         deadline = time.monotonic() + self.startup_timeout

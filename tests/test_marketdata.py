@@ -1,0 +1,120 @@
+"""Candle store: resampling, Binance kline window semantics, replay without lookahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulation.clock import ReplayClock
+from simulation.marketdata import CandleStore, DataSourceError, FeatherDirSource, SyntheticSource
+from simulation.synthetic import SyntheticConfig, generate, write_market
+from simulation.timeframes import DAY_MS
+
+H = 3_600_000
+
+
+@pytest.fixture(scope="module")
+def store() -> CandleStore:
+    return CandleStore(SyntheticSource(SyntheticConfig(seed=5, days=20, start="2024-01-01")))
+
+
+def _frame(candles) -> pd.DataFrame:
+    return pd.DataFrame([c.__dict__ for c in candles])
+
+
+def test_resampled_interval_matches_pandas(store):
+    five = store.source.load("ETH/USDT", "5m").set_index("date")
+    ref = five.resample("1h").agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    got = _frame(store.candles("ETH/USDT", "1h", None, limit=1000))
+    assert len(got) == len(ref)
+    for col in ("open", "high", "low", "close"):
+        assert np.array_equal(got[col].to_numpy(), ref[col].to_numpy()), col
+    assert np.allclose(got["volume"], ref["volume"], rtol=1e-12)
+    assert (got["close_time"] - got["open_time"] == H - 1).all()
+
+
+def test_week_and_month_candles_follow_binance_calendar(store):
+    weeks = store.candles("BTC/USDT", "1w", None)
+    assert all(pd.Timestamp(c.open_time, unit="ms").day_of_week == 0 for c in weeks[1:]), "Mondays"
+    months = store.candles("BTC/USDT", "1M", None)
+    assert pd.Timestamp(months[0].open_time, unit="ms") == pd.Timestamp("2024-01-01")
+    assert pd.Timestamp(months[0].close_time + 1, unit="ms") == pd.Timestamp("2024-02-01")
+
+
+def test_kline_window_semantics(store):
+    all_h = store.candles("BTC/USDT", "1h", None, limit=1000)
+    t = [c.open_time for c in all_h]
+    assert [c.open_time for c in store.candles("BTC/USDT", "1h", None, limit=5)] == t[-5:]
+    got = store.candles("BTC/USDT", "1h", None, start=t[10], limit=3)
+    assert [c.open_time for c in got] == t[10:13]
+    got = store.candles("BTC/USDT", "1h", None, start=t[10] + 1, limit=3)
+    assert [c.open_time for c in got] == t[11:14], "startTime mid-candle skips that candle"
+    got = store.candles("BTC/USDT", "1h", None, end=t[20], limit=4)
+    assert [c.open_time for c in got] == t[17:21]
+    got = store.candles("BTC/USDT", "1h", None, start=t[5], end=t[8], limit=100)
+    assert [c.open_time for c in got] == t[5:9]
+    assert store.candles("BTC/USDT", "1h", None, start=t[-1] + H) == []
+
+
+def test_replay_serves_no_candle_from_the_future(store):
+    full = _frame(store.candles("BTC/USDT", "15m", None, limit=10**6)).set_index("open_time")
+    start = store.data_start()
+    for now in (start + 3 * DAY_MS, start + 3 * DAY_MS + 7 * 60_000, start + 5 * DAY_MS + 14 * 60_000 + 999):
+        got = _frame(store.candles("BTC/USDT", "15m", now, limit=10**6))
+        assert got["open_time"].iloc[-1] <= now < got["close_time"].iloc[-1] + 1, "last candle is forming"
+        closed, forming = got.iloc[:-1], got.iloc[-1]
+        ref = full.loc[closed["open_time"]]
+        for col in ("open", "high", "low", "close", "volume"):
+            assert np.array_equal(closed[col].to_numpy(), ref[col].to_numpy())
+        true = full.loc[forming["open_time"]]
+        assert forming["open"] == true["open"]
+        assert true["low"] <= forming["low"] <= forming["close"] <= forming["high"] <= true["high"] or (
+            true["low"] <= forming["low"] <= forming["high"] <= true["high"]
+        )
+        assert forming["volume"] <= true["volume"]
+
+
+def test_replay_forming_candle_at_its_open_is_flat(store):
+    c0 = store.candles("ADA/USDT", "5m", None, limit=1000)[100]
+    got = store.candles("ADA/USDT", "5m", c0.open_time, limit=1)[0]
+    assert (got.open, got.high, got.low, got.close, got.volume) == (c0.open, c0.open, c0.open, c0.open, 0.0)
+
+
+def test_replay_clock_shifts_whole_days_and_runs_at_speed():
+    start = int(pd.Timestamp("2024-03-10 00:00", tz="UTC").timestamp() * 1000)
+    wall = int(pd.Timestamp("2026-11-26 10:30", tz="UTC").timestamp() * 1000)
+    clock = ReplayClock(start, speed=60.0, wall_anchor_ms=wall)
+    assert clock.shift_ms % DAY_MS == 0
+    assert clock.to_data(wall) == start + (wall % DAY_MS)
+    from simulation.clock import wall_ms
+
+    anchor = wall_ms() - 1_000  # one wall second ago at x60 -> a minute of exchange time
+    fast = ReplayClock(start, speed=60.0, wall_anchor_ms=anchor)
+    assert 59_000 <= fast.now_ms() - anchor < 600_000
+    with pytest.raises(ValueError):
+        ReplayClock(start, speed=0)
+
+
+def test_feather_source_rejects_nan_and_unsorted_candles(tmp_path):
+    m = generate(SyntheticConfig(seed=1, days=2))
+    write_market(m, tmp_path)
+    df = m.candles["BTC/USDT"].copy()
+    df.loc[10, "close"] = np.nan
+    df.to_feather(tmp_path / "BTC_USDT-5m.feather")
+    with pytest.raises(DataSourceError, match="NaN"):
+        CandleStore(FeatherDirSource(tmp_path))
+    df = m.candles["BTC/USDT"].iloc[::-1]
+    df.reset_index(drop=True).to_feather(tmp_path / "BTC_USDT-5m.feather")
+    with pytest.raises(DataSourceError, match="increasing"):
+        CandleStore(FeatherDirSource(tmp_path))
+
+
+def test_missing_datadir_and_unknown_pairs_are_clear_errors(tmp_path):
+    with pytest.raises(DataSourceError, match="does not exist"):
+        FeatherDirSource(tmp_path / "nope")
+    with pytest.raises(DataSourceError, match="no freqtrade spot feather files"):
+        FeatherDirSource(tmp_path)
+    write_market(generate(SyntheticConfig(seed=1, days=2)), tmp_path)
+    with pytest.raises(DataSourceError, match="XRP/USDT"):
+        FeatherDirSource(tmp_path, pairs=["BTC/USDT", "XRP/USDT"])
