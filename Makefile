@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup_system.sh scripts/install
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	$(PY) -m scripts.install_frequi
+	$(VENV)/bin/freqtrade create-userdir --userdir user_data > /dev/null
 	touch $(STAMP)
 
 setup: $(STAMP)
