@@ -38,12 +38,13 @@ class RegimeParams:
 
 
 DEFAULT_REGIME_PARAMS: dict[str, RegimeParams] = {
-    # Drifts balance over the stationary distribution (720 * 5e-5 = 576 * 6.25e-5), so long paths
-    # wander like a real market instead of trending to infinity.
-    "trending_bull": RegimeParams(drift=5.0e-5, vol=0.0016, mean_duration=720, volume=1.1),
-    "trending_bear": RegimeParams(drift=-6.25e-5, vol=0.0024, mean_duration=576, volume=1.3),
-    "sideways": RegimeParams(drift=0.0, vol=0.0010, mean_duration=864, volume=0.7),
-    "high_volatility": RegimeParams(drift=0.0, vol=0.0055, mean_duration=144, volume=2.5),
+    # Drifts balance over the stationary distribution (432 * 5e-5 = 346 * 6.24e-5), so long paths
+    # wander like a real market instead of trending away. Volatility and volume levels are spaced
+    # so the regimes are identifiable from (volatility, volume, trend, momentum) observations.
+    "trending_bull": RegimeParams(drift=5.0e-5, vol=0.0014, mean_duration=432, volume=1.0),
+    "trending_bear": RegimeParams(drift=-6.24e-5, vol=0.0024, mean_duration=346, volume=1.6),
+    "sideways": RegimeParams(drift=0.0, vol=0.0008, mean_duration=576, volume=0.5),
+    "high_volatility": RegimeParams(drift=0.0, vol=0.0055, mean_duration=144, volume=3.0),
 }
 
 
@@ -99,10 +100,10 @@ class SyntheticConfig:
     # Off-diagonal transition weights (rows: from, cols: to). None: uniform.
     switch_weights: list[list[float]] | None = None
     correlation: float = 0.7
-    garch_alpha: float = 0.08
-    garch_beta: float = 0.90
+    garch_alpha: float = 0.03
+    garch_beta: float = 0.95
     t_dof: float = 5.0
-    sideways_reversion: float = 0.01
+    sideways_reversion: float = 0.02
     scenarios: tuple[Scenario, ...] = ()
 
     def transition_matrix(self) -> np.ndarray:

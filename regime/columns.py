@@ -1,0 +1,47 @@
+"""Regime columns for freqtrade dataframes: strategies (gating, per-regime parameters) and FreqAI.
+
+Live bots hold at most a few thousand candles per timeframe, so compute regimes on a coarser
+informative timeframe (1h for 5m/15m strategies: its windows need ~1,700 candles) and merge them
+with freqtrade's `merge_informative_pair`, which shifts them so only closed 1h candles are used.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from regime.detector import PROB_COLUMNS, REGIMES
+from regime.walkforward import WalkForwardParams, causal_regimes
+
+REGIME_IDS = {name: i for i, name in enumerate(REGIMES)}
+
+
+def add_regime_columns(
+    dataframe: pd.DataFrame,
+    timeframe: str,
+    prefix: str = "regime",
+    params: WalkForwardParams | None = None,
+) -> pd.DataFrame:
+    """Adds `{prefix}` (label or None), `{prefix}_id` (0..3, NaN before the first fit) and
+    `{prefix}_p_<regime>` probabilities. Causal: values at a candle use candles up to it only."""
+    reg = causal_regimes(dataframe, timeframe, params)
+    for col in PROB_COLUMNS:
+        dataframe[f"{prefix}_{col}"] = reg[col].to_numpy()
+    dataframe[prefix] = reg["regime"].to_numpy()
+    dataframe[f"{prefix}_id"] = reg["regime"].map(REGIME_IDS).astype(float).to_numpy()
+    return dataframe
+
+
+def add_freqai_regime_features(dataframe: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """FreqAI features (`%-regime_...`): the four filtered probabilities, numeric only."""
+    reg = causal_regimes(dataframe, timeframe)
+    for col in PROB_COLUMNS:
+        dataframe[f"%-regime_{col}"] = reg[col].to_numpy()
+    return dataframe
+
+
+def regime_allows(label: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
+    """Entry gate: True where the regime is known and in `allowed`."""
+    return label.isin(allowed) & label.notna()
+
+
+__all__ = ["REGIME_IDS", "add_freqai_regime_features", "add_regime_columns", "regime_allows"]

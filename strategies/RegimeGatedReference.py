@@ -1,0 +1,56 @@
+"""ReferenceStrategy with HMM regime gating: how strategies consume the regime detector.
+
+The regime comes from the 1h informative timeframe (live bots cannot hold the 5m history the
+detector's 30-day windows need) and is merged so that only closed 1h candles are used. Entries are
+taken only in `trending_bull` / `sideways`, with a regime-specific RSI threshold.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from freqtrade.strategy import informative
+from pandas import DataFrame
+
+from regime.columns import add_regime_columns, regime_allows
+
+sys.path.append(str(Path(__file__).parent))  # freqtrade's documented way to derive strategies
+from ReferenceStrategy import ReferenceStrategy  # noqa: E402
+
+
+class RegimeGatedReference(ReferenceStrategy):
+    # The 1h regime needs ~1,400 closed 1h candles (30-day volume baseline, then a first
+    # training window) before its first value; live bots fetch that many at startup.
+    startup_candle_count = 1800
+    allowed_regimes = ("trending_bull", "sideways")
+    rsi_by_regime = {"trending_bull": 40, "sideways": 30}
+
+    plot_config = {
+        "main_plot": {"ema_fast": {"color": "orange"}, "ema_slow": {"color": "blue"}},
+        "subplots": {
+            "RSI": {"rsi": {"color": "purple"}},
+            "Regime": {
+                "regime_p_trending_bull_1h": {"color": "green"},
+                "regime_p_trending_bear_1h": {"color": "red"},
+                "regime_p_sideways_1h": {"color": "gray"},
+                "regime_p_high_volatility_1h": {"color": "violet"},
+            },
+        },
+    }
+
+    @informative("1h")
+    def populate_indicators_1h(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        return add_regime_columns(dataframe, "1h")
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        regime = dataframe["regime_1h"]
+        threshold = regime.map(self.rsi_by_regime).astype(float)
+        dataframe.loc[
+            regime_allows(regime, self.allowed_regimes)
+            & (dataframe["ema_fast"] > dataframe["ema_slow"])
+            & (dataframe["rsi"] < threshold)
+            & (dataframe["volume"] > 0),
+            "enter_long",
+        ] = 1
+        return dataframe
