@@ -86,6 +86,16 @@ def name_states(means: np.ndarray) -> np.ndarray:
     return mapping
 
 
+def regime_frame(probs: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """p_* columns plus the argmax label (None where the probabilities are NaN)."""
+    out = pd.DataFrame(probs, columns=list(PROB_COLUMNS), index=index)
+    valid = ~np.isnan(probs).any(axis=1)
+    labels = np.full(len(probs), None, dtype=object)
+    labels[valid] = np.array(REGIMES, dtype=object)[np.argmax(probs[valid], axis=1)]
+    out["regime"] = labels
+    return out
+
+
 @dataclass
 class FittedModel:
     hmm: GaussianHMM
@@ -302,12 +312,7 @@ class RegimeDetector:
 
     # -- inference ---------------------------------------------------------------------------
     def _frame(self, df: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
-        out = pd.DataFrame(probs, columns=list(PROB_COLUMNS), index=df.index)
-        valid = ~np.isnan(probs).any(axis=1)
-        labels = np.full(len(df), None, dtype=object)
-        labels[valid] = np.array(REGIMES, dtype=object)[np.argmax(probs[valid], axis=1)]
-        out["regime"] = labels
-        return out
+        return regime_frame(probs, df.index)
 
     def filter(self, df: pd.DataFrame) -> pd.DataFrame:
         """Causal probabilities per candle (forward algorithm) with the current model."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from regime.detector import PROB_COLUMNS, REGIMES, RegimeDetector, RegimeFitError
+from regime.detector import REGIMES, RegimeDetector, RegimeFitError, regime_frame
 from regime.features import FeatureWindows
 from simulation.timeframes import interval_ms
 
@@ -93,9 +93,4 @@ def causal_regimes(
         keep = seg >= b
         probs[seg[keep]] = m.to_regime_probs(state_probs[keep])
     rep.fallbacks = fallbacks
-    out = pd.DataFrame(probs, columns=list(PROB_COLUMNS), index=df.index)
-    ok = ~np.isnan(probs).any(axis=1)
-    labels = np.full(len(df), None, dtype=object)
-    labels[ok] = np.array(REGIMES, dtype=object)[np.argmax(probs[ok], axis=1)]
-    out["regime"] = labels
-    return out
+    return regime_frame(probs, df.index)
