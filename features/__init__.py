@@ -1,0 +1,11 @@
+"""Feature engineering shared by every FreqAI strategy (causal indicators + FreqAI hooks)."""
+
+from features.freqai_hooks import (
+    TARGET,
+    expand_all,
+    expand_basic,
+    set_targets,
+    standard,
+)
+
+__all__ = ["TARGET", "expand_all", "expand_basic", "set_targets", "standard"]

@@ -1,0 +1,1 @@
+"""FreqAI prediction models (one class per file, loaded with --freqaimodel-path freqaimodels)."""

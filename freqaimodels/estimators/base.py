@@ -1,0 +1,27 @@
+"""Common parameter handling: spec defaults, overridden by FreqAI's model_training_parameters."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+
+def as_array(X: Any) -> np.ndarray:
+    """float32 C-contiguous 2-d array from a DataFrame or array."""
+    arr = X.to_numpy(dtype=np.float32) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float32)
+    return np.ascontiguousarray(arr.reshape(len(arr), -1))
+
+
+class BaseEstimator:
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        self.params = {**self.defaults, **params}
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params})"

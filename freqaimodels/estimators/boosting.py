@@ -1,0 +1,44 @@
+"""Gradient-boosted trees with the spec's parameters (overridable)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from freqaimodels.estimators.base import BaseEstimator, as_array
+
+
+class LightGBMEstimator(BaseEstimator):
+    """Spec: 200 estimators, learning rate 0.1, max depth 8."""
+
+    defaults = {"n_estimators": 200, "learning_rate": 0.1, "max_depth": 8, "num_leaves": 63,
+                "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "verbose": -1}
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LightGBMEstimator:
+        from lightgbm import LGBMRegressor
+
+        self.model_ = LGBMRegressor(**self.params).fit(as_array(X), np.asarray(y, float).ravel(), sample_weight=sample_weight)
+        self.booster_ = self.model_.booster_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        # The raw booster on a float array skips sklearn/pandas validation: ~10x faster per row.
+        return self.booster_.predict(as_array(X), num_threads=1)
+
+
+class CatBoostEstimator(BaseEstimator):
+    """Spec: 300 iterations, learning rate 0.05, depth 6."""
+
+    defaults = {"iterations": 300, "learning_rate": 0.05, "depth": 6, "verbose": False,
+                "allow_writing_files": False, "thread_count": -1}
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> CatBoostEstimator:
+        from catboost import CatBoostRegressor
+
+        self.model_ = CatBoostRegressor(**self.params)
+        self.model_.fit(as_array(X), np.asarray(y, float).ravel(), sample_weight=sample_weight)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.model_.predict(as_array(X), thread_count=1)

@@ -1,0 +1,117 @@
+"""Stacked ensemble: base regressors -> out-of-fold predictions -> meta-learner, plus confidence.
+
+1. Out-of-fold (OOF) base predictions from a purged walk-forward split: each block is predicted by
+   models trained only on rows before it, minus `purge` rows (the label horizon).
+2. The meta-learner (standardized ridge, alpha by CV) learns from [OOF base predictions, original
+   features] (spec: stacking, 5 folds, features passed through).
+3. Confidence: the meta-learner's own OOF predictions (same split over the OOF rows) give, per row,
+   a score = agreement (share of base models with the ensemble's sign) x strength (rank of |pred|);
+   an isotonic fit maps the score to the observed direction hit rate. So `confidence` reads as
+   "historical probability that the predicted direction is right" and is monotone by construction.
+4. Base models are refitted on all rows for inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from freqaimodels.estimators.base import BaseEstimator, as_array
+from freqaimodels.estimators.boosting import CatBoostEstimator, LightGBMEstimator
+from freqaimodels.estimators.forest import TFDFRandomForestEstimator
+from freqaimodels.estimators.lstm import KerasLSTMEstimator
+from freqaimodels.estimators.split import PurgedKFold
+
+logger = logging.getLogger(__name__)
+
+BASE_MODELS: dict[str, type[BaseEstimator]] = {
+    "lightgbm": LightGBMEstimator,
+    "catboost": CatBoostEstimator,
+    "random_forest": TFDFRandomForestEstimator,
+    "lstm": KerasLSTMEstimator,
+}
+
+
+class StackedEnsemble(BaseEstimator):
+    defaults = {"models": list(BASE_MODELS), "n_splits": 5, "purge": 12, "passthrough": True,
+                "alphas": (0.1, 1.0, 10.0, 100.0, 1000.0)}
+
+    def make_bases(self) -> dict[str, BaseEstimator]:
+        unknown = set(self.params["models"]) - set(BASE_MODELS)
+        if unknown:
+            raise ValueError(f"unknown base models {sorted(unknown)}; choose from {sorted(BASE_MODELS)}")
+        return {name: BASE_MODELS[name](**self.params.get(name, {})) for name in self.params["models"]}
+
+    def _meta_inputs(self, base_preds: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.hstack([base_preds, np.nan_to_num(x)]) if self.params["passthrough"] else base_preds
+
+    def _new_meta(self):
+        return make_pipeline(StandardScaler(), RidgeCV(alphas=self.params["alphas"]))
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> StackedEnsemble:
+        x = as_array(X)
+        yv = np.asarray(y, np.float64).ravel()
+        splitter = PurgedKFold(self.params["n_splits"], purge=self.params["purge"])
+        names = list(self.params["models"])
+        oof = np.full((len(x), len(names)), np.nan)
+        self.folds_: list[tuple[np.ndarray, np.ndarray]] = []
+        self.timings_: dict[str, float] = dict.fromkeys(names, 0.0)
+        for k, (train, test) in enumerate(splitter.split(len(x))):
+            self.folds_.append((train, test))
+            for j, (name, est) in enumerate(self.make_bases().items()):
+                t0 = time.perf_counter()
+                est.fit(x[train], yv[train], None if sample_weight is None else np.asarray(sample_weight)[train])
+                # Predict with the rows before the block as context (LSTM sequences), keep the block.
+                oof[test, j] = est.predict(x[: test[-1] + 1])[test]
+                self.timings_[name] += time.perf_counter() - t0
+            logger.info("stacking fold %d/%d done", k + 1, self.params["n_splits"])
+        rows = ~np.isnan(oof).any(axis=1)
+        self.oof_rows_ = np.flatnonzero(rows)
+        self.oof_ = oof[rows]
+        meta_x = self._meta_inputs(self.oof_, x[rows])
+        self.meta_ = self._new_meta().fit(meta_x, yv[rows])
+        self._fit_confidence(meta_x, yv[rows], self.oof_)
+        self.bases_ = {}
+        for name, est in self.make_bases().items():
+            t0 = time.perf_counter()
+            self.bases_[name] = est.fit(x, yv, sample_weight)
+            self.timings_[name] += time.perf_counter() - t0
+        return self
+
+    def _fit_confidence(self, meta_x: np.ndarray, y: np.ndarray, base_preds: np.ndarray) -> None:
+        """Isotonic map from agreement x strength to direction hit rate, on meta OOF predictions."""
+        n = len(y)
+        meta_oof = np.full(n, np.nan)
+        for train, test in PurgedKFold(4, purge=self.params["purge"]).split(n):
+            meta_oof[test] = self._new_meta().fit(meta_x[train], y[train]).predict(meta_x[test])
+        ok = ~np.isnan(meta_oof)
+        self.strength_ref_ = np.sort(np.abs(meta_oof[ok]))
+        score = self._score(meta_oof[ok], base_preds[ok])
+        hit = (np.sign(meta_oof[ok]) == np.sign(y[ok])).astype(float)
+        self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(score, hit)
+        self.meta_oof_direction_accuracy_ = float(hit.mean())
+
+    def _score(self, pred: np.ndarray, base_preds: np.ndarray) -> np.ndarray:
+        agree = (np.sign(base_preds) == np.sign(pred)[:, None]).mean(axis=1)
+        strength = np.searchsorted(self.strength_ref_, np.abs(pred)) / max(len(self.strength_ref_), 1)
+        return agree * strength
+
+    def base_predictions(self, X: Any) -> np.ndarray:
+        x = as_array(X)
+        return np.column_stack([est.predict(x) for est in self.bases_.values()])
+
+    def predict_with_confidence(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = as_array(X)
+        base = self.base_predictions(x)
+        pred = self.meta_.predict(self._meta_inputs(base, x))
+        return pred, self.calibrator_.predict(self._score(pred, base))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.predict_with_confidence(X)[0]

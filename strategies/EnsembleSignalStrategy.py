@@ -1,0 +1,66 @@
+"""Minimal FreqAI strategy around the stacked ensemble: long when the predicted 1h return is
+positive enough and the ensemble is confident. The shared feature hooks come from `features`.
+
+Run: freqtrade backtesting --config config/freqai.json --strategy EnsembleSignalStrategy
+"""
+
+from __future__ import annotations
+
+from freqtrade.strategy import DecimalParameter, IStrategy
+from pandas import DataFrame
+
+import features
+from freqaimodels.estimators.freqai_adapter import CONFIDENCE
+
+
+class EnsembleSignalStrategy(IStrategy):
+    INTERFACE_VERSION = 3
+    timeframe = "5m"
+    can_short = False
+    process_only_new_candles = True
+    startup_candle_count = 600  # longest feature window: the 500-candle volatility cone
+    minimal_roi = {"0": 0.02, "60": 0.01, "240": 0.0}
+    stoploss = -0.03
+    min_confidence = DecimalParameter(0.5, 0.9, default=0.55, space="buy")
+    entry_return = DecimalParameter(0.0, 0.005, default=0.0005, space="buy")
+
+    plot_config = {
+        "main_plot": {},
+        "subplots": {
+            "prediction": {"&-target": {"color": "blue"}},
+            "confidence": {CONFIDENCE: {"color": "green"}},
+            "do_predict": {"do_predict": {"color": "brown"}},
+        },
+    }
+
+    def feature_engineering_expand_all(self, dataframe: DataFrame, period: int, metadata: dict, **kwargs) -> DataFrame:
+        return features.expand_all(dataframe, period)
+
+    def feature_engineering_expand_basic(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        return features.expand_basic(dataframe, metadata)
+
+    def feature_engineering_standard(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        return features.standard(dataframe)
+
+    def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        return features.set_targets(dataframe, self.freqai_info["feature_parameters"]["label_period_candles"])
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        return self.freqai.start(dataframe, metadata, self)
+
+    def _confidence(self, dataframe: DataFrame):
+        return dataframe[CONFIDENCE] if CONFIDENCE in dataframe else 1.0
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe.loc[
+            (dataframe["do_predict"] == 1)
+            & (dataframe["&-target"] > self.entry_return.value)
+            & (self._confidence(dataframe) >= self.min_confidence.value)
+            & (dataframe["volume"] > 0),
+            "enter_long",
+        ] = 1
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe.loc[(dataframe["do_predict"] == 1) & (dataframe["&-target"] < 0), "exit_long"] = 1
+        return dataframe
