@@ -97,8 +97,7 @@ def standard(dataframe: pd.DataFrame) -> pd.DataFrame:
 
 def set_targets(dataframe: pd.DataFrame, label_period: int) -> pd.DataFrame:
     """Target: log return over the next `label_period` candles (a label may look ahead)."""
-    dataframe[TARGET] = np.log(dataframe["close"].shift(-label_period) / dataframe["close"])
-    return dataframe
+    return _assign(dataframe, {TARGET: np.log(dataframe["close"].shift(-label_period) / dataframe["close"])})
 
 
 def _assign(dataframe: pd.DataFrame, columns: dict[str, pd.Series]) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from freqaimodels.estimators.base import BaseEstimator, as_array
-from freqaimodels.estimators.tfsupport import bytes_to_dir, dir_to_bytes
+from freqaimodels.estimators.tfsupport import bytes_to_dir, dir_to_bytes, quiet_tensorflow
 
 
 class TFDFRandomForestEstimator(BaseEstimator):
@@ -39,6 +39,8 @@ class TFDFRandomForestEstimator(BaseEstimator):
 
     def _compile(self) -> None:
         import tensorflow as tf
+
+        quiet_tensorflow()
 
         fn = self.model_.to_tensorflow_function()
         self._tf_module = fn  # keep the TF-DF resources alive

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from freqaimodels.estimators.base import BaseEstimator, as_array
-from freqaimodels.estimators.tfsupport import bytes_to_dir  # noqa: F401  (sets TF log level)
+from freqaimodels.estimators.tfsupport import quiet_tensorflow
 
 
 def causal_sequences(x: np.ndarray, length: int) -> np.ndarray:
@@ -74,6 +74,8 @@ class KerasLSTMEstimator(BaseEstimator):
 
     def _compile(self) -> None:
         import tensorflow as tf
+
+        quiet_tensorflow()
 
         model = self.model_
         spec = tf.TensorSpec([None, self.params["sequence_length"], len(self.x_mean_)], tf.float32)

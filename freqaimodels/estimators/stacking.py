@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from freqaimodels.estimators.base import BaseEstimator, as_array
 from freqaimodels.estimators.boosting import CatBoostEstimator, LightGBMEstimator
@@ -41,7 +41,7 @@ BASE_MODELS: dict[str, type[BaseEstimator]] = {
 
 class StackedEnsemble(BaseEstimator):
     defaults = {"models": list(BASE_MODELS), "n_splits": 5, "purge": 12, "passthrough": True,
-                "alphas": (0.1, 1.0, 10.0, 100.0, 1000.0)}
+                "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5), "clip": 4.0}
 
     def make_bases(self) -> dict[str, BaseEstimator]:
         unknown = set(self.params["models"]) - set(BASE_MODELS)
@@ -53,7 +53,11 @@ class StackedEnsemble(BaseEstimator):
         return np.hstack([base_preds, np.nan_to_num(x)]) if self.params["passthrough"] else base_preds
 
     def _new_meta(self):
-        return make_pipeline(StandardScaler(), RidgeCV(alphas=self.params["alphas"]))
+        # Standardize, then clip: passthrough features drift between windows and a linear model
+        # must not extrapolate them; ridge strength picked by (efficient leave-one-out) CV.
+        clip = self.params["clip"]
+        return make_pipeline(StandardScaler(), FunctionTransformer(np.clip, kw_args={"a_min": -clip, "a_max": clip}),
+                             RidgeCV(alphas=self.params["alphas"]))
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> StackedEnsemble:
         x = as_array(X)

@@ -13,6 +13,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def quiet_tensorflow() -> None:
+    """Each fitted model compiles its own tf.function; TF's retracing hints are noise here."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+
+
 def dir_to_bytes(path: Path) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:

@@ -1,0 +1,215 @@
+"""Walk-forward benchmark of the base models, the stacked ensemble and FreqAI's LightGBMRegressor.
+
+Features are the shared FreqAI hooks (`features`) expanded the way FreqAI expands them (periods,
+timeframes merged causally with freqtrade's `merge_informative_pair`, a correlated pair); the
+target is the log return over the next `label_period` candles. Each fold trains on `train_days`
+and predicts the following `test_days`; the next fold rolls forward by `test_days`.
+The single-model rows come from the ensemble's own refitted base models (same data, same fold).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from freqtrade.strategy import merge_informative_pair
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from scipy.stats import spearmanr
+
+import features
+from freqaimodels.estimators import StackedEnsemble
+from freqaimodels.estimators.lstm import KerasLSTMEstimator
+from simulation.timeframes import interval_ms
+
+BASELINE = "LightGBMRegressor"
+console = Console(stderr=True)
+
+
+@dataclass
+class BenchConfig:
+    datadir: Path
+    pairs: list[str]
+    timeframe: str = "5m"
+    informative: tuple[str, ...] = ("15m", "1h")
+    periods: tuple[int, ...] = (10, 20)
+    label_period: int = 12
+    timerange: str | None = None
+    train_days: float = 30
+    test_days: float = 7
+    folds: int = 6
+    ensemble_params: dict | None = None
+
+
+def _load(datadir: Path, pair: str, tf: str) -> pd.DataFrame:
+    path = datadir / f"{pair.replace('/', '_')}-{tf}.feather"
+    if not path.exists():
+        raise FileNotFoundError(f"missing {path}: the benchmark needs {tf} candles for {pair}")
+    return pd.read_feather(path)
+
+
+def _pair_features(df: pd.DataFrame, periods: tuple[int, ...], tf: str) -> pd.DataFrame:
+    out = df[["date", "open", "high", "low", "close", "volume"]].copy()
+    for p in periods:
+        expanded = features.expand_all(out[["date", "open", "high", "low", "close", "volume"]].copy(), p)
+        out = pd.concat([out, expanded.filter(like="%-").add_suffix(f"_{p}")], axis=1)
+    basic = features.expand_basic(df[["date", "open", "high", "low", "close", "volume"]].copy(), {"tf": tf})
+    return pd.concat([out, basic.filter(like="%-")], axis=1)
+
+
+def build_dataset(cfg: BenchConfig, pair: str) -> tuple[pd.DataFrame, list[str]]:
+    """Feature matrix (causal) + target for one pair, on the base timeframe."""
+    corr = [p for p in cfg.pairs if p != pair][:1]
+    base = None
+    for src in [pair, *corr]:
+        tag = "" if src == pair else f"_{src.split('/')[0]}"
+        frame = _pair_features(_load(cfg.datadir, src, cfg.timeframe), cfg.periods, cfg.timeframe)
+        frame = frame.rename(columns={c: f"{c}{tag}" for c in frame.columns if c.startswith("%")})
+        for tf in cfg.informative:
+            inf = _pair_features(_load(cfg.datadir, src, tf), cfg.periods, tf)
+            inf = inf[["date", *[c for c in inf.columns if c.startswith("%")]]].rename(
+                columns={c: f"{c}{tag}" for c in inf.columns if c.startswith("%")}
+            )
+            frame = merge_informative_pair(frame, inf, cfg.timeframe, tf, ffill=True)
+        if base is None:
+            base = frame
+        else:
+            cols = ["date", *[c for c in frame.columns if c.startswith("%")]]
+            base = base.merge(frame[cols], on="date", how="left")
+    base = features.standard(base)
+    base = features.set_targets(base, cfg.label_period)
+    if cfg.timerange:
+        start, _, end = cfg.timerange.partition("-")
+        lo = pd.Timestamp(start, tz="UTC") if start else base["date"].min()
+        hi = pd.Timestamp(end, tz="UTC") if end else base["date"].max()
+        base = base[(base["date"] >= lo) & (base["date"] < hi)]
+    cols = [c for c in base.columns if c.startswith("%")]
+    return base.reset_index(drop=True), cols
+
+
+def _metrics(pred: np.ndarray, y: np.ndarray) -> dict:
+    nz = y != 0
+    return {
+        "direction_accuracy": float((np.sign(pred[nz]) == np.sign(y[nz])).mean()),
+        "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
+        "ic": float(spearmanr(pred, y).statistic),
+    }
+
+
+def _latency(fn, x_last: np.ndarray, repeats: int = 200) -> tuple[float, float]:
+    fn(x_last)
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(x_last)
+        ts.append((time.perf_counter() - t) * 1e3)
+    return float(np.percentile(ts, 50)), float(np.percentile(ts, 99))
+
+
+def run(cfg: BenchConfig) -> dict:
+    from lightgbm import LGBMRegressor
+
+    candle_ms = interval_ms(cfg.timeframe)
+    n_train = int(cfg.train_days * 86_400_000 / candle_ms)
+    n_test = int(cfg.test_days * 86_400_000 / candle_ms)
+    records: dict[str, dict[str, list]] = {}
+    conf_rows = []
+    fold_info = []
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task("walk-forward", total=cfg.folds * len(cfg.pairs))
+        for pair in cfg.pairs:
+            data, cols = build_dataset(cfg, pair)
+            data = data.dropna(subset=cols + [features.TARGET]).reset_index(drop=True)
+            need = n_train + cfg.folds * n_test + cfg.label_period
+            if len(data) < need:
+                raise ValueError(
+                    f"{pair}: {len(data)} usable candles, need {need} for {cfg.folds} folds of "
+                    f"{cfg.train_days}+{cfg.test_days} days: widen --timerange or lower --folds"
+                )
+            start0 = len(data) - need
+            for k in range(cfg.folds):
+                lo = start0 + k * n_test
+                tr = slice(lo, lo + n_train - cfg.label_period)  # purge: train labels end before test
+                te = slice(lo + n_train, lo + n_train + n_test)
+                x_tr, y_tr = data.loc[tr, cols].to_numpy(np.float32), data.loc[tr, features.TARGET].to_numpy()
+                x_te, y_te = data.loc[te, cols].to_numpy(np.float32), data.loc[te, features.TARGET].to_numpy()
+                # The LSTM needs the candles before the test window as sequence context.
+                x_ctx = data.loc[slice(lo, lo + n_train + n_test), cols].to_numpy(np.float32)
+                progress.update(task, description=f"{pair} fold {k + 1}/{cfg.folds}: stacked ensemble")
+                t0 = time.perf_counter()
+                ens = StackedEnsemble(**(cfg.ensemble_params or {})).fit(x_tr, y_tr)
+                ens_s = time.perf_counter() - t0
+                pred, conf = ens.predict_with_confidence(x_ctx)
+                pred, conf = pred[-len(y_te):], conf[-len(y_te):]
+                base_preds = ens.base_predictions(x_ctx)[-len(y_te):]
+                rows = {"StackedEnsemble": (pred, ens_s)}
+                for j, name in enumerate(ens.bases_):
+                    rows[name] = (base_preds[:, j], ens.timings_[name])
+                progress.update(task, description=f"{pair} fold {k + 1}/{cfg.folds}: baseline")
+                t0 = time.perf_counter()
+                base = LGBMRegressor(verbose=-1).fit(x_tr, y_tr)
+                rows[BASELINE] = (base.predict(x_te), time.perf_counter() - t0)
+                for name, (p, secs) in rows.items():
+                    rec = records.setdefault(name, {"pred": [], "y": [], "train_s": []})
+                    rec["pred"].append(p)
+                    rec["y"].append(y_te)
+                    rec["train_s"].append(secs)
+                conf_rows.append(pd.DataFrame({"confidence": conf, "hit": np.sign(pred) == np.sign(y_te), "y": y_te}))
+                fold_info.append({"pair": pair, "fold": k + 1, "train_from": str(data.loc[tr.start, "date"]),
+                                  "test_from": str(data.loc[te.start, "date"]), "test_to": str(data.loc[te.stop - 1, "date"]),
+                                  "ensemble_train_s": ens_s, **{f"{n}_acc": _metrics(p, y_te)["direction_accuracy"] for n, (p, _) in rows.items()}})
+                progress.advance(task)
+            latency = _latencies(ens, base, x_ctx)
+    models = {}
+    for name, rec in records.items():
+        m = _metrics(np.concatenate(rec["pred"]), np.concatenate(rec["y"]))
+        m["train_s"] = float(np.mean(rec["train_s"]))
+        m["predict_p50_ms"], m["predict_p99_ms"] = latency.get(name, (None, None))
+        models[name] = m
+    conf = pd.concat(conf_rows, ignore_index=True)
+    conf = conf[conf["y"] != 0]
+    buckets = pd.cut(conf["confidence"], [0, 0.5, 0.55, 0.6, 0.65, 0.75, 1.0001], right=False)
+    by_bucket = conf.groupby(buckets, observed=True)["hit"].agg(["mean", "count"])
+    return {
+        "models": models,
+        "baseline": BASELINE,
+        "confidence_buckets": [
+            {"bucket": str(b), "direction_accuracy": float(r["mean"]), "candles": int(r["count"])} for b, r in by_bucket.iterrows()
+        ],
+        "folds": fold_info,
+        "n_features": len(cols),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()},
+    }
+
+
+def _latencies(ens: StackedEnsemble, baseline, x_ctx: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Per-candle inference: one new row (the LSTM gets its 20-row window), p50/p99 ms."""
+    seq = ens.bases_["lstm"].params["sequence_length"] if "lstm" in ens.bases_ else 1
+    last, window = x_ctx[-1:], x_ctx[-seq:]
+    out = {}
+    for name, est in ens.bases_.items():
+        x = window if isinstance(est, KerasLSTMEstimator) else last
+        out[name] = _latency(est.predict, x)
+    out["StackedEnsemble"] = _latency(ens.predict_with_confidence, window)
+    out[BASELINE] = _latency(baseline.predict, last)
+    return out
+
+
+def report(result: dict) -> Table:
+    table = Table(title=f"Walk-forward out-of-sample ({len(result['folds'])} pair-folds, {result['n_features']} features)")
+    for col in ("model", "direction acc", "RMSE", "IC", "train s", "predict p50 ms", "predict p99 ms"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    for name, m in result["models"].items():
+        table.add_row(name, f"{m['direction_accuracy']:.4f}", f"{m['rmse']:.5f}", f"{m['ic']:.4f}", f"{m['train_s']:.1f}",
+                      f"{m['predict_p50_ms']:.2f}", f"{m['predict_p99_ms']:.2f}")
+    return table
+
+
+def write(result: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))

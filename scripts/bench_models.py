@@ -1,0 +1,46 @@
+"""`python -m scripts.bench_models`: walk-forward benchmark (see freqaimodels.benchmark)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from freqaimodels.benchmark import BenchConfig, console, report, run, write
+from simulation.paths import SHARED_DATA
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.bench_models", description=__doc__)
+    p.add_argument("--datadir", type=Path, default=SHARED_DATA)
+    p.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT"])
+    p.add_argument("--timeframe", default="5m")
+    p.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (default: all data)")
+    p.add_argument("--folds", type=int, default=6)
+    p.add_argument("--train-days", type=float, default=30)
+    p.add_argument("--test-days", type=float, default=7)
+    p.add_argument("--label-period", type=int, default=12)
+    p.add_argument("--ensemble-params", type=json.loads, default=None, help='JSON, e.g. \'{"lstm": {"epochs": 3}}\'')
+    p.add_argument("--out", type=Path, default=Path("user_data/bench_models.json"))
+    args = p.parse_args(argv)
+    if args.folds < 1:
+        p.error("--folds must be at least 1")
+    cfg = BenchConfig(datadir=args.datadir, pairs=args.pairs, timeframe=args.timeframe, timerange=args.timerange,
+                      folds=args.folds, train_days=args.train_days, test_days=args.test_days,
+                      label_period=args.label_period, ensemble_params=args.ensemble_params)
+    try:
+        result = run(cfg)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    write(result, args.out)
+    console.print(report(result))
+    console.print("accuracy by confidence bucket: " + ", ".join(
+        f"{b['bucket']} {b['direction_accuracy']:.3f} (n={b['candles']})" for b in result["confidence_buckets"]))
+    console.print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The stacked ensemble inside stock freqtrade: backtesting, saved models, lookahead-analysis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from freqtrade.data.btanalysis import load_backtest_analysis_data
+
+from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
+from simulation.gateway import GatewayProcess, write_overlay
+
+pytestmark = pytest.mark.slow
+STRATEGY = "EnsembleSignalStrategy"
+# Spec-shaped model, reduced sizes so CI's 2 cores train it in seconds.
+SMALL = {
+    "freqai": {
+        "identifier": "ci-ensemble",
+        "train_period_days": 7,
+        "backtest_period_days": 3,
+        "save_backtest_models": True,
+        "feature_parameters": {"include_timeframes": ["5m", "1h"]},
+        "model_training_parameters": {
+            "n_splits": 3,
+            "purge": 12,
+            "lightgbm": {"n_estimators": 30},
+            "catboost": {"iterations": 30},
+            "random_forest": {"num_trees": 10},
+            "lstm": {"epochs": 1, "units": [8, 8, 4]},
+        },
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("freqai")
+    userdir = tmp / "user_data"
+    run_freqtrade(["create-userdir", "--userdir", str(userdir)], tmp / "userdir.log")
+    small = tmp / "small.json"
+    small.write_text(json.dumps(SMALL))
+    with GatewayProcess(["--synthetic", "--seed", "11", "--days", "40"], log_path=tmp / "gw.log") as gw:
+        overlay = write_overlay(tmp / "exchange.json", gw.url)
+        base = ["--config", "config/freqai.json", "--config", str(overlay), "--config", str(small),
+                "--userdir", str(userdir), "--datadir", str(tmp / "data")]
+        run_freqtrade(["download-data", *base, "--timeframes", "5m", "1h", "--timerange", "20240101-20240210"],
+                      tmp / "download.log")
+        yield tmp, base, userdir
+
+
+def test_backtest_trains_predicts_and_trades(env):
+    tmp, base, userdir = env
+    results = tmp / "results"
+    results.mkdir()
+    run = run_freqtrade(["backtesting", *base, "--timerange", "20240125-20240131", "--export", "signals",
+                         "--backtest-directory", str(results), "--cache", "none"], tmp / "backtest.log")
+    log = run.log_path.read_text()
+    assert "Training model on" in log and "features" in log
+    n_features = int(log.split("Training model on ")[1].split(" features")[0])
+    assert n_features >= 200, f"FreqAI expansion gave only {n_features} features"
+    stats = latest_backtest_stats(results)["strategy"][STRATEGY]
+    assert stats["total_trades"] > 0
+    signals = load_backtest_analysis_data(results, "signals")[STRATEGY]
+    for df in signals.values():
+        assert {"&-target", "&-confidence", "do_predict"} <= set(df.columns)
+        assert df["&-confidence"].between(0, 1).all()
+        assert (df["&-confidence"] >= 0.55).all(), "entries only above the strategy's confidence gate"
+
+
+def test_saved_models_reload_in_a_new_process_with_identical_predictions(env):
+    tmp, base, userdir = env
+    models = sorted((userdir / "models" / "ci-ensemble").rglob("*_model.joblib"))
+    assert models, "FreqAI's data drawer saved the ensemble"
+    script = (
+        "import sys, cloudpickle, numpy as np, pandas as pd\n"
+        "path = sys.argv[1]\n"
+        "model = cloudpickle.load(open(path, 'rb'))\n"
+        "x = pd.read_pickle(path.replace('_model.joblib', '_trained_df.pkl')).tail(300)\n"
+        "pred, conf = model.predict_with_confidence(x)\n"
+        "np.save(sys.argv[2], np.column_stack([pred, conf]))\n"
+    )
+    outs = []
+    for i in range(2):
+        out = tmp / f"pred{i}.npy"
+        subprocess.run([sys.executable, "-c", script, str(models[-1]), str(out)], check=True, timeout=600,
+                       capture_output=True)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1], "two fresh processes loading the saved model predict bit-identically"
+
+
+def test_lookahead_analysis_reports_no_bias(env):
+    tmp, base, userdir = env
+    out = tmp / "lookahead.csv"
+    run_freqtrade(["lookahead-analysis", *base, "--timerange", "20240125-20240131", "--minimum-trade-amount", "2",
+                   "--targeted-trade-amount", "3", "--lookahead-analysis-exportfilename", str(out)], tmp / "lookahead.log",
+                  timeout=2400)
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    assert rows and all(r["has_bias"] == "False" for r in rows), rows

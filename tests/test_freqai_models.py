@@ -1,0 +1,121 @@
+"""Estimators behind the FreqAI models: leakage-free stacking, persistence, causality, speed."""
+
+from __future__ import annotations
+
+import pickle
+import time
+
+import numpy as np
+import pytest
+
+from freqaimodels.estimators import (
+    CatBoostEstimator,
+    KerasLSTMEstimator,
+    LightGBMEstimator,
+    PurgedKFold,
+    StackedEnsemble,
+    TFDFRandomForestEstimator,
+)
+
+TINY = {
+    "lightgbm": {"n_estimators": 30},
+    "catboost": {"iterations": 30},
+    "random_forest": {"num_trees": 10},
+    "lstm": {"epochs": 1, "units": (8, 8, 4)},
+}
+
+
+def signal_data(n: int = 3000, d: int = 30, seed: int = 0):
+    """Features with a weak, persistent relation to the target (like returns)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    x[:, 0] = np.convolve(rng.normal(size=n), np.ones(10) / 10, mode="same")
+    y = 0.6 * x[:, 0] + 0.3 * np.tanh(x[:, 1]) + rng.normal(scale=0.5, size=n)
+    return x.astype(np.float32), y
+
+
+def test_purged_walk_forward_never_trains_on_or_after_the_test_block():
+    folds = list(PurgedKFold(5, purge=12).split(6000))
+    assert len(folds) == 5
+    covered = np.concatenate([t for _, t in folds])
+    assert np.array_equal(covered, np.arange(1000, 6000)), "every row after the first block tested once"
+    for train, test in folds:
+        assert train.max() < test.min() - 12
+
+
+def test_purged_kfold_removes_purge_and_embargo_around_each_block():
+    for train, test in PurgedKFold(5, purge=10, embargo=20, walk_forward=False).split(1000):
+        lo, hi = test.min(), test.max()
+        assert not np.any((train >= lo - 10) & (train < hi + 1 + 20))
+        assert len(np.intersect1d(train, test)) == 0
+
+
+def test_stacking_oof_rows_come_from_models_that_never_saw_them():
+    x, y = signal_data()
+    ens = StackedEnsemble(models=["lightgbm", "catboost"], purge=12, **TINY).fit(x, y)
+    seen = set()
+    for train, test in ens.folds_:
+        assert train.max() < test.min() - 12, "purged: no training label overlaps the block"
+        seen.update(test.tolist())
+    assert set(ens.oof_rows_.tolist()) == seen, "meta-learner trained only on out-of-fold rows"
+    assert ens.oof_.shape == (len(seen), 2)
+
+
+def test_confidence_is_calibrated_on_held_out_data():
+    x, y = signal_data(6000)
+    ens = StackedEnsemble(models=["lightgbm", "catboost"], **TINY).fit(x[:4000], y[:4000])
+    pred, conf = ens.predict_with_confidence(x[4000:])
+    hit = np.sign(pred) == np.sign(y[4000:])
+    assert 0 <= conf.min() and conf.max() <= 1
+    lo, hi = conf < np.median(conf), conf >= np.median(conf)
+    assert hit[hi].mean() > hit[lo].mean() + 0.05, (hit[hi].mean(), hit[lo].mean())
+    assert hit.mean() > 0.6
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        LightGBMEstimator(**TINY["lightgbm"]),
+        CatBoostEstimator(**TINY["catboost"]),
+        TFDFRandomForestEstimator(**TINY["random_forest"]),
+        KerasLSTMEstimator(epochs=8, units=(16, 8, 4), learning_rate=3e-3),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_pickle_round_trip_gives_identical_predictions(estimator):
+    x, y = signal_data(1500)
+    estimator.fit(x[:1200], y[:1200])
+    before = estimator.predict(x[1200:])
+    restored = pickle.loads(pickle.dumps(estimator))
+    np.testing.assert_array_equal(restored.predict(x[1200:]), before)
+    assert np.corrcoef(before, y[1200:])[0, 1] > 0.2, "the model learned something"
+
+
+def test_lstm_sequences_are_causal():
+    x, y = signal_data(1200)
+    lstm = KerasLSTMEstimator(**TINY["lstm"]).fit(x[:1000], y[:1000])
+    short = lstm.predict(x[:1100])
+    longer = lstm.predict(x[:1150])
+    np.testing.assert_allclose(longer[:1100], short, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_single_candle_inference_meets_the_spec_budgets_at_p99():
+    """Spec-size models (LSTM 128/64/32 on 250 features, seq 20): p99 per new candle."""
+    x, y = signal_data(3000, d=250)
+    budgets = {"lightgbm": 10, "catboost": 15, "random_forest": 20, "lstm": 50}
+    ens = StackedEnsemble(n_splits=2, lstm={"epochs": 1}).fit(x, y)
+
+    def p99(fn, arg):
+        fn(arg)
+        ts = []
+        for _ in range(200):
+            t = time.perf_counter()
+            fn(arg)
+            ts.append((time.perf_counter() - t) * 1e3)
+        return np.percentile(ts, 99)
+
+    for name, est in ens.bases_.items():
+        arg = x[-20:] if name == "lstm" else x[-1:]
+        assert p99(est.predict, arg) < budgets[name], name
+    assert p99(ens.predict_with_confidence, x[-20:]) < 150
