@@ -12,7 +12,6 @@ from pathlib import Path
 from simulation.paths import REPO_ROOT
 
 
-
 class FreqtradeError(RuntimeError):
     """A freqtrade command failed; the message carries the end of its log."""
 

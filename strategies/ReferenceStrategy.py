@@ -7,7 +7,7 @@ with the FreqAI ensemble strategies. It exists so the gateway -> freqtrade path 
 from __future__ import annotations
 
 import talib.abstract as ta
-from freqtrade.strategy import IStrategy, IntParameter
+from freqtrade.strategy import IntParameter, IStrategy
 from pandas import DataFrame
 
 

@@ -21,7 +21,6 @@ from simulation.gateway.process import free_port
 from simulation.paths import SHARED_DATA
 from simulation.synthetic import SyntheticConfig, generate
 
-
 pytestmark = pytest.mark.slow
 CONFIG = "config/backtest.json"
 
