@@ -15,6 +15,7 @@ import pandas as pd
 import talib.abstract as ta
 
 from features import indicators as ind
+from regime.columns import freqai_regime_features
 
 TARGET = "&-target"
 REGIME_TIMEFRAME = "1h"
@@ -69,17 +70,8 @@ def expand_basic(dataframe: pd.DataFrame, metadata: dict | None = None) -> pd.Da
     d["%-pivot_pos"] = ind.pivot_position(dataframe, 96)
     d["%-efficiency_ratio_48"] = ind.efficiency_ratio(close, 48)
     if metadata and metadata.get("tf") == REGIME_TIMEFRAME:
-        d.update(regime_features(dataframe, REGIME_TIMEFRAME))
+        d.update(freqai_regime_features(dataframe, REGIME_TIMEFRAME))
     return _assign(dataframe, d)
-
-
-def regime_features(dataframe: pd.DataFrame, timeframe: str) -> dict[str, pd.Series]:
-    """HMM regime probabilities; uniform (no information) where history is too short."""
-    from regime.walkforward import causal_regimes
-
-    reg = causal_regimes(dataframe, timeframe)
-    cols = [c for c in reg.columns if c.startswith("p_")]
-    return {f"%-regime_{c}": reg[c].fillna(1.0 / len(cols)) for c in cols}
 
 
 def standard(dataframe: pd.DataFrame) -> pd.DataFrame:

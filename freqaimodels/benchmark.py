@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,12 @@ def _load(datadir: Path, pair: str, tf: str) -> pd.DataFrame:
     return pd.read_feather(path)
 
 
+@lru_cache(maxsize=32)
+def _features_for(datadir: Path, pair: str, tf: str, periods: tuple[int, ...]) -> pd.DataFrame:
+    """Each pair's features once per run: a pair is also the correlated pair of the others."""
+    return _pair_features(_load(datadir, pair, tf), periods, tf)
+
+
 def _pair_features(df: pd.DataFrame, periods: tuple[int, ...], tf: str) -> pd.DataFrame:
     out = df[["date", "open", "high", "low", "close", "volume"]].copy()
     for p in periods:
@@ -68,10 +75,10 @@ def build_dataset(cfg: BenchConfig, pair: str) -> tuple[pd.DataFrame, list[str]]
     base = None
     for src in [pair, *corr]:
         tag = "" if src == pair else f"_{src.split('/')[0]}"
-        frame = _pair_features(_load(cfg.datadir, src, cfg.timeframe), cfg.periods, cfg.timeframe)
+        frame = _features_for(cfg.datadir, src, cfg.timeframe, cfg.periods)
         frame = frame.rename(columns={c: f"{c}{tag}" for c in frame.columns if c.startswith("%")})
         for tf in cfg.informative:
-            inf = _pair_features(_load(cfg.datadir, src, tf), cfg.periods, tf)
+            inf = _features_for(cfg.datadir, src, tf, cfg.periods)
             inf = inf[["date", *[c for c in inf.columns if c.startswith("%")]]].rename(
                 columns={c: f"{c}{tag}" for c in inf.columns if c.startswith("%")}
             )

@@ -31,12 +31,11 @@ def add_regime_columns(
     return dataframe
 
 
-def add_freqai_regime_features(dataframe: pd.DataFrame, timeframe: str) -> pd.DataFrame:
-    """FreqAI features (`%-regime_...`): the four filtered probabilities, numeric only."""
+def freqai_regime_features(dataframe: pd.DataFrame, timeframe: str) -> dict[str, pd.Series]:
+    """FreqAI features (`%-regime_p_<regime>`): the filtered probabilities, uniform (no
+    information) where the history is still too short, since FreqAI drops rows with NaN."""
     reg = causal_regimes(dataframe, timeframe)
-    for col in PROB_COLUMNS:
-        dataframe[f"%-regime_{col}"] = reg[col].to_numpy()
-    return dataframe
+    return {f"%-regime_{col}": reg[col].fillna(1.0 / len(PROB_COLUMNS)) for col in PROB_COLUMNS}
 
 
 def regime_allows(label: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
@@ -44,4 +43,4 @@ def regime_allows(label: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
     return label.isin(allowed) & label.notna()
 
 
-__all__ = ["REGIME_IDS", "add_freqai_regime_features", "add_regime_columns", "regime_allows"]
+__all__ = ["REGIME_IDS", "freqai_regime_features", "add_regime_columns", "regime_allows"]
