@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the project needs at run/test time (CI starts bare). Installs only what is missing.
 set -euo pipefail
-PACKAGES=()   # e.g. faketime chromium, added by the features that need them
+PACKAGES=(faketime chromium)   # faketime: accelerated simulation clock; chromium: HTML report checks
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

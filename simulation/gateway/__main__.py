@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -10,10 +11,14 @@ from pathlib import Path
 import pandas as pd
 from aiohttp import web
 
-from simulation.clock import Clock, ReplayClock, StaticClock
+from simulation.clock import Clock, ReplayClock, StaticClock, wall_ms
 from simulation.gateway.api import BinanceSpotAPI
 from simulation.gateway.freqtrade_config import write_overlay
+from simulation.execution import ExecutionParams
+from simulation.gateway.faults import FaultSpec
+from simulation.gateway.metrics import GatewayMetrics
 from simulation.gateway.server import create_app
+from simulation.venue import Venue, credentials_from_env
 from simulation.marketdata import CandleStore, DataSourceError, open_source
 from simulation.paths import SHARED_DATA
 from simulation.synthetic import SyntheticConfig
@@ -37,8 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeframe", default="5m", help="synthetic market base timeframe (default: 5m)")
     p.add_argument("--pairs", nargs="+", help="serve only these pairs (e.g. BTC/USDT ETH/USDT)")
     p.add_argument("--replay", action="store_true", help="replay history as live (time-shifted, forming candles)")
-    p.add_argument("--replay-start", help="data date where replay begins (default: 30 days after data start)")
+    p.add_argument("--replay-start", help="data date where replay begins, or 'now' for no time shift (default: 30 days after data start)")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed vs wall clock (default: 1.0)")
+    sim = p.add_argument_group("simulated venue and execution (see README, 'Simulator')")
+    sim.add_argument("--venue", action="store_true", help="serve signed private endpoints (keys from SIMULATOR_API_KEY/SECRET)")
+    sim.add_argument("--balances", default="USDT=1000", help="venue starting balances, e.g. USDT=1000,BTC=0.1")
+    sim.add_argument("--ledger", type=Path, help="append venue order events (JSON lines) to this file")
+    sim.add_argument("--sim-config", type=Path, help="JSON file whose 'simulation' section sets the execution models")
+    sim.add_argument("--latency", action="store_true", help="apply the latency model to every request")
+    sim.add_argument("--faults", help="inject faults, e.g. 'timeout=0.01,5xx=0.05,429=0.02,stale_book=0.1,drop=0.01'")
+    sim.add_argument("--request-log", type=Path, help="write one CSV line per request (latency, status, fault)")
     p.add_argument("--write-config", type=Path, help="write the freqtrade exchange config overlay for this gateway")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -47,13 +60,38 @@ def build_parser() -> argparse.ArgumentParser:
 def make_clock(args: argparse.Namespace, store: CandleStore) -> Clock:
     if not args.replay:
         return StaticClock()
-    if args.replay_start:
+    if args.replay_start == "now":  # the process clock already is the data time (e.g. under faketime)
+        start = wall_ms()
+    elif args.replay_start:
         start = int(pd.Timestamp(args.replay_start, tz="UTC").timestamp() * 1000)
     else:
         start = min(store.data_start() + 30 * 86_400_000, (store.data_start() + store.data_end()) // 2)
     if not store.data_start() <= start < store.data_end():
         raise DataSourceError("--replay-start lies outside the data")
     return ReplayClock(start, speed=args.speed)
+
+
+def load_execution_params(path: Path | None) -> ExecutionParams:
+    if path is None:
+        return ExecutionParams()
+    try:
+        section = json.loads(Path(path).read_text()).get("simulation", {})
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    return ExecutionParams.from_config(section)
+
+
+def parse_balances(text: str) -> dict[str, float]:
+    out = {}
+    for part in filter(None, text.split(",")):
+        asset, sep, amount = part.partition("=")
+        if not sep:
+            raise ValueError(f"bad balance '{part}', expected ASSET=AMOUNT")
+        value = float(amount)
+        if value < 0:
+            raise ValueError(f"negative balance for {asset}")
+        out[asset.strip().upper()] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +119,29 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("freqtrade config overlay written to %s", args.write_config)
     logger.info("data: %s (%d pairs: %s)", source.describe(), len(store.pairs()), ", ".join(store.pairs()))
     logger.info("clock: %s", clock.describe())
-    app = create_app(BinanceSpotAPI(store, clock))
+    try:
+        params = load_execution_params(args.sim_config)
+        params.latency.enabled = args.latency
+        faults = FaultSpec.parse(args.faults, seed=args.seed)
+        balances = parse_balances(args.balances)
+    except (OSError, ValueError) as exc:
+        logger.error("cannot start gateway: %s", exc)
+        return 2
+    api = BinanceSpotAPI(store, clock)
+    venue = None
+    creds = credentials_from_env()
+    if args.venue:
+        if creds is None:
+            logger.error("--venue needs SIMULATOR_API_KEY and SIMULATOR_API_SECRET in the environment")
+            return 2
+        venue = Venue(store, clock, api.book, params, balances, ledger_path=args.ledger)
+        logger.info("venue: balances %s, fees maker %.4f taker %.4f", balances, params.maker_fee, params.taker_fee)
+    if params.latency.enabled:
+        logger.info("latency model: %s", params.latency)
+    if faults.active:
+        logger.warning("injecting faults: %s", faults.describe())
+    metrics = GatewayMetrics(args.request_log)
+    app = create_app(api, venue, creds, params.latency, faults, metrics)
     # run_app turns SIGTERM/SIGINT into a graceful shutdown.
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handle_signals=True)
     logger.info("gateway stopped")

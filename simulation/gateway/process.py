@@ -24,11 +24,14 @@ def free_port() -> int:
 class GatewayProcess:
     """`with GatewayProcess(["--synthetic", "--seed", "7"]) as gw: gw.url ...`"""
 
-    def __init__(self, args: list[str], port: int | None = None, log_path: Path | None = None, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, args: list[str], port: int | None = None, log_path: Path | None = None, startup_timeout: float = 60.0, env: dict | None = None
+    ) -> None:
         self.port = port or free_port()
         self.args = args
         self.log_path = log_path
         self.startup_timeout = startup_timeout
+        self.base_env = env
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -40,14 +43,15 @@ class GatewayProcess:
         cmd = [sys.executable, "-m", "simulation.gateway", "--port", str(self.port), *self.args]
         self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
         root = REPO_ROOT
-        env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        base = os.environ if self.base_env is None else self.base_env
+        env = {**base, "PYTHONPATH": f"{root}{os.pathsep}{base.get('PYTHONPATH', '')}"}
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=root, env=env)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited with code {self.proc.returncode}; see {self.log_path}")
             try:
-                if requests.get(f"{self.url}/api/v3/ping", timeout=1).ok:
+                if requests.get(f"{self.url}/api/v3/ping", timeout=max(1.0, self.startup_timeout / 60)).ok:
                     return self
             except requests.ConnectionError:
                 pass
@@ -55,14 +59,14 @@ class GatewayProcess:
         self.stop()
         raise TimeoutError(f"gateway did not answer within {self.startup_timeout}s")
 
-    def stop(self, timeout: float = 15.0) -> int | None:
+    def stop(self, timeout: float | None = None) -> int | None:
         """SIGTERM, wait; returns the exit code (0 on a clean shutdown)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(timeout or max(15.0, self.startup_timeout / 4))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -1,14 +1,27 @@
-"""aiohttp adapter: routes Binance REST paths to BinanceSpotAPI, errors as Binance JSON."""
+"""aiohttp adapter: Binance REST paths -> BinanceSpotAPI (public) and the venue (private, signed).
+
+Middlewares, outermost first: Binance-style errors + metrics, then injected faults and the latency
+model (half the sampled round trip before the request is handled, half after, so answers are as
+stale as the network makes them and orders reach the venue late by the same model).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections import deque
 
 from aiohttp import web
 
+from simulation.execution import LatencyModel
 from simulation.gateway.api import BinanceError, BinanceSpotAPI
+from simulation.gateway.faults import FaultSpec
+from simulation.gateway.metrics import GatewayMetrics
+from simulation.gateway.private import add_private_routes
+from simulation.venue import ApiCredentials, Venue
 
 logger = logging.getLogger("simulation.gateway")
 
@@ -24,18 +37,36 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/api/v3/ticker/bookTicker": "book_ticker",
     "/api/v3/depth": "depth",
 }
+BOOK_PATHS = ("/api/v3/depth", "/api/v3/ticker/bookTicker")
+ADMIN_PREFIXES = ("/sim/", "/metrics")
 
 
-def _json(body, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body, separators=(",", ":")), status=status, content_type="application/json")
+def _json(body, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(body, separators=(",", ":")), status=status, content_type="application/json", headers=headers
+    )
 
 
-def create_app(api: BinanceSpotAPI) -> web.Application:
+def create_app(
+    api: BinanceSpotAPI,
+    venue: Venue | None = None,
+    credentials: ApiCredentials | None = None,
+    latency: LatencyModel | None = None,
+    faults: FaultSpec | None = None,
+    metrics: GatewayMetrics | None = None,
+) -> web.Application:
+    metrics = metrics or GatewayMetrics()
+    latency = latency or LatencyModel(enabled=False)
+    state = {"faults": faults or FaultSpec()}
+    snapshots: dict[str, deque] = {}
+
     @web.middleware
     async def binance_errors(request: web.Request, handler):
         t0 = time.perf_counter()
+        fault = None
         try:
             response = await handler(request)
+            fault = request.get("fault")
         except BinanceError as err:
             response = _json(err.body(), err.status)
         except web.HTTPNotFound:
@@ -45,12 +76,59 @@ def create_app(api: BinanceSpotAPI) -> web.Application:
         except Exception:  # never leak a stack trace to the client
             logger.exception("internal error on %s %s", request.method, request.path_qs)
             response = _json({"code": -1000, "msg": "An unknown error occurred while processing the request."}, 500)
-        logger.debug(
-            "%s %s -> %d (%.1f ms)", request.method, request.path_qs, response.status, (time.perf_counter() - t0) * 1e3
-        )
+        if not request.path.startswith(ADMIN_PREFIXES):
+            metrics.observe(
+                api.clock.now_ms(), request.method, request.path, response.status,
+                request.get("latency_ms", 0.0), (time.perf_counter() - t0) * 1e3, fault or request.get("fault"),
+            )
         return response
 
-    app = web.Application(middlewares=[binance_errors])
+    @web.middleware
+    async def network(request: web.Request, handler):
+        if request.path.startswith(ADMIN_PREFIXES):
+            return await handler(request)
+        spec: FaultSpec = state["faults"]
+        kind = spec.draw() if spec.active else None
+        request["fault"] = kind
+        if kind == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
+        if kind == "timeout":
+            await asyncio.sleep(spec.timeout_s)
+            return _json({"code": -1007, "msg": "Timeout waiting for response from backend server."}, 504)
+        if kind == "5xx":
+            return _json({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}, 503)
+        if kind == "429":
+            return _json(
+                {"code": -1003, "msg": "Too many requests; current limit is exceeded."}, 429,
+                headers={"Retry-After": str(spec.retry_after_s)},
+            )
+        rtt = latency.sample_ms()
+        request["latency_ms"] = rtt
+        if rtt:
+            await asyncio.sleep(rtt / 2000.0)
+        response = await handler(request)
+        if request.path in BOOK_PATHS and response.status == 200:
+            response = _stale_or_fresh(request, response, spec)
+        if rtt:
+            await asyncio.sleep(rtt / 2000.0)
+        return response
+
+    def _stale_or_fresh(request: web.Request, response: web.Response, spec: FaultSpec) -> web.Response:
+        key = request.path_qs
+        now = api.clock.now_ms()
+        hist = snapshots.setdefault(key, deque(maxlen=512))
+        hist.append((now, response.text))
+        if spec.stale():
+            old = [body for t, body in hist if now - t >= spec.stale_ms]
+            if old:
+                request["fault"] = "stale_book"
+                return web.Response(text=old[-1], content_type="application/json")
+        return response
+
+    app = web.Application(middlewares=[binance_errors, network])
+    app["json"] = _json
 
     def endpoint(method_name: str):
         method = getattr(api, method_name)
@@ -62,5 +140,59 @@ def create_app(api: BinanceSpotAPI) -> web.Application:
 
     for path, method_name in PUBLIC_ROUTES.items():
         app.router.add_get(path, endpoint(method_name))
-    app["api"] = api
+
+    async def prom(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
+
+    async def sim_status(request: web.Request) -> web.Response:
+        return _json({"now_ms": api.clock.now_ms(), "data_now_ms": api.clock.data_now(), "clock": api.clock.describe(),
+                      "venue": venue is not None, "faults": state["faults"].describe()})
+
+    async def set_faults(request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            state["faults"] = FaultSpec(**{k: v for k, v in body.items() if not k.startswith("_")})
+        except (TypeError, ValueError) as exc:
+            return _json({"code": -1100, "msg": f"bad fault spec: {exc}"}, 400)
+        logger.warning("faults now %s", state["faults"].describe())
+        return _json(state["faults"].describe())
+
+    app.router.add_get("/metrics", prom)
+    app.router.add_get("/sim/status", sim_status)
+    app.router.add_put("/sim/faults", set_faults)
+
+    if venue is not None:
+        add_private_routes(app, venue, credentials)
+
+        async def sim_orders(request: web.Request) -> web.Response:
+            venue.match()
+            return _json({"orders": venue.records(), "balances": venue.account()})
+
+        app.router.add_get("/sim/orders", sim_orders)
+
+        def on_trade(order, trade, mid):
+            sign = 1.0 if order.side == "BUY" else -1.0
+            metrics.fills.labels(order.side, "maker" if trade.is_maker else "taker").inc()
+            if mid > 0:
+                metrics.slippage.labels(order.side).observe(max(0.0, sign * (trade.price / mid - 1.0) * 1e4))
+
+        venue.on_trade = on_trade
+
+        async def matcher(app: web.Application):
+            async def loop():
+                while True:
+                    await asyncio.sleep(venue.params.match_interval_ms / 1000.0)
+                    try:
+                        venue.match()
+                    except Exception:
+                        logger.exception("venue matching failed")
+
+            task = asyncio.create_task(loop())
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(matcher)
+    app["api"], app["venue"], app["metrics"] = api, venue, metrics
     return app

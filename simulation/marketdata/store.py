@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from simulation.marketdata.path import price_at, range_between
 from simulation.marketdata.sources import DataSource
 from simulation.markets import MarketSpec
 from simulation.timeframes import bucket_start, divides, interval_ms, next_bucket_start
@@ -195,15 +196,40 @@ class CandleStore:
         h = float(src.high[lo : hi - 1].max()) if hi - 1 > lo else o
         low = float(src.low[lo : hi - 1].min()) if hi - 1 > lo else o
         vol = float(src.volume[lo : hi - 1].sum())
-        # The last source candle is still forming: move linearly from its open toward its close.
+        # The last source candle is still forming: it follows the OHLC path (see path.py).
         last = hi - 1
-        length = int(src.close_time[last] - src.open_time[last] + 1)
-        frac = min(1.0, max(0.0, (data_now - int(src.open_time[last])) / length))
-        price = float(src.open[last] + (src.close[last] - src.open[last]) * frac)
-        h = max(h, float(src.open[last]), price)
-        low = min(low, float(src.open[last]), price)
+        frac = self._fraction(src, last, data_now)
+        bar = (float(src.open[last]), float(src.high[last]), float(src.low[last]), float(src.close[last]))
+        price = price_at(*bar, frac)
+        seen_low, seen_high = range_between(*bar, 0.0, frac)
+        h, low = max(h, seen_high), min(low, seen_low)
         vol += float(src.volume[last]) * frac
         return Candle(candle.open_time, o, h, low, price, vol, candle.close_time)
+
+    @staticmethod
+    def _fraction(src: CandleSeries, i: int, t: int) -> float:
+        length = int(src.close_time[i] - src.open_time[i] + 1)
+        return min(1.0, max(0.0, (t - int(src.open_time[i])) / length))
+
+    def traded_range(self, pair: str, t0: int, t1: int) -> tuple[float, float, float]:
+        """(low, high, volume) the market traded between data times t0 < t1 (venue matching)."""
+        src = self.price_series(pair, t1)
+        ot = src.open_time
+        first = max(0, int(np.searchsorted(ot, t0, side="right")) - 1)
+        last = max(0, int(np.searchsorted(ot, t1, side="right")) - 1)
+        lows, highs, vol = [], [], 0.0
+        for i in range(first, last + 1):
+            f0, f1 = self._fraction(src, i, t0), self._fraction(src, i, t1)
+            if f1 <= f0:
+                continue
+            lo, hi = range_between(float(src.open[i]), float(src.high[i]), float(src.low[i]), float(src.close[i]), f0, f1)
+            lows.append(lo)
+            highs.append(hi)
+            vol += float(src.volume[i]) * (f1 - f0)
+        if not lows:
+            px = self.last_candle(pair, t1).close
+            return px, px, 0.0
+        return min(lows), max(highs), vol
 
     def last_candle(self, pair: str, data_now: int | None) -> Candle:
         """Most recent (possibly forming) candle of the finest native series."""

@@ -1,0 +1,8 @@
+"""Execution models: latency, book walking, market impact, fees. Pure functions, no I/O."""
+
+from simulation.execution.fills import Fill, taker_fill
+from simulation.execution.impact import ImpactModel
+from simulation.execution.latency import LatencyModel
+from simulation.execution.params import ExecutionParams
+
+__all__ = ["ExecutionParams", "Fill", "ImpactModel", "LatencyModel", "taker_fill"]

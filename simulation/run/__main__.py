@@ -1,0 +1,167 @@
+"""`python -m simulation.run --strategy NAME [--mode dry-run|paper] [--speed X] [--timerange A-B] ...`
+
+1. the session (gateway + `freqtrade trade`) runs under `faketime` at --speed, sharing one clock;
+2. `freqtrade backtesting` replays the exact window from the same market;
+3. OUTDIR/comparison.json + OUTDIR/report.html (+ executions.csv, metrics.prom, logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from simulation.paths import REPO_ROOT, SHARED_DATA
+from simulation.run.spec import MODES, RunSpec
+from simulation.timeframes import DAY_MS
+
+logger = logging.getLogger("simulation.run")
+
+
+def _timerange(text: str) -> tuple[int, int]:
+    try:
+        a, b = text.split("-")
+        start = pd.Timestamp(a, tz="UTC")
+        end = pd.Timestamp(b, tz="UTC")
+    except ValueError:
+        raise argparse.ArgumentTypeError("timerange must be YYYYMMDD-YYYYMMDD (or with HHMM: YYYYMMDDHHMM-...)") from None
+    if len(b) == 8:
+        end = end + pd.Timedelta(days=0)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m simulation.run", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--strategy", required=True)
+    p.add_argument("--config", default="config/simulation.json", help="freqtrade config (our overlay goes on top)")
+    p.add_argument("--mode", choices=MODES, default="dry-run",
+                   help="dry-run: freqtrade's own fills on our delayed data and book; paper: our venue fills signed orders")
+    p.add_argument("--speed", type=float, default=100.0, help="simulated seconds per wall-clock second")
+    p.add_argument("--timerange", help="window YYYYMMDD-YYYYMMDD[HHMM] (default: 2 days before the data's last 5 days, "
+                   "or 2024-03-01..03 on the synthetic market)")
+    p.add_argument("--datadir", type=Path, help=f"freqtrade feather datadir (default: {SHARED_DATA} when present, else synthetic)")
+    p.add_argument("--synthetic", action="store_true", help="use the synthetic market even when shared data exists")
+    p.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT"])
+    p.add_argument("--timeframe", default="5m")
+    p.add_argument("--wallet", type=float, default=1000.0, help="starting USDT (dry_run_wallet / venue balance)")
+    p.add_argument("--out", type=Path, default=Path("user_data/simulation/latest"))
+    p.add_argument("--faults", help="gateway faults once trading starts, e.g. '5xx=0.05,429=0.02,timeout=0.01,stale_book=0.1,drop=0.01'")
+    p.add_argument("--kill-bot-at", type=float, help="kill -9 the bot at this fraction of the window, then restart it")
+    p.add_argument("--no-latency", action="store_true", help="turn the latency model off")
+    p.add_argument("--sim-config", type=Path, help="JSON whose 'simulation' section overrides the execution models")
+    p.add_argument("--seed", type=int, default=42, help="synthetic market, latency and fault draws")
+    p.add_argument("--warmup", type=float, default=25.0, help="wall-clock seconds the bot gets to start before the window")
+    p.add_argument("--analyse-only", action="store_true", help="skip the session; re-run backtest + report on OUTDIR")
+    return p
+
+
+def make_spec(args: argparse.Namespace) -> RunSpec:
+    datadir = None if args.synthetic else (args.datadir or (SHARED_DATA if SHARED_DATA.is_dir() else None))
+    if datadir is not None and not Path(datadir).is_dir():
+        raise SystemExit(f"error: --datadir {datadir} does not exist")
+    if args.timerange:
+        start, end = _timerange(args.timerange)
+    elif datadir is None:
+        start, end = _timerange("20240301-20240303")
+    else:
+        from simulation.marketdata import CandleStore, open_source
+
+        last = CandleStore(open_source(datadir=Path(datadir), pairs=args.pairs)).data_end()
+        end = (last // DAY_MS - 5) * DAY_MS
+        start = end - 2 * DAY_MS
+    return RunSpec(
+        strategy=args.strategy, config=str(args.config), mode=args.mode, speed=args.speed, start_ms=start, end_ms=end,
+        pairs=list(args.pairs), timeframe=args.timeframe, out=str(args.out.resolve()), faults=args.faults,
+        kill_at=args.kill_bot_at, latency=not args.no_latency, seed=args.seed, warmup_s=args.warmup * args.speed,
+        sim_config=str(args.sim_config) if args.sim_config else None, wallet=args.wallet,
+        datadir=str(Path(datadir).resolve()) if datadir else None,
+    )
+
+
+def run_session(spec: RunSpec) -> None:
+    """Start the session under faketime; every child shares the one accelerated clock."""
+    if shutil.which("faketime") is None:
+        raise SystemExit("error: the simulator needs Debian's `faketime` (make setup installs it: apt-get install faketime)")
+    spec_path = spec.save(spec.out_dir / "spec.json")
+    env = {**os.environ, "FAKETIME_DONT_RESET": "1", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = ["faketime", "-f", spec.faketime_spec(), sys.executable, "-m", "simulation.run.session", str(spec_path)]
+    logger.info("session under faketime %r", spec.faketime_spec())
+    rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+    if rc != 0:
+        raise SystemExit(f"error: the simulation session failed (exit {rc}); logs in {spec.out_dir}")
+
+
+def analyse(spec: RunSpec) -> dict:
+    from simulation.run.compare import compare, run_backtest
+    from simulation.run.records import executions, load_db, stoploss_reaction
+    from simulation.run.reconcile import reconcile
+    from simulation.run.report import render
+
+    out = spec.out_dir
+    store = spec.open_store()
+    trades, orders = load_db(out / "tradesv3.sqlite")
+    execs = executions(orders, trades, store, spec.timeframe)
+    execs.to_csv(out / "executions.csv", index=False)
+    logger.info("backtesting the same window ...")
+    bt_trades = run_backtest(spec)
+    result, table, curves = compare(spec, bt_trades, trades, execs, store, out / "requests.csv")
+    stops = stoploss_reaction(execs, trades, store, spec.timeframe)
+    result["stoploss_reaction_ms"] = stops.reaction_ms.dropna().astype(float).tolist() if len(stops) else []
+    recon = None
+    if spec.mode == "paper" and (out / "venue_orders.json").exists():
+        recon = reconcile(json.loads((out / "venue_orders.json").read_text()), orders, trades)
+        result["reconciliation"] = recon
+    meta = json.loads((out / "session.json").read_text())
+    result["session"] = {k: meta[k] for k in ("mode", "speed", "simulated_s", "clock_seconds", "faults", "kill_at")}
+    result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
+    table.to_csv(out / "trade_matching.csv", index=False)
+    (out / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
+    reqs = pd.read_csv(out / "requests.csv") if (out / "requests.csv").exists() else None
+    (out / "report.html").write_text(render(result, table, curves, execs, reqs, meta, recon))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        spec = make_spec(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    spec.out_dir.mkdir(parents=True, exist_ok=True)
+    if not args.analyse_only:
+        for stale in ("tradesv3.sqlite", "requests.csv", "venue_ledger.jsonl", "freqtrade.log", "venue_orders.json"):
+            (spec.out_dir / stale).unlink(missing_ok=True)
+        run_session(spec)
+    result = analyse(spec)
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{spec.strategy} {spec.mode} x{spec.speed:g} vs backtest")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k in ("signal_consistency", "pnl_deviation", "equity_correlation", "mean_slippage_bps", "p99_latency_ms",
+              "trades_backtest", "trades_sim"):
+        v = result.get(k)
+        t.add_row(k, "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
+    console = Console()
+    console.print(t)
+    for line in result["gap"]["explanation"]:
+        console.print(" -", line)
+    if "reconciliation" in result:
+        console.print("reconciliation ok:", result["reconciliation"]["ok"])
+    console.print(f"report: {spec.out_dir / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Backtest of the run's exact window, and the backtest-vs-simulation comparison.
+
+Keys of comparison.json (issue contract): signal_consistency, pnl_deviation, equity_correlation,
+mean_slippage_bps, p99_latency_ms, trades_backtest, trades_sim — plus the per-trade matching table
+and an attribution of the PnL gap (fees, slippage, missed fills, extra trades, timing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
+from simulation.gateway import GatewayProcess
+from simulation.gateway.freqtrade_config import exchange_overlay
+from simulation.marketdata.store import CandleStore
+from simulation.run.spec import RunSpec
+from simulation.timeframes import DAY_MS, interval_ms
+
+logger = logging.getLogger("simulation.run")
+
+
+def run_backtest(spec: RunSpec, days_before: int = 30) -> list[dict]:
+    """`freqtrade download-data` + `backtesting` over the run's window, from the same market."""
+    out = spec.out_dir / "backtest"
+    out.mkdir(parents=True, exist_ok=True)
+    args = [*spec.source_args(), "--pairs", *spec.pairs, "--seed", str(spec.seed)]
+    with GatewayProcess(args, log_path=out / "gateway.log") as gw:
+        overlay = exchange_overlay(gw.url, spec.pairs)
+        overlay.update({"strategy": spec.strategy, "timeframe": spec.timeframe, "dry_run_wallet": spec.wallet})
+        cfg = out / "overlay.json"
+        cfg.write_text(json.dumps(overlay, indent=2))
+        base = ["--config", spec.config, "--config", str(cfg), "--datadir", str((out / "data").resolve())]
+        first = spec.start_ms - days_before * DAY_MS
+        tfs = sorted({spec.timeframe, "1h"}, key=interval_ms)
+        run_freqtrade(["download-data", *base, "--timerange", f"{first // 1000}-{spec.end_ms // 1000}",
+                       "--timeframes", *tfs, "--prepend"], out / "download.log")
+        # backtesting loads the markets from the exchange too: keep the gateway up.
+        run_freqtrade(["backtesting", *base, "--timerange", f"{spec.start_ms // 1000}-{spec.end_ms // 1000}",
+                       "--export", "trades", "--backtest-directory", str(out), "--cache", "none"], out / "backtesting.log")
+    stats = latest_backtest_stats(out)
+    return stats["strategy"][spec.strategy]["trades"]
+
+
+def match_trades(bt: pd.DataFrame, sim: pd.DataFrame, tolerance_ms: int) -> pd.DataFrame:
+    """Pair each backtest trade with the earliest unmatched simulated entry on the same pair within tolerance."""
+    used: set[int] = set()
+    rows = []
+    for b in bt.sort_values("open_ms").itertuples():
+        cands = sim[(sim.pair == b.pair) & ((sim.open_ms - b.open_ms).abs() <= tolerance_ms) & (~sim.id.isin(used))]
+        s = cands.sort_values("open_ms").iloc[0] if len(cands) else None
+        if s is not None:
+            used.add(int(s.id))
+        rows.append({
+            "pair": b.pair, "bt_open_ms": b.open_ms, "bt_open_rate": b.open_rate, "bt_close_ms": b.close_ms,
+            "bt_exit": b.exit_reason, "bt_profit": b.profit,
+            "sim_id": None if s is None else int(s.id), "sim_open_ms": None if s is None else s.open_ms,
+            "sim_open_rate": None if s is None else s.open_rate, "sim_close_ms": None if s is None else s.close_ms,
+            "sim_exit": None if s is None else s.exit_reason, "sim_profit": None if s is None else s.profit,
+        })
+    for s in sim[~sim.id.isin(used)].itertuples():
+        rows.append({"pair": s.pair, "bt_open_ms": None, "bt_open_rate": None, "bt_close_ms": None, "bt_exit": None,
+                     "bt_profit": None, "sim_id": int(s.id), "sim_open_ms": s.open_ms, "sim_open_rate": s.open_rate,
+                     "sim_close_ms": s.close_ms, "sim_exit": s.exit_reason, "sim_profit": s.profit})
+    return pd.DataFrame(rows)
+
+
+def _closes(store: CandleStore, pairs: list[str], tf: str, grid: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    step = interval_ms(tf)
+    for pair in pairs:
+        got = store.candles(pair, tf, int(grid[-1]), start=int(grid[0]) - step, end=int(grid[-1]), limit=len(grid) + 2)
+        s = pd.Series({c.close_time + 1: c.close for c in got})
+        out[pair] = s.reindex(grid, method="ffill").bfill().to_numpy()
+    return out
+
+
+def equity_curve(trades: pd.DataFrame, closes: dict[str, np.ndarray], grid: np.ndarray, wallet: float, fee: float) -> np.ndarray:
+    """Wallet + realized profit + open positions marked at each candle close (fees on both legs)."""
+    eq = np.full(len(grid), wallet, dtype=float)
+    for t in trades.itertuples():
+        opened = grid >= t.open_ms
+        closed = grid >= t.close_ms
+        mark = t.amount * (closes[t.pair] * (1 - fee) - t.open_rate * (1 + fee))
+        eq += np.where(closed, t.profit, np.where(opened, mark, 0.0))
+    return eq
+
+
+def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, execs: pd.DataFrame,
+            store: CandleStore, requests_csv: Path | None) -> tuple[dict, pd.DataFrame, dict]:
+    tf = interval_ms(spec.timeframe)
+    grid = np.arange(spec.start_ms + tf, spec.end_ms + 1, tf, dtype=np.int64)
+    closes = _closes(store, spec.pairs, spec.timeframe, grid)
+    fee = 0.001
+    bt = pd.DataFrame([{
+        "pair": t["pair"], "open_ms": int(t["open_timestamp"]), "close_ms": int(t["close_timestamp"]),
+        "open_rate": t["open_rate"], "amount": t["amount"], "profit": t["profit_abs"], "exit_reason": t["exit_reason"],
+    } for t in bt_trades], columns=["pair", "open_ms", "close_ms", "open_rate", "amount", "profit", "exit_reason"])
+    sim = pd.DataFrame({
+        "id": sim_trades.id.astype(int), "pair": sim_trades.pair, "open_ms": sim_trades.open_date_ms,
+        "close_ms": sim_trades.close_date_ms.where(sim_trades.is_open == 0),
+        "open_rate": sim_trades.open_rate, "amount": sim_trades.amount,
+        "profit": sim_trades.close_profit_abs.fillna(0.0), "exit_reason": sim_trades.exit_reason,
+    })
+    sim = sim[(sim.open_ms >= spec.start_ms) & (sim.open_ms < spec.end_ms)]
+    # Open simulated trades are marked at the window's last close, as backtesting force-exits them.
+    last = {p: c[-1] for p, c in closes.items()}
+    for i, t in sim[sim.close_ms.isna()].iterrows():
+        sim.loc[i, "profit"] = t.amount * (last[t.pair] * (1 - fee) - t.open_rate * (1 + fee))
+        sim.loc[i, "exit_reason"] = "open_at_end"
+    table = match_trades(bt, sim, tf)
+    matched = table.dropna(subset=["bt_open_ms", "sim_id"])
+    eq_bt = equity_curve(bt, closes, grid, spec.wallet, fee)
+    eq_sim = equity_curve(sim.assign(close_ms=sim.close_ms.fillna(np.inf)), closes, grid, spec.wallet, fee)
+    pnl_bt, pnl_sim = float(eq_bt[-1] - spec.wallet), float(eq_sim[-1] - spec.wallet)
+    corr = None
+    if np.std(eq_bt) > 0 and np.std(eq_sim) > 0:
+        corr = float(np.corrcoef(eq_bt, eq_sim)[0, 1])
+    ex = execs[(execs.order_ms >= spec.start_ms) & (execs.filled > 0)] if len(execs) else execs
+    lat = _latencies(requests_csv)
+    slip_cost = float(np.nansum(ex.slippage_bps / 1e4 * ex.filled * ex.signal_price)) if len(ex) else 0.0
+    missed = table[table.sim_id.isna()]
+    extra = table[table.bt_open_ms.isna()]
+    timing = float((matched.sim_profit - matched.bt_profit).sum()) if len(matched) else 0.0
+    gap = {
+        "pnl_backtest": pnl_bt,
+        "pnl_sim": pnl_sim,
+        "slippage_cost": -slip_cost,
+        "missed_trades": int(len(missed)),
+        "missed_trades_profit": -float(missed.bt_profit.sum()),
+        "extra_trades": int(len(extra)),
+        "extra_trades_profit": float(extra.sim_profit.sum()),
+        "matched_trades_profit_diff": timing,
+    }
+    gap["explanation"] = explain(gap)
+    result = {
+        "signal_consistency": float(len(matched) / len(bt)) if len(bt) else None,
+        "pnl_deviation": abs(pnl_sim - pnl_bt) / abs(pnl_bt) if pnl_bt else None,
+        "pnl_deviation_of_wallet": abs(pnl_sim - pnl_bt) / spec.wallet,
+        "equity_correlation": corr,
+        "mean_slippage_bps": float(ex.slippage_bps.mean()) if len(ex) and ex.slippage_bps.notna().any() else None,
+        "p99_latency_ms": lat.get("p99"),
+        "latency_ms": lat,
+        "signal_to_order_ms": _pcts(ex.signal_to_order_ms) if len(ex) else {},
+        "fill_ratio_mean": float(ex.fill_ratio.mean()) if len(ex) else None,
+        "trades_backtest": int(len(bt)),
+        "trades_sim": int(len(sim)),
+        "trades_matched": int(len(matched)),
+        "gap": gap,
+    }
+    curves = {"time_ms": grid.tolist(), "backtest": eq_bt.tolist(), "sim": eq_sim.tolist()}
+    return result, table, curves
+
+
+def explain(gap: dict) -> list[str]:
+    """The gap's parts, largest first, in words."""
+    parts = [
+        ("slippage vs the signal candle's close", gap["slippage_cost"]),
+        (f"{gap['missed_trades']} backtest trades without a simulated entry (missed fills / late signals)", gap["missed_trades_profit"]),
+        (f"{gap['extra_trades']} simulated trades the backtest did not take", gap["extra_trades_profit"]),
+        ("matched trades: different entry/exit prices and exit timing (latency, fills, fees)", gap["matched_trades_profit_diff"]),
+    ]
+    total = gap["pnl_sim"] - gap["pnl_backtest"]
+    lines = [f"simulation minus backtest PnL: {total:+.2f} USDT"]
+    for text, value in sorted(parts, key=lambda p: -abs(p[1])):
+        if abs(value) > 1e-9:
+            lines.append(f"{value:+.2f} USDT from {text}")
+    return lines
+
+
+def _pcts(values: pd.Series) -> dict:
+    v = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+    if not len(v):
+        return {}
+    return {"n": int(len(v)), "mean": float(v.mean()), "p50": float(np.percentile(v, 50)),
+            "p95": float(np.percentile(v, 95)), "p99": float(np.percentile(v, 99)), "max": float(v.max())}
+
+
+def _latencies(path: Path | None) -> dict:
+    if not path or not Path(path).exists():
+        return {}
+    req = pd.read_csv(path)
+    ok = req[req.fault.isna() & (req.latency_ms > 0)]
+    out = _pcts(ok.latency_ms)
+    out["faults"] = {str(k): int(v) for k, v in req.fault.value_counts().items()}
+    out["requests"] = int(len(req))
+    return out

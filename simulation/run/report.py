@@ -1,0 +1,80 @@
+"""Self-contained HTML report of a run (plotly inlined once; opens offline)."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+import pandas as pd
+import plotly.graph_objects as go
+
+
+def _t(ms) -> str:
+    if ms is None or ms != ms:
+        return ""
+    return datetime.fromtimestamp(float(ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and x != x):
+        return "n/a"
+    return f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
+
+
+def render(result: dict, table: pd.DataFrame, curves: dict, execs: pd.DataFrame, requests: pd.DataFrame | None,
+           meta: dict, reconciliation: dict | None) -> str:
+    figs = []
+    times = pd.to_datetime(curves["time_ms"], unit="ms", utc=True)
+    f = go.Figure()
+    f.add_scatter(x=times, y=curves["backtest"], name="backtest", mode="lines")
+    f.add_scatter(x=times, y=curves["sim"], name=f"simulation ({meta['mode']})", mode="lines")
+    f.update_layout(title="Equity: backtest vs simulation (USDT, open positions marked to market)", height=380)
+    figs.append(f)
+    if len(execs) and execs.slippage_bps.notna().any():
+        f = go.Figure()
+        for side, part in execs.dropna(subset=["slippage_bps"]).groupby("side"):
+            f.add_histogram(x=part.slippage_bps, name=side, opacity=0.7, nbinsx=40)
+        f.update_layout(title="Fill slippage vs the signal candle's close (bps, adverse positive)", barmode="overlay", height=320)
+        figs.append(f)
+    if requests is not None and len(requests):
+        f = go.Figure()
+        ok = requests[requests.fault.isna()]
+        f.add_histogram(x=ok.latency_ms, name="modelled round trip", nbinsx=50)
+        f.update_layout(title="Request latency (simulated ms)", height=320)
+        figs.append(f)
+        if len(execs):
+            f = go.Figure()
+            f.add_histogram(x=execs.signal_to_order_ms / 1000, nbinsx=40, name="signal to order")
+            f.update_layout(title="Signal candle close to order at the venue (simulated s)", height=320)
+            figs.append(f)
+    parts = []
+    for i, fig in enumerate(figs):
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
+    keys = ["signal_consistency", "pnl_deviation", "pnl_deviation_of_wallet", "equity_correlation", "mean_slippage_bps",
+            "p99_latency_ms", "fill_ratio_mean", "trades_backtest", "trades_sim", "trades_matched"]
+    summary = "".join(f"<tr><th>{k}</th><td>{_fmt(result.get(k))}</td></tr>" for k in keys)
+    gap = "".join(f"<li>{html.escape(line)}</li>" for line in result["gap"]["explanation"])
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{v}</td>" for v in (
+            html.escape(str(r.pair)), _t(r.bt_open_ms), _fmt(r.bt_open_rate, 4), _fmt(r.bt_exit), _fmt(r.bt_profit, 2),
+            _t(r.sim_open_ms), _fmt(r.sim_open_rate, 4), _fmt(r.sim_exit), _fmt(r.sim_profit, 2))) + "</tr>"
+        for r in table.itertuples()
+    )
+    recon = ""
+    if reconciliation is not None:
+        recon = f"<h2>Paper mode: bot database vs venue</h2><pre id='reconciliation'>{html.escape(pd.Series(reconciliation).to_string())}</pre>"
+    events = "".join(f"<li>{_t(e['time_ms'])} {html.escape(e['event'])}</li>" for e in meta.get("events", []))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Simulation vs backtest: {html.escape(meta['strategy'])}</title>
+<style>body{{font-family:sans-serif;margin:24px;max-width:1200px}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th{{text-align:left}}</style>
+</head><body>
+<h1>{html.escape(meta['strategy'])}: {html.escape(meta['mode'])} x{meta['speed']:g} vs backtest</h1>
+<p>Window {_t(meta['start_ms'])} to {_t(meta['end_ms'])} UTC, pairs {html.escape(', '.join(meta['pairs']))},
+faults: {html.escape(str(meta.get('faults') or 'none'))}, wall clock {meta.get('clock_seconds', 0):.0f} s.</p>
+<table id="summary">{summary}</table>
+<h2>What explains the gap</h2><ul id="gap">{gap}</ul>
+{''.join(parts)}
+<h2>Trades, matched within one candle</h2>
+<table id="trades"><tr><th>pair</th><th>backtest open</th><th>rate</th><th>exit</th><th>profit</th><th>sim open</th><th>rate</th><th>exit</th><th>profit</th></tr>{rows}</table>
+{recon}
+<h2>Session events</h2><ul>{events}</ul>
+</body></html>"""

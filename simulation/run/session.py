@@ -1,0 +1,202 @@
+"""One simulated trading session: gateway + stock `freqtrade trade`, run under a shared fake clock.
+
+This module runs *inside* `faketime` (see __main__): every process it starts inherits the same
+accelerated clock (FAKETIME_DONT_RESET=1 shares libfaketime's start across child processes), so
+gateway, bot and this supervisor agree on "now" without touching freqtrade. All waits here are in
+simulated seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from freqtrade_client import FtRestClient
+
+from simulation.freqtrade_runner import freqtrade_executable
+from simulation.gateway import GatewayProcess
+from simulation.gateway.process import free_port
+from simulation.paths import REPO_ROOT
+from simulation.run.bot_config import API_USER, bot_overlay
+from simulation.run.spec import RunSpec
+from simulation.venue.auth import KEY_ENV, SECRET_ENV
+
+logger = logging.getLogger("simulation.run")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Session:
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.out = spec.out_dir
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.api_port = free_port()
+        self.password = secrets.token_urlsafe(24)
+        key, secret = secrets.token_hex(16), secrets.token_hex(32)
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "FREQTRADE__API_SERVER__PASSWORD": self.password,
+            "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(32),
+            "FREQTRADE__API_SERVER__WS_TOKEN": secrets.token_urlsafe(16),
+        }
+        if spec.mode == "paper":
+            self.env.update({KEY_ENV: key, SECRET_ENV: secret, "FREQTRADE__EXCHANGE__KEY": key, "FREQTRADE__EXCHANGE__SECRET": secret})
+        self.bot: subprocess.Popen | None = None
+        self.events: list[dict] = []
+        # requests' timeouts are checked against the (accelerated) process clock too: scale them.
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.client = FtRestClient(self.api_url, API_USER, self.password, timeout=self.sim_s(30))
+
+    def sim_s(self, wall_seconds: float) -> float:
+        """A wall-clock allowance expressed on the accelerated clock."""
+        return wall_seconds * self.spec.speed
+
+    def event(self, kind: str, **info) -> None:
+        self.events.append({"time_ms": now_ms(), "event": kind, **info})
+        logger.info("%s %s", kind, info or "")
+
+    # -- processes ------------------------------------------------------------------------
+    def gateway_args(self) -> list[str]:
+        s = self.spec
+        args = [*s.source_args(), "--pairs", *s.pairs, "--replay", "--replay-start", "now", "--seed", str(s.seed),
+                "--request-log", str(self.out / "requests.csv")]
+        if s.latency:
+            args.append("--latency")
+        if s.sim_config:
+            args += ["--sim-config", s.sim_config]
+        if s.mode == "paper":
+            args += ["--venue", "--balances", f"USDT={s.wallet:g}", "--ledger", str(self.out / "venue_ledger.jsonl")]
+        return args
+
+    def start_bot(self) -> None:
+        cmd = [*freqtrade_executable(), "trade", "--config", self.spec.config, "--config", str(self.overlay_path)]
+        log = open(self.out / "freqtrade.log", "a")
+        self.bot = subprocess.Popen(cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + self.sim_s(180)
+        while time.monotonic() < deadline:
+            if self.bot.poll() is not None:
+                raise RuntimeError(f"freqtrade exited with {self.bot.returncode} during startup; see {self.out / 'freqtrade.log'}")
+            try:
+                # FtRestClient.ping() reports "not_running" for a stopped bot: ask the endpoint itself.
+                if requests.get(f"{self.api_url}/api/v1/ping", timeout=self.sim_s(5)).json() == {"status": "pong"}:
+                    self.event("bot_ready", pid=self.bot.pid)
+                    return
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(self.sim_s(0.5))
+        raise TimeoutError("freqtrade's API did not come up within 180 s")
+
+    def start_trading(self) -> None:
+        reply = self.client.start()
+        self.event("bot_started", reply=reply)
+
+    def kill_bot(self) -> None:
+        assert self.bot is not None
+        os.kill(self.bot.pid, signal.SIGKILL)
+        self.bot.wait()
+        self.event("bot_killed", signal="SIGKILL", pid=self.bot.pid)
+
+    def stop_bot(self) -> None:
+        if self.bot and self.bot.poll() is None:
+            self.bot.send_signal(signal.SIGINT)
+            try:
+                self.bot.wait(self.sim_s(60))
+            except subprocess.TimeoutExpired:
+                self.bot.kill()
+                self.bot.wait()
+        self.event("bot_stopped", returncode=self.bot.returncode if self.bot else None)
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> dict:
+        s = self.spec
+        gw = GatewayProcess(self.gateway_args(), log_path=self.out / "gateway.log", startup_timeout=self.sim_s(60), env=self.env)
+        wall0 = time.perf_counter()
+        with gw:
+            self.gateway_url = gw.url
+            overlay = bot_overlay(s, gw.url, self.api_port, str((self.out / "tradesv3.sqlite").resolve()))
+            self.overlay_path = self.out / "bot_overlay.json"
+            self.overlay_path.write_text(json.dumps(overlay, indent=2))
+            self.start_bot()
+            lag = now_ms() - s.start_ms
+            if lag > 0:
+                logger.warning("the bot became ready %.0f simulated s after the window opened (raise --warmup)", lag / 1000)
+            while now_ms() < s.start_ms:
+                time.sleep(min(self.sim_s(0.2), (s.start_ms - now_ms()) / 1000 + 0.001))
+            if s.faults:
+                self._set_faults(s.faults)
+            self.start_trading()
+            kill_ms = None if s.kill_at is None else s.start_ms + int((s.end_ms - s.start_ms) * s.kill_at)
+            self._progress_loop(kill_ms)
+            self._snapshot(gw.url)
+            self.stop_bot()
+        wall = time.perf_counter() - wall0
+        meta = {
+            "mode": s.mode, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
+            "strategy": s.strategy, "simulated_s": (s.end_ms - s.start_ms) / 1000, "events": self.events,
+            "clock_seconds": wall, "faults": s.faults, "kill_at": s.kill_at,
+        }
+        (self.out / "session.json").write_text(json.dumps(meta, indent=2))
+        return meta
+
+    def _set_faults(self, text: str) -> None:
+        from simulation.gateway.faults import FaultSpec
+
+        spec = FaultSpec.parse(text, seed=self.spec.seed).describe()
+        requests.put(f"{self.gateway_url}/sim/faults", json=spec, timeout=self.sim_s(30)).raise_for_status()
+        self.event("faults_on", faults=spec)
+
+    def _progress_loop(self, kill_ms: int | None) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        s = self.spec
+        total = (s.end_ms - s.start_ms) / 1000
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[clock]}"),
+                      TimeRemainingColumn(), transient=not sys.stdout.isatty(), disable=not sys.stdout.isatty()) as bar:
+            task = bar.add_task(f"{s.mode} x{s.speed:g}", total=total, clock="")
+            while (t := now_ms()) < s.end_ms:
+                if self.bot and self.bot.poll() is not None:
+                    raise RuntimeError(f"freqtrade died (exit {self.bot.returncode}); see {self.out / 'freqtrade.log'}")
+                if kill_ms is not None and t >= kill_ms:
+                    kill_ms = None
+                    self.kill_bot()
+                    self.start_bot()
+                    self.start_trading()
+                bar.update(task, completed=min(total, (t - s.start_ms) / 1000),
+                           clock=time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
+                time.sleep(min(self.sim_s(0.5), max(0.001, (s.end_ms - t) / 1000)))
+        self.event("window_closed")
+
+    def _snapshot(self, url: str) -> None:
+        """What the operator would look at: metrics, venue records, the bot's own view."""
+        (self.out / "metrics.prom").write_text(requests.get(f"{url}/metrics", timeout=self.sim_s(30)).text)
+        if self.spec.mode == "paper":
+            (self.out / "venue_orders.json").write_text(requests.get(f"{url}/sim/orders", timeout=self.sim_s(30)).text)
+        try:
+            (self.out / "bot_status.json").write_text(json.dumps({"status": self.client.status(), "profit": self.client.profit()}, default=str))
+        except (requests.RequestException, ValueError) as exc:
+            logger.warning("could not read the bot's final status: %s", exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point inside faketime: `python -m simulation.run.session SPEC.json`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    spec = RunSpec.load(Path((argv or sys.argv[1:])[0]))
+    Session(spec).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""What one simulation run is: strategy, mode, window, market source, speed, faults."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+MODES = ("dry-run", "paper")
+
+
+@dataclass
+class RunSpec:
+    strategy: str
+    config: str
+    mode: str
+    speed: float
+    start_ms: int  # window start (data time == simulated wall time)
+    end_ms: int
+    pairs: list[str]
+    timeframe: str
+    out: str
+    faults: str | None = None
+    kill_at: float | None = None  # fraction of the window at which the bot is killed -9 and restarted
+    latency: bool = True
+    seed: int = 0
+    warmup_s: float = 0.0  # simulated seconds the bot gets to start before the window opens
+    sim_config: str | None = None
+    wallet: float = 1000.0
+    datadir: str | None = None  # freqtrade feather dir; None: the synthetic market (seed = `seed`)
+    synthetic_days: float = 120.0
+    synthetic_start: str = "2024-01-01"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"--mode must be one of {MODES}")
+        if self.speed <= 0:
+            raise ValueError("--speed must be positive")
+        if self.end_ms <= self.start_ms:
+            raise ValueError("empty timerange")
+        if self.kill_at is not None and not 0 < self.kill_at < 1:
+            raise ValueError("--kill-bot-at must be a fraction of the window in (0, 1)")
+
+    def source_args(self) -> list[str]:
+        """How the gateway opens the market (its --seed comes separately)."""
+        if self.datadir:
+            return ["--datadir", self.datadir]
+        return ["--synthetic", "--days", f"{self.synthetic_days:g}", "--start", self.synthetic_start]
+
+    def open_store(self):
+        """The same market, in-process (for signal prices and marks)."""
+        from simulation.marketdata import CandleStore, open_source
+        from simulation.synthetic import SyntheticConfig
+
+        if self.datadir:
+            return CandleStore(open_source(datadir=Path(self.datadir), pairs=self.pairs))
+        synth = SyntheticConfig(seed=self.seed, days=self.synthetic_days, start=self.synthetic_start)
+        return CandleStore(open_source(synthetic=synth, pairs=self.pairs))
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out)
+
+    @property
+    def fake_start_ms(self) -> int:
+        return self.start_ms - int(self.warmup_s * 1000)
+
+    def faketime_spec(self) -> str:
+        start = datetime.fromtimestamp(self.fake_start_ms / 1000, tz=UTC)
+        return f"@{start:%Y-%m-%d %H:%M:%S} x{self.speed:g}"
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> RunSpec:
+        return cls(**json.loads(Path(path).read_text()))

@@ -1,0 +1,283 @@
+"""The simulated venue: balances, order acceptance like Binance, matching against the replayed market.
+
+Matching rules (documented in README, tested):
+- MARKET orders walk the synthetic book at arrival, plus impact (see execution.impact); what the
+  book cannot fill expires (Binance's EXPIRED with a partial fill).
+- LIMIT orders first take what is marketable (as a taker, never beyond the limit); the rest rests
+  and fills as a maker when the replayed price path trades *through* the limit (a touch is not enough:
+  we assume our order is behind the queue at that level), at most `max_participation` of the volume
+  traded meanwhile — large orders fill partially over time.
+- STOP_LOSS_LIMIT orders trigger when the path reaches the stop price, then behave as a LIMIT order.
+- Fees like Binance without BNB: buys pay commission in the base asset, sells in the quote asset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from simulation.book import OrderBook
+from simulation.clock import Clock
+from simulation.execution import ExecutionParams, taker_fill
+from simulation.gateway.api import BinanceError
+from simulation.marketdata.store import CandleStore
+from simulation.markets import MarketSpec
+from simulation.timeframes import DAY_MS
+from simulation.venue.orders import Order, Trade
+
+ORDER_TYPES = ("MARKET", "LIMIT", "STOP_LOSS_LIMIT")
+TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+
+
+def _insufficient() -> BinanceError:
+    return BinanceError(-2010, "Account has insufficient balance for requested action.")
+
+
+def _on_grid(x: float, step: float) -> bool:
+    return step <= 0 or abs(x / step - round(x / step)) < 1e-6
+
+
+class Venue:
+    def __init__(
+        self,
+        store: CandleStore,
+        clock: Clock,
+        book_fn: Callable[[str, int], OrderBook],
+        params: ExecutionParams | None = None,
+        balances: dict[str, float] | None = None,
+        ledger_path: Path | None = None,
+    ) -> None:
+        self.store, self.clock, self.book_fn = store, clock, book_fn
+        self.params = params or ExecutionParams()
+        self.free: dict[str, float] = dict(balances or {"USDT": 1000.0})
+        self.locked: dict[str, float] = {a: 0.0 for a in self.free}
+        self.orders: dict[int, Order] = {}
+        self._next_order, self._next_trade = 1, 1
+        self._by_symbol = {m.symbol: (pair, m) for pair, m in store.markets.items()}
+        self.ledger_path = Path(ledger_path) if ledger_path else None
+        if self.ledger_path:
+            self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        self.on_trade: Callable[[Order, Trade, float], None] | None = None  # (order, trade, mid at arrival)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _data_now(self) -> int:
+        d = self.clock.data_now()
+        return self.store.data_end() if d is None else d
+
+    def market(self, symbol: str) -> tuple[str, MarketSpec]:
+        try:
+            return self._by_symbol[symbol]
+        except KeyError:
+            raise BinanceError(-1121, "Invalid symbol.") from None
+
+    def _daily(self, pair: str) -> tuple[float, float]:
+        """(quote volume, volatility) over the last 24 h, for market impact."""
+        win = self.store.window(pair, self._data_now(), DAY_MS)
+        notional = float(np.sum(win.quote_volume))
+        rets = np.diff(np.log(win.close)) if len(win) > 2 else np.array([0.0])
+        return notional, float(np.std(rets) * math.sqrt(max(len(rets), 1)))
+
+    def _move(self, asset: str, free: float = 0.0, locked: float = 0.0) -> None:
+        self.free[asset] = self.free.get(asset, 0.0) + free
+        self.locked[asset] = self.locked.get(asset, 0.0) + locked
+        for book in (self.free, self.locked):  # float dust from repeated fills
+            if abs(book[asset]) < 1e-12:
+                book[asset] = 0.0
+
+    def _log(self, event: str, order: Order) -> None:
+        if self.ledger_path:
+            with self.ledger_path.open("a") as fh:
+                fh.write(json.dumps({"event": event, "order": order.record()}) + "\n")
+
+    # -- account --------------------------------------------------------------------------
+    def account(self) -> dict:
+        assets = sorted(set(self.free) | set(self.locked))
+        return {a: (self.free.get(a, 0.0), self.locked.get(a, 0.0)) for a in assets}
+
+    # -- orders ---------------------------------------------------------------------------
+    def place(self, p: dict[str, str]) -> Order:
+        symbol = p.get("symbol") or ""
+        pair, m = self.market(symbol)
+        side, otype = p.get("side", "").upper(), p.get("type", "").upper()
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(-1117, "Invalid side.")
+        if otype not in ORDER_TYPES:
+            raise BinanceError(-1116, "Invalid orderType.")
+        tif = p.get("timeInForce", "GTC" if otype != "MARKET" else "")
+        if otype != "MARKET" and tif not in TIME_IN_FORCE:
+            raise BinanceError(-1115, "Invalid timeInForce.")
+        qty = _number(p, "quantity")
+        price = _number(p, "price") if otype != "MARKET" else 0.0
+        stop = _number(p, "stopPrice") if otype == "STOP_LOSS_LIMIT" else 0.0
+        if qty < (m.min_qty or m.step_size) or not _on_grid(qty, m.step_size):
+            raise BinanceError(-1013, "Filter failure: LOT_SIZE")
+        for px in (price, stop):
+            if px and not _on_grid(px, m.tick_size):
+                raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+        book = self.book_fn(symbol, 20)
+        ref = price or (book.best_ask if side == "BUY" else book.best_bid)
+        if qty * ref < m.min_notional:
+            raise BinanceError(-1013, "Filter failure: NOTIONAL")
+        client_id = p.get("newClientOrderId") or f"sim{self._next_order}"
+        if any(o.client_order_id == client_id and o.is_open for o in self.orders.values()):
+            raise BinanceError(-2010, "Duplicate order sent.")
+        # Funds: limit/stop orders lock what they may spend; market buys must afford the walk.
+        if side == "SELL":
+            if self.free.get(m.base, 0.0) < qty - 1e-12:
+                raise _insufficient()
+            self._move(m.base, -qty, +qty)
+        elif otype == "MARKET":
+            est = taker_fill(book, "BUY", qty, impact=self.params.impact, **self._impact_args(pair))
+            if self.free.get(m.quote, 0.0) < est.notional - 1e-9:
+                raise _insufficient()
+        else:
+            cost = qty * price
+            if self.free.get(m.quote, 0.0) < cost - 1e-9:
+                raise _insufficient()
+            self._move(m.quote, -cost, +cost)
+        now = self.clock.now_ms()
+        order = Order(
+            order_id=self._next_order, client_order_id=client_id, symbol=symbol, pair=pair, side=side,
+            type=otype, qty=qty, price=price, stop_price=stop, time_in_force=tif or "GTC", time=now,
+            update_time=now, last_check=self._data_now(),
+        )
+        self._next_order += 1
+        self.orders[order.order_id] = order
+        self._log("new", order)
+        if otype != "STOP_LOSS_LIMIT":
+            self._take(order, book)
+        self._log("update", order)
+        return order
+
+    def _impact_args(self, pair: str) -> dict:
+        notional, vol = self._daily(pair)
+        return {"daily_notional": notional, "daily_volatility": vol}
+
+    def _take(self, order: Order, book: OrderBook) -> None:
+        """Immediate taker part of an order; then IOC/FOK/MARKET remainders expire."""
+        limit = order.price if order.type != "MARKET" else None
+        fill = taker_fill(book, order.side, order.remaining, limit_price=limit, impact=self.params.impact, **self._impact_args(order.pair))
+        if order.time_in_force == "FOK" and fill.qty < order.remaining - 1e-12:
+            self._close(order, "EXPIRED")
+            return
+        if fill.qty > 0:
+            self._book_trade(order, fill.qty, fill.price, fill.book_price, maker=False, mid=book.mid)
+        if order.remaining > 1e-12 and (order.type == "MARKET" or order.time_in_force == "IOC"):
+            self._close(order, "EXPIRED")
+
+    def _book_trade(self, order: Order, qty: float, price: float, book_price: float, maker: bool, mid: float) -> None:
+        _, m = self.market(order.symbol)
+        fee_rate = self.params.maker_fee if maker else self.params.taker_fee
+        now = self.clock.now_ms()
+        if order.side == "BUY":
+            commission, asset = qty * fee_rate, m.base
+            if order.type == "MARKET":
+                self._move(m.quote, free=-qty * price)
+            else:  # locked at the limit; refund any price improvement
+                self._move(m.quote, free=qty * (order.price - price), locked=-qty * order.price)
+            self._move(m.base, free=qty - commission)
+        else:
+            commission, asset = qty * price * fee_rate, m.quote
+            self._move(m.base, locked=-qty)
+            self._move(m.quote, free=qty * price - commission)
+        trade = Trade(self._next_trade, order.order_id, order.symbol, order.side, price, qty, commission, asset, now, maker, book_price)
+        self._next_trade += 1
+        order.trades.append(trade)
+        order.executed_qty += qty
+        order.cum_quote += qty * price
+        order.update_time = now
+        order.status = "FILLED" if order.remaining <= 1e-12 else "PARTIALLY_FILLED"
+        if self.on_trade:
+            self.on_trade(order, trade, mid)
+
+    def _close(self, order: Order, status: str) -> None:
+        _, m = self.market(order.symbol)
+        rest = order.remaining
+        if order.type != "MARKET" and rest > 0:
+            if order.side == "SELL":
+                self._move(m.base, free=rest, locked=-rest)
+            else:
+                self._move(m.quote, free=rest * order.price, locked=-rest * order.price)
+        elif order.side == "SELL" and rest > 0:  # market sell: the base was locked at placement
+            self._move(m.base, free=rest, locked=-rest)
+        order.status = status
+        order.update_time = self.clock.now_ms()
+
+    def cancel(self, p: dict[str, str]) -> Order:
+        order = self.find(p, unknown=(-2011, "Unknown order sent."))
+        if not order.is_open:
+            raise BinanceError(-2011, "Unknown order sent.")
+        self._close(order, "CANCELED")
+        self._log("cancel", order)
+        return order
+
+    def find(self, p: dict[str, str], unknown: tuple[int, str] = (-2013, "Order does not exist.")) -> Order:
+        symbol = p.get("symbol") or ""
+        self.market(symbol)
+        oid, cid = p.get("orderId"), p.get("origClientOrderId")
+        if not oid and not cid:
+            raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        for o in self.orders.values():
+            if o.symbol == symbol and ((oid and str(o.order_id) == oid) or (cid and o.client_order_id == cid)):
+                return o
+        raise BinanceError(*unknown)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        if symbol:
+            self.market(symbol)
+        return [o for o in self.orders.values() if o.is_open and (not symbol or o.symbol == symbol)]
+
+    def all_orders(self, symbol: str) -> list[Order]:
+        self.market(symbol)
+        return [o for o in self.orders.values() if o.symbol == symbol]
+
+    def trades(self, symbol: str) -> list[Trade]:
+        self.market(symbol)
+        return [t for o in self.orders.values() if o.symbol == symbol for t in o.trades]
+
+    # -- matching -------------------------------------------------------------------------
+    def match(self) -> int:
+        """Match resting orders against the market traded since their last check; returns fills."""
+        now_data = self._data_now()
+        fills = 0
+        for order in [o for o in self.orders.values() if o.is_open]:
+            t0, order.last_check = order.last_check, now_data
+            if now_data <= t0:
+                continue
+            low, high, volume = self.store.traded_range(order.pair, t0, now_data)
+            before = len(order.trades)
+            if order.type == "STOP_LOSS_LIMIT" and order.triggered_time is None:
+                hit = low <= order.stop_price if order.side == "SELL" else high >= order.stop_price
+                if hit:
+                    order.triggered_time = self.clock.now_ms()
+                    self._take(order, self.book_fn(order.symbol, 20))
+            elif order.type != "MARKET":
+                through = low < order.price if order.side == "BUY" else high > order.price
+                cap = self.params.max_participation * volume
+                if through and cap > 0:
+                    qty = min(order.remaining, cap)
+                    self._book_trade(order, qty, order.price, order.price, maker=True, mid=order.price)
+            if len(order.trades) != before or not order.is_open:
+                fills += len(order.trades) - before
+                self._log("update", order)
+        return fills
+
+    def records(self) -> list[dict]:
+        return [o.record() for o in self.orders.values()]
+
+
+def _number(p: dict[str, str], name: str) -> float:
+    raw = p.get(name)
+    if raw is None or raw == "":
+        raise BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.") from None
+    if not math.isfinite(value) or value <= 0:
+        raise BinanceError(-1013, f"Invalid {name}.")
+    return value

@@ -1,0 +1,86 @@
+"""Execution models at their boundaries: latency clipping, impact threshold and exponent, book walking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulation.book import OrderBook
+from simulation.execution import ExecutionParams, ImpactModel, LatencyModel, taker_fill
+
+
+def test_latency_is_normal_around_50ms_and_clipped():
+    m = LatencyModel(seed=1)
+    s = np.array([m.sample_ms() for _ in range(20_000)])
+    assert s.min() >= 10.0 and s.max() <= 200.0
+    assert 48 < s.mean() < 52
+    assert (s == 10.0).mean() < 0.05, "clipping is rare at mean 50 / sd 20"
+    tight = LatencyModel(mean_ms=300, std_ms=0, seed=1)
+    assert tight.sample_ms() == 200.0, "values above max are clipped to max"
+    low = LatencyModel(mean_ms=0, std_ms=0, seed=1)
+    assert low.sample_ms() == 10.0, "values below min are clipped to min"
+    assert LatencyModel(enabled=False).sample_ms() == 0.0
+
+
+def test_latency_spikes_exceed_the_clip():
+    m = LatencyModel(spike_probability=0.5, spike_ms=1000, seed=2)
+    s = np.array([m.sample_ms() for _ in range(2000)])
+    assert 0.4 < (s > 1000).mean() < 0.6
+    with pytest.raises(ValueError):
+        LatencyModel(min_ms=100, max_ms=50)
+
+
+def test_impact_below_threshold_is_the_volume_impact_only():
+    m = ImpactModel()
+    assert m.fraction(notional=1_000, daily_notional=1_000_000, daily_volatility=0.03) == pytest.approx(0.0001)
+    # exactly at the threshold: still linear (the square-root term starts above 1%)
+    assert m.fraction(10_000, 1_000_000, 0.03) == pytest.approx(0.0001)
+    assert m.fraction(10_001, 1_000_000, 0.03) > 0.0001 + 0.03 * 0.099
+
+
+def test_square_root_impact_exponent():
+    m = ImpactModel(volume_impact=0.0)
+    a = m.fraction(40_000, 1_000_000, 0.02)
+    b = m.fraction(160_000, 1_000_000, 0.02)
+    assert b / a == pytest.approx(2.0), "4x the size, 2x the impact"
+    assert a == pytest.approx(0.02 * np.sqrt(0.04))
+    assert ImpactModel(enabled=False).fraction(1e9, 1.0, 0.1) == 0.0
+
+
+BOOK = OrderBook(bids=[(99.9, 1.0), (99.8, 2.0), (99.7, 3.0)], asks=[(100.1, 1.0), (100.2, 2.0), (100.3, 3.0)])
+
+
+def test_taker_fill_walks_levels():
+    f = taker_fill(BOOK, "BUY", 2.5)
+    assert f.qty == 2.5 and f.levels == 2
+    assert f.book_price == pytest.approx((1.0 * 100.1 + 1.5 * 100.2) / 2.5)
+    s = taker_fill(BOOK, "SELL", 1.0)
+    assert s.price == pytest.approx(99.9) and s.levels == 1
+
+
+def test_taker_fill_partial_when_book_or_limit_runs_out():
+    f = taker_fill(BOOK, "BUY", 10.0)
+    assert f.qty == pytest.approx(6.0), "only what the book shows"
+    lim = taker_fill(BOOK, "BUY", 10.0, limit_price=100.15)
+    assert lim.qty == pytest.approx(1.0) and lim.price <= 100.15
+    none = taker_fill(BOOK, "BUY", 1.0, limit_price=100.0)
+    assert none.qty == 0.0
+
+
+def test_impact_never_crosses_the_limit():
+    big = ImpactModel(volume_impact=0.01)
+    f = taker_fill(BOOK, "BUY", 1.0, limit_price=100.2, impact=big, daily_notional=1e6, daily_volatility=0.02)
+    assert f.price == pytest.approx(100.2)
+    g = taker_fill(BOOK, "BUY", 1.0, impact=big, daily_notional=1e6, daily_volatility=0.02)
+    assert g.price == pytest.approx(100.1 * 1.01)
+
+
+def test_params_from_config_and_errors():
+    p = ExecutionParams.from_config({"latency": {"mean_ms": 80}, "impact": {"threshold": 0.02}, "taker_fee": 0.00075})
+    assert p.latency.mean_ms == 80 and p.impact.threshold == 0.02 and p.taker_fee == 0.00075
+    with pytest.raises(ValueError, match="unknown simulation settings"):
+        ExecutionParams.from_config({"latncy": {}})
+    with pytest.raises(ValueError, match="allowed"):
+        ExecutionParams.from_config({"latency": {"avg": 3}})
+    with pytest.raises(ValueError):
+        ExecutionParams.from_config({"taker_fee": 0.5})

@@ -1,0 +1,222 @@
+"""The simulated venue: Binance signing, order acceptance, matching, balances, faults, /metrics."""
+
+from __future__ import annotations
+
+import os
+import time
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from simulation.clock import Clock
+from simulation.execution import ExecutionParams
+from simulation.gateway import GatewayProcess
+from simulation.gateway.api import BinanceError, BinanceSpotAPI
+from simulation.marketdata import CandleStore, open_source
+from simulation.run.bot_config import NotLoopbackError, assert_loopback
+from simulation.synthetic import SyntheticConfig
+from simulation.venue import ApiCredentials, Venue
+from simulation.venue.auth import KEY_ENV, SECRET_ENV, verify
+
+BAL = 1e9
+CREDS = ApiCredentials("k" * 32, "s" * 64)
+
+
+class ManualClock(Clock):
+    """Exchange time == data time, moved by the test."""
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+
+    def now_ms(self) -> int:
+        return self.t
+
+    def data_now(self) -> int | None:
+        return self.t
+
+    @property
+    def shift_ms(self) -> int:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def store():
+    return CandleStore(open_source(synthetic=SyntheticConfig(seed=5, days=10, start="2024-01-01"), pairs=["BTC/USDT"]))
+
+
+@pytest.fixture
+def venue(store):
+    clock = ManualClock(store.data_start() + 3 * 86_400_000 + 123_456)
+    api = BinanceSpotAPI(store, clock)
+    return Venue(store, clock, api.book, ExecutionParams(), {"USDT": BAL})
+
+
+def test_signature_checks():
+    q = urlencode({"symbol": "BTCUSDT", "timestamp": 1_000_000})
+    good = f"{q}&signature={CREDS.sign(q)}"
+    assert verify(CREDS, CREDS.key, good, "", 1_000_100)["symbol"] == "BTCUSDT"
+    with pytest.raises(BinanceError) as e:
+        verify(CREDS, CREDS.key, f"{q}&signature={'0' * 64}", "", 1_000_100)
+    assert e.value.code == -1022
+    with pytest.raises(BinanceError) as e:
+        verify(CREDS, "wrong-key", good, "", 1_000_100)
+    assert e.value.code == -2015
+    with pytest.raises(BinanceError) as e:
+        verify(CREDS, None, good, "", 1_000_100)
+    assert e.value.code == -2014
+    with pytest.raises(BinanceError) as e:
+        verify(CREDS, CREDS.key, good, "", 1_000_000 + 6_000)
+    assert e.value.code == -1021, "outside the default 5 s recvWindow"
+    # POST: parameters in the body are signed the same way
+    assert verify(CREDS, CREDS.key, "", good, 1_000_100)["timestamp"] == "1000000"
+
+
+def test_market_buy_walks_book_pays_fee_in_base(venue):
+    book = venue.book_fn("BTCUSDT", 20)
+    o = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.5"})
+    assert o.status == "FILLED" and o.executed_qty == pytest.approx(0.5)
+    avg = o.cum_quote / o.executed_qty
+    assert avg >= book.best_ask * (1 + 0.0001) - 1e-9, "at least the ask plus the 0.01% volume impact"
+    free, _ = venue.account()["BTC"]
+    assert free == pytest.approx(0.5 * 0.999), "Binance charges buy commission in the base asset"
+    assert venue.account()["USDT"][0] == pytest.approx(BAL - o.cum_quote)
+
+
+def test_limit_rests_until_price_trades_through_then_fills(venue, store):
+    book = venue.book_fn("BTCUSDT", 20)
+    future_low = store.traded_range("BTC/USDT", venue.clock.t, venue.clock.t + 86_400_000)[0]
+    price = round((future_low + book.best_bid) / 2, 2)  # below the market now, traded through later today
+    o = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.1", "price": f"{price:.2f}"})
+    assert o.status == "NEW" and venue.account()["USDT"][1] == pytest.approx(0.1 * price), "funds locked"
+    start = venue.clock.t
+    for _ in range(5000):  # step the clock until the order fills
+        venue.clock.t += 60_000
+        venue.match()
+        if o.status == "FILLED":
+            break
+    assert o.status == "FILLED", "the price fell through the limit within the data"
+    assert store.traded_range("BTC/USDT", start, venue.clock.t - 60_000)[0] >= price, "no fill before the path got there"
+    assert store.traded_range("BTC/USDT", venue.clock.t - 60_000, venue.clock.t)[0] < price, "filled when it traded through"
+    assert o.cum_quote / o.executed_qty == pytest.approx(price), "makers fill at their limit"
+    assert venue.account()["USDT"][1] == pytest.approx(0.0)
+
+
+def test_cancel_unlocks_and_unknown_orders_error(venue):
+    o = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.1", "price": "1000.00"})
+    assert venue.cancel({"symbol": "BTCUSDT", "orderId": str(o.order_id)}).status == "CANCELED"
+    assert venue.account()["USDT"] == (pytest.approx(BAL), pytest.approx(0.0))
+    with pytest.raises(BinanceError) as e:
+        venue.cancel({"symbol": "BTCUSDT", "orderId": str(o.order_id)})
+    assert e.value.code == -2011
+    with pytest.raises(BinanceError) as e:
+        venue.find({"symbol": "BTCUSDT", "orderId": "999"})
+    assert e.value.code == -2013
+
+
+def test_large_orders_fill_partially(venue, store):
+    book = venue.book_fn("BTCUSDT", 20)
+    depth = sum(q for _, q in book.asks)
+    huge = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": f"{depth * 1.5:.5f}"})
+    assert huge.status == "EXPIRED" and huge.executed_qty == pytest.approx(depth), "book ran out: partial fill, rest expired"
+    # a resting order takes at most max_participation of the volume traded meanwhile
+    qty = float(f"{huge.executed_qty * 0.99:.5f}")
+    ask = venue.book_fn("BTCUSDT", 20).best_ask
+    rest = venue.place({"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "quantity": f"{qty:.5f}", "price": f"{ask:.2f}"})
+    while not rest.trades:
+        t0 = venue.clock.t
+        venue.clock.t += 60_000
+        venue.match()
+    _, _, volume = store.traded_range("BTC/USDT", t0, venue.clock.t)
+    assert rest.status == "PARTIALLY_FILLED"
+    assert rest.executed_qty == pytest.approx(venue.params.max_participation * volume)
+
+
+def test_rejections_like_binance(venue):
+    with pytest.raises(BinanceError) as e:
+        venue.place({"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "1"})  # holds no BTC
+    assert e.value.code == -2010
+    with pytest.raises(BinanceError) as e:
+        venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.1", "price": "1000.001"})
+    assert "PRICE_FILTER" in e.value.msg
+    with pytest.raises(BinanceError) as e:
+        venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.00001", "price": "1000.00"})
+    assert e.value.code == -1013
+    with pytest.raises(BinanceError) as e:
+        venue.place({"symbol": "BTCUSDT", "side": "SIDEWAYS", "type": "LIMIT", "quantity": "0.1", "price": "1000"})
+    assert e.value.code == -1117
+
+
+def test_paper_mode_refuses_non_loopback_urls():
+    assert_loopback({"ccxt_config": {"urls": {"api": {"public": "http://127.0.0.1:1/api/v3"}}}})
+    with pytest.raises(NotLoopbackError, match="not a loopback"):
+        assert_loopback({"ccxt_config": {"urls": {"api": {"private": "http://8.8.8.8/api/v3"}}}})
+    with pytest.raises(NotLoopbackError, match="no URLs"):
+        assert_loopback({"ccxt_config": {}})
+
+
+def _signed(gw, method, path, creds, **params):
+    params["timestamp"] = requests.get(f"{gw.url}/api/v3/time", timeout=5).json()["serverTime"]
+    q = urlencode(params)
+    url = f"{gw.url}{path}?{q}&signature={creds.sign(q)}"
+    return requests.request(method, url, headers={"X-MBX-APIKEY": creds.key}, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def venue_gateway(tmp_path_factory):
+    env = {**os.environ, KEY_ENV: CREDS.key, SECRET_ENV: CREDS.secret}
+    log = tmp_path_factory.mktemp("venue") / "gw.log"
+    args = ["--synthetic", "--seed", "5", "--days", "10", "--pairs", "BTC/USDT", "--replay", "--venue", "--latency"]
+    with GatewayProcess(args, log_path=log, env=env) as gw:
+        yield gw
+
+
+def test_signed_http_order_lifecycle_and_metrics(venue_gateway):
+    gw = venue_gateway
+    r = _signed(gw, "POST", "/api/v3/order", CREDS, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "FILLED" and body["fills"] and body["fills"][0]["commissionAsset"] == "BTC"
+    got = _signed(gw, "GET", "/api/v3/order", CREDS, symbol="BTCUSDT", orderId=body["orderId"]).json()
+    assert got["executedQty"] == body["executedQty"]
+    trades = _signed(gw, "GET", "/api/v3/myTrades", CREDS, symbol="BTCUSDT").json()
+    assert [t["orderId"] for t in trades] == [body["orderId"]]
+    bad = _signed(gw, "GET", "/api/v3/account", ApiCredentials(CREDS.key, "x" * 64))
+    assert bad.status_code == 400 and bad.json()["code"] == -1022
+    families = {f.name: f for f in text_string_to_metric_families(requests.get(f"{gw.url}/metrics", timeout=5).text)}
+    assert {"sim_request_latency_ms", "sim_fills", "sim_fill_slippage_bps", "sim_orders"} <= set(families)
+    lat = {s.name: s.value for s in families["sim_request_latency_ms"].samples if s.labels.get("endpoint") == "/api/v3/order"}
+    assert lat["sim_request_latency_ms_count"] >= 2
+    assert 10 <= lat["sim_request_latency_ms_sum"] / lat["sim_request_latency_ms_count"] <= 200
+
+
+def test_injected_faults(tmp_path):
+    args = ["--synthetic", "--seed", "5", "--days", "10", "--pairs", "BTC/USDT", "--replay"]
+    with GatewayProcess(args, log_path=tmp_path / "gw.log") as gw:
+        def put(**spec):
+            requests.put(f"{gw.url}/sim/faults", json=spec, timeout=5).raise_for_status()
+
+        put(error_5xx=1.0)
+        r = requests.get(f"{gw.url}/api/v3/ticker/price", params={"symbol": "BTCUSDT"}, timeout=5)
+        assert r.status_code == 503 and r.json()["code"] == -1001
+        put(rate_limit=1.0, retry_after_s=7)
+        r = requests.get(f"{gw.url}/api/v3/ticker/price", params={"symbol": "BTCUSDT"}, timeout=5)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "7"
+        put(drop=1.0)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{gw.url}/api/v3/ticker/price", params={"symbol": "BTCUSDT"}, timeout=5)
+        put(timeout=1.0, timeout_s=3.0)
+        with pytest.raises(requests.Timeout):
+            requests.get(f"{gw.url}/api/v3/ticker/price", params={"symbol": "BTCUSDT"}, timeout=1)
+        put(stale_book=1.0, stale_ms=1000)
+        first = requests.get(f"{gw.url}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5}, timeout=5).json()
+        time.sleep(1.5)
+        again = requests.get(f"{gw.url}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5}, timeout=5).json()
+        assert again["lastUpdateId"] == first["lastUpdateId"], "the stale snapshot is served"
+        put()
+        fresh = requests.get(f"{gw.url}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5}, timeout=5).json()
+        assert fresh["lastUpdateId"] > first["lastUpdateId"]
+        faults = {s.labels["kind"]: s.value for f in text_string_to_metric_families(requests.get(f"{gw.url}/metrics", timeout=5).text)
+                  if f.name == "sim_faults_injected" for s in f.samples if s.name.endswith("_total")}
+        assert faults["5xx"] >= 1 and faults["429"] >= 1 and faults["stale_book"] >= 1
