@@ -22,7 +22,8 @@ class ReferenceStrategy(IStrategy):
     trailing_stop_positive_offset = 0.02
     trailing_only_offset_is_reached = True
     process_only_new_candles = True
-    startup_candle_count = 200
+    # live bots fetch 1000 candles; backtests warm up on this many — equal, so EMA200 matches live
+    startup_candle_count = 1000
 
     rsi_entry = IntParameter(20, 45, default=35, space="buy")
     rsi_exit = IntParameter(55, 85, default=70, space="sell")

@@ -220,3 +220,25 @@ def test_injected_faults(tmp_path):
         faults = {s.labels["kind"]: s.value for f in text_string_to_metric_families(requests.get(f"{gw.url}/metrics", timeout=5).text)
                   if f.name == "sim_faults_injected" for s in f.samples if s.name.endswith("_total")}
         assert faults["5xx"] >= 1 and faults["429"] >= 1 and faults["stale_book"] >= 1
+
+
+def test_stop_loss_on_the_venue_fires_within_one_matching_tick(venue, store):
+    from simulation.run.records import first_touch
+
+    buy = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.1"})
+    held = float(f"{buy.executed_qty * 0.999:.5f}")
+    t_place = venue.clock.t
+    low = store.traded_range("BTC/USDT", t_place, t_place + 86_400_000)[0]
+    stop = round((low + venue.book_fn("BTCUSDT", 20).best_bid) / 2, 2)
+    o = venue.place({"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_LOSS_LIMIT", "quantity": f"{held:.5f}",
+                     "price": f"{stop * 0.99:.2f}", "stopPrice": f"{stop:.2f}", "timeInForce": "GTC"})
+    assert o.status == "NEW" and o.triggered_time is None
+    step = venue.params.match_interval_ms
+    while not o.trades:
+        venue.clock.t += step
+        venue.match()
+    touch = first_touch(store, "BTC/USDT", t_place, venue.clock.t, stop, step_ms=1)
+    assert touch is not None
+    reaction = o.trades[0].time - touch
+    assert 0 <= reaction <= step, f"stop filled {reaction} ms after the price reached it"
+    assert o.status == "FILLED" and o.trades[0].price <= stop

@@ -84,6 +84,8 @@ class BinanceSpotAPI:
         self.clock = clock
         self.book_params = book_params or BookParams()
         self._by_symbol: dict[str, str] = {m.symbol: pair for pair, m in store.markets.items()}
+        self._rows: dict[tuple[str, str], dict[int, list]] = {}
+        self._book_stats: dict[tuple[str, int], tuple[float, float]] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def _pair(self, symbol: str) -> str:
@@ -203,7 +205,19 @@ class BinanceSpotAPI:
             end=None if end is None else to_data(end),
             limit=limit,
         )
-        return [self._kline_row(c) for c in candles]
+        # Closed candles never change: format each once (a bot re-reads the same history all day).
+        cutoff = self.clock.data_now()
+        cache = self._rows.setdefault((pair, interval), {})
+        rows = []
+        for c in candles:
+            if cutoff is not None and c.close_time >= cutoff:  # still forming
+                rows.append(self._kline_row(c))
+                continue
+            row = cache.get(c.open_time)
+            if row is None:
+                row = cache[c.open_time] = self._kline_row(c)
+            rows.append(row)
+        return rows
 
     def _kline_row(self, c: Candle) -> list:
         shift = self.clock.shift_ms
@@ -303,14 +317,21 @@ class BinanceSpotAPI:
         pair = self._pair(symbol)
         data_now = self.clock.data_now()
         last = self.store.last_candle(pair, data_now)
-        hist = self.store.window(pair, data_now, DAY_MS)
-        per_candle = float(np.mean(hist.volume)) if len(hist) else last.volume
+        key = (pair, last.open_time)  # the day's volume and volatility move once per candle
+        stats = self._book_stats.get(key)
+        if stats is None:
+            hist = self.store.window(pair, data_now, DAY_MS)
+            per_candle = float(np.mean(hist.volume)) if len(hist) else last.volume
+            stats = self._book_stats[key] = (per_candle, volatility_ratio(hist.close))
+            if len(self._book_stats) > 4096:
+                self._book_stats.clear()
+        per_candle, vol_ratio = stats
         depth_factor, spread_factor = self.store.liquidity_at(data_now)
         return synthesize_book(
             self._market(symbol),
             last.close,
             per_candle,
-            vol_ratio=volatility_ratio(hist.close),
+            vol_ratio=vol_ratio,
             depth_factor=depth_factor,
             spread_factor=spread_factor,
             limit=limit,

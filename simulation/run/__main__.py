@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("user_data/simulation/latest"))
     p.add_argument("--faults", help="gateway faults once trading starts, e.g. '5xx=0.05,429=0.02,timeout=0.01,stale_book=0.1,drop=0.01'")
     p.add_argument("--kill-bot-at", type=float, help="kill -9 the bot at this fraction of the window, then restart it")
+    p.add_argument("--stoploss-on-exchange", action="store_true",
+                   help="paper mode: keep the stop-loss as a STOP_LOSS_LIMIT order resting on the venue")
     p.add_argument("--no-latency", action="store_true", help="turn the latency model off")
     p.add_argument("--sim-config", type=Path, help="JSON whose 'simulation' section overrides the execution models")
     p.add_argument("--seed", type=int, default=42, help="synthetic market, latency and fault draws")
@@ -82,7 +85,7 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
         pairs=list(args.pairs), timeframe=args.timeframe, out=str(args.out.resolve()), faults=args.faults,
         kill_at=args.kill_bot_at, latency=not args.no_latency, seed=args.seed, warmup_s=args.warmup * args.speed,
         sim_config=str(args.sim_config) if args.sim_config else None, wallet=args.wallet,
-        datadir=str(Path(datadir).resolve()) if datadir else None,
+        datadir=str(Path(datadir).resolve()) if datadir else None, stoploss_on_exchange=args.stoploss_on_exchange,
     )
 
 
@@ -94,14 +97,20 @@ def run_session(spec: RunSpec) -> None:
     env = {**os.environ, "FAKETIME_DONT_RESET": "1", "PYTHONPATH": str(REPO_ROOT)}
     cmd = ["faketime", "-f", spec.faketime_spec(), sys.executable, "-m", "simulation.run.session", str(spec_path)]
     logger.info("session under faketime %r", spec.faketime_spec())
+    t0 = time.perf_counter()
     rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+    wall = time.perf_counter() - t0
     if rc != 0:
         raise SystemExit(f"error: the simulation session failed (exit {rc}); logs in {spec.out_dir}")
+    meta_path = spec.out_dir / "session.json"
+    meta = json.loads(meta_path.read_text())
+    meta["wall_seconds"] = wall  # the session's own clock is the accelerated one
+    meta_path.write_text(json.dumps(meta, indent=2))
 
 
 def analyse(spec: RunSpec) -> dict:
     from simulation.run.compare import compare, run_backtest
-    from simulation.run.records import executions, load_db, stoploss_reaction
+    from simulation.run.records import executions, load_db, stoploss_reaction, venue_stop_reaction
     from simulation.run.reconcile import reconcile
     from simulation.run.report import render
 
@@ -117,10 +126,15 @@ def analyse(spec: RunSpec) -> dict:
     result["stoploss_reaction_ms"] = stops.reaction_ms.dropna().astype(float).tolist() if len(stops) else []
     recon = None
     if spec.mode == "paper" and (out / "venue_orders.json").exists():
-        recon = reconcile(json.loads((out / "venue_orders.json").read_text()), orders, trades)
+        venue = json.loads((out / "venue_orders.json").read_text())
+        steps = {m.base: m.step_size for m in store.markets.values()}
+        recon = reconcile(venue, orders, trades, steps)
         result["reconciliation"] = recon
+        result["stoploss_venue_reaction_ms"] = venue_stop_reaction(venue, store)
     meta = json.loads((out / "session.json").read_text())
-    result["session"] = {k: meta[k] for k in ("mode", "speed", "simulated_s", "clock_seconds", "faults", "kill_at")}
+    result["session"] = {k: meta.get(k) for k in ("mode", "speed", "simulated_s", "wall_seconds", "faults", "kill_at")}
+    if meta.get("wall_seconds"):
+        result["session"]["effective_speed"] = meta["simulated_s"] / meta["wall_seconds"]
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
     table.to_csv(out / "trade_matching.csv", index=False)
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=float))

@@ -7,9 +7,13 @@ import pandas as pd
 STATUS = {"NEW": "open", "PARTIALLY_FILLED": "open", "FILLED": "closed", "CANCELED": "canceled", "EXPIRED": "expired"}
 
 
-def reconcile(venue: dict, orders: pd.DataFrame, trades: pd.DataFrame) -> dict:
+def reconcile(venue: dict, orders: pd.DataFrame, trades: pd.DataFrame, lot_steps: dict[str, float]) -> dict:
+    """lot_steps: base asset -> lot step (holdings may differ by sell-rounding dust below one step)."""
     v = {str(o["order_id"]): o for o in venue["orders"]}
     db = {str(r.order_id): r for r in orders.itertuples() if r.order_id}
+    # freqtrade deletes an entry it cancelled before any fill, together with its trade: such venue
+    # orders are accounted for, not lost.
+    dropped = {oid for oid, o in v.items() if oid not in db and o["status"] in ("CANCELED", "EXPIRED") and o["executed_qty"] == 0}
     mismatched = []
     for oid in sorted(set(v) & set(db), key=int):
         vo, do = v[oid], db[oid]
@@ -23,15 +27,18 @@ def reconcile(venue: dict, orders: pd.DataFrame, trades: pd.DataFrame) -> dict:
         free, locked = venue["balances"].get(base, [0.0, 0.0])
         in_db = float(trades[(trades.pair == pair) & (trades.is_open == 1)].amount.sum())
         # Binance rounds sells down to the lot step: dust below one step may stay on the venue.
-        holdings.append({"asset": base, "venue": free + locked, "db_open_amount": in_db, "diff": free + locked - in_db})
+        diff = free + locked - in_db
+        holdings.append({"asset": base, "venue": free + locked, "db_open_amount": in_db, "diff": diff,
+                         "ok": -1e-12 <= diff < lot_steps.get(base, 0.0) + 1e-12})
     dup_client_ids = [c for c, n in pd.Series([o["client_order_id"] for o in venue["orders"]]).value_counts().items() if n > 1]
     return {
         "venue_orders": len(v),
         "db_orders": len(db),
-        "missing_in_db": sorted(set(v) - set(db), key=int),
+        "cancelled_unfilled_entries_dropped_by_bot": sorted(dropped, key=int),
+        "missing_in_db": sorted(set(v) - set(db) - dropped, key=int),
         "missing_on_venue": sorted(set(db) - set(v)),
         "duplicate_client_ids": dup_client_ids,
         "mismatched": mismatched,
         "holdings": holdings,
-        "ok": not (set(v) ^ set(db)) and not mismatched and not dup_client_ids,
+        "ok": not ((set(v) - dropped) ^ set(db)) and not mismatched and not dup_client_ids and all(h["ok"] for h in holdings),
     }

@@ -19,7 +19,10 @@ from simulation.timeframes import interval_ms
 
 def _ms(series: pd.Series) -> pd.Series:
     ts = pd.to_datetime(series, utc=True, format="mixed")
-    return (ts.astype("int64") // 10**6).where(ts.notna())
+    out = pd.Series(np.nan, index=series.index)
+    ok = ts.notna()
+    out[ok] = ts[ok].dt.as_unit("ms").astype("int64").astype(float)
+    return out
 
 
 def load_db(db_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -106,3 +109,16 @@ def first_touch(store: CandleStore, pair: str, t0: int, t1: int, level: float, s
         else:
             a = mid
     return b
+
+
+def venue_stop_reaction(venue: dict, store: CandleStore) -> list[float]:
+    """Paper mode, stops resting on the venue: ms from the path reaching the stop price to the
+    venue's first fill of the stop order (simulated time)."""
+    out = []
+    for o in venue["orders"]:
+        if o["type"] != "STOP_LOSS_LIMIT" or not o["trades"]:
+            continue
+        touch = first_touch(store, o["pair"], int(o["time"]), int(o["trades"][0]["time"]) + 1, float(o["stop_price"]))
+        if touch is not None:
+            out.append(float(o["trades"][0]["time"] - touch))
+    return out

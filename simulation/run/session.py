@@ -123,7 +123,6 @@ class Session:
     def run(self) -> dict:
         s = self.spec
         gw = GatewayProcess(self.gateway_args(), log_path=self.out / "gateway.log", startup_timeout=self.sim_s(60), env=self.env)
-        wall0 = time.perf_counter()
         with gw:
             self.gateway_url = gw.url
             overlay = bot_overlay(s, gw.url, self.api_port, str((self.out / "tradesv3.sqlite").resolve()))
@@ -142,11 +141,10 @@ class Session:
             self._progress_loop(kill_ms)
             self._snapshot(gw.url)
             self.stop_bot()
-        wall = time.perf_counter() - wall0
         meta = {
             "mode": s.mode, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
             "strategy": s.strategy, "simulated_s": (s.end_ms - s.start_ms) / 1000, "events": self.events,
-            "clock_seconds": wall, "faults": s.faults, "kill_at": s.kill_at,
+            "faults": s.faults, "kill_at": s.kill_at,
         }
         (self.out / "session.json").write_text(json.dumps(meta, indent=2))
         return meta

@@ -28,6 +28,7 @@ class RunSpec:
     warmup_s: float = 0.0  # simulated seconds the bot gets to start before the window opens
     sim_config: str | None = None
     wallet: float = 1000.0
+    stoploss_on_exchange: bool = False
     datadir: str | None = None  # freqtrade feather dir; None: the synthetic market (seed = `seed`)
     synthetic_days: float = 120.0
     synthetic_start: str = "2024-01-01"
@@ -39,6 +40,8 @@ class RunSpec:
             raise ValueError("--speed must be positive")
         if self.end_ms <= self.start_ms:
             raise ValueError("empty timerange")
+        if self.stoploss_on_exchange and self.mode != "paper":
+            raise ValueError("--stoploss-on-exchange needs --mode paper (the venue holds the stop order)")
         if self.kill_at is not None and not 0 < self.kill_at < 1:
             raise ValueError("--kill-bot-at must be a fraction of the window in (0, 1)")
 

@@ -1,0 +1,75 @@
+"""`python -m simulation.run` end to end: stock freqtrade on the accelerated simulated market,
+the backtest of the same window, comparison.json, the HTML report in headless Chromium; paper mode
+under injected faults with a kill -9 of the bot, reconciled against the venue."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from simulation.paths import REPO_ROOT
+from simulation.run.browser import check_page
+
+pytestmark = pytest.mark.slow
+CONTRACT = {"signal_consistency", "pnl_deviation", "equity_correlation", "mean_slippage_bps", "p99_latency_ms",
+            "trades_backtest", "trades_sim"}
+
+
+def _run(out, *args) -> dict:
+    cmd = [sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic", "--speed", "300",
+           "--out", str(out), *args]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out / "comparison.json").read_text())
+
+
+def test_accelerated_dry_run_comparison_and_report(tmp_path):
+    out = tmp_path / "dry"
+    result = _run(out, "--mode", "dry-run", "--timerange", "202403011000-202403011600")
+    assert CONTRACT <= set(result)
+    session = result["session"]
+    assert session["effective_speed"] >= 30, "accelerated: at least 30x the wall clock"
+    assert result["trades_sim"] >= 1 and result["trades_backtest"] >= 1
+    assert 10 <= result["p99_latency_ms"] <= 200, "the latency model's clip"
+    assert 0 <= result["signal_consistency"] <= 1
+    # every filled order has a price, a slippage against its signal candle and a fill ratio
+    ex = pd.read_csv(out / "executions.csv")
+    filled = ex[ex.filled > 0]
+    assert len(filled) >= 1
+    assert np.isfinite(filled.slippage_bps).all() and filled.fill_ratio.between(0, 1).all()
+    assert (filled.signal_to_order_ms >= 0).all(), "orders come after their signal candle closed"
+    # /metrics as scraped at the end of the session is valid Prometheus text
+    fams = {f.name: f for f in text_string_to_metric_families((out / "metrics.prom").read_text())}
+    count = sum(s.value for s in fams["sim_request_latency_ms"].samples if s.name.endswith("_count"))
+    requests_logged = len(pd.read_csv(out / "requests.csv"))
+    assert count >= 100 and count <= requests_logged
+    # the HTML report renders in Chromium with its charts and no console errors
+    page = check_page(out / "report.html", screenshot=out / "report.png")
+    assert page.errors == [], page.errors
+    assert page.dom.count('class="main-svg"') >= 4, "plotly drew the charts"
+    assert 'id="trades"' in page.dom and "What explains the gap" in page.dom
+    assert (out / "report.png").stat().st_size > 20_000
+
+
+def test_paper_mode_survives_faults_and_kill9(tmp_path):
+    out = tmp_path / "paper"
+    faults = "5xx=0.03,429=0.02,timeout=0.01,stale_book=0.1,drop=0.02"
+    result = _run(out, "--mode", "paper", "--stoploss-on-exchange", "--timerange", "202403011000-202403011800",
+                  "--faults", faults, "--kill-bot-at", "0.5")
+    assert result["session"]["bot_restarts"] == 1
+    injected = result["latency_ms"]["faults"]
+    assert {"5xx", "429", "drop", "stale_book"} <= set(injected), injected
+    recon = result["reconciliation"]
+    assert recon["venue_orders"] >= 2, "the bot traded on the venue"
+    assert recon["ok"], recon
+    assert recon["missing_in_db"] == [] and recon["missing_on_venue"] == [] and recon["duplicate_client_ids"] == []
+    venue = json.loads((out / "venue_orders.json").read_text())
+    assert any(o["trades"] for o in venue["orders"]), "orders filled at the venue"
+    log = (out / "freqtrade.log").read_text()
+    assert log.count("Starting worker") == 2, "the killed bot was restarted"
