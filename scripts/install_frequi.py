@@ -12,7 +12,7 @@ SOURCE = SHARED_DIR / "frequi"
 
 
 def main() -> int:
-    import freqtrade.rpc.api_server as api_server
+    from freqtrade.rpc import api_server
 
     target = Path(api_server.__file__).parent / "ui" / "installed"
     if not SOURCE.is_dir():

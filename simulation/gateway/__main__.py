@@ -12,16 +12,16 @@ import pandas as pd
 from aiohttp import web
 
 from simulation.clock import Clock, ReplayClock, StaticClock, wall_ms
-from simulation.gateway.api import BinanceSpotAPI
-from simulation.gateway.freqtrade_config import write_overlay
 from simulation.execution import ExecutionParams
+from simulation.gateway.api import BinanceSpotAPI
 from simulation.gateway.faults import FaultSpec
+from simulation.gateway.freqtrade_config import write_overlay
 from simulation.gateway.metrics import GatewayMetrics
 from simulation.gateway.server import create_app
-from simulation.venue import Venue, credentials_from_env
 from simulation.marketdata import CandleStore, DataSourceError, open_source
 from simulation.paths import SHARED_DATA
 from simulation.synthetic import SyntheticConfig
+from simulation.venue import Venue, credentials_from_env
 
 logger = logging.getLogger("simulation.gateway")
 

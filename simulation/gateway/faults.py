@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 KINDS = ("timeout", "5xx", "429", "stale_book", "drop")
+ALIASES = {"5xx": "error_5xx", "429": "rate_limit"}
 
 
 @dataclass
@@ -28,8 +29,6 @@ class FaultSpec:
     seed: int = 0
     _rng: np.random.Generator = field(init=False, repr=False)
 
-    _ALIASES = {"5xx": "error_5xx", "429": "rate_limit"}
-
     def __post_init__(self) -> None:
         for name in ("timeout", "error_5xx", "rate_limit", "stale_book", "drop"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -43,9 +42,9 @@ class FaultSpec:
         allowed = {f.name for f in fields(cls) if not f.name.startswith("_")}
         for part in filter(None, (text or "").split(",")):
             name, sep, value = part.partition("=")
-            name = cls._ALIASES.get(name.strip(), name.strip())
+            name = ALIASES.get(name.strip(), name.strip())
             if not sep or name not in allowed:
-                raise ValueError(f"bad fault '{part}': use name=value with name in {sorted(allowed | set(cls._ALIASES))}")
+                raise ValueError(f"bad fault '{part}': use name=value with name in {sorted(allowed | set(ALIASES))}")
             kw[name] = float(value) if name not in ("retry_after_s", "stale_ms", "seed") else int(value)
         return cls(**kw)
 

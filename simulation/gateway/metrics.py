@@ -31,7 +31,7 @@ class GatewayMetrics:
         self._log = None
         if request_log:
             Path(request_log).parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(request_log, "a", newline="")
+            self._fh = open(request_log, "a", newline="")  # noqa: SIM115 (lives as long as the server)
             self._log = csv.writer(self._fh)
             if self._fh.tell() == 0:
                 self._log.writerow(["time_ms", "method", "endpoint", "status", "latency_ms", "service_ms", "fault"])

@@ -110,8 +110,14 @@ def run_session(spec: RunSpec) -> None:
 
 def analyse(spec: RunSpec) -> dict:
     from simulation.run.compare import compare, run_backtest
-    from simulation.run.records import executions, load_db, stoploss_reaction, venue_stop_reaction
     from simulation.run.reconcile import reconcile
+    from simulation.run.records import (
+        entry_attempts,
+        executions,
+        load_db,
+        stoploss_reaction,
+        venue_stop_reaction,
+    )
     from simulation.run.report import render
 
     out = spec.out_dir
@@ -121,7 +127,8 @@ def analyse(spec: RunSpec) -> dict:
     execs.to_csv(out / "executions.csv", index=False)
     logger.info("backtesting the same window ...")
     bt_trades = run_backtest(spec)
-    result, table, curves = compare(spec, bt_trades, trades, execs, store, out / "requests.csv")
+    attempts = entry_attempts(out / "freqtrade.log")
+    result, table, curves = compare(spec, bt_trades, trades, execs, store, out / "requests.csv", attempts)
     stops = stoploss_reaction(execs, trades, store, spec.timeframe)
     result["stoploss_reaction_ms"] = stops.reaction_ms.dropna().astype(float).tolist() if len(stops) else []
     recon = None
@@ -163,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     t = Table(title=f"{spec.strategy} {spec.mode} x{spec.speed:g} vs backtest")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for k in ("signal_consistency", "pnl_deviation", "equity_correlation", "mean_slippage_bps", "p99_latency_ms",
+    for k in ("signal_consistency", "fill_consistency", "pnl_deviation", "equity_correlation", "mean_slippage_bps", "p99_latency_ms",
               "trades_backtest", "trades_sim"):
         v = result.get(k)
         t.add_row(k, "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))

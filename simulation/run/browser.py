@@ -30,7 +30,7 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
         cmd = [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def check_page(html: Path, screenshot: Path | None = None, timeout: float = 120) -> PageCheck:

@@ -91,7 +91,7 @@ def equity_curve(trades: pd.DataFrame, closes: dict[str, np.ndarray], grid: np.n
 
 
 def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, execs: pd.DataFrame,
-            store: CandleStore, requests_csv: Path | None) -> tuple[dict, pd.DataFrame, dict]:
+            store: CandleStore, requests_csv: Path | None, attempts: pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame, dict]:
     tf = interval_ms(spec.timeframe)
     grid = np.arange(spec.start_ms + tf, spec.end_ms + 1, tf, dtype=np.int64)
     closes = _closes(store, spec.pairs, spec.timeframe, grid)
@@ -124,21 +124,34 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
     lat = _latencies(requests_csv)
     slip_cost = float(np.nansum(ex.slippage_bps / 1e4 * ex.filled * ex.signal_price)) if len(ex) else 0.0
     missed = table[table.sim_id.isna()]
+    # Did the bot act on the signal? An entry order placed within one candle of the backtest's entry
+    # counts as a consistent signal even if it then expired unfilled.
+    attempts = attempts if attempts is not None else pd.DataFrame(columns=["pair", "time_ms"])
+    def attempted(row) -> bool:
+        a = attempts[attempts.pair == row.pair]
+        return bool(((a.time_ms - row.bt_open_ms).abs() <= tf).any())
+    signalled = table.dropna(subset=["bt_open_ms"]).apply(
+        lambda r: (not pd.isna(r.sim_id)) or attempted(r), axis=1) if len(bt) else pd.Series(dtype=bool)
+    unfilled = missed[missed.apply(attempted, axis=1)] if len(missed) else missed
+    no_signal = missed.drop(unfilled.index)
     extra = table[table.bt_open_ms.isna()]
     timing = float((matched.sim_profit - matched.bt_profit).sum()) if len(matched) else 0.0
     gap = {
         "pnl_backtest": pnl_bt,
         "pnl_sim": pnl_sim,
         "slippage_cost": -slip_cost,
-        "missed_trades": int(len(missed)),
-        "missed_trades_profit": -float(missed.bt_profit.sum()),
-        "extra_trades": int(len(extra)),
+        "missed_unfilled": len(unfilled),
+        "missed_unfilled_profit": -float(unfilled.bt_profit.sum()),
+        "missed_no_signal": len(no_signal),
+        "missed_no_signal_profit": -float(no_signal.bt_profit.sum()),
+        "extra_trades": len(extra),
         "extra_trades_profit": float(extra.sim_profit.sum()),
         "matched_trades_profit_diff": timing,
     }
     gap["explanation"] = explain(gap)
     result = {
-        "signal_consistency": float(len(matched) / len(bt)) if len(bt) else None,
+        "signal_consistency": float(signalled.mean()) if len(bt) else None,
+        "fill_consistency": float(len(matched) / len(bt)) if len(bt) else None,
         "pnl_deviation": abs(pnl_sim - pnl_bt) / abs(pnl_bt) if pnl_bt else None,
         "pnl_deviation_of_wallet": abs(pnl_sim - pnl_bt) / spec.wallet,
         "equity_correlation": corr,
@@ -147,9 +160,9 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
         "latency_ms": lat,
         "signal_to_order_ms": _pcts(ex.signal_to_order_ms) if len(ex) else {},
         "fill_ratio_mean": float(ex.fill_ratio.mean()) if len(ex) else None,
-        "trades_backtest": int(len(bt)),
-        "trades_sim": int(len(sim)),
-        "trades_matched": int(len(matched)),
+        "trades_backtest": len(bt),
+        "trades_sim": len(sim),
+        "trades_matched": len(matched),
         "gap": gap,
     }
     curves = {"time_ms": grid.tolist(), "backtest": eq_bt.tolist(), "sim": eq_sim.tolist()}
@@ -160,7 +173,8 @@ def explain(gap: dict) -> list[str]:
     """The gap's parts, largest first, in words."""
     parts = [
         ("slippage vs the signal candle's close", gap["slippage_cost"]),
-        (f"{gap['missed_trades']} backtest trades without a simulated entry (missed fills / late signals)", gap["missed_trades_profit"]),
+        (f"{gap['missed_unfilled']} backtest trades whose simulated entry order never filled (cancelled unfilled)", gap["missed_unfilled_profit"]),
+        (f"{gap['missed_no_signal']} backtest trades without an entry signal in the simulation", gap["missed_no_signal_profit"]),
         (f"{gap['extra_trades']} simulated trades the backtest did not take", gap["extra_trades_profit"]),
         ("matched trades: different entry/exit prices and exit timing (latency, fills, fees)", gap["matched_trades_profit_diff"]),
     ]
@@ -176,7 +190,7 @@ def _pcts(values: pd.Series) -> dict:
     v = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     if not len(v):
         return {}
-    return {"n": int(len(v)), "mean": float(v.mean()), "p50": float(np.percentile(v, 50)),
+    return {"n": len(v), "mean": float(v.mean()), "p50": float(np.percentile(v, 50)),
             "p95": float(np.percentile(v, 95)), "p99": float(np.percentile(v, 99)), "max": float(v.max())}
 
 
@@ -187,5 +201,5 @@ def _latencies(path: Path | None) -> dict:
     ok = req[req.fault.isna() & (req.latency_ms > 0)]
     out = _pcts(ok.latency_ms)
     out["faults"] = {str(k): int(v) for k, v in req.fault.value_counts().items()}
-    out["requests"] = int(len(req))
+    out["requests"] = len(req)
     return out

@@ -7,6 +7,7 @@ close (adverse positive, bps), the price a backtest would have used.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def executions(orders: pd.DataFrame, trades: pd.DataFrame, store: CandleStore, t
                 "signal_price": ref,
                 "limit_price": o.price,
                 "fill_price": avg,
-                "slippage_bps": sign * (avg / ref - 1.0) * 1e4 if ref and avg == avg else np.nan,
+                "slippage_bps": sign * (avg / ref - 1.0) * 1e4 if ref and np.isfinite(avg) else np.nan,
                 "amount": float(o.amount or 0.0),
                 "filled": filled,
                 "fill_ratio": filled / float(o.amount) if o.amount else np.nan,
@@ -122,3 +123,19 @@ def venue_stop_reaction(venue: dict, store: CandleStore) -> list[float]:
         if touch is not None:
             out.append(float(o["trades"][0]["time"] - touch))
     return out
+
+
+_SIGNAL = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - freqtrade\.freqtradebot - INFO - "
+                     r"(Long|Short) signal found: about create a new trade for (\S+) with")
+
+
+def entry_attempts(log_path: Path) -> pd.DataFrame:
+    """Entry signals the bot acted on (freqtrade logs each before placing the order), including
+    those whose order was later cancelled unfilled — freqtrade deletes such trades from its database."""
+    rows = []
+    if Path(log_path).exists():
+        for line in Path(log_path).read_text(errors="replace").splitlines():
+            if m := _SIGNAL.match(line):
+                ts = pd.Timestamp(m.group(1), tz="UTC")  # the session runs with TZ=UTC
+                rows.append({"pair": m.group(3), "time_ms": int(ts.value // 10**6)})
+    return pd.DataFrame(rows, columns=["pair", "time_ms"])

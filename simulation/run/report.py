@@ -10,13 +10,13 @@ import plotly.graph_objects as go
 
 
 def _t(ms) -> str:
-    if ms is None or ms != ms:
+    if ms is None or pd.isna(ms):
         return ""
     return datetime.fromtimestamp(float(ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _fmt(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and x != x):
+    if x is None or (isinstance(x, float) and pd.isna(x)):
         return "n/a"
     return f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
 
@@ -50,7 +50,7 @@ def render(result: dict, table: pd.DataFrame, curves: dict, execs: pd.DataFrame,
     parts = []
     for i, fig in enumerate(figs):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
-    keys = ["signal_consistency", "pnl_deviation", "pnl_deviation_of_wallet", "equity_correlation", "mean_slippage_bps",
+    keys = ["signal_consistency", "fill_consistency", "pnl_deviation", "pnl_deviation_of_wallet", "equity_correlation", "mean_slippage_bps",
             "p99_latency_ms", "fill_ratio_mean", "trades_backtest", "trades_sim", "trades_matched"]
     summary = "".join(f"<tr><th>{k}</th><td>{_fmt(result.get(k))}</td></tr>" for k in keys)
     gap = "".join(f"<li>{html.escape(line)}</li>" for line in result["gap"]["explanation"])

@@ -47,6 +47,7 @@ class Session:
         self.env = {
             **os.environ,
             "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "TZ": "UTC",  # log timestamps are parsed as UTC
             "FREQTRADE__API_SERVER__PASSWORD": self.password,
             "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(32),
             "FREQTRADE__API_SERVER__WS_TOKEN": secrets.token_urlsafe(16),
@@ -82,9 +83,8 @@ class Session:
 
     def start_bot(self) -> None:
         cmd = [*freqtrade_executable(), "trade", "--config", self.spec.config, "--config", str(self.overlay_path)]
-        log = open(self.out / "freqtrade.log", "a")
-        self.bot = subprocess.Popen(cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.out / "freqtrade.log", "a") as log:
+            self.bot = subprocess.Popen(cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.sim_s(180)
         while time.monotonic() < deadline:
             if self.bot.poll() is not None:

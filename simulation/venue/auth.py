@@ -45,7 +45,7 @@ def verify(creds: ApiCredentials | None, api_key: str | None, query: str, body: 
     head, sep, signature = total.rpartition("signature=")
     if not sep or not signature:
         raise BinanceError(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
-    payload = head[:-1] if head.endswith("&") else head
+    payload = head.removesuffix("&")
     if not hmac.compare_digest(creds.sign(payload), signature.split("&")[0]):
         raise BinanceError(-1022, "Signature for this request is not valid.")
     params = dict(parse_qsl(payload, keep_blank_values=True))
