@@ -27,6 +27,7 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
+EPS = 1e-9  # limits are compared with a tolerance: 1 - 9000/10000 is not exactly 0.1 in floats
 REASONS = ("emergency_stop", "max_drawdown", "daily_loss", "portfolio_heat", "correlation")
 
 
@@ -121,13 +122,13 @@ def check_entry(
     if emergency:
         return Decision(False, "emergency_stop", "emergency stop active")
     dd = drawdown(equity, peak_equity)
-    if dd >= limits.max_drawdown:
+    if dd >= limits.max_drawdown - EPS:
         return Decision(False, "max_drawdown", f"drawdown {dd:.2%} >= {limits.max_drawdown:.2%}")
     dl = daily_loss(equity, day_start_equity)
-    if dl >= limits.daily_loss:
+    if dl >= limits.daily_loss - EPS:
         return Decision(False, "daily_loss", f"today's loss {dl:.2%} >= {limits.daily_loss:.2%}")
     heat = portfolio_heat([*positions, Position("candidate", stake, stop_distance)], equity)
-    if heat > limits.portfolio_heat:
+    if heat > limits.portfolio_heat + EPS:
         return Decision(False, "portfolio_heat", f"heat with this entry {heat:.2%} > {limits.portfolio_heat:.2%}")
     if candidate_returns is not None and open_returns:
         pair, rho = max_correlation(candidate_returns, open_returns)
@@ -208,7 +209,7 @@ class RiskControlled:
             reason = f"operator ({flag})"
         else:
             equity, peak, _ = self._equity_state(current_time)
-            if drawdown(equity, peak) >= self.risk_limits.emergency_drawdown:
+            if drawdown(equity, peak) >= self.risk_limits.emergency_drawdown - EPS:
                 reason = f"drawdown {drawdown(equity, peak):.2%} >= emergency {self.risk_limits.emergency_drawdown:.2%}"
         if reason:
             self.trigger_emergency(reason)

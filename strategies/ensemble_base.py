@@ -1,0 +1,124 @@
+"""Shared base of the ensemble strategies: FreqAI (stacked ensemble) + HMM regime gate + risk controls.
+
+Subclasses set the numbers (timeframe, confidence threshold, stake fraction, regimes) and may add an
+entry filter; everything else — features, regime columns, stakes from equity, the volatility-scaled
+trailing stop, exits, FreqUI plot config, risk limits — lives here.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import talib.abstract as ta
+from freqtrade.strategy import IStrategy, informative
+from pandas import DataFrame, Series
+
+import features
+from freqaimodels.estimators.freqai_adapter import CONFIDENCE
+from regime.columns import add_regime_columns, regime_allows
+
+sys.path.append(str(Path(__file__).parent))
+from risk_controls import RiskControlled  # noqa: E402
+
+PREDICTION = features.TARGET
+
+
+class EnsembleRiskStrategy(RiskControlled, IStrategy):
+    INTERFACE_VERSION = 3
+    can_short = False
+    process_only_new_candles = True
+    # the 1h regime needs ~1,400 closed 1h candles before its first value (see RegimeGatedReference)
+    startup_candle_count = 1800
+    minimal_roi = {"0": 0.04, "240": 0.02, "720": 0.0}
+    stoploss = -0.06  # hard floor; the trailing stop below is tighter
+    use_custom_stoploss = True
+    trailing_stop = False
+
+    min_confidence = 0.75
+    entry_return = 0.0005  # predicted log return the entry needs
+    stake_fraction = 0.02  # of equity per trade
+    allowed_regimes: tuple[str, ...] = ("trending_bull",)
+    atr_multiplier = 2.5
+    stop_bounds = (0.01, 0.05)  # trailing stop distance, fraction of price
+
+    plot_config = {
+        "main_plot": {},
+        "subplots": {
+            "prediction": {PREDICTION: {"color": "blue"}},
+            "confidence": {CONFIDENCE: {"color": "green"}},
+            "regime": {
+                "regime_p_trending_bull_1h": {"color": "green"},
+                "regime_p_trending_bear_1h": {"color": "red"},
+                "regime_p_sideways_1h": {"color": "gray"},
+                "regime_p_high_volatility_1h": {"color": "violet"},
+            },
+        },
+    }
+
+    # -- FreqAI -----------------------------------------------------------------------------
+    def feature_engineering_expand_all(self, dataframe: DataFrame, period: int, metadata: dict, **kwargs) -> DataFrame:
+        return features.expand_all(dataframe, period)
+
+    def feature_engineering_expand_basic(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        return features.expand_basic(dataframe, metadata)
+
+    def feature_engineering_standard(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        return features.standard(dataframe)
+
+    def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        return features.set_targets(dataframe, self.freqai_info["feature_parameters"]["label_period_candles"])
+
+    # -- indicators -------------------------------------------------------------------------
+    @informative("1h")
+    def populate_indicators_1h(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        return add_regime_columns(dataframe, "1h")
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe = self.freqai.start(dataframe, metadata, self)
+        dataframe["atr"] = ta.ATR(dataframe, timeperiod=14)
+        return dataframe
+
+    def confidence(self, dataframe: DataFrame) -> Series:
+        return dataframe[CONFIDENCE] if CONFIDENCE in dataframe else Series(0.0, index=dataframe.index)
+
+    def entry_filter(self, dataframe: DataFrame) -> Series:
+        """Extra entry condition of a subclass (all True here)."""
+        return Series(True, index=dataframe.index)
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe.loc[
+            (dataframe["do_predict"] == 1)
+            & (dataframe[PREDICTION] > self.entry_return)
+            & (self.confidence(dataframe) >= self.min_confidence)
+            & regime_allows(dataframe["regime_1h"], self.allowed_regimes)
+            & self.entry_filter(dataframe)
+            & (dataframe["volume"] > 0),
+            ["enter_long", "enter_tag"],
+        ] = (1, "ensemble")
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe.loc[(dataframe["do_predict"] == 1) & (dataframe[PREDICTION] < 0), ["exit_long", "exit_tag"]] = (1, "prediction_down")
+        return dataframe
+
+    # -- sizing and stops -------------------------------------------------------------------
+    def custom_stake_amount(self, pair, current_time, current_rate, proposed_stake, min_stake, max_stake, leverage,
+                            entry_tag, side, **kwargs) -> float:
+        if not self.wallets:
+            return proposed_stake
+        # freqtrade's total stake already applies tradable_balance_ratio: undo it to get equity
+        equity = self.wallets.get_total_stake_amount() / self.config.get("tradable_balance_ratio", 1.0)
+        stake = equity * self.stake_fraction
+        if min_stake and stake < min_stake:
+            return 0.0  # below the exchange minimum: skip rather than oversize
+        return min(stake, max_stake)
+
+    def custom_stoploss(self, pair, trade, current_time, current_rate, current_profit, after_fill, **kwargs) -> float | None:
+        """Trailing stop at atr_multiplier x ATR below the current rate (freqtrade only ever raises it)."""
+        df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        if df is None or df.empty or "atr" not in df or not (df["atr"].iloc[-1] > 0):
+            return None
+        lo, hi = self.stop_bounds
+        distance = min(hi, max(lo, self.atr_multiplier * float(df["atr"].iloc[-1]) / current_rate))
+        return -distance
