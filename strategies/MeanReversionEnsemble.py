@@ -10,7 +10,7 @@ from pathlib import Path
 from pandas import DataFrame, Series
 
 sys.path.append(str(Path(__file__).parent))
-from ensemble_base import EnsembleRiskStrategy  # noqa: E402
+from ensemble_base import EnsembleRiskStrategy
 
 
 class MeanReversionEnsemble(EnsembleRiskStrategy):

@@ -16,7 +16,7 @@ from pandas import DataFrame
 from regime.columns import add_regime_columns, regime_allows
 
 sys.path.append(str(Path(__file__).parent))  # freqtrade's documented way to derive strategies
-from ReferenceStrategy import ReferenceStrategy  # noqa: E402
+from ReferenceStrategy import ReferenceStrategy
 
 
 class RegimeGatedReference(ReferenceStrategy):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).parent))
-from ensemble_base import EnsembleRiskStrategy  # noqa: E402
+from ensemble_base import EnsembleRiskStrategy
 
 
 class TrendFollowingEnsemble(EnsembleRiskStrategy):

@@ -19,7 +19,7 @@ from freqaimodels.estimators.freqai_adapter import CONFIDENCE
 from regime.columns import add_regime_columns, regime_allows
 
 sys.path.append(str(Path(__file__).parent))
-from risk_controls import RiskControlled  # noqa: E402
+from risk_controls import RiskControlled
 
 PREDICTION = features.TARGET
 

@@ -16,6 +16,7 @@ when the operator creates the `emergency_file` (default user_data/EMERGENCY_STOP
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.append(str(Path(__file__).parent))
+from operator_alerts import alert, check_api_security  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +154,8 @@ class RiskControlled:
         self.risk_rejections: Counter = Counter()
         self.emergency_active = False
         self.emergency_trigger: dict | None = None
+        self._breach_day = None
+        self._summary_day = None
         self._risk_ready = True
 
     def _equity_state(self, now: datetime) -> tuple[float, float, float]:
@@ -192,15 +198,31 @@ class RiskControlled:
         )
 
     # -- freqtrade callbacks --------------------------------------------------------------
+    def bot_start(self, **kwargs) -> None:
+        runmode = self.config.get("runmode")
+        if runmode is not None and runmode.value in ("live", "dry_run"):
+            check_api_security(self.config)
+        self._risk_init()
+
     def confirm_trade_entry(self, pair, order_type, amount, rate, time_in_force, current_time, entry_tag, side, **kwargs) -> bool:
         d = self.risk_decision(pair, amount * rate, current_time)
         if not d.allowed:
             self.risk_rejections[d.reason] += 1
             logger.warning("risk: entry %s rejected (%s): %s [count %d]", pair, d.reason, d.detail, self.risk_rejections[d.reason])
+            if d.reason in ("max_drawdown", "daily_loss") and self._breach_day != current_time.date():
+                self._breach_day = current_time.date()  # one critical alert per breach and day
+                alert(self, "critical", f"limit breach: {d.detail}; new entries blocked")
         return d.allowed
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         self._risk_init()
+        if self._summary_day is None:
+            self._summary_day = current_time.date()
+        elif current_time.date() != self._summary_day:
+            self._summary_day = current_time.date()
+            equity, peak, _ = self._equity_state(current_time)
+            alert(self, "info", f"daily summary: equity {equity:.2f}, drawdown {drawdown(equity, peak):.2%}, "
+                  f"rejections {dict(self.risk_rejections)}")
         if self.emergency_active:
             return
         flag = Path(self.config.get("user_data_dir", "user_data")) / self.risk_limits.emergency_file
@@ -218,9 +240,7 @@ class RiskControlled:
         self._risk_init()
         self.emergency_active = True
         self.emergency_trigger = {"reason": reason, "monotonic": time.monotonic(), "exits": {}}
-        logger.critical("EMERGENCY STOP: %s — exiting all positions, entries blocked", reason)
-        if getattr(self, "dp", None) is not None and self.config.get("runmode") and self.config["runmode"].value in ("live", "dry_run"):
-            self.dp.send_msg(f"CRITICAL emergency stop: {reason}", always_send=True)
+        alert(self, "critical", f"emergency stop: {reason}; exiting all positions, entries blocked")
 
     def custom_exit(self, pair, trade, current_time, current_rate, current_profit, **kwargs):
         if getattr(self, "emergency_active", False):

@@ -10,7 +10,15 @@ import pytest
 from simulation.paths import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "strategies"))
-from risk_controls import Position, RiskLimits, check_entry, daily_loss, drawdown, max_correlation, portfolio_heat  # noqa: E402
+from risk_controls import (
+    Position,
+    RiskLimits,
+    check_entry,
+    daily_loss,
+    drawdown,
+    max_correlation,
+    portfolio_heat,
+)
 
 L = RiskLimits()
 BASE = dict(stake=100.0, stop_distance=0.02, equity=10_000.0, peak_equity=10_000.0, day_start_equity=10_000.0, positions=[])
