@@ -15,6 +15,7 @@ when the operator creates the `emergency_file` (default user_data/EMERGENCY_STOP
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -223,6 +224,7 @@ class RiskControlled:
             equity, peak, _ = self._equity_state(current_time)
             alert(self, "info", f"daily summary: equity {equity:.2f}, drawdown {drawdown(equity, peak):.2%}, "
                   f"rejections {dict(self.risk_rejections)}")
+        self._write_state(current_time)
         if self.emergency_active:
             return
         flag = Path(self.config.get("user_data_dir", "user_data")) / self.risk_limits.emergency_file
@@ -235,6 +237,28 @@ class RiskControlled:
                 reason = f"drawdown {drawdown(equity, peak):.2%} >= emergency {self.risk_limits.emergency_drawdown:.2%}"
         if reason:
             self.trigger_emergency(reason)
+
+    def _write_state(self, now: datetime) -> None:
+        """user_data/risk_state.json: what the operator tools (companion bot) show; live/dry-run only."""
+        runmode = self.config.get("runmode")
+        if runmode is None or runmode.value not in ("live", "dry_run"):
+            return
+        from freqtrade.persistence import Trade
+
+        equity, peak, day_start = self._equity_state(now)
+        positions = [Position(t.pair, float(t.stake_amount), max(0.0, (t.open_rate - (t.stop_loss or 0)) / t.open_rate))
+                     for t in Trade.get_trades_proxy(is_open=True)]
+        state = {
+            "time": now.isoformat(), "equity": equity, "peak_equity": peak, "drawdown": drawdown(equity, peak),
+            "daily_loss": daily_loss(equity, day_start), "portfolio_heat": portfolio_heat(positions, equity),
+            "limits": {f.name: getattr(self.risk_limits, f.name) for f in fields(self.risk_limits)},
+            "rejections": dict(self.risk_rejections), "emergency": self.emergency_trigger and {
+                k: v for k, v in self.emergency_trigger.items() if k != "monotonic"},
+        }
+        path = Path(self.config.get("user_data_dir", "user_data")) / "risk_state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, default=str))
+        tmp.replace(path)
 
     def trigger_emergency(self, reason: str) -> None:
         self._risk_init()

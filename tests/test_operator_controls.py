@@ -3,6 +3,7 @@ trigger -> every position exited, entries blocked) reported through freqtrade's 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,6 +16,10 @@ from pathlib import Path
 
 import pytest
 from freqtrade_client import FtRestClient
+from telegram import Bot, Update
+from telegram.request import BaseRequest
+
+from companion.bot import Companion, build_application
 
 from simulation.freqtrade_runner import REPO_ROOT, freqtrade_executable, run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
@@ -67,7 +72,8 @@ def _api(port: int) -> dict:
 @pytest.fixture
 def replay(tmp_path):
     run_freqtrade(["create-userdir", "--userdir", str(tmp_path / "ud")], tmp_path / "ud.log")
-    with GatewayProcess(["--synthetic", "--seed", "3", "--days", "30", "--replay", "--replay-start", "2024-01-20"],
+    # RiskReference's 1h regime needs ~75 days of 1h candles at startup
+    with GatewayProcess(["--synthetic", "--seed", "3", "--days", "100", "--replay", "--replay-start", "2024-03-25"],
                         log_path=tmp_path / "gw.log") as gw:
         yield tmp_path, write_overlay(tmp_path / "exchange.json", gw.url, ["BTC/USDT", "ETH/USDT"])
 
@@ -99,15 +105,7 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
                                            "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(16)})
     client = FtRestClient(f"http://127.0.0.1:{port}", "op", password)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if client.show_config().get("state") == "running":
-                    break
-            except Exception:  # noqa: BLE001 (API not up yet)
-                pass
-            time.sleep(1)
+        _wait_running(client, proc, log)
         for pair in ("BTC/USDT", "ETH/USDT"):
             client.forceenter(pair, "long")
         _wait(lambda: len([t for t in client.status() if t.get("is_open")]) == 2, 60, "two open trades")
@@ -132,6 +130,102 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
         proc.terminate()
         proc.wait(timeout=60)
         hook.close()
+
+
+def _wait_running(client, proc, log) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            if client.show_config().get("state") == "running":
+                return
+        except Exception:  # noqa: BLE001 (API not up yet)
+            pass
+        time.sleep(1)
+    raise AssertionError("bot API not up")
+
+
+class RecordingRequest(BaseRequest):
+    """Stands in for Telegram's servers (out of reach): answers getMe, records what the bot sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def do_request(self, url, method, request_data=None, **kwargs):
+        endpoint = url.rsplit("/", 1)[-1]
+        params = request_data.parameters if request_data else {}
+        if endpoint == "getMe":
+            result = {"id": 42, "is_bot": True, "first_name": "companion", "username": "companion_bot"}
+        elif endpoint == "sendMessage":
+            self.sent.append(params)
+            result = {"message_id": len(self.sent) + 100, "date": 0, "chat": {"id": params["chat_id"], "type": "private"},
+                      "text": params["text"]}
+        else:
+            result = True
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+
+def _command(text: str, chat_id: int, update_id: int) -> dict:
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": int(time.time()), "chat": {"id": chat_id, "type": "private"},
+        "from": {"id": chat_id, "is_bot": False, "first_name": "op"}, "text": text,
+        "entities": [{"type": "bot_command", "offset": 0, "length": len(text)}]}}
+
+
+def test_companion_bot_commands_against_a_real_bot(replay):
+    tmp, overlay = replay
+    port = free_port()
+    password = secrets.token_urlsafe(18)
+    extra = {**_api(port), "force_entry_enable": True, "initial_state": "running",
+             "entry_pricing": {"price_side": "other"}, "exit_pricing": {"price_side": "other"},
+             "order_types": {"entry": "limit", "exit": "market", "force_entry": "market", "force_exit": "market",
+                             "emergency_exit": "market", "stoploss": "market", "stoploss_on_exchange": False}}
+    proc, log = _bot(tmp, overlay, extra, {"FREQTRADE__API_SERVER__PASSWORD": password,
+                                           "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(16)})
+    client = FtRestClient(f"http://127.0.0.1:{port}", "op", password)
+    try:
+        _wait_running(client, proc, log)
+        client.forceenter("BTC/USDT", "long")
+        _wait(lambda: len(client.status()) == 1, 60, "an open trade")
+        _wait(lambda: (tmp / "ud" / "risk_state.json").exists(), 60, "risk state")
+        comp = Companion(client, tmp / "ud", frozenset({777}))
+        _wait(lambda: "no analyzed candles" not in comp.regime_text(), 120, f"analyzed candles ({comp.regime_text()})")
+        request = RecordingRequest()
+        bot = Bot("123456:TEST", request=request, get_updates_request=RecordingRequest())
+        app = build_application(Companion(client, tmp / "ud", frozenset({777})), bot=bot)
+
+        async def run(texts, chat):
+            await app.initialize()
+            for i, text in enumerate(texts):
+                await app.process_update(Update.de_json(_command(text, chat, i + 1), bot))
+            await app.shutdown()
+
+        asyncio.run(run(["/regime"], 999))  # a stranger gets nothing
+        assert request.sent == []
+        asyncio.run(run(["/regime", "/risk", "/models"], 777))
+        regime, risk, models = (m["text"] for m in request.sent)
+        assert "BTC/USDT:" in regime and "ETH/USDT:" in regime and "trending_bull" in regime, regime
+        assert re.search(r"BTC/USDT: (trending_bull|trending_bear|sideways|high_volatility) \(", regime), regime
+        assert "drawdown" in risk and "portfolio heat" in risk and "emergency stop: off" in risk, risk
+        assert "no FreqAI model" in models
+        asyncio.run(run(["/emergency"], 777))
+        assert "EMERGENCY STOP requested" in request.sent[-1]["text"]
+        _wait(lambda: not client.status(), 60, "the emergency exit")
+        assert client.trades()["trades"][0]["exit_reason"] == "emergency_stop"
+        _wait(lambda: "ACTIVE" in Companion(client, tmp / "ud", frozenset()).risk_text(), 30, "risk state shows it")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def _wait(cond, seconds: float, what: str) -> None:

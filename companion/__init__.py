@@ -1,0 +1,1 @@
+"""Companion Telegram bot: our operator commands next to freqtrade's own Telegram bot."""
