@@ -38,9 +38,17 @@ def freqai_regime_features(dataframe: pd.DataFrame, timeframe: str) -> dict[str,
     return {f"%-regime_{col}": reg[col].fillna(1.0 / len(PROB_COLUMNS)) for col in PROB_COLUMNS}
 
 
+REGIME_COLORS = {"trending_bull": "green", "trending_bear": "red", "sideways": "gray", "high_volatility": "violet"}
+
+
+def regime_plot(suffix: str = "_1h", prefix: str = "regime") -> dict:
+    """A FreqUI `plot_config` subplot with the four regime probabilities."""
+    return {f"{prefix}_p_{name}{suffix}": {"color": color} for name, color in REGIME_COLORS.items()}
+
+
 def regime_allows(label: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
     """Entry gate: True where the regime is known and in `allowed`."""
     return label.isin(allowed) & label.notna()
 
 
-__all__ = ["REGIME_IDS", "freqai_regime_features", "add_regime_columns", "regime_allows"]
+__all__ = ["REGIME_IDS", "add_regime_columns", "freqai_regime_features", "regime_allows", "regime_plot"]

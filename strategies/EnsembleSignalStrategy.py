@@ -6,14 +6,19 @@ Run: freqtrade backtesting --config config/freqai.json --strategy EnsembleSignal
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from freqtrade.strategy import DecimalParameter, IStrategy
 from pandas import DataFrame
 
-import features
 from freqaimodels.estimators.freqai_adapter import CONFIDENCE
 
+sys.path.append(str(Path(__file__).parent))
+from ensemble_base import FreqAIFeatureHooks
 
-class EnsembleSignalStrategy(IStrategy):
+
+class EnsembleSignalStrategy(FreqAIFeatureHooks, IStrategy):
     INTERFACE_VERSION = 3
     timeframe = "5m"
     can_short = False
@@ -32,18 +37,6 @@ class EnsembleSignalStrategy(IStrategy):
             "do_predict": {"do_predict": {"color": "brown"}},
         },
     }
-
-    def feature_engineering_expand_all(self, dataframe: DataFrame, period: int, metadata: dict, **kwargs) -> DataFrame:
-        return features.expand_all(dataframe, period)
-
-    def feature_engineering_expand_basic(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
-        return features.expand_basic(dataframe, metadata)
-
-    def feature_engineering_standard(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
-        return features.standard(dataframe)
-
-    def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
-        return features.set_targets(dataframe, self.freqai_info["feature_parameters"]["label_period_candles"])
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         return self.freqai.start(dataframe, metadata, self)

@@ -13,7 +13,7 @@ from pathlib import Path
 from freqtrade.strategy import informative
 from pandas import DataFrame
 
-from regime.columns import add_regime_columns, regime_allows
+from regime.columns import add_regime_columns, regime_allows, regime_plot
 
 sys.path.append(str(Path(__file__).parent))  # freqtrade's documented way to derive strategies
 from ReferenceStrategy import ReferenceStrategy
@@ -30,12 +30,7 @@ class RegimeGatedReference(ReferenceStrategy):
         "main_plot": {"ema_fast": {"color": "orange"}, "ema_slow": {"color": "blue"}},
         "subplots": {
             "RSI": {"rsi": {"color": "purple"}},
-            "Regime": {
-                "regime_p_trending_bull_1h": {"color": "green"},
-                "regime_p_trending_bear_1h": {"color": "red"},
-                "regime_p_sideways_1h": {"color": "gray"},
-                "regime_p_high_volatility_1h": {"color": "violet"},
-            },
+            "Regime": regime_plot("_1h"),
         },
     }
 

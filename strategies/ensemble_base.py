@@ -16,7 +16,7 @@ from pandas import DataFrame, Series
 
 import features
 from freqaimodels.estimators.freqai_adapter import CONFIDENCE
-from regime.columns import add_regime_columns, regime_allows
+from regime.columns import add_regime_columns, regime_allows, regime_plot
 
 sys.path.append(str(Path(__file__).parent))
 from risk_controls import RiskControlled
@@ -24,7 +24,23 @@ from risk_controls import RiskControlled
 PREDICTION = features.TARGET
 
 
-class EnsembleRiskStrategy(RiskControlled, IStrategy):
+class FreqAIFeatureHooks:
+    """FreqAI's feature/target hooks, delegated to the shared `features` module (mixin)."""
+
+    def feature_engineering_expand_all(self, dataframe: DataFrame, period: int, metadata: dict, **kwargs) -> DataFrame:
+        return features.expand_all(dataframe, period)
+
+    def feature_engineering_expand_basic(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        return features.expand_basic(dataframe, metadata)
+
+    def feature_engineering_standard(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        return features.standard(dataframe)
+
+    def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        return features.set_targets(dataframe, self.freqai_info["feature_parameters"]["label_period_candles"])
+
+
+class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
     INTERFACE_VERSION = 3
     can_short = False
     process_only_new_candles = True
@@ -47,27 +63,9 @@ class EnsembleRiskStrategy(RiskControlled, IStrategy):
         "subplots": {
             "prediction": {PREDICTION: {"color": "blue"}},
             "confidence": {CONFIDENCE: {"color": "green"}},
-            "regime": {
-                "regime_p_trending_bull_1h": {"color": "green"},
-                "regime_p_trending_bear_1h": {"color": "red"},
-                "regime_p_sideways_1h": {"color": "gray"},
-                "regime_p_high_volatility_1h": {"color": "violet"},
-            },
+            "regime": regime_plot("_1h"),
         },
     }
-
-    # -- FreqAI -----------------------------------------------------------------------------
-    def feature_engineering_expand_all(self, dataframe: DataFrame, period: int, metadata: dict, **kwargs) -> DataFrame:
-        return features.expand_all(dataframe, period)
-
-    def feature_engineering_expand_basic(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
-        return features.expand_basic(dataframe, metadata)
-
-    def feature_engineering_standard(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
-        return features.standard(dataframe)
-
-    def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
-        return features.set_targets(dataframe, self.freqai_info["feature_parameters"]["label_period_candles"])
 
     # -- indicators -------------------------------------------------------------------------
     @informative("1h")

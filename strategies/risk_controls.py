@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.append(str(Path(__file__).parent))
-from operator_alerts import alert, check_api_security  # noqa: E402
+from operator_alerts import alert, check_api_security
 
 logger = logging.getLogger(__name__)
 

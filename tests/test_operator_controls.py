@@ -20,7 +20,6 @@ from telegram import Bot, Update
 from telegram.request import BaseRequest
 
 from companion.bot import Companion, build_application
-
 from simulation.freqtrade_runner import REPO_ROOT, freqtrade_executable, run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
 from simulation.gateway.process import free_port
@@ -36,7 +35,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server API)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.messages.append(json.loads(body or b"{}"))
                 self.send_response(200)
