@@ -194,6 +194,13 @@ def test_companion_bot_commands_against_a_real_bot(replay):
     client = FtRestClient(f"http://127.0.0.1:{port}", "op", password)
     try:
         _wait_running(client, proc, log)
+        client.forceenter("ETH/USDT", "long")
+        _wait(lambda: len(client.status()) == 1, 60, "an open trade")
+        eth = client.status()[0]["trade_id"]
+        client.forceexit(eth)  # freqtrade's own /forceexit
+        _wait(lambda: not client.status(), 60, "the forced exit")
+        assert client.trade(eth)["exit_reason"] == "force_exit"
+        assert client.profit()["closed_trade_count"] == 1
         client.forceenter("BTC/USDT", "long")
         _wait(lambda: len(client.status()) == 1, 60, "an open trade")
         _wait(lambda: (tmp / "ud" / "risk_state.json").exists(), 60, "risk state")
@@ -220,7 +227,7 @@ def test_companion_bot_commands_against_a_real_bot(replay):
         asyncio.run(run(["/emergency"], 777))
         assert "EMERGENCY STOP requested" in request.sent[-1]["text"]
         _wait(lambda: not client.status(), 60, "the emergency exit")
-        assert client.trades()["trades"][0]["exit_reason"] == "emergency_stop"
+        assert [t["exit_reason"] for t in client.trades()["trades"]] == ["force_exit", "emergency_stop"]
         _wait(lambda: "ACTIVE" in Companion(client, tmp / "ud", frozenset()).risk_text(), 30, "risk state shows it")
     finally:
         proc.terminate()
