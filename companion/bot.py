@@ -17,7 +17,7 @@ from freqtrade_client import FtRestClient
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-REGIMES = ("trending_bull", "trending_bear", "sideways", "high_volatility")
+from regime.detector import REGIMES
 
 
 @dataclass

@@ -179,16 +179,13 @@ class RiskControlled:
         return df["close"].pct_change().to_numpy()[-self.risk_limits.correlation_window :]
 
     def risk_decision(self, pair: str, stake: float, current_time: datetime) -> Decision:
-        from freqtrade.persistence import Trade
-
         self._risk_init()
         equity, peak, day_start = self._equity_state(current_time)
         positions, open_returns = [], {}
-        for t in Trade.get_trades_proxy(is_open=True):
+        for pos, t in self._open_positions():
             if t.pair == pair:
                 continue
-            rate = t.open_rate
-            positions.append(Position(t.pair, float(t.stake_amount), max(0.0, (rate - (t.stop_loss or 0)) / rate)))
+            positions.append(pos)
             r = self._returns(t.pair)
             if r is not None:
                 open_returns[t.pair] = r
@@ -200,8 +197,7 @@ class RiskControlled:
 
     # -- freqtrade callbacks --------------------------------------------------------------
     def bot_start(self, **kwargs) -> None:
-        runmode = self.config.get("runmode")
-        if runmode is not None and runmode.value in ("live", "dry_run"):
+        if self._is_live():
             check_api_security(self.config)
         self._risk_init()
 
@@ -217,14 +213,15 @@ class RiskControlled:
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         self._risk_init()
+        equity, peak, day_start = self._equity_state(current_time)  # once per loop
         if self._summary_day is None:
             self._summary_day = current_time.date()
         elif current_time.date() != self._summary_day:
             self._summary_day = current_time.date()
-            equity, peak, _ = self._equity_state(current_time)
             alert(self, "info", f"daily summary: equity {equity:.2f}, drawdown {drawdown(equity, peak):.2%}, "
                   f"rejections {dict(self.risk_rejections)}")
-        self._write_state(current_time)
+        if self._is_live():
+            self._write_state(current_time, equity, peak, day_start)
         if self.emergency_active:
             return
         flag = Path(self.config.get("user_data_dir", "user_data")) / self.risk_limits.emergency_file
@@ -232,22 +229,26 @@ class RiskControlled:
         if flag.exists():
             reason = f"operator ({flag})"
         else:
-            equity, peak, _ = self._equity_state(current_time)
             if drawdown(equity, peak) >= self.risk_limits.emergency_drawdown - EPS:
                 reason = f"drawdown {drawdown(equity, peak):.2%} >= emergency {self.risk_limits.emergency_drawdown:.2%}"
         if reason:
             self.trigger_emergency(reason)
 
-    def _write_state(self, now: datetime) -> None:
-        """user_data/risk_state.json: what the operator tools (companion bot) show; live/dry-run only."""
+    def _is_live(self) -> bool:
         runmode = self.config.get("runmode")
-        if runmode is None or runmode.value not in ("live", "dry_run"):
-            return
+        return runmode is not None and runmode.value in ("live", "dry_run")
+
+    @staticmethod
+    def _open_positions() -> list[tuple[Position, object]]:
+        """(position at risk, trade) for each open trade; stop distance measured from the entry."""
         from freqtrade.persistence import Trade
 
-        equity, peak, day_start = self._equity_state(now)
-        positions = [Position(t.pair, float(t.stake_amount), max(0.0, (t.open_rate - (t.stop_loss or 0)) / t.open_rate))
-                     for t in Trade.get_trades_proxy(is_open=True)]
+        return [(Position(t.pair, float(t.stake_amount), max(0.0, (t.open_rate - (t.stop_loss or 0)) / t.open_rate)), t)
+                for t in Trade.get_trades_proxy(is_open=True)]
+
+    def _write_state(self, now: datetime, equity: float, peak: float, day_start: float) -> None:
+        """user_data/risk_state.json: what the operator tools (companion bot) show."""
+        positions = [p for p, _ in self._open_positions()]
         state = {
             "time": now.isoformat(), "equity": equity, "peak_equity": peak, "drawdown": drawdown(equity, peak),
             "daily_loss": daily_loss(equity, day_start), "portfolio_heat": portfolio_heat(positions, equity),

@@ -109,12 +109,12 @@ def add_private_routes(app: web.Application, venue: Venue, creds: ApiCredentials
         return {"symbol": p["symbol"], "standardCommission": rates, "taxCommission": {k: "0.00000000" for k in rates}, "discount": {"enabledForAccount": False, "enabledForSymbol": False, "discountAsset": "BNB", "discount": "0.00000000"}}
 
     def trade_fees(p):
-        symbols = [p["symbol"]] if p.get("symbol") else list(venue._by_symbol)
+        symbols = [p["symbol"]] if p.get("symbol") else list(venue.symbols())
         return [{"symbol": s, "makerCommission": fmt_num(venue.params.maker_fee), "takerCommission": fmt_num(venue.params.taker_fee)} for s in symbols]
 
     def coins(p):  # ccxt's fetchCurrencies when keys are set
         bal = venue.account()
-        assets = sorted({a for _, m in venue._by_symbol.values() for a in (m.base, m.quote)} | set(bal))
+        assets = sorted({a for m in venue.symbols().values() for a in (m.base, m.quote)} | set(bal))
         return [
             {"coin": a, "name": a, "free": fmt_num(round(bal.get(a, (0.0, 0.0))[0], 8)),
              "locked": fmt_num(round(bal.get(a, (0.0, 0.0))[1], 8)), "depositAllEnable": False,

@@ -108,7 +108,7 @@ def create_app(
         if rtt:
             await asyncio.sleep(rtt / 2000.0)
         response = await handler(request)
-        if request.path in BOOK_PATHS and response.status == 200:
+        if spec.stale_book and request.path in BOOK_PATHS and response.status == 200:
             response = _stale_or_fresh(request, response, spec)
         if rtt:
             await asyncio.sleep(rtt / 2000.0)

@@ -33,8 +33,6 @@ def _timerange(text: str) -> tuple[int, int]:
         end = pd.Timestamp(b, tz="UTC")
     except ValueError:
         raise argparse.ArgumentTypeError("timerange must be YYYYMMDD-YYYYMMDD (or with HHMM: YYYYMMDDHHMM-...)") from None
-    if len(b) == 8:
-        end = end + pd.Timedelta(days=0)
     return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
 
 

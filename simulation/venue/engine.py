@@ -68,6 +68,9 @@ class Venue:
         d = self.clock.data_now()
         return self.store.data_end() if d is None else d
 
+    def symbols(self) -> dict[str, MarketSpec]:
+        return {symbol: m for symbol, (_, m) in self._by_symbol.items()}
+
     def market(self, symbol: str) -> tuple[str, MarketSpec]:
         try:
             return self._by_symbol[symbol]
@@ -126,12 +129,13 @@ class Venue:
         if any(o.client_order_id == client_id and o.is_open for o in self.orders.values()):
             raise BinanceError(-2010, "Duplicate order sent.")
         # Funds: limit/stop orders lock what they may spend; market buys must afford the walk.
+        impact_args = self._impact_args(pair)  # the day's volume and volatility, once per order
         if side == "SELL":
             if self.free.get(m.base, 0.0) < qty - 1e-12:
                 raise _insufficient()
             self._move(m.base, -qty, +qty)
         elif otype == "MARKET":
-            est = taker_fill(book, "BUY", qty, impact=self.params.impact, **self._impact_args(pair))
+            est = taker_fill(book, "BUY", qty, impact=self.params.impact, **impact_args)
             if self.free.get(m.quote, 0.0) < est.notional - 1e-9:
                 raise _insufficient()
         else:
@@ -149,7 +153,7 @@ class Venue:
         self.orders[order.order_id] = order
         self._log("new", order)
         if otype != "STOP_LOSS_LIMIT":
-            self._take(order, book)
+            self._take(order, book, impact_args)
         self._log("update", order)
         return order
 
@@ -157,10 +161,11 @@ class Venue:
         notional, vol = self._daily(pair)
         return {"daily_notional": notional, "daily_volatility": vol}
 
-    def _take(self, order: Order, book: OrderBook) -> None:
+    def _take(self, order: Order, book: OrderBook, impact_args: dict | None = None) -> None:
         """Immediate taker part of an order; then IOC/FOK/MARKET remainders expire."""
         limit = order.price if order.type != "MARKET" else None
-        fill = taker_fill(book, order.side, order.remaining, limit_price=limit, impact=self.params.impact, **self._impact_args(order.pair))
+        impact_args = impact_args if impact_args is not None else self._impact_args(order.pair)
+        fill = taker_fill(book, order.side, order.remaining, limit_price=limit, impact=self.params.impact, **impact_args)
         if order.time_in_force == "FOK" and fill.qty < order.remaining - 1e-12:
             self._close(order, "EXPIRED")
             return
