@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import secrets
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from freqtrade_client import FtRestClient
+from bot_helpers import FORCE_ORDERS, RunningBot, api_env, api_section, start_bot, wait_for
 from telegram import Bot, Update
 from telegram.request import BaseRequest
 
 from companion.bot import Companion, build_application
-from simulation.freqtrade_runner import REPO_ROOT, freqtrade_executable, run_freqtrade
+from simulation.freqtrade_runner import run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
 from simulation.gateway.process import free_port
 
@@ -52,22 +48,6 @@ class Receiver:
         self.server.shutdown()
 
 
-def _bot(tmp: Path, overlay: Path, extra: dict, env_extra: dict) -> tuple[subprocess.Popen, Path]:
-    cfg = tmp / "extra.json"
-    cfg.write_text(json.dumps(extra))
-    log = tmp / "bot.log"
-    cmd = [*freqtrade_executable(), "trade", "--config", "config/simulation.json", "--config", str(overlay),
-           "--config", str(cfg), "--strategy", "RiskReference", "--userdir", str(tmp / "ud"),
-           "--db-url", f"sqlite:///{tmp / 'bot.sqlite'}", "--dry-run"]
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **env_extra}, stdout=fh, stderr=subprocess.STDOUT)
-    return proc, log
-
-
-def _api(port: int) -> dict:
-    return {"api_server": {"enabled": True, "listen_ip_address": "127.0.0.1", "listen_port": port, "username": "op"}}
-
-
 @pytest.fixture
 def replay(tmp_path):
     run_freqtrade(["create-userdir", "--userdir", str(tmp_path / "ud")], tmp_path / "ud.log")
@@ -77,10 +57,12 @@ def replay(tmp_path):
         yield tmp_path, write_overlay(tmp_path / "exchange.json", gw.url, ["BTC/USDT", "ETH/USDT"])
 
 
+CONFIGS = ["config/simulation.json"]
+
+
 def test_bot_refuses_default_api_password(replay):
     tmp, overlay = replay
-    proc, log = _bot(tmp, overlay, _api(free_port()), {"FREQTRADE__API_SERVER__PASSWORD": "freqtrader",
-                                                        "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(16)})
+    proc, log = start_bot(tmp, [*CONFIGS, str(overlay)], api_section(free_port()), api_env("freqtrader"), "RiskReference")
     try:
         rc = proc.wait(timeout=180)
     finally:
@@ -92,25 +74,19 @@ def test_bot_refuses_default_api_password(replay):
 def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
     tmp, overlay = replay
     hook = Receiver()
-    port = free_port()
-    password = secrets.token_urlsafe(18)
-    extra = {**_api(port), "force_entry_enable": True, "initial_state": "running", "max_open_trades": 3,
-             "entry_pricing": {"price_side": "other"}, "exit_pricing": {"price_side": "other"},
-             "order_types": {"entry": "limit", "exit": "market", "force_entry": "market", "force_exit": "market",
-                             "emergency_exit": "market", "stoploss": "market", "stoploss_on_exchange": False},
+    extra = {**FORCE_ORDERS, "max_open_trades": 3,
              "webhook": {"enabled": True, "url": hook.url, "format": "json", "retries": 1, "allow_custom_messages": True,
                          "strategy_msg": {"type": "{type}", "msg": "{msg}"}}}
-    proc, log = _bot(tmp, overlay, extra, {"FREQTRADE__API_SERVER__PASSWORD": password,
-                                           "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(16)})
-    client = FtRestClient(f"http://127.0.0.1:{port}", "op", password)
+    bot = RunningBot(tmp, [*CONFIGS, str(overlay)], extra, "RiskReference")
+    client, log = bot.client, bot.log
     try:
-        _wait_running(client, proc, log)
+        bot.wait_running()
         for pair in ("BTC/USDT", "ETH/USDT"):
             client.forceenter(pair, "long")
-        _wait(lambda: len([t for t in client.status() if t.get("is_open")]) == 2, 60, "two open trades")
+        wait_for(lambda: len([t for t in client.status() if t.get("is_open")]) == 2, 60, "two open trades")
         flag = tmp / "ud" / "EMERGENCY_STOP"
         flag.write_text("operator test")
-        _wait(lambda: not client.status(), 60, "all trades exited")
+        wait_for(lambda: not client.status(), 60, "all trades exited")
         text = log.read_text()
         delays = [float(m) for m in re.findall(r"emergency exit \S+ ([0-9.]+) ms after the trigger", text)]
         # The decision is taken for every trade in the trigger's loop; freqtrade then executes exits one
@@ -119,29 +95,15 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
         assert len(delays) == 2 and delays[0] < 100 and max(delays) < 1000, delays
         trades = client.trades()["trades"]
         assert {t["exit_reason"] for t in trades} == {"emergency_stop"}
-        _wait(lambda: any("[CRITICAL] emergency stop" in str(m.get("msg", "")) for m in hook.messages), 30,
+        wait_for(lambda: any("[CRITICAL] emergency stop" in str(m.get("msg", "")) for m in hook.messages), 30,
               f"webhook alert (got {hook.messages})")
         client.forceenter("BTC/USDT", "long")  # blocked now
         time.sleep(3)
         assert not client.status()
         assert "rejected (emergency_stop)" in log.read_text()
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        bot.stop()
         hook.close()
-
-
-def _wait_running(client, proc, log) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if client.show_config().get("state") == "running":
-                return
-        except Exception:  # noqa: BLE001 (API not up yet)
-            pass
-        time.sleep(1)
-    raise AssertionError("bot API not up")
 
 
 class RecordingRequest(BaseRequest):
@@ -183,29 +145,22 @@ def _command(text: str, chat_id: int, update_id: int) -> dict:
 
 def test_companion_bot_commands_against_a_real_bot(replay):
     tmp, overlay = replay
-    port = free_port()
-    password = secrets.token_urlsafe(18)
-    extra = {**_api(port), "force_entry_enable": True, "initial_state": "running",
-             "entry_pricing": {"price_side": "other"}, "exit_pricing": {"price_side": "other"},
-             "order_types": {"entry": "limit", "exit": "market", "force_entry": "market", "force_exit": "market",
-                             "emergency_exit": "market", "stoploss": "market", "stoploss_on_exchange": False}}
-    proc, log = _bot(tmp, overlay, extra, {"FREQTRADE__API_SERVER__PASSWORD": password,
-                                           "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(16)})
-    client = FtRestClient(f"http://127.0.0.1:{port}", "op", password)
+    bot = RunningBot(tmp, [*CONFIGS, str(overlay)], FORCE_ORDERS, "RiskReference")
+    client = bot.client
     try:
-        _wait_running(client, proc, log)
+        bot.wait_running()
         client.forceenter("ETH/USDT", "long")
-        _wait(lambda: len(client.status()) == 1, 60, "an open trade")
+        wait_for(lambda: len(client.status()) == 1, 60, "an open trade")
         eth = client.status()[0]["trade_id"]
         client.forceexit(eth)  # freqtrade's own /forceexit
-        _wait(lambda: not client.status(), 60, "the forced exit")
+        wait_for(lambda: not client.status(), 60, "the forced exit")
         assert client.trade(eth)["exit_reason"] == "force_exit"
         assert client.profit()["closed_trade_count"] == 1
         client.forceenter("BTC/USDT", "long")
-        _wait(lambda: len(client.status()) == 1, 60, "an open trade")
-        _wait(lambda: (tmp / "ud" / "risk_state.json").exists(), 60, "risk state")
+        wait_for(lambda: len(client.status()) == 1, 60, "an open trade")
+        wait_for(lambda: (tmp / "ud" / "risk_state.json").exists(), 60, "risk state")
         comp = Companion(client, tmp / "ud", frozenset({777}))
-        _wait(lambda: "no analyzed candles" not in comp.regime_text(), 120, f"analyzed candles ({comp.regime_text()})")
+        wait_for(lambda: "no analyzed candles" not in comp.regime_text(), 120, f"analyzed candles ({comp.regime_text()})")
         request = RecordingRequest()
         bot = Bot("123456:TEST", request=request, get_updates_request=RecordingRequest())
         app = build_application(Companion(client, tmp / "ud", frozenset({777})), bot=bot)
@@ -226,18 +181,8 @@ def test_companion_bot_commands_against_a_real_bot(replay):
         assert "no FreqAI model" in models
         asyncio.run(run(["/emergency"], 777))
         assert "EMERGENCY STOP requested" in request.sent[-1]["text"]
-        _wait(lambda: not client.status(), 60, "the emergency exit")
+        wait_for(lambda: not client.status(), 60, "the emergency exit")
         assert [t["exit_reason"] for t in client.trades()["trades"]] == ["force_exit", "emergency_stop"]
-        _wait(lambda: "ACTIVE" in Companion(client, tmp / "ud", frozenset()).risk_text(), 30, "risk state shows it")
+        wait_for(lambda: "ACTIVE" in Companion(client, tmp / "ud", frozenset()).risk_text(), 30, "risk state shows it")
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-
-
-def _wait(cond, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+        bot.stop()

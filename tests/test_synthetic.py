@@ -118,6 +118,25 @@ def test_flash_crash_liquidity_drought_and_correlation_spike():
     assert corr(stressed) > 0.9 > corr(calm)
 
 
+def test_depeg_moves_stablecoins_only_and_recovers():
+    sc = Scenario.parse("depeg@2024-01-05T06:00:16,drop=0.02,recovery=1")
+    assert (sc.kind, sc.hours, sc.drop, sc.recovery) == ("depeg", 16.0, 0.02, 1.0)
+    calm = generate(SyntheticConfig(seed=4, days=8))
+    m = generate(SyntheticConfig(seed=4, days=8, scenarios=(sc,)))
+    for pair in ("USDC/USDT", "FDUSD/USDT"):
+        c = m.candles[pair].set_index("date")["close"]
+        assert c.loc["2024-01-05 09:30":"2024-01-05 10:30"].min() < 0.9825  # trough after 4 h
+        assert c.loc[:"2024-01-05 05:55"].between(0.998, 1.002).all()
+        assert c.loc["2024-01-05 23:00":].between(0.998, 1.002).all()  # re-pegged
+    pd.testing.assert_frame_equal(m.candles["BTC/USDT"], calm.candles["BTC/USDT"])
+
+
+@pytest.mark.parametrize("text", ["depeg", "depeg@2024-01-05,drop", "depeg@2024-01-05,color=red", "depeg@2024-01-05,drop=2"])
+def test_bad_scenario_text_is_a_clear_error(text):
+    with pytest.raises(ValueError, match="scenario"):
+        Scenario.parse(text)
+
+
 def test_scenario_outside_range_is_a_clear_error():
     with pytest.raises(ValueError, match="outside the generated range"):
         generate(SyntheticConfig(days=2, scenarios=(Scenario("flash_crash", "2030-01-01"),)))

@@ -21,6 +21,7 @@ from simulation.gateway.server import create_app
 from simulation.marketdata import CandleStore, DataSourceError, open_source
 from simulation.paths import SHARED_DATA
 from simulation.synthetic import SyntheticConfig
+from simulation.synthetic.__main__ import parse_scenario
 from simulation.venue import Venue, credentials_from_env
 
 logger = logging.getLogger("simulation.gateway")
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=float, default=120.0, help="synthetic market length in days (default: 120)")
     p.add_argument("--start", default="2024-01-01", help="synthetic market first candle (default: 2024-01-01)")
     p.add_argument("--timeframe", default="5m", help="synthetic market base timeframe (default: 5m)")
+    p.add_argument("--scenario", type=parse_scenario, action="append", default=[],
+                   help="synthetic stress event KIND@START[:HOURS][,FIELD=VALUE...] (see python -m simulation.synthetic -h)")
     p.add_argument("--pairs", nargs="+", help="serve only these pairs (e.g. BTC/USDT ETH/USDT)")
     p.add_argument("--replay", action="store_true", help="replay history as live (time-shifted, forming candles)")
     p.add_argument("--replay-start", help="data date where replay begins, or 'now' for no time shift (default: 30 days after data start)")
@@ -105,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         datadir = SHARED_DATA
     synthetic = None
     if datadir is None:
-        synthetic = SyntheticConfig(seed=args.seed, days=args.days, start=args.start, timeframe=args.timeframe)
+        synthetic = SyntheticConfig(seed=args.seed, days=args.days, start=args.start, timeframe=args.timeframe,
+                                    scenarios=tuple(args.scenario))
+    elif args.scenario:
+        logger.error("--scenario applies to the synthetic market only")
+        return 2
     try:
         source = open_source(datadir=datadir, synthetic=synthetic, pairs=args.pairs)
         store = CandleStore(source)

@@ -143,6 +143,7 @@ def analyse(spec: RunSpec) -> dict:
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
     table.to_csv(out / "trade_matching.csv", index=False)
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
+    (out / "equity.json").write_text(json.dumps(curves))  # per-candle equity, backtest vs simulation
     reqs = pd.read_csv(out / "requests.csv") if (out / "requests.csv").exists() else None
     (out / "report.html").write_text(render(result, table, curves, execs, reqs, meta, recon))
     return result

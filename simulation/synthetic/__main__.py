@@ -11,13 +11,11 @@ from simulation.synthetic import Scenario, SyntheticConfig, generate, write_mark
 
 
 def parse_scenario(text: str) -> Scenario:
-    """KIND@ISO_START[:HOURS], e.g. flash_crash@2024-02-01T12:00:2"""
+    """argparse type for `Scenario.parse`."""
     try:
-        kind, rest = text.split("@", 1)
-        start, _, hours = rest.rpartition(":") if rest.count(":") >= 2 else (rest, "", "")
-        return Scenario(kind, start or rest, hours=float(hours) if hours else 1.0)
+        return Scenario.parse(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"bad scenario {text!r} ({exc}); use KIND@START[:HOURS]") from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         type=parse_scenario,
         action="append",
         default=[],
-        help="stress event KIND@START[:HOURS]; KIND: flash_crash, liquidity_drought, correlation_spike",
+        help="stress event KIND@START[:HOURS][,FIELD=VALUE...]; KIND: flash_crash, liquidity_drought, "
+        "correlation_spike, depeg (e.g. depeg@2024-03-10T08:00:12,drop=0.03,recovery=1)",
     )
     args = p.parse_args(argv)
     t0 = time.perf_counter()

@@ -11,7 +11,8 @@ Model, per candle (parameters are given per 5-minute candle and rescaled to the 
 - the sideways regime pulls the price back to the level where it started (mean reversion);
 - volume scales with conditional volatility and the size of the move;
 - stablecoins follow a tight Ornstein-Uhlenbeck process around 1.0.
-Stress scenarios (flash crash, liquidity drought, correlation spike) are applied on top.
+Stress scenarios (flash crash, liquidity drought, correlation spike, stablecoin depeg) are applied on
+top.
 """
 
 from __future__ import annotations
@@ -69,24 +70,52 @@ DEFAULT_ASSETS: tuple[AssetParams, ...] = (
 )
 
 
+KINDS = ("flash_crash", "liquidity_drought", "correlation_spike", "depeg")
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """A stress event. kind: flash_crash | liquidity_drought | correlation_spike."""
+    """A stress event. kind: flash_crash | liquidity_drought | correlation_spike | depeg.
+
+    depeg: every stablecoin falls by `drop` over the first quarter of the window and recovers
+    `recovery` of it by the end (USDC in March 2023: -13% within a day, back within three)."""
 
     kind: str
     start: str  # ISO timestamp (UTC)
     hours: float = 1.0
-    drop: float = 0.15  # flash_crash: peak-to-trough fall
-    recovery: float = 0.5  # flash_crash: share of the fall recovered over `hours`
+    drop: float = 0.15  # flash_crash / depeg: peak-to-trough fall
+    recovery: float = 0.5  # flash_crash / depeg: share of the fall recovered over `hours`
     depth_factor: float = 0.1  # liquidity_drought: book depth multiplier
     spread_factor: float = 5.0  # liquidity_drought: spread multiplier
     rho: float = 0.95  # correlation_spike: pairwise correlation
 
     def __post_init__(self) -> None:
-        if self.kind not in ("flash_crash", "liquidity_drought", "correlation_spike"):
+        if self.kind not in KINDS:
             raise ValueError(f"unknown scenario kind {self.kind!r}")
         if self.hours <= 0:
             raise ValueError("scenario hours must be positive")
+        if not 0 < self.drop < 1 or not 0 <= self.recovery <= 1:
+            raise ValueError("scenario drop must be in (0, 1) and recovery in [0, 1]")
+
+    @classmethod
+    def parse(cls, text: str) -> Scenario:
+        """KIND@ISO_START[:HOURS][,FIELD=VALUE...], e.g. `flash_crash@2024-02-01T12:00:2` or
+        `depeg@2024-03-10T08:00:12,drop=0.03,recovery=1`."""
+        head, *extra = text.split(",")
+        kind, at, rest = head.partition("@")
+        if not at or not rest:
+            raise ValueError(f"bad scenario {text!r}: use KIND@START[:HOURS][,FIELD=VALUE...]")
+        start, hours = rest, None
+        if rest.count(":") >= 2 or ("T" not in rest and ":" in rest):
+            start, _, hours = rest.rpartition(":")
+        fields: dict = {"hours": float(hours)} if hours else {}
+        numeric = {"drop", "recovery", "depth_factor", "spread_factor", "rho", "hours"}
+        for item in extra:
+            key, eq, value = item.partition("=")
+            if not eq or key.strip() not in numeric:
+                raise ValueError(f"bad scenario field {item!r} in {text!r}; fields: {', '.join(sorted(numeric))}")
+            fields[key.strip()] = float(value)
+        return cls(kind.strip(), start, **fields)
 
 
 @dataclass
@@ -210,6 +239,7 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
     depth_factor = np.ones(n)
     spread_factor = np.ones(n)
     crash_moves = np.zeros(n)
+    depeg = np.zeros(n)  # log-price offset of every stablecoin
     for sc in cfg.scenarios:
         mask = _scenario_mask(dates, sc)
         if not mask.any():
@@ -220,6 +250,15 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
             depth_factor[mask] *= sc.depth_factor
             spread_factor[mask] *= sc.spread_factor
             vol_mult = np.where(mask, vol_mult * sc.depth_factor, vol_mult)
+        elif sc.kind == "depeg":
+            idx = np.flatnonzero(mask)
+            fall = max(1, len(idx) // 4)
+            trough = math.log(1.0 - sc.drop)
+            path = np.r_[np.linspace(0, trough, fall + 1)[1:],
+                         np.linspace(trough, trough * (1.0 - sc.recovery), len(idx) - fall + 1)[1:]]
+            depeg[idx] += path
+            if sc.recovery < 1 and idx[-1] + 1 < n:
+                depeg[idx[-1] + 1 :] += trough * (1.0 - sc.recovery)
         elif sc.kind == "flash_crash":
             idx = np.flatnonzero(mask)
             crash_len = max(1, int(round(15 * 60_000 / tf_ms)))  # the fall takes ~15 minutes
@@ -264,8 +303,10 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
         for t, s in enumerate(shocks.tolist()):
             x = 0.9 * x + s
             logp[t] = x
-        sigma = np.full(n, ou_sigma)
+        logp += depeg
+        sigma = np.full(n, ou_sigma) + np.abs(np.diff(depeg, prepend=0.0))
         volume = asset.base_volume * scale * rng.lognormal(0.0, 0.3, n) * np.where(depth_factor < 1, depth_factor, 1.0)
+        volume *= np.where(depeg < 0, 3.0, 1.0)  # a depeg draws redemptions and arbitrageurs
         candles[asset.pair], markets[asset.pair] = _to_ohlcv(rng, dates, logp, sigma, volume, asset)
 
     truth = pd.DataFrame(

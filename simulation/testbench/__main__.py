@@ -1,0 +1,94 @@
+"""`python -m scripts.testbench --strategy NAME [--config FILE] [--datadir DIR] [--out OUTDIR]`
+
+Walk-forward backtests (FreqAI retrained per fold) -> Monte Carlo on the trades -> the last period
+through the simulator and a paper run -> comparison -> stress scenarios -> recommendation.
+Writes OUTDIR/summary.json and OUTDIR/report.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from simulation.freqtrade_runner import FreqtradeError
+from simulation.paths import SHARED_DATA
+from simulation.testbench.runner import STRESS, BenchSpec, run_bench
+
+CONFIGS = {"TrendFollowingEnsemble": "config/trend-following.json", "MeanReversionEnsemble": "config/mean-reversion.json",
+           "ArbitrageScout": "config/arbitrage-scout.json"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m scripts.testbench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--strategy", required=True)
+    p.add_argument("--config", type=Path, help="freqtrade config (default: the strategy's own in config/)")
+    p.add_argument("--extra-config", type=Path, action="append", default=[], help="more configs on top (repeatable)")
+    p.add_argument("--datadir", type=Path, help=f"feather datadir (e.g. {SHARED_DATA}); default: the synthetic market")
+    p.add_argument("--pairs", nargs="+")
+    p.add_argument("--out", type=Path, default=Path("user_data/testbench/latest"))
+    p.add_argument("--folds", type=int, default=12)
+    p.add_argument("--fold-days", type=int, default=30, help="days per fold (FreqAI retrains once per fold)")
+    p.add_argument("--end", help="last fold's end YYYYMMDD (default: the data's last day)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--synthetic-days", type=int, default=120)
+    p.add_argument("--mc-paths", type=int, default=1000)
+    p.add_argument("--stress", nargs="*", default=list(STRESS), help=f"scenarios: {', '.join(STRESS)} (none: skip)")
+    p.add_argument("--stress-days", type=int, default=10)
+    p.add_argument("--sim-days", type=float, default=1.0)
+    p.add_argument("--paper-days", type=float, default=0.5)
+    p.add_argument("--sim-speed", type=float, default=300.0)
+    p.add_argument("--skip-sim", action="store_true", help="skip the simulation and paper stages")
+    p.add_argument("--workers", type=int, default=1, help="parallel folds / stress scenarios (Ray when installed)")
+    p.add_argument("--ray-address", help="Ray cluster address (or RAY_ADDRESS); default: local")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = args.config or Path(CONFIGS.get(args.strategy, ""))
+    if not config.is_file():
+        print(f"error: no config for {args.strategy}; pass --config FILE", file=sys.stderr)
+        return 2
+    if args.datadir is not None and not args.datadir.is_dir():
+        print(f"error: --datadir {args.datadir} does not exist", file=sys.stderr)
+        return 2
+    spec = BenchSpec(strategy=args.strategy, config=config, out=args.out, datadir=args.datadir,
+                     extra_configs=tuple(args.extra_config), pairs=tuple(args.pairs) if args.pairs else None,
+                     folds=args.folds, fold_days=args.fold_days, end=args.end, seed=args.seed,
+                     synthetic_days=args.synthetic_days, mc_paths=args.mc_paths, stress=tuple(args.stress),
+                     stress_days=args.stress_days, sim_days=args.sim_days, paper_days=args.paper_days,
+                     sim_speed=args.sim_speed, skip_sim=args.skip_sim, workers=args.workers, ray_address=args.ray_address)
+    console = Console()
+    try:
+        summary = run_bench(spec, console)
+    except (FreqtradeError, ValueError) as exc:
+        console.print(f"[red]test bench failed:[/red] {exc}")
+        return 1
+    table = Table(title=f"Test bench: {args.strategy} ({summary['market']})")
+    for col in ("fold", "timerange", "trades", "profit %", "Sharpe", "max DD", "win rate", "PF"):
+        table.add_column(col, justify="right")
+    rows = [*summary["folds"], {"fold": "all", "timerange": "", "metrics": summary["aggregate"]}]
+    for f in rows:
+        m = f["metrics"]
+        pf = m["profit_factor"]
+        table.add_row(str(f["fold"]), f["timerange"], str(m["trades"]), f"{m['profit_pct']:.2%}", f"{m['sharpe']:.2f}",
+                      f"{m['max_drawdown']:.2%}", f"{m['win_rate']:.0%}", "–" if pf is None else f"{pf:.2f}")
+    console.print(table)
+    rec = summary["recommendation"]
+    console.print(f"[bold]recommendation: {rec['decision']}[/bold]")
+    for r in rec["reasons"]:
+        console.print(f"  - {r}")
+    console.print(json.dumps({k: summary["comparison"].get(k) for k in ("bt_sim_deviation", "sim_paper_deviation",
+                                                                        "equity_correlation", "signal_consistency")}))
+    console.print(f"summary: {args.out / 'summary.json'}  report: {args.out / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""deploy / paper-trade longer / reject, from the spec's minimums, targets and comparison thresholds."""
+
+from __future__ import annotations
+
+MINIMUMS = {"sharpe": 1.2, "max_drawdown": 0.15, "win_rate": 0.45, "profit_factor": 1.1}
+TARGETS = {"sharpe": 2.0, "max_drawdown": 0.08, "win_rate": 0.55, "profit_factor": 1.5}
+# backtest <-> simulation PnL deviation (spec: 15-20%), simulation <-> paper, equity correlation,
+# signal consistency
+THRESHOLDS = {"bt_sim_deviation": 0.20, "sim_paper_deviation": 0.10, "equity_correlation": 0.7,
+              "signal_consistency": 0.80}
+MAX_BREACH_PROBABILITY = 0.05  # Monte Carlo probability of breaching the 10% drawdown limit
+
+
+def _passes(metric: str, value: float | None, bound: float) -> bool:
+    if value is None:
+        return metric == "profit_factor"  # no losing trade: infinite profit factor
+    return value <= bound if metric == "max_drawdown" else value >= bound
+
+
+def check_metrics(aggregate: dict, bounds: dict) -> list[str]:
+    return [f"{m} {aggregate.get(m)} vs {'<=' if m == 'max_drawdown' else '>='} {b}"
+            for m, b in bounds.items() if not _passes(m, aggregate.get(m), b)]
+
+
+def check_comparison(comparison: dict) -> list[str]:
+    out = []
+    for key, bound in THRESHOLDS.items():
+        value = comparison.get(key)
+        if value is None:
+            out.append(f"{key} not measured")
+        elif key.endswith("deviation") and value > bound:
+            out.append(f"{key} {value:.2f} > {bound}")
+        elif not key.endswith("deviation") and value < bound:
+            out.append(f"{key} {value:.2f} < {bound}")
+    return out
+
+
+def recommend(aggregate: dict, monte_carlo: dict, comparison: dict, stress: list[dict]) -> dict:
+    """reject: a spec minimum missed or a risk limit broken under stress; paper-trade longer: minimums
+    met but a target, a comparison threshold or the Monte Carlo breach probability is not; else deploy."""
+    reasons_reject = [f"minimum not met: {r}" for r in check_metrics(aggregate, MINIMUMS)]
+    reasons_reject += [f"risk limits broken under {s['scenario']}: {s['violations']}" for s in stress if s.get("violations")]
+    reasons_wait = [f"target not met: {r}" for r in check_metrics(aggregate, TARGETS)]
+    reasons_wait += [f"comparison: {r}" for r in check_comparison(comparison)]
+    p = monte_carlo.get("p_breach_drawdown", 0.0)
+    if p > MAX_BREACH_PROBABILITY:
+        reasons_wait.append(f"Monte Carlo: {p:.1%} of paths breach the {monte_carlo.get('drawdown_limit', 0.1):.0%} drawdown limit")
+    if reasons_reject:
+        return {"decision": "reject", "reasons": reasons_reject + reasons_wait}
+    if reasons_wait:
+        return {"decision": "paper-trade longer", "reasons": reasons_wait}
+    return {"decision": "deploy", "reasons": ["every minimum and target met, comparison within thresholds"]}

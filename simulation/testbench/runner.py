@@ -1,0 +1,235 @@
+"""The bench pipeline; `run_bench(spec)` writes OUT/summary.json and OUT/report.html."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from freqtrade.configuration.load_config import load_from_files
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from simulation.freqtrade_runner import run_freqtrade
+from simulation.paths import REPO_ROOT
+from simulation.synthetic import Scenario
+from simulation.testbench.jobs import FoldJob, StressJob, parallel_map, run_fold, run_stress
+from simulation.testbench.market import Market, cfg_args
+from simulation.testbench.metrics import trade_metrics, trades_frame
+from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
+from simulation.testbench.recommendation import recommend
+from simulation.testbench.report import render_report
+
+DAY = pd.Timedelta(days=1)
+STRESS = {  # spec scenarios on the synthetic market, placed mid-window
+    "flash_crash": {"kind": "flash_crash", "hours": 2.0, "drop": 0.15},
+    "low_liquidity": {"kind": "liquidity_drought", "hours": 48.0, "depth_factor": 0.1, "spread_factor": 5.0},
+    "high_correlation": {"kind": "correlation_spike", "hours": 96.0, "rho": 0.95},
+}
+
+
+@dataclass
+class BenchSpec:
+    strategy: str
+    config: Path
+    out: Path = Path("user_data/testbench/latest")
+    datadir: Path | None = None  # None: the synthetic market
+    extra_configs: tuple[Path, ...] = ()
+    pairs: tuple[str, ...] | None = None
+    folds: int = 12
+    fold_days: int = 30
+    end: str | None = None  # YYYYMMDD, last fold's end (default: the data's last full day)
+    seed: int = 42
+    synthetic_days: int = 120
+    mc_paths: int = 1000
+    stress: tuple[str, ...] = tuple(STRESS)
+    stress_days: int = 10
+    sim_days: float = 1.0
+    paper_days: float = 0.5
+    sim_speed: float = 300.0
+    skip_sim: bool = False
+    workers: int = 1
+    ray_address: str | None = None
+    timings: dict = field(default_factory=dict)
+
+    def configs(self) -> list[str]:
+        return [str(self.config), *map(str, self.extra_configs)]
+
+    def freqtrade_config(self) -> dict:
+        try:
+            return load_from_files(self.configs())
+        except Exception as exc:  # freqtrade raises its own errors for bad JSON / missing files
+            raise SystemExit(f"error: cannot read {self.configs()}: {exc}") from None
+
+
+def fold_ranges(end: pd.Timestamp, folds: int, fold_days: int) -> list[str]:
+    """Consecutive, non-overlapping windows ending at `end` (each fold trains before its own start)."""
+    if folds < 1 or fold_days < 1:
+        raise ValueError("need at least one fold of at least one day")
+    starts = [end - (folds - i) * fold_days * DAY for i in range(folds)]
+    return [f"{s:%Y%m%d}-{s + fold_days * DAY:%Y%m%d}" for s in starts]
+
+
+def _data_end(spec: BenchSpec, market: Market, timeframe: str) -> pd.Timestamp:
+    if spec.end:
+        return pd.Timestamp(spec.end, tz="UTC")
+    if spec.datadir is None:
+        return pd.Timestamp("2024-01-01", tz="UTC") + (spec.synthetic_days - 1) * DAY
+    from simulation.marketdata import CandleStore, open_source
+
+    store = CandleStore(open_source(datadir=spec.datadir, pairs=list(spec.pairs) if spec.pairs else None))
+    return pd.Timestamp(store.data_end(), unit="ms", tz="UTC").normalize()
+
+
+class Bench:
+    def __init__(self, spec: BenchSpec, console: Console | None = None) -> None:
+        self.spec = spec
+        self.console = console or Console()
+        self.cfg = spec.freqtrade_config()
+        self.timeframe = self.cfg["timeframe"]
+        self.wallet = float(self.cfg.get("dry_run_wallet", 1000))
+        fa = self.cfg.get("freqai", {})
+        self.identifier = fa.get("identifier") if fa.get("enabled") else None
+        self.train_days = int(fa.get("train_period_days", 0)) if self.identifier else 0
+        tfs = {self.timeframe, "1h", *fa.get("feature_parameters", {}).get("include_timeframes", [])}
+        self.timeframes = sorted(tfs)
+        self.out = spec.out
+        self.userdir = self.out / "user_data"
+
+    def run(self) -> dict:
+        s = self.spec
+        self.out.mkdir(parents=True, exist_ok=True)
+        run_freqtrade(["create-userdir", "--userdir", str(self.userdir)], self.out / "userdir.log")
+        summary: dict = {"strategy": s.strategy, "config": [str(c) for c in s.configs()],
+                         "market": str(s.datadir) if s.datadir else f"synthetic (seed {s.seed})", "wallet": self.wallet}
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, console=self.console) as progress, \
+                Market(self.out / "market", source=s.datadir, seed=s.seed, days=s.synthetic_days) as market:
+            end = _data_end(s, market, self.timeframe)
+            ranges = fold_ranges(end, s.folds, s.fold_days)
+            first = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
+            market.download(s.configs(), self.userdir, self.timeframes, f"{first - (self.train_days + 80) * DAY:%Y%m%d}-",
+                            list(s.pairs) if s.pairs else None)
+            summary["folds"], summary["scale_out"] = self._folds(market, ranges, progress)
+            summary["aggregate"] = self._aggregate(summary["folds"], ranges)
+            trades = trades_frame([t for f in summary["folds"] for t in f["trades"]])
+            task = progress.add_task("Monte Carlo", total=1)
+            summary["monte_carlo"] = monte_carlo(returns_on_equity(trades, self.wallet), self.wallet, s.mc_paths, s.seed,
+                                                 self.cfg.get("risk", {}).get("max_drawdown", 0.10))
+            progress.advance(task)
+            summary["comparison"] = self._simulate(ranges[-1], progress)
+        summary["stress"] = self._stress(progress)
+        summary["recommendation"] = recommend(summary["aggregate"], summary["monte_carlo"], summary["comparison"],
+                                              summary["stress"])
+        summary["timings_s"] = s.timings
+        summary["spec"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items() if k != "timings"}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        (self.out / "report.html").write_text(render_report(summary, self._regimes(market.datadir, ranges)))
+        return summary
+
+    # -- stages -------------------------------------------------------------------------------
+    def _folds(self, market: Market, ranges: list[str], progress: Progress) -> tuple[list[dict], str]:
+        s = self.spec
+        jobs = [FoldJob(i, r, s.strategy, tuple(s.configs()), str(market.overlay), str(market.datadir), str(self.userdir),
+                        str(self.out / "folds" / f"{i:02d}"), self.wallet, self.identifier, s.fold_days, s.pairs)
+                for i, r in enumerate(ranges)]
+        task = progress.add_task(f"walk-forward ({len(jobs)} folds)", total=len(jobs))
+        t0 = time.perf_counter()
+        results, where = parallel_map(run_fold, jobs, s.workers, s.ray_address, lambda _r: progress.advance(task))
+        s.timings["folds"] = round(time.perf_counter() - t0, 1)
+        return results, where
+
+    def _aggregate(self, folds: list[dict], ranges: list[str]) -> dict:
+        trades = trades_frame([t for f in folds for t in f["trades"]])
+        start = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
+        end = pd.Timestamp(ranges[-1].split("-")[1], tz="UTC")
+        return trade_metrics(trades, self.wallet, start, end)
+
+    def _simulate(self, last_range: str, progress: Progress) -> dict:
+        """The last fold's final days through the simulator (dry-run), then a shorter paper run."""
+        s = self.spec
+        if s.skip_sim:
+            return {"skipped": "--skip-sim"}
+        end = pd.Timestamp(last_range.split("-")[1], tz="UTC")
+        runs = {"simulation": ("dry-run", s.sim_days), "paper": ("paper", s.paper_days)}
+        task = progress.add_task("simulation + paper", total=len(runs))
+        merged = self.out / "bench-config.json"
+        merged.write_text(json.dumps({"add_config_files": [str((REPO_ROOT / c).resolve()) for c in s.configs()]}))
+        results = {}
+        for name, (mode, days) in runs.items():
+            start = end - pd.Timedelta(days=days)
+            cmd = [sys.executable, "-m", "simulation.run", "--strategy", s.strategy, "--config", str(merged.resolve()),
+                   "--mode", mode, "--speed", str(s.sim_speed), "--timeframe", self.timeframe,
+                   "--timerange", f"{start:%Y%m%d%H%M}-{end:%Y%m%d%H%M}", "--out", str((self.out / name).resolve()),
+                   "--seed", str(s.seed), "--warmup", "60"]
+            cmd += ["--datadir", str(s.datadir)] if s.datadir else ["--synthetic"]
+            if s.pairs:
+                cmd += ["--pairs", *s.pairs]
+            t0 = time.perf_counter()
+            with open(self.out / f"{name}.log", "w") as log:
+                rc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+            s.timings[name] = round(time.perf_counter() - t0, 1)
+            path = self.out / name / "comparison.json"
+            results[name] = json.loads(path.read_text()) if rc == 0 and path.exists() else {"error": f"exit {rc}, see {name}.log"}
+            if (self.out / name / "equity.json").exists():
+                results[name]["_equity"] = json.loads((self.out / name / "equity.json").read_text())
+            progress.advance(task)
+        sim, paper = results["simulation"], results["paper"]
+        pnl_sim, pnl_paper = sim.get("gap", {}).get("pnl_sim"), paper.get("gap", {}).get("pnl_sim")
+        return {
+            "bt_sim_deviation": sim.get("pnl_deviation"),
+            # paper covers the last part of the simulated window: compare like with like, per simulated day
+            "sim_paper_deviation": (abs(pnl_paper / s.paper_days - pnl_sim / s.sim_days) / abs(pnl_sim / s.sim_days)
+                                    if pnl_sim and pnl_paper is not None else None),
+            "equity_correlation": sim.get("equity_correlation"),
+            "signal_consistency": sim.get("signal_consistency"),
+            "simulation": sim, "paper": paper,
+        }
+
+    def _stress(self, progress: Progress) -> list[dict]:
+        s = self.spec
+        if not s.stress:
+            return []
+        start = pd.Timestamp("2024-01-01", tz="UTC") + (s.synthetic_days - s.stress_days - 2) * DAY
+        mid = start + s.stress_days / 2 * DAY
+        jobs = []
+        for name in s.stress:
+            if name not in STRESS:
+                raise SystemExit(f"error: unknown stress scenario {name!r}; choose from {', '.join(STRESS)}")
+            params = dict(STRESS[name])
+            kind = params.pop("kind")
+            jobs.append(StressJob(name, Scenario(kind, f"{mid:%Y-%m-%dT%H:%M}", **params),
+                                  f"{start:%Y%m%d}-{start + s.stress_days * DAY:%Y%m%d}", s.strategy, tuple(s.configs()),
+                                  str(self.userdir), str(self.out / "stress" / name), self.wallet,
+                                  int(self.cfg.get("max_open_trades", 1)), self.cfg.get("risk", {}), s.seed,
+                                  s.synthetic_days, tuple(self.timeframes), "20240101-", self.identifier,
+                                  s.pairs if s.datadir is None else None))
+        task = progress.add_task(f"stress ({len(jobs)} scenarios)", total=len(jobs))
+        t0 = time.perf_counter()
+        results, _ = parallel_map(run_stress, jobs, s.workers, s.ray_address, lambda _r: progress.advance(task))
+        s.timings["stress"] = round(time.perf_counter() - t0, 1)
+        return results
+
+    def _regimes(self, datadir: Path, ranges: list[str]) -> pd.DataFrame | None:
+        """BTC's causal 1h regime over the bench window, for the report's timeline."""
+        from regime.walkforward import causal_regimes
+
+        path = Path(datadir) / "BTC_USDT-1h.feather"
+        if not path.exists():
+            return None
+        df = pd.read_feather(path)
+        reg = causal_regimes(df, "1h")
+        reg["date"] = pd.to_datetime(df["date"], utc=True).to_numpy()
+        lo = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
+        return reg[reg["date"] >= lo][["date", "regime"]].dropna()
+
+
+def run_bench(spec: BenchSpec, console: Console | None = None) -> dict:
+    return Bench(spec, console).run()
+
+
+__all__ = ["STRESS", "BenchSpec", "cfg_args", "fold_ranges", "run_bench"]

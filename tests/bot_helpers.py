@@ -1,0 +1,86 @@
+"""Helpers for tests that run a real `freqtrade trade --dry-run` bot with its API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+from freqtrade_client import FtRestClient
+
+from simulation.freqtrade_runner import REPO_ROOT, freqtrade_executable
+from simulation.gateway.process import free_port
+
+
+def api_section(port: int) -> dict:
+    return {"api_server": {"enabled": True, "listen_ip_address": "127.0.0.1", "listen_port": port, "username": "op"}}
+
+
+def api_env(password: str) -> dict:
+    """The API password and JWT secret come from the environment, as in production."""
+    return {"FREQTRADE__API_SERVER__PASSWORD": password, "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(16)}
+
+
+def start_bot(tmp: Path, configs: list[str], extra: dict, env_extra: dict, strategy: str | None = None,
+              name: str = "bot") -> tuple[subprocess.Popen, Path]:
+    cfg = tmp / f"{name}-extra.json"
+    cfg.write_text(json.dumps(extra))
+    log = tmp / f"{name}.log"
+    cmd = [*freqtrade_executable(), "trade", *[a for c in configs for a in ("--config", c)], "--config", str(cfg),
+           "--userdir", str(tmp / "ud"), "--db-url", f"sqlite:///{tmp / f'{name}.sqlite'}", "--dry-run"]
+    if strategy:
+        cmd += ["--strategy", strategy]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **env_extra}, stdout=fh, stderr=subprocess.STDOUT)
+    return proc, log
+
+
+class RunningBot:
+    """A started dry-run bot with API: `client`, `password`, `port`, `proc`, `log`."""
+
+    def __init__(self, tmp: Path, configs: list[str], extra: dict, strategy: str | None = None, name: str = "bot",
+                 password: str | None = None) -> None:
+        self.port = free_port()
+        self.password = password or secrets.token_urlsafe(18)
+        self.proc, self.log = start_bot(tmp, configs, {**api_section(self.port), **extra}, api_env(self.password),
+                                        strategy, name)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.client = FtRestClient(self.url, "op", self.password)
+
+    def wait_running(self, seconds: float = 240) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            config = self.client.show_config()  # None until the API answers
+            if config and config.get("state") == "running":
+                return
+            time.sleep(1)
+        raise AssertionError("bot API not up")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def wait_for(cond, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# Market orders for forced entries/exits (need the other side of the book), exits by signal off.
+FORCE_ORDERS = {
+    "force_entry_enable": True, "initial_state": "running",
+    "entry_pricing": {"price_side": "other"}, "exit_pricing": {"price_side": "other"},
+    "order_types": {"entry": "limit", "exit": "market", "force_entry": "market", "force_exit": "market",
+                    "emergency_exit": "market", "stoploss": "market", "stoploss_on_exchange": False},
+}
