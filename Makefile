@@ -20,13 +20,16 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup_system.sh scripts/install
 
 setup: $(STAMP)
 
-## Main job: synthetic market -> gateway -> freqtrade download-data + backtesting -> summary.
+## Main job: the test bench, reduced (synthetic market, 3 walk-forward folds, LightGBM-only stacking,
+## half a day of x300 simulation + a quarter day of paper, 3 stress scenarios, 2 Ray workers).
+BENCH_ARGS ?= --strategy TrendFollowingEnsemble --extra-config config/testbench-light.json --folds 3 --fold-days 7 \
+	--sim-days 0.5 --paper-days 0.25 --workers 2 --out user_data/testbench/make-run
 run: setup
-	$(PY) -m scripts.main_job
+	$(PY) -m scripts.testbench $(BENCH_ARGS)
 
 ## Test suite (the same command CI runs through .ci/run).
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean-data:
-	rm -rf user_data/data user_data/backtest_results user_data/main_job
+	rm -rf user_data/data user_data/backtest_results user_data/main_job user_data/testbench

@@ -11,6 +11,8 @@ import logging
 
 from freqtrade.exceptions import OperationalException
 
+from companion.live import preflight
+
 logger = logging.getLogger(__name__)
 LEVELS = {"critical": logging.CRITICAL, "warning": logging.WARNING, "info": logging.INFO}
 # Passwords from freqtrade's docs and sample configs, and other obvious ones.
@@ -47,3 +49,10 @@ def check_api_security(config: dict) -> None:
             "refusing to start: api_server.jwt_secret_key is empty, a known default or shorter than 16 "
             "characters; set FREQTRADE__API_SERVER__JWT_SECRET_KEY in the environment"
         )
+
+
+def check_live(config: dict) -> None:
+    """A real exchange with real money needs the explicit confirmation (and keys, and every risk limit)."""
+    problems = preflight(config)
+    if problems:
+        raise OperationalException("refusing to start live: " + "; ".join(problems))

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.append(str(Path(__file__).parent))
-from operator_alerts import alert, check_api_security
+from operator_alerts import alert, check_api_security, check_live
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +199,7 @@ class RiskControlled:
     def bot_start(self, **kwargs) -> None:
         if self._is_live():
             check_api_security(self.config)
+            check_live(self.config)
         self._risk_init()
 
     def confirm_trade_entry(self, pair, order_type, amount, rate, time_in_force, current_time, entry_tag, side, **kwargs) -> bool:

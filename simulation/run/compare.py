@@ -46,6 +46,10 @@ def run_backtest(spec: RunSpec, days_before: int = 30) -> list[dict]:
     return stats["strategy"][spec.strategy]["trades"]
 
 
+MATCH_COLUMNS = ["pair", "bt_open_ms", "bt_open_rate", "bt_close_ms", "bt_exit", "bt_profit", "sim_id", "sim_open_ms",
+                 "sim_open_rate", "sim_close_ms", "sim_exit", "sim_profit"]
+
+
 def match_trades(bt: pd.DataFrame, sim: pd.DataFrame, tolerance_ms: int) -> pd.DataFrame:
     """Pair each backtest trade with the earliest unmatched simulated entry on the same pair within tolerance."""
     used: set[int] = set()
@@ -66,7 +70,7 @@ def match_trades(bt: pd.DataFrame, sim: pd.DataFrame, tolerance_ms: int) -> pd.D
         rows.append({"pair": s.pair, "bt_open_ms": None, "bt_open_rate": None, "bt_close_ms": None, "bt_exit": None,
                      "bt_profit": None, "sim_id": int(s.id), "sim_open_ms": s.open_ms, "sim_open_rate": s.open_rate,
                      "sim_close_ms": s.close_ms, "sim_exit": s.exit_reason, "sim_profit": s.profit})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=MATCH_COLUMNS)  # columns even when neither side traded
 
 
 def _closes(store: CandleStore, pairs: list[str], tf: str, grid: np.ndarray) -> dict[str, np.ndarray]:

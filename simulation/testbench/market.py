@@ -33,7 +33,7 @@ class Market:
             args += ["--scenario", scenario_text(sc)]
         return args
 
-    def __enter__(self) -> Market:
+    def __enter__(self) -> Market:  # noqa: PYI034
         self.workdir.mkdir(parents=True, exist_ok=True)
         gw = self._stack.enter_context(GatewayProcess(self.gateway_args(), log_path=self.workdir / "gateway.log"))
         self.overlay = write_overlay(self.workdir / "exchange.json", gw.url)

@@ -11,7 +11,8 @@ import pandas as pd
 def trades_frame(trades: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(trades)
     if df.empty:
-        return pd.DataFrame(columns=["pair", "open_date", "close_date", "profit_abs", "profit_ratio", "stake_amount"])
+        df = pd.DataFrame(columns=["pair", "open_date", "close_date", "profit_abs", "profit_ratio", "stake_amount",
+                                   "initial_stop_loss_ratio"]).astype({"profit_abs": float, "stake_amount": float})
     for col in ("open_date", "close_date"):
         df[col] = pd.to_datetime(df[col], utc=True)
     return df.sort_values("close_date").reset_index(drop=True)

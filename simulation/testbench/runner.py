@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 from freqtrade.configuration.load_config import load_from_files
+from freqtrade.exceptions import OperationalException
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -51,6 +52,7 @@ class BenchSpec:
     sim_days: float = 1.0
     paper_days: float = 0.5
     sim_speed: float = 300.0
+    sim_warmup: float | None = None  # wall seconds before the window (default: 240 with FreqAI, else 60)
     skip_sim: bool = False
     workers: int = 1
     ray_address: str | None = None
@@ -62,7 +64,7 @@ class BenchSpec:
     def freqtrade_config(self) -> dict:
         try:
             return load_from_files(self.configs())
-        except Exception as exc:  # freqtrade raises its own errors for bad JSON / missing files
+        except (OperationalException, OSError, ValueError) as exc:  # bad JSON, missing files
             raise SystemExit(f"error: cannot read {self.configs()}: {exc}") from None
 
 
@@ -107,31 +109,36 @@ class Bench:
         summary: dict = {"strategy": s.strategy, "config": [str(c) for c in s.configs()],
                          "market": str(s.datadir) if s.datadir else f"synthetic (seed {s.seed})", "wallet": self.wallet}
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with Progress(*columns, console=self.console) as progress, \
-                Market(self.out / "market", source=s.datadir, seed=s.seed, days=s.synthetic_days) as market:
-            end = _data_end(s, market, self.timeframe)
-            ranges = fold_ranges(end, s.folds, s.fold_days)
-            first = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
-            market.download(s.configs(), self.userdir, self.timeframes, f"{first - (self.train_days + 80) * DAY:%Y%m%d}-",
-                            list(s.pairs) if s.pairs else None)
-            summary["folds"], summary["scale_out"] = self._folds(market, ranges, progress)
-            summary["aggregate"] = self._aggregate(summary["folds"], ranges)
-            trades = trades_frame([t for f in summary["folds"] for t in f["trades"]])
-            task = progress.add_task("Monte Carlo", total=1)
-            summary["monte_carlo"] = monte_carlo(returns_on_equity(trades, self.wallet), self.wallet, s.mc_paths, s.seed,
-                                                 self.cfg.get("risk", {}).get("max_drawdown", 0.10))
-            progress.advance(task)
-            summary["comparison"] = self._simulate(ranges[-1], progress)
-        summary["stress"] = self._stress(progress)
+        with Progress(*columns, console=self.console) as progress:
+            market = Market(self.out / "market", source=s.datadir, seed=s.seed, days=s.synthetic_days)
+            with market:
+                self._historical(market, summary, progress)
+            summary["stress"] = self._stress(progress)
         summary["recommendation"] = recommend(summary["aggregate"], summary["monte_carlo"], summary["comparison"],
                                               summary["stress"])
         summary["timings_s"] = s.timings
         summary["spec"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items() if k != "timings"}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        (self.out / "report.html").write_text(render_report(summary, self._regimes(market.datadir, ranges)))
+        (self.out / "report.html").write_text(render_report(summary, self._regimes(market.datadir, self.ranges)))
         return summary
 
     # -- stages -------------------------------------------------------------------------------
+    def _historical(self, market: Market, summary: dict, progress: Progress) -> None:
+        s = self.spec
+        end = _data_end(s, market, self.timeframe)
+        ranges = self.ranges = fold_ranges(end, s.folds, s.fold_days)
+        first = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
+        market.download(s.configs(), self.userdir, self.timeframes, f"{first - (self.train_days + 80) * DAY:%Y%m%d}-",
+                        list(s.pairs) if s.pairs else None)
+        summary["folds"], summary["scale_out"] = self._folds(market, ranges, progress)
+        summary["aggregate"] = self._aggregate(summary["folds"], ranges)
+        trades = trades_frame([t for f in summary["folds"] for t in f["trades"]])
+        task = progress.add_task("Monte Carlo", total=1)
+        summary["monte_carlo"] = monte_carlo(returns_on_equity(trades, self.wallet), self.wallet, s.mc_paths, s.seed,
+                                             self.cfg.get("risk", {}).get("max_drawdown", 0.10))
+        progress.advance(task)
+        summary["comparison"] = self._simulate(ranges[-1], progress)
+
     def _folds(self, market: Market, ranges: list[str], progress: Progress) -> tuple[list[dict], str]:
         s = self.spec
         jobs = [FoldJob(i, r, s.strategy, tuple(s.configs()), str(market.overlay), str(market.datadir), str(self.userdir),
@@ -165,7 +172,7 @@ class Bench:
             cmd = [sys.executable, "-m", "simulation.run", "--strategy", s.strategy, "--config", str(merged.resolve()),
                    "--mode", mode, "--speed", str(s.sim_speed), "--timeframe", self.timeframe,
                    "--timerange", f"{start:%Y%m%d%H%M}-{end:%Y%m%d%H%M}", "--out", str((self.out / name).resolve()),
-                   "--seed", str(s.seed), "--warmup", "60"]
+                   "--seed", str(s.seed), "--warmup", str(s.sim_warmup or (240 if self.identifier else 60))]
             cmd += ["--datadir", str(s.datadir)] if s.datadir else ["--synthetic"]
             if s.pairs:
                 cmd += ["--pairs", *s.pairs]

@@ -1,0 +1,119 @@
+"""Ops files checked structurally (no Docker daemon here) and the live-trading preflight."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+
+from companion.live import CONFIRM_ENV, preflight
+from simulation.gateway.metrics import GatewayMetrics
+from simulation.paths import REPO_ROOT
+
+DOCKER = REPO_ROOT / "docker"
+COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+
+
+def test_dockerfile_pins_the_tested_freqtrade():
+    base = re.search(r"^FROM (\S+)", (DOCKER / "Dockerfile").read_text(), re.M).group(1)
+    assert base == f"freqtradeorg/freqtrade:{version('freqtrade')}_freqai"
+
+
+def test_compose_profiles_services_and_healthchecks():
+    services = COMPOSE["services"]
+    profiles = {p for s in services.values() for p in s.get("profiles", [])}
+    assert profiles == {"historical", "simulation", "paper", "live"}
+    for name in ("gateway", "bot-simulation", "bot-paper", "bot-live", "prometheus", "grafana", "testbench"):
+        assert name in services
+    for name, svc in services.items():
+        if name != "testbench":  # a batch job, not a service
+            assert "healthcheck" in svc, name
+    # each profile brings a bot or the bench, and monitoring where a bot runs
+    by_profile = {p: {n for n, s in services.items() if p in s.get("profiles", [])} for p in profiles}
+    assert {"gateway", "testbench"} <= by_profile["historical"]
+    for p in ("simulation", "paper", "live"):
+        assert {"prometheus", "grafana"} <= by_profile[p] and any(n.startswith("bot-") for n in by_profile[p])
+    assert "gateway" not in by_profile["live"]
+
+
+def _env_values(svc: dict) -> dict:
+    env = svc.get("environment") or {}
+    return env if isinstance(env, dict) else dict(e.split("=", 1) for e in env)
+
+
+def test_compose_secrets_come_from_the_environment_without_defaults():
+    text = (DOCKER / "docker-compose.yml").read_text()
+    secret = re.compile(r"(PASSWORD|SECRET|KEY|TOKEN)", re.I)
+    for name, svc in COMPOSE["services"].items():
+        for key, value in _env_values(svc).items():
+            if secret.search(key):
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]+\}", str(value)), f"{name}.{key} = {value!r}"
+    assert ":-" not in text  # no ${VAR:-default} anywhere
+    example = (DOCKER / ".env.example").read_text()
+    assert all(line.endswith("=") for line in example.splitlines() if line and not line.startswith("#"))
+    assert COMPOSE["services"]["bot-live"]["environment"][CONFIRM_ENV].startswith("${" + CONFIRM_ENV + ":?")
+
+
+def test_grafana_dashboard_queries_metrics_the_gateway_exports():
+    exported = {m.name for m in GatewayMetrics().registry.collect()}
+    dash = json.loads((DOCKER / "grafana" / "dashboards" / "cryptobot-gateway.json").read_text())
+    assert dash["panels"]
+    for panel in dash["panels"]:
+        names = set(re.findall(r"\b(sim_[a-z_]+?)(?:_total|_bucket)?\b", panel["targets"][0]["expr"]))
+        assert names and names <= exported, (panel["title"], names - exported)
+    prom = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
+    assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == ["gateway:8765"]
+    provisioning = yaml.safe_load((DOCKER / "grafana" / "provisioning" / "dashboards" / "cryptobot.yml").read_text())
+    assert provisioning["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+LIVE = {"dry_run": False, "exchange": {"name": "binance", "key": "k", "secret": "s", "ccxt_config": {}},
+        "risk": {"max_drawdown": 0.1, "daily_loss": 0.03, "portfolio_heat": 0.15, "correlation_limit": 0.7}}
+
+
+def test_live_preflight(monkeypatch):
+    monkeypatch.delenv(CONFIRM_ENV, raising=False)
+    assert any("--i-understand-live" in p for p in preflight(LIVE))
+    assert preflight(LIVE, flag=True) == []
+    monkeypatch.setenv(CONFIRM_ENV, "yes")
+    assert preflight(LIVE) == []
+    assert any("keys" in p for p in preflight({**LIVE, "exchange": {"name": "binance", "key": ""}}))
+    assert any("correlation_limit" in p for p in preflight({**LIVE, "risk": {"max_drawdown": 0.1, "daily_loss": 0.03,
+                                                                            "portfolio_heat": 0.15}}))
+    gateway = {**LIVE, "exchange": {"ccxt_config": {"urls": {"api": {"public": "http://gateway:8765/api/v3"}}}}}
+    assert preflight(gateway) == [] and preflight({**LIVE, "dry_run": True}) == []
+
+
+@pytest.mark.parametrize("env_confirm", [None, "no"])
+def test_live_launcher_refuses_without_confirmation(tmp_path, env_confirm):
+    env = {k: v for k, v in __import__("os").environ.items() if k != CONFIRM_ENV}
+    env.update({"FREQTRADE__EXCHANGE__KEY": "k", "FREQTRADE__EXCHANGE__SECRET": "s"})
+    if env_confirm:
+        env[CONFIRM_ENV] = env_confirm
+    run = subprocess.run([sys.executable, "-m", "scripts.live", "--config", "config/trend-following.json",
+                          "--config", "config/live.json"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 2, run.stderr
+    assert "refusing to start live: live trading needs --i-understand-live" in run.stderr
+    assert "freqtrade" not in run.stdout.lower() or "Bot heartbeat" not in run.stdout
+
+
+def test_live_launcher_resolves_a_config_for_the_real_exchange(tmp_path):
+    env = {**__import__("os").environ, "FREQTRADE__EXCHANGE__KEY": "live-key-from-env",
+           "FREQTRADE__EXCHANGE__SECRET": "live-secret-from-env", "FREQTRADE__API_SERVER__PASSWORD": "x" * 20}
+    out = tmp_path / "live.json"
+    run = subprocess.run([sys.executable, "-m", "scripts.live", "--config", "config/trend-following.json",
+                          "--config", "config/live.json", "--i-understand-live", "--preflight-only", "--out", str(out)],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    text = out.read_text()
+    assert "live-key-from-env" not in text and "live-secret-from-env" not in text and "x" * 20 not in text
+    cfg = json.loads(text)
+    assert cfg["dry_run"] is False and "urls" not in cfg["exchange"].get("ccxt_config", {})
+    assert cfg["risk"] == LIVE["risk"] and cfg["strategy"] == "TrendFollowingEnsemble"

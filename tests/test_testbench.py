@@ -1,0 +1,109 @@
+"""The test bench: metric, Monte Carlo, limit and recommendation rules at their boundaries, and the
+pipeline end to end on the synthetic market (real freqtrade backtests per fold and stress scenario),
+sequential and on 2 Ray workers with identical results, its HTML report rendered in chromium."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulation.run.browser import check_page
+from simulation.testbench.limits import limit_violations
+from simulation.testbench.metrics import trade_metrics, trades_frame
+from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
+from simulation.testbench.recommendation import MINIMUMS, TARGETS, recommend
+from simulation.testbench.runner import BenchSpec, fold_ranges, run_bench
+
+T0 = pd.Timestamp("2024-03-01", tz="UTC")
+
+
+def _trade(day: float, hours: float, profit: float, pair="BTC/USDT", stake=100.0, stop=0.05) -> dict:
+    o = T0 + pd.Timedelta(days=day)
+    return {"pair": pair, "open_date": o.isoformat(), "close_date": (o + pd.Timedelta(hours=hours)).isoformat(),
+            "profit_abs": profit, "profit_ratio": profit / stake, "stake_amount": stake, "initial_stop_loss_ratio": -stop}
+
+
+def test_fold_ranges_are_contiguous_and_end_at_the_end():
+    r = fold_ranges(pd.Timestamp("2024-04-30", tz="UTC"), 3, 10)
+    assert r == ["20240331-20240410", "20240410-20240420", "20240420-20240430"]
+    with pytest.raises(ValueError):
+        fold_ranges(T0, 0, 10)
+
+
+def test_trade_metrics_known_values():
+    t = trades_frame([_trade(0, 2, 30), _trade(1, 2, -10), _trade(2, 2, 20), _trade(3, 2, -20)])
+    m = trade_metrics(t, 1000.0, T0, T0 + pd.Timedelta(days=5))
+    assert m["trades"] == 4 and m["win_rate"] == 0.5
+    assert m["profit_factor"] == pytest.approx(50 / 30)
+    assert m["max_drawdown"] == pytest.approx(20 / 1040)  # peak 1040 after the third trade, then -20
+    assert m["profit_pct"] == pytest.approx(0.02)
+    assert m["sharpe"] > 0
+    none = trade_metrics(trades_frame([]), 1000.0, T0, T0 + pd.Timedelta(days=5))
+    assert none["trades"] == 0 and none["sharpe"] == 0.0 and none["profit_factor"] is None
+
+
+def test_monte_carlo_deterministic_and_ordered():
+    rng = np.random.default_rng(1)
+    r = rng.normal(0.001, 0.01, 200)
+    a = monte_carlo(r, 1000.0, paths=1000, seed=7)
+    assert a == monte_carlo(r, 1000.0, paths=1000, seed=7)
+    fe = a["final_equity"]
+    assert fe["p5"] <= fe["p25"] <= fe["p50"] <= fe["p75"] <= fe["p95"]
+    assert 0.0 <= a["p_breach_drawdown"] <= 1.0 and a["paths"] == 1000
+    assert monte_carlo(np.full(50, 0.01), 1000.0, paths=100)["p_breach_drawdown"] == 0.0
+    assert monte_carlo(np.full(50, -0.01), 1000.0, paths=100)["p_breach_drawdown"] == 1.0  # -40% for sure
+    t = trades_frame([_trade(0, 1, 100), _trade(1, 1, -110)])
+    assert returns_on_equity(t, 1000.0) == pytest.approx([0.1, -0.1])
+
+
+def test_limit_violations_from_the_trade_list():
+    ok = trades_frame([_trade(0, 5, 1), _trade(0.1, 5, 1, "ETH/USDT")])
+    assert limit_violations(ok, 1000.0, max_open=2) == []
+    assert any("open positions" in v for v in limit_violations(ok, 1000.0, max_open=1))
+    hot = trades_frame([_trade(0, 5, 1, stake=400, stop=0.5)])  # 400 x 50% = 20% of 1000
+    assert any(v.startswith("heat") for v in limit_violations(hot, 1000.0, max_open=3))
+    after_loss = trades_frame([_trade(0, 1, -40), _trade(0.2, 1, 5, "ETH/USDT")])  # -4% then a new entry that day
+    assert any("loss that day" in v for v in limit_violations(after_loss, 1000.0, max_open=3))
+
+
+def test_recommendation_rules():
+    good = {**TARGETS, "sharpe": 2.5, "win_rate": 0.6, "profit_factor": 2.0, "max_drawdown": 0.05}
+    cmp_ok = {"bt_sim_deviation": 0.1, "sim_paper_deviation": 0.05, "equity_correlation": 0.9, "signal_consistency": 0.9}
+    mc_ok = {"p_breach_drawdown": 0.01}
+    assert recommend(good, mc_ok, cmp_ok, [])["decision"] == "deploy"
+    assert recommend({**good, "sharpe": 1.5}, mc_ok, cmp_ok, [])["decision"] == "paper-trade longer"
+    assert recommend(good, mc_ok, {**cmp_ok, "bt_sim_deviation": 0.3}, [])["decision"] == "paper-trade longer"
+    assert recommend(good, {"p_breach_drawdown": 0.2, "drawdown_limit": 0.1}, cmp_ok, [])["decision"] == "paper-trade longer"
+    bad = recommend({**MINIMUMS, "sharpe": 1.0}, mc_ok, cmp_ok, [])
+    assert bad["decision"] == "reject" and any("sharpe" in r for r in bad["reasons"])
+    broken = [{"scenario": "flash_crash", "violations": ["4 open positions > 3"]}]
+    assert recommend(good, mc_ok, cmp_ok, broken)["decision"] == "reject"
+
+
+@pytest.mark.slow
+def test_bench_end_to_end_sequential_and_on_ray(tmp_path):
+    """Two walk-forward folds and a flash-crash stress run of TrendFollowingEnsemble (LightGBM-only
+    stacking) on the synthetic market; then the same folds on 2 Ray workers: identical results."""
+    common = {"strategy": "TrendFollowingEnsemble", "config": "config/trend-following.json",
+              "extra_configs": ("config/testbench-light.json",), "folds": 2, "fold_days": 5, "skip_sim": True,
+              "mc_paths": 1000}
+    seq = run_bench(BenchSpec(**common, out=tmp_path / "seq", stress=("flash_crash",)))
+    summary = json.loads((tmp_path / "seq" / "summary.json").read_text())
+    assert {"folds", "monte_carlo", "comparison", "stress", "recommendation"} <= set(summary)
+    assert len(summary["folds"]) == 2 and summary["scale_out"] == "in-process, sequential"
+    assert sum(f["metrics"]["trades"] for f in summary["folds"]) == summary["aggregate"]["trades"] > 0
+    assert summary["monte_carlo"]["paths"] == 1000
+    stress = summary["stress"][0]
+    assert stress["scenario"] == "flash_crash" and stress["limits_held"], stress
+    assert summary["recommendation"]["decision"] in ("deploy", "paper-trade longer", "reject")
+    page = check_page(tmp_path / "seq" / "report.html", tmp_path / "report.png")
+    assert page.errors == [], page.errors
+    assert "Recommendation:" in page.dom and page.dom.count("plotly-graph-div") >= 2
+
+    par = run_bench(BenchSpec(**common, out=tmp_path / "ray", stress=(), workers=2))
+    assert par["scale_out"].startswith("Ray local, 2 workers")
+    strip = [{k: v for k, v in f.items() if k != "seconds"} for f in seq["folds"]]
+    assert strip == [{k: v for k, v in f.items() if k != "seconds"} for f in par["folds"]]
