@@ -12,6 +12,7 @@ import pytest
 
 from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
+from simulation.testbench.limits import limit_violations
 
 pytestmark = pytest.mark.slow
 # Spec-shaped FreqAI run, reduced so CI's 2 cores train it quickly: LightGBM-only stacking.
@@ -97,15 +98,6 @@ def _backtest(market, strategy: str, extra: dict | None = None, name: str = "bt"
     return latest_backtest_stats(out)["strategy"][strategy], run.log_path.read_text()
 
 
-def _concurrency(trades: pd.DataFrame) -> int:
-    events = sorted([(t, 1) for t in trades.open_date] + [(t, -1) for t in trades.close_date], key=lambda e: (e[0], e[1]))
-    n = peak = 0
-    for _, d in events:
-        n += d
-        peak = max(peak, n)
-    return peak
-
-
 @pytest.mark.parametrize("strategy", list(CASES))
 def test_backtest_trades_within_limits(market, strategy):
     max_open, fraction = CASES[strategy].max_open, CASES[strategy].fraction
@@ -114,23 +106,13 @@ def test_backtest_trades_within_limits(market, strategy):
     assert len(trades) >= 3, f"{strategy} made {len(trades)} trades"
     for col in ("open_date", "close_date"):
         trades[col] = pd.to_datetime(trades[col])
-    assert _concurrency(trades) <= max_open
     # stake: the configured fraction of equity (wallet + realized profit) at entry
     start = stats["starting_balance"]
     for t in trades.itertuples():
         realized = trades[trades.close_date <= t.open_date].profit_abs.sum()
         assert t.stake_amount == pytest.approx(fraction * (start + realized), rel=0.02), t
-    # portfolio heat at each entry: stake x initial stop distance over equity, open trades included
-    for t in trades.itertuples():
-        open_ = trades[(trades.open_date <= t.open_date) & (trades.close_date > t.open_date)]
-        heat = (open_.stake_amount * open_.initial_stop_loss_ratio.abs()).sum() / start
-        assert heat <= 0.15 + 1e-9
-    # no entry on a UTC day after that day's realized loss reached 3%
-    for t in trades.itertuples():
-        day = t.open_date.normalize()
-        before = trades[(trades.close_date >= day) & (trades.close_date <= t.open_date)].profit_abs.sum()
-        equity_day_start = start + trades[trades.close_date < day].profit_abs.sum()
-        assert -before / equity_day_start < 0.03 + 1e-9
+    # max positions, portfolio heat at each entry (open trades included), no entry after a 3% daily loss
+    assert limit_violations(trades, start, max_open, heat_limit=0.15, daily_loss=0.03) == []
     # every exit reason is one we configured
     assert set(trades.exit_reason) <= {"roi", "exit_signal", "prediction_down", "reverted", "trailing_stop_loss",
                                        "stop_loss", "force_exit", "emergency_stop", "converged"}

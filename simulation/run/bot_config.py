@@ -54,7 +54,8 @@ def bot_overlay(spec: RunSpec, gateway_url: str, api_port: int, db_path: str) ->
             "timeframe": spec.timeframe,
             "dry_run": spec.mode == "dry-run",
             "dry_run_wallet": spec.wallet,
-            "initial_state": "stopped",  # started through the REST API when the window opens
+            # paused: the loop runs (indicators, FreqAI trains) but no entry until /start at the window
+            "initial_state": "paused",
             "db_url": f"sqlite:///{db_path}",
             "api_server": {
                 "enabled": True,

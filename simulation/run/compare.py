@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from freqtrade.configuration.load_config import load_from_files
 
 from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
 from simulation.gateway import GatewayProcess
@@ -24,7 +25,7 @@ from simulation.timeframes import DAY_MS, interval_ms
 logger = logging.getLogger("simulation.run")
 
 
-def run_backtest(spec: RunSpec, days_before: int = 30) -> list[dict]:
+def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
     """`freqtrade download-data` + `backtesting` over the run's window, from the same market."""
     out = spec.out_dir / "backtest"
     out.mkdir(parents=True, exist_ok=True)
@@ -34,9 +35,14 @@ def run_backtest(spec: RunSpec, days_before: int = 30) -> list[dict]:
         overlay.update({"strategy": spec.strategy, "timeframe": spec.timeframe, "dry_run_wallet": spec.wallet})
         cfg = out / "overlay.json"
         cfg.write_text(json.dumps(overlay, indent=2))
-        base = ["--config", spec.config, "--config", str(cfg), "--datadir", str((out / "data").resolve())]
+        base = ["--config", spec.config, "--config", str(cfg), "--datadir", str((out / "data").resolve()),
+                "--userdir", str(spec.userdir)]
+        if not (spec.userdir / "strategies").is_dir():
+            run_freqtrade(["create-userdir", "--userdir", str(spec.userdir)], out / "userdir.log")
+        # FreqAI's training window, the 1h regime's startup and FreqAI's extra timeframes
         first = spec.start_ms - days_before * DAY_MS
-        tfs = sorted({spec.timeframe, "1h"}, key=interval_ms)
+        fa = load_from_files([spec.config]).get("freqai", {})
+        tfs = sorted({spec.timeframe, "1h", *fa.get("feature_parameters", {}).get("include_timeframes", [])}, key=interval_ms)
         run_freqtrade(["download-data", *base, "--timerange", f"{first // 1000}-{spec.end_ms // 1000}",
                        "--timeframes", *tfs, "--prepend"], out / "download.log")
         # backtesting loads the markets from the exchange too: keep the gateway up.

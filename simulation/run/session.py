@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 from freqtrade_client import FtRestClient
 
-from simulation.freqtrade_runner import freqtrade_executable
+from simulation.freqtrade_runner import freqtrade_executable, run_freqtrade
 from simulation.gateway import GatewayProcess
 from simulation.gateway.process import free_port
 from simulation.paths import REPO_ROOT
@@ -82,7 +82,10 @@ class Session:
         return args
 
     def start_bot(self) -> None:
-        cmd = [*freqtrade_executable(), "trade", "--config", self.spec.config, "--config", str(self.overlay_path)]
+        if not (self.spec.userdir / "strategies").is_dir():
+            run_freqtrade(["create-userdir", "--userdir", str(self.spec.userdir)], self.out / "userdir.log")
+        cmd = [*freqtrade_executable(), "trade", "--config", self.spec.config, "--config", str(self.overlay_path),
+               "--userdir", str(self.spec.userdir)]
         with open(self.out / "freqtrade.log", "a") as log:
             self.bot = subprocess.Popen(cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.sim_s(180)

@@ -66,6 +66,11 @@ class RunSpec:
         return Path(self.out)
 
     @property
+    def userdir(self) -> Path:
+        """The run's own freqtrade user dir: FreqAI models of one run never leak into another."""
+        return (Path(self.out) / "user_data").resolve()
+
+    @property
     def fake_start_ms(self) -> int:
         return self.start_ms - int(self.warmup_s * 1000)
 
