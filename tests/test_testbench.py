@@ -70,11 +70,13 @@ def test_limit_violations_from_the_trade_list():
 
 
 def test_recommendation_rules():
-    good = {**TARGETS, "sharpe": 2.5, "win_rate": 0.6, "profit_factor": 2.0, "max_drawdown": 0.05}
+    good = {**TARGETS, "sharpe": 2.5, "win_rate": 0.6, "profit_factor": 2.0, "max_drawdown": 0.05, "trades": 40}
     cmp_ok = {"bt_sim_deviation": 0.1, "sim_paper_deviation": 0.05, "equity_correlation": 0.9, "signal_consistency": 0.9}
     mc_ok = {"p_breach_drawdown": 0.01}
     assert recommend(good, mc_ok, cmp_ok, [])["decision"] == "deploy"
     assert recommend({**good, "sharpe": 1.5}, mc_ok, cmp_ok, [])["decision"] == "paper-trade longer"
+    few = recommend({**good, "trades": 12}, mc_ok, cmp_ok, [])
+    assert few["decision"] == "paper-trade longer" and "only 12 trades" in few["reasons"][0]
     assert recommend(good, mc_ok, {**cmp_ok, "bt_sim_deviation": 0.3}, [])["decision"] == "paper-trade longer"
     assert recommend(good, {"p_breach_drawdown": 0.2, "drawdown_limit": 0.1}, cmp_ok, [])["decision"] == "paper-trade longer"
     bad = recommend({**MINIMUMS, "sharpe": 1.0}, mc_ok, cmp_ok, [])

@@ -9,6 +9,7 @@ TARGETS = {"sharpe": 2.0, "max_drawdown": 0.08, "win_rate": 0.55, "profit_factor
 THRESHOLDS = {"bt_sim_deviation": 0.20, "sim_paper_deviation": 0.10, "equity_correlation": 0.7,
               "signal_consistency": 0.80}
 MAX_BREACH_PROBABILITY = 0.05  # Monte Carlo probability of breaching the 10% drawdown limit
+MIN_TRADES = 30  # fewer out-of-sample trades than this are not evidence either way
 
 
 def _passes(metric: str, value: float | None, bound: float) -> bool:
@@ -37,10 +38,13 @@ def check_comparison(comparison: dict) -> list[str]:
 
 def recommend(aggregate: dict, monte_carlo: dict, comparison: dict, stress: list[dict]) -> dict:
     """reject: a spec minimum missed or a risk limit broken under stress; paper-trade longer: minimums
-    met but a target, a comparison threshold or the Monte Carlo breach probability is not; else deploy."""
+    met but a target, a comparison threshold, the Monte Carlo breach probability or the trade count
+    (>= 30) is not; else deploy."""
     reasons_reject = [f"minimum not met: {r}" for r in check_metrics(aggregate, MINIMUMS)]
     reasons_reject += [f"risk limits broken under {s['scenario']}: {s['violations']}" for s in stress if s.get("violations")]
     reasons_wait = [f"target not met: {r}" for r in check_metrics(aggregate, TARGETS)]
+    if aggregate.get("trades", 0) < MIN_TRADES:
+        reasons_wait.insert(0, f"only {aggregate.get('trades', 0)} trades out of sample (< {MIN_TRADES}): not enough evidence")
     reasons_wait += [f"comparison: {r}" for r in check_comparison(comparison)]
     p = monte_carlo.get("p_breach_drawdown", 0.0)
     if p > MAX_BREACH_PROBABILITY:

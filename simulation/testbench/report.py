@@ -103,8 +103,10 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} .decision{{font-
 <p>market: {html.escape(summary['market'])}; folds ran {html.escape(summary['scale_out'])}</p>
 <p class="decision" id="decision">Recommendation: {html.escape(rec['decision'])}</p><ul>{reasons}</ul>
 <h2>Walk-forward</h2>{_table([*folds, agg], cols)}
-<h2>Monte Carlo</h2><p>final equity {_fmt(mc.get('final_equity'))}; max drawdown {_fmt(mc.get('max_drawdown'))};
-P(drawdown ≥ {mc.get('drawdown_limit')}) = {_fmt(mc.get('p_breach_drawdown'))}</p>
+<h2>Monte Carlo ({mc.get('paths')} paths over {mc.get('trades')} trades)</h2>
+{_table([{"": "final equity", **mc.get("final_equity", {})}, {"": "max drawdown", **mc.get("max_drawdown", {})}],
+        ["", "p5", "p25", "p50", "p75", "p95"])}
+<p>P(loss) = {_fmt(mc.get('p_loss'))}; P(max drawdown ≥ {mc.get('drawdown_limit')}) = {_fmt(mc.get('p_breach_drawdown'))}</p>
 <h2>Backtest vs simulation vs paper</h2>{_table(cmp_rows, ['measure', 'value'])}
 <h2>Stress</h2>{_table(stress, ['scenario', 'event', 'trades', 'profit_pct', 'max_drawdown', 'risk_rejections', 'limits_held'])}
 {plots}
