@@ -162,13 +162,13 @@ def test_companion_bot_commands_against_a_real_bot(replay):
         comp = Companion(client, tmp / "ud", frozenset({777}))
         wait_for(lambda: "no analyzed candles" not in comp.regime_text(), 120, f"analyzed candles ({comp.regime_text()})")
         request = RecordingRequest()
-        bot = Bot("123456:TEST", request=request, get_updates_request=RecordingRequest())
-        app = build_application(Companion(client, tmp / "ud", frozenset({777})), bot=bot)
+        tg_bot = Bot("123456:TEST", request=request, get_updates_request=RecordingRequest())
+        app = build_application(Companion(client, tmp / "ud", frozenset({777})), bot=tg_bot)
 
         async def run(texts, chat):
             await app.initialize()
             for i, text in enumerate(texts):
-                await app.process_update(Update.de_json(_command(text, chat, i + 1), bot))
+                await app.process_update(Update.de_json(_command(text, chat, i + 1), tg_bot))
             await app.shutdown()
 
         asyncio.run(run(["/regime"], 999))  # a stranger gets nothing
