@@ -109,3 +109,16 @@ def test_bench_end_to_end_sequential_and_on_ray(tmp_path):
     assert par["scale_out"].startswith("Ray local, 2 workers")
     strip = [{k: v for k, v in f.items() if k != "seconds"} for f in seq["folds"]]
     assert strip == [{k: v for k, v in f.items() if k != "seconds"} for f in par["folds"]]
+
+
+def test_walkforward_breakdown_reads_freqtrades_training_lines(tmp_path):
+    from simulation.testbench.timing import walkforward_breakdown
+
+    for i, secs in enumerate(((2.5, 1.5), (4.0,))):
+        d = tmp_path / "folds" / f"{i:02d}"
+        d.mkdir(parents=True)
+        d.joinpath("backtest.log").write_text("".join(
+            f"2024 - freqtrade.freqai - INFO - -------------------- Done training BTC/USDT ({s} secs) ---\n" for s in secs))
+    b = walkforward_breakdown(tmp_path, [{"fold": 0, "seconds": 10.0}, {"fold": 1, "seconds": 6.0}])
+    assert (b["trainings"], b["train_s"], b["fold_seconds_sum"]) == (3, 8.0, 16.0)
+    assert b["train_share"] == 0.5 and b["per_fold"][1]["other_s"] == 2.0
