@@ -31,6 +31,16 @@ def add_regime_columns(
     return dataframe
 
 
+def unknown_regime_columns(dataframe: pd.DataFrame, prefix: str = "regime") -> pd.DataFrame:
+    """The same columns as `add_regime_columns`, all unknown: an emergency stop skips the HMM so the
+    exits of that loop are not delayed by analysis (unknown regimes also gate every entry out)."""
+    for col in PROB_COLUMNS:
+        dataframe[f"{prefix}_{col}"] = float("nan")
+    dataframe[prefix] = None
+    dataframe[f"{prefix}_id"] = float("nan")
+    return dataframe
+
+
 def freqai_regime_features(dataframe: pd.DataFrame, timeframe: str) -> dict[str, pd.Series]:
     """FreqAI features (`%-regime_p_<regime>`): the filtered probabilities, uniform (no
     information) where the history is still too short, since FreqAI drops rows with NaN."""
@@ -51,4 +61,4 @@ def regime_allows(label: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
     return label.isin(allowed) & label.notna()
 
 
-__all__ = ["REGIME_IDS", "add_regime_columns", "freqai_regime_features", "regime_allows", "regime_plot"]
+__all__ = ["REGIME_IDS", "add_regime_columns", "freqai_regime_features", "regime_allows", "regime_plot", "unknown_regime_columns"]

@@ -21,7 +21,7 @@ from freqtrade.strategy import informative
 from pandas import DataFrame, Series
 
 import features
-from regime.columns import add_regime_columns
+from regime.columns import add_regime_columns, unknown_regime_columns
 
 sys.path.append(str(Path(__file__).parent))
 from ensemble_base import EnsembleRiskStrategy
@@ -50,6 +50,8 @@ class ArbitrageScout(EnsembleRiskStrategy):
     # The market regime is BTC's, not the stablecoin's own (a peg has no trend to classify).
     @informative("1h", "BTC/{stake}", fmt="{column}_{timeframe}")
     def populate_indicators_1h(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        if getattr(self, "emergency_active", False):
+            return unknown_regime_columns(dataframe)
         return add_regime_columns(dataframe, "1h")
 
     def fair_value_deviation_bps(self, dataframe: DataFrame) -> Series:

@@ -13,7 +13,7 @@ from pathlib import Path
 from freqtrade.strategy import informative
 from pandas import DataFrame
 
-from regime.columns import add_regime_columns, regime_allows, regime_plot
+from regime.columns import add_regime_columns, regime_allows, regime_plot, unknown_regime_columns
 
 sys.path.append(str(Path(__file__).parent))  # freqtrade's documented way to derive strategies
 from ReferenceStrategy import ReferenceStrategy
@@ -36,6 +36,8 @@ class RegimeGatedReference(ReferenceStrategy):
 
     @informative("1h")
     def populate_indicators_1h(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        if getattr(self, "emergency_active", False):  # RiskControlled subclasses: exit first, analyse later
+            return unknown_regime_columns(dataframe)
         return add_regime_columns(dataframe, "1h")
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:

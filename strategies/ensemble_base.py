@@ -16,7 +16,7 @@ from pandas import DataFrame, Series
 
 import features
 from freqaimodels.estimators.freqai_adapter import CONFIDENCE
-from regime.columns import add_regime_columns, regime_allows, regime_plot
+from regime.columns import add_regime_columns, regime_allows, regime_plot, unknown_regime_columns
 
 sys.path.append(str(Path(__file__).parent))
 from risk_controls import RiskControlled
@@ -70,10 +70,15 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
     # -- indicators -------------------------------------------------------------------------
     @informative("1h")
     def populate_indicators_1h(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        if getattr(self, "emergency_active", False):  # exits first: skip the HMM in an emergency (entries are blocked anyway)
+            return unknown_regime_columns(dataframe)
         return add_regime_columns(dataframe, "1h")
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe = self.freqai.start(dataframe, metadata, self)
+        if getattr(self, "emergency_active", False):  # no prediction needed to exit; do_predict 0 keeps every signal off
+            dataframe[["do_predict", PREDICTION, CONFIDENCE]] = (0, 0.0, 0.0)
+        else:
+            dataframe = self.freqai.start(dataframe, metadata, self)
         dataframe["atr"] = ta.ATR(dataframe, timeperiod=14)
         return dataframe
 
