@@ -117,6 +117,11 @@ class Scenario:
             fields[key.strip()] = float(value)
         return cls(kind.strip(), start, **fields)
 
+    def to_text(self) -> str:
+        """The `parse` form of this scenario (for the gateway's --scenario flag)."""
+        return (f"{self.kind}@{self.start}:{self.hours},drop={self.drop},recovery={self.recovery},"
+                f"depth_factor={self.depth_factor},spread_factor={self.spread_factor},rho={self.rho}")
+
 
 @dataclass
 class SyntheticConfig:

@@ -86,10 +86,8 @@ def _freqai_overlay(identifier: str | None, suffix: str, period_days: int) -> di
 
 def run_fold(job: FoldJob) -> dict:
     t0 = time.perf_counter()
-    market = Market(Path(job.out))
-    market.overlay, market.datadir = Path(job.overlay_path), Path(job.datadir)
-    stats = backtest(market, list(job.configs), Path(job.userdir), job.timerange, Path(job.out), job.strategy,
-                     _freqai_overlay(job.freqai_identifier, f"fold{job.index}", job.fold_days),
+    stats = backtest(Path(job.overlay_path), Path(job.datadir), list(job.configs), Path(job.userdir), job.timerange,
+                     Path(job.out), job.strategy, _freqai_overlay(job.freqai_identifier, f"fold{job.index}", job.fold_days),
                      list(job.pairs) if job.pairs else None)
     trades = trades_frame(stats["trades"])
     start, end = _range_bounds(job.timerange)
@@ -105,7 +103,8 @@ def run_stress(job: StressJob) -> dict:
         market.download(list(job.configs), Path(job.userdir), list(job.timeframes),
                         job.download_range, list(job.pairs) if job.pairs else None)
         start, end = _range_bounds(job.timerange)
-        stats = backtest(market, list(job.configs), Path(job.userdir), job.timerange, out / "backtest", job.strategy,
+        stats = backtest(market.overlay, market.datadir, list(job.configs), Path(job.userdir), job.timerange,
+                         out / "backtest", job.strategy,
                          _freqai_overlay(job.freqai_identifier, f"stress-{job.name}", max(1, (end - start).days)),
                          list(job.pairs) if job.pairs else None)
     trades = trades_frame(stats["trades"])

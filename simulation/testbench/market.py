@@ -30,7 +30,7 @@ class Market:
             return ["--datadir", str(self.source)]
         args = ["--synthetic", "--seed", str(self.seed), "--days", str(self.days)]
         for sc in self.scenarios:
-            args += ["--scenario", scenario_text(sc)]
+            args += ["--scenario", sc.to_text()]
         return args
 
     def __enter__(self) -> Market:  # noqa: PYI034
@@ -55,25 +55,20 @@ class Market:
         run_freqtrade(args, self.workdir / "download.log", timeout=1800)
 
 
-def scenario_text(sc: Scenario) -> str:
-    return (f"{sc.kind}@{sc.start}:{sc.hours},drop={sc.drop},recovery={sc.recovery},"
-            f"depth_factor={sc.depth_factor},spread_factor={sc.spread_factor},rho={sc.rho}")
-
-
 def cfg_args(configs: list[str]) -> list[str]:
     return [a for c in configs for a in ("--config", str(c))]
 
 
-def backtest(market: Market, configs: list[str], userdir: Path, timerange: str, out: Path, strategy: str,
-             overlay: dict | None = None, pairs: list[str] | None = None, timeout: float = 7200) -> dict:
-    """One `freqtrade backtesting` run; returns freqtrade's stats for the strategy."""
+def backtest(exchange_overlay: Path, datadir: Path, configs: list[str], userdir: Path, timerange: str, out: Path,
+             strategy: str, overlay: dict | None = None, pairs: list[str] | None = None, timeout: float = 7200) -> dict:
+    """One `freqtrade backtesting` run against a market's gateway overlay and datadir; freqtrade's stats."""
     out.mkdir(parents=True, exist_ok=True)
-    cfgs = [*configs, str(market.overlay)]
+    cfgs = [*configs, str(exchange_overlay)]
     if overlay:
         (out / "overlay.json").write_text(json.dumps(overlay))
         cfgs.append(str(out / "overlay.json"))
     args = ["backtesting", *cfg_args(cfgs), "--strategy", strategy, "--userdir", str(userdir),
-            "--datadir", str(market.datadir), "--cache", "none", "--timerange", timerange,
+            "--datadir", str(datadir), "--cache", "none", "--timerange", timerange,
             "--export", "trades", "--backtest-directory", str(out)]
     if pairs:
         args += ["--pairs", *pairs]

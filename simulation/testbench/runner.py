@@ -76,7 +76,7 @@ def fold_ranges(end: pd.Timestamp, folds: int, fold_days: int) -> list[str]:
     return [f"{s:%Y%m%d}-{s + fold_days * DAY:%Y%m%d}" for s in starts]
 
 
-def _data_end(spec: BenchSpec, market: Market, timeframe: str) -> pd.Timestamp:
+def _data_end(spec: BenchSpec) -> pd.Timestamp:
     if spec.end:
         return pd.Timestamp(spec.end, tz="UTC")
     if spec.datadir is None:
@@ -125,7 +125,7 @@ class Bench:
     # -- stages -------------------------------------------------------------------------------
     def _historical(self, market: Market, summary: dict, progress: Progress) -> None:
         s = self.spec
-        end = _data_end(s, market, self.timeframe)
+        end = _data_end(s)
         ranges = self.ranges = fold_ranges(end, s.folds, s.fold_days)
         first = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
         market.download(s.configs(), self.userdir, self.timeframes, f"{first - (self.train_days + 80) * DAY:%Y%m%d}-",
