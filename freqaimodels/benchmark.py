@@ -155,6 +155,9 @@ def run(cfg: BenchConfig) -> dict:
                 pred, conf = pred[-len(y_te):], conf[-len(y_te):]
                 base_preds = ens.base_predictions(x_ctx)[-len(y_te):]
                 rows = {"StackedEnsemble": (pred, ens_s)}
+                if len(ens.metas_) > 1:  # meta_inputs="auto": each candidate's own out-of-sample score too
+                    for kind in ens.metas_:
+                        rows[f"StackedEnsemble[{kind}]"] = (ens.predict_meta(x_ctx, kind)[-len(y_te):], ens_s)
                 for j, name in enumerate(ens.bases_):
                     rows[name] = (base_preds[:, j], ens.timings_[name])
                 progress.update(task, description=f"{pair} fold {k + 1}/{cfg.folds}: baseline")
@@ -169,7 +172,8 @@ def run(cfg: BenchConfig) -> dict:
                 conf_rows.append(pd.DataFrame({"confidence": conf, "hit": np.sign(pred) == np.sign(y_te), "y": y_te}))
                 fold_info.append({"pair": pair, "fold": k + 1, "train_from": str(data.loc[tr.start, "date"]),
                                   "test_from": str(data.loc[te.start, "date"]), "test_to": str(data.loc[te.stop - 1, "date"]),
-                                  "ensemble_train_s": ens_s, **{f"{n}_acc": _metrics(p, y_te)["direction_accuracy"] for n, (p, _) in rows.items()}})
+                                  "ensemble_train_s": ens_s, "meta_inputs": ens.meta_inputs_,
+                                  "meta_oof_accuracy": ens.meta_scores_, **{f"{n}_acc": _metrics(p, y_te)["direction_accuracy"] for n, (p, _) in rows.items()}})
                 progress.advance(task)
             latency = _latencies(ens, base, x_ctx)
     models = {}
@@ -203,6 +207,8 @@ def _latencies(ens: StackedEnsemble, baseline, x_ctx: np.ndarray) -> dict[str, t
         x = window if isinstance(est, KerasLSTMEstimator) else last
         out[name] = _latency(est.predict, x)
     out["StackedEnsemble"] = _latency(ens.predict_with_confidence, window)
+    for kind in ens.metas_:
+        out[f"StackedEnsemble[{kind}]"] = _latency(lambda w, k=kind: ens.predict_meta(w, k), window)
     out[BASELINE] = _latency(baseline.predict, last)
     return out
 

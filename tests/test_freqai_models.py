@@ -72,6 +72,28 @@ def test_confidence_is_calibrated_on_held_out_data():
     assert hit.mean() > 0.6
 
 
+def test_meta_inputs_auto_keeps_the_candidate_with_the_better_oof_direction_accuracy():
+    # A sign-balanced linear target that single-split stumps only bin coarsely, but a linear
+    # meta-learner with the feature passed through reads exactly: "passthrough" must win.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 5)).astype(np.float32)
+    y = x[:, 0] + 0.1 * rng.normal(size=3000)
+    ens = StackedEnsemble(models=["lightgbm"], lightgbm={"n_estimators": 1, "max_depth": 1, "num_leaves": 2}).fit(x, y)
+    assert set(ens.meta_scores_) == {"passthrough", "bases"}
+    assert ens.meta_inputs_ == "passthrough", ens.meta_scores_
+    assert ens.meta_scores_["passthrough"] > ens.meta_scores_["bases"] + 0.1
+    assert np.array_equal(ens.predict(x[:50]), ens.predict_meta(x[:50], "passthrough"))
+    forced = StackedEnsemble(models=["lightgbm"], meta_inputs="bases", lightgbm={"n_estimators": 5}).fit(x, y)
+    assert forced.meta_inputs_ == "bases" and list(forced.metas_) == ["bases"]
+
+
+def test_meta_inputs_typo_fails_before_any_training():
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="meta_inputs must be one of"):
+        StackedEnsemble(meta_inputs="features").fit(np.zeros((100, 3)), np.zeros(100))
+    assert time.perf_counter() - t0 < 1
+
+
 @pytest.mark.parametrize(
     "estimator",
     [

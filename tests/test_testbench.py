@@ -15,7 +15,7 @@ from simulation.testbench.limits import limit_violations
 from simulation.testbench.metrics import trade_metrics, trades_frame
 from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
 from simulation.testbench.recommendation import MINIMUMS, TARGETS, recommend
-from simulation.testbench.runner import BenchSpec, fold_ranges, run_bench
+from simulation.testbench.runner import BenchSpec, fold_ranges, run_bench, synthetic_start
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
@@ -31,6 +31,15 @@ def test_fold_ranges_are_contiguous_and_end_at_the_end():
     assert r == ["20240331-20240410", "20240410-20240420", "20240420-20240430"]
     with pytest.raises(ValueError):
         fold_ranges(T0, 0, 10)
+
+
+def test_long_synthetic_markets_end_before_today():
+    # download-data stops at the current time: a 3-year market from 2024-01-01 would end in the future.
+    today = pd.Timestamp("2026-11-26", tz="UTC")
+    assert synthetic_start(120, today) == pd.Timestamp("2024-01-01", tz="UTC")
+    start = synthetic_start(1210, today)
+    assert start.day == 1 and start + 1210 * pd.Timedelta(days=1) < today
+    assert synthetic_start(1210, today + pd.Timedelta(days=3)) == start, "stable within the month"
 
 
 def test_trade_metrics_known_values():

@@ -2,9 +2,13 @@
 
 1. Out-of-fold (OOF) base predictions from a purged walk-forward split: each block is predicted by
    models trained only on rows before it, minus `purge` rows (the label horizon).
-2. The meta-learner (standardized ridge, alpha by CV) learns from [OOF base predictions, original
-   features] (spec: stacking, 5 folds, features passed through).
-3. Confidence: the meta-learner's own OOF predictions (same split over the OOF rows) give, per row,
+2. The meta-learner (standardized ridge, alpha by CV) learns from the OOF base predictions, with
+   the original features passed through (spec: stacking, 5 folds, features passed through) or not:
+   `meta_inputs="auto"` fits both and keeps the one whose own OOF predictions (a purged split over
+   the OOF rows, training data only) get the direction right more often. On real data the 300+
+   passed-through features let a linear meta-learner fit noise that the base models had already
+   averaged away, so "bases" usually wins there; `"passthrough"` / `"bases"` force one.
+3. Confidence: the chosen meta-learner's OOF predictions give, per row,
    a score = agreement (share of base models with the ensemble's sign) x strength (rank of |pred|);
    an isotonic fit maps the score to the observed direction hit rate. So `confidence` reads as
    "historical probability that the predicted direction is right" and is monotone by construction.
@@ -37,10 +41,11 @@ BASE_MODELS: dict[str, type[BaseEstimator]] = {
     "random_forest": TFDFRandomForestEstimator,
     "lstm": KerasLSTMEstimator,
 }
+META_INPUTS = ("auto", "passthrough", "bases")
 
 
 class StackedEnsemble(BaseEstimator):
-    defaults = {"models": list(BASE_MODELS), "n_splits": 5, "purge": 12, "passthrough": True,
+    defaults = {"models": list(BASE_MODELS), "n_splits": 5, "purge": 12, "meta_inputs": "auto",
                 "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5), "clip": 4.0}
 
     def make_bases(self) -> dict[str, BaseEstimator]:
@@ -49,8 +54,9 @@ class StackedEnsemble(BaseEstimator):
             raise ValueError(f"unknown base models {sorted(unknown)}; choose from {sorted(BASE_MODELS)}")
         return {name: BASE_MODELS[name](**self.params.get(name, {})) for name in self.params["models"]}
 
-    def _meta_inputs(self, base_preds: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return np.hstack([base_preds, np.nan_to_num(x)]) if self.params["passthrough"] else base_preds
+    def _meta_inputs(self, base_preds: np.ndarray, x: np.ndarray, kind: str | None = None) -> np.ndarray:
+        kind = kind or self.meta_inputs_
+        return np.hstack([base_preds, np.nan_to_num(x)]) if kind == "passthrough" else base_preds
 
     def _new_meta(self):
         # Standardize, then clip: passthrough features drift between windows and a linear model
@@ -59,9 +65,16 @@ class StackedEnsemble(BaseEstimator):
         return make_pipeline(StandardScaler(), FunctionTransformer(np.clip, kw_args={"a_min": -clip, "a_max": clip}),
                              RidgeCV(alphas=self.params["alphas"]))
 
+    def _meta_candidates(self) -> list[str]:
+        choice = self.params["meta_inputs"]
+        if choice not in META_INPUTS:
+            raise ValueError(f"meta_inputs must be one of {list(META_INPUTS)}, got {choice!r}")
+        return ["passthrough", "bases"] if choice == "auto" else [choice]
+
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> StackedEnsemble:
         x = as_array(X)
         yv = np.asarray(y, np.float64).ravel()
+        candidates = self._meta_candidates()
         splitter = PurgedKFold(self.params["n_splits"], purge=self.params["purge"])
         names = list(self.params["models"])
         oof = np.full((len(x), len(names)), np.nan)
@@ -79,9 +92,18 @@ class StackedEnsemble(BaseEstimator):
         rows = ~np.isnan(oof).any(axis=1)
         self.oof_rows_ = np.flatnonzero(rows)
         self.oof_ = oof[rows]
-        meta_x = self._meta_inputs(self.oof_, x[rows])
-        self.meta_ = self._new_meta().fit(meta_x, yv[rows])
-        self._fit_confidence(meta_x, yv[rows], self.oof_)
+        self.metas_, meta_oofs, self.meta_scores_ = {}, {}, {}
+        for kind in candidates:
+            meta_x = self._meta_inputs(self.oof_, x[rows], kind)
+            self.metas_[kind] = self._new_meta().fit(meta_x, yv[rows])
+            meta_oofs[kind] = self._meta_oof(meta_x, yv[rows])
+            ok = ~np.isnan(meta_oofs[kind])
+            self.meta_scores_[kind] = float((np.sign(meta_oofs[kind][ok]) == np.sign(yv[rows][ok])).mean())
+        self.meta_inputs_ = max(candidates, key=lambda k: self.meta_scores_[k])
+        self.meta_ = self.metas_[self.meta_inputs_]
+        logger.info("meta-learner inputs: %s (OOF direction accuracy %s)", self.meta_inputs_,
+                    {k: round(v, 4) for k, v in self.meta_scores_.items()})
+        self._fit_confidence(meta_oofs[self.meta_inputs_], yv[rows], self.oof_)
         self.bases_ = {}
         for name, est in self.make_bases().items():
             t0 = time.perf_counter()
@@ -89,12 +111,15 @@ class StackedEnsemble(BaseEstimator):
             self.timings_[name] += time.perf_counter() - t0
         return self
 
-    def _fit_confidence(self, meta_x: np.ndarray, y: np.ndarray, base_preds: np.ndarray) -> None:
-        """Isotonic map from agreement x strength to direction hit rate, on meta OOF predictions."""
-        n = len(y)
-        meta_oof = np.full(n, np.nan)
-        for train, test in PurgedKFold(4, purge=self.params["purge"]).split(n):
+    def _meta_oof(self, meta_x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The meta-learner's own out-of-fold predictions (purged split over the OOF rows)."""
+        meta_oof = np.full(len(y), np.nan)
+        for train, test in PurgedKFold(4, purge=self.params["purge"]).split(len(y)):
             meta_oof[test] = self._new_meta().fit(meta_x[train], y[train]).predict(meta_x[test])
+        return meta_oof
+
+    def _fit_confidence(self, meta_oof: np.ndarray, y: np.ndarray, base_preds: np.ndarray) -> None:
+        """Isotonic map from agreement x strength to direction hit rate, on meta OOF predictions."""
         ok = ~np.isnan(meta_oof)
         self.strength_ref_ = np.sort(np.abs(meta_oof[ok]))
         score = self._score(meta_oof[ok], base_preds[ok])
@@ -116,6 +141,11 @@ class StackedEnsemble(BaseEstimator):
         base = self.base_predictions(x)
         pred = self.meta_.predict(self._meta_inputs(base, x))
         return pred, self.calibrator_.predict(self._score(pred, base))
+
+    def predict_meta(self, X: Any, kind: str) -> np.ndarray:
+        """Prediction of one fitted meta-learner candidate (for comparing them; `predict` uses the chosen one)."""
+        x = as_array(X)
+        return self.metas_[kind].predict(self._meta_inputs(self.base_predictions(x), x, kind))
 
     def predict(self, X: Any) -> np.ndarray:
         return self.predict_with_confidence(X)[0]

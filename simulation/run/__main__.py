@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-latency", action="store_true", help="turn the latency model off")
     p.add_argument("--sim-config", type=Path, help="JSON whose 'simulation' section overrides the execution models")
     p.add_argument("--seed", type=int, default=42, help="synthetic market, latency and fault draws")
+    p.add_argument("--synthetic-days", type=float, default=120.0, help="synthetic market length")
+    p.add_argument("--synthetic-start", default="2024-01-01", help="synthetic market first candle")
     p.add_argument("--warmup", type=float, default=25.0, help="wall-clock seconds the bot gets to start before the window")
     p.add_argument("--analyse-only", action="store_true", help="skip the session; re-run backtest + report on OUTDIR")
     return p
@@ -84,6 +86,7 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
         kill_at=args.kill_bot_at, latency=not args.no_latency, seed=args.seed, warmup_s=args.warmup * args.speed,
         sim_config=str(args.sim_config) if args.sim_config else None, wallet=args.wallet,
         datadir=str(Path(datadir).resolve()) if datadir else None, stoploss_on_exchange=args.stoploss_on_exchange,
+        synthetic_days=args.synthetic_days, synthetic_start=args.synthetic_start,
     )
 
 

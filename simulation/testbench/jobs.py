@@ -57,6 +57,7 @@ class StressJob:
     risk: dict = field(default_factory=dict)
     seed: int = 42
     days: int = 120
+    market_start: str = "2024-01-01"
     timeframes: tuple[str, ...] = ("5m", "1h")
     download_range: str = "20240101-"
     freqai_identifier: str | None = None
@@ -99,7 +100,7 @@ def run_stress(job: StressJob) -> dict:
     """The strategy on a synthetic market with one stress event in its window; the risk limits must hold."""
     t0 = time.perf_counter()
     out = Path(job.out)
-    with Market(out, seed=job.seed, days=job.days, scenarios=(job.scenario,)) as market:
+    with Market(out, seed=job.seed, days=job.days, start=job.market_start, scenarios=(job.scenario,)) as market:
         market.download(list(job.configs), Path(job.userdir), list(job.timeframes),
                         job.download_range, list(job.pairs) if job.pairs else None)
         start, end = _range_bounds(job.timerange)

@@ -20,6 +20,7 @@ class Market:
     source: Path | None = None
     seed: int = 42
     days: int = 120
+    start: str = "2024-01-01"
     scenarios: tuple[Scenario, ...] = ()
     overlay: Path | None = None
     datadir: Path | None = None
@@ -28,7 +29,7 @@ class Market:
     def gateway_args(self) -> list[str]:
         if self.source is not None:
             return ["--datadir", str(self.source)]
-        args = ["--synthetic", "--seed", str(self.seed), "--days", str(self.days)]
+        args = ["--synthetic", "--seed", str(self.seed), "--days", str(self.days), "--start", self.start]
         for sc in self.scenarios:
             args += ["--scenario", sc.to_text()]
         return args

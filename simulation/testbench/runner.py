@@ -26,6 +26,7 @@ from simulation.testbench.recommendation import recommend
 from simulation.testbench.report import render_report
 
 DAY = pd.Timedelta(days=1)
+SYNTHETIC_START = pd.Timestamp("2024-01-01", tz="UTC")
 STRESS = {  # spec scenarios on the synthetic market, placed mid-window
     "flash_crash": {"kind": "flash_crash", "hours": 2.0, "drop": 0.15},
     "low_liquidity": {"kind": "liquidity_drought", "hours": 48.0, "depth_factor": 0.1, "spread_factor": 5.0},
@@ -76,11 +77,20 @@ def fold_ranges(end: pd.Timestamp, folds: int, fold_days: int) -> list[str]:
     return [f"{s:%Y%m%d}-{s + fold_days * DAY:%Y%m%d}" for s in starts]
 
 
-def _data_end(spec: BenchSpec) -> pd.Timestamp:
+def synthetic_start(days: int, today: pd.Timestamp | None = None) -> pd.Timestamp:
+    """2024-01-01, or the first of an earlier month for a market so long it would reach past today:
+    freqtrade's download-data stops at the current time, so later synthetic candles never arrive."""
+    today = (today or pd.Timestamp.now(tz="UTC")).normalize()
+    latest = today - (days + 1) * DAY
+    return min(SYNTHETIC_START, latest - pd.offsets.MonthBegin(1) if latest.day != 1 else latest)
+
+
+def _data_end(spec: BenchSpec, synthetic: tuple[pd.Timestamp, int]) -> pd.Timestamp:
     if spec.end:
         return pd.Timestamp(spec.end, tz="UTC")
     if spec.datadir is None:
-        return pd.Timestamp("2024-01-01", tz="UTC") + (spec.synthetic_days - 1) * DAY
+        start, days = synthetic
+        return start + (days - 1) * DAY
     from simulation.marketdata import CandleStore, open_source
 
     store = CandleStore(open_source(datadir=spec.datadir, pairs=list(spec.pairs) if spec.pairs else None))
@@ -101,6 +111,9 @@ class Bench:
         self.timeframes = sorted(tfs)
         self.out = spec.out
         self.userdir = self.out / "user_data"
+        # The synthetic market covers every fold plus the training and indicator history before the first.
+        self.market_days = max(spec.synthetic_days, spec.folds * spec.fold_days + self.train_days + 90)
+        self.market_start = synthetic_start(self.market_days)
 
     def run(self) -> dict:
         s = self.spec
@@ -110,7 +123,8 @@ class Bench:
                          "market": str(s.datadir) if s.datadir else f"synthetic (seed {s.seed})", "wallet": self.wallet}
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns, console=self.console) as progress:
-            market = Market(self.out / "market", source=s.datadir, seed=s.seed, days=s.synthetic_days)
+            market = Market(self.out / "market", source=s.datadir, seed=s.seed, days=self.market_days,
+                            start=f"{self.market_start:%Y-%m-%d}")
             with market:
                 self._historical(market, summary, progress)
             summary["stress"] = self._stress(progress)
@@ -125,7 +139,7 @@ class Bench:
     # -- stages -------------------------------------------------------------------------------
     def _historical(self, market: Market, summary: dict, progress: Progress) -> None:
         s = self.spec
-        end = _data_end(s)
+        end = _data_end(s, (self.market_start, self.market_days))
         ranges = self.ranges = fold_ranges(end, s.folds, s.fold_days)
         first = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
         market.download(s.configs(), self.userdir, self.timeframes, f"{first - (self.train_days + 80) * DAY:%Y%m%d}-",
@@ -173,7 +187,8 @@ class Bench:
                    "--mode", mode, "--speed", str(s.sim_speed), "--timeframe", self.timeframe,
                    "--timerange", f"{start:%Y%m%d%H%M}-{end:%Y%m%d%H%M}", "--out", str((self.out / name).resolve()),
                    "--seed", str(s.seed), "--warmup", str(s.sim_warmup or (240 if self.identifier else 60))]
-            cmd += ["--datadir", str(s.datadir)] if s.datadir else ["--synthetic"]
+            cmd += (["--datadir", str(s.datadir)] if s.datadir else
+                    ["--synthetic", "--synthetic-days", str(self.market_days), "--synthetic-start", f"{self.market_start:%Y-%m-%d}"])
             if s.pairs:
                 cmd += ["--pairs", *s.pairs]
             t0 = time.perf_counter()
@@ -201,7 +216,8 @@ class Bench:
         s = self.spec
         if not s.stress:
             return []
-        start = pd.Timestamp("2024-01-01", tz="UTC") + (s.synthetic_days - s.stress_days - 2) * DAY
+        market_start = synthetic_start(s.synthetic_days)
+        start = market_start + (s.synthetic_days - s.stress_days - 2) * DAY
         mid = start + s.stress_days / 2 * DAY
         jobs = []
         for name in s.stress:
@@ -213,7 +229,8 @@ class Bench:
                                   f"{start:%Y%m%d}-{start + s.stress_days * DAY:%Y%m%d}", s.strategy, tuple(s.configs()),
                                   str(self.userdir), str(self.out / "stress" / name), self.wallet,
                                   int(self.cfg.get("max_open_trades", 1)), self.cfg.get("risk", {}), s.seed,
-                                  s.synthetic_days, tuple(self.timeframes), "20240101-", self.identifier,
+                                  s.synthetic_days, f"{market_start:%Y-%m-%d}", tuple(self.timeframes),
+                                  f"{market_start:%Y%m%d}-", self.identifier,
                                   s.pairs if s.datadir is None else None))
         task = progress.add_task(f"stress ({len(jobs)} scenarios)", total=len(jobs))
         t0 = time.perf_counter()
