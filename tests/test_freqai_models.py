@@ -73,11 +73,11 @@ def test_confidence_is_calibrated_on_held_out_data():
 
 
 def test_meta_inputs_auto_keeps_the_candidate_with_the_better_oof_direction_accuracy():
-    # A sign-balanced linear target that single-split stumps only bin coarsely, but a linear
-    # meta-learner with the feature passed through reads exactly: "passthrough" must win.
+    # The target is the sum of two features: a one-split base model sees only one of them (~75% of
+    # directions), a linear meta-learner with the features passed through reads both: "passthrough" wins.
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 5)).astype(np.float32)
-    y = x[:, 0] + 0.1 * rng.normal(size=3000)
+    y = x[:, 0] + x[:, 1] + 0.1 * rng.normal(size=3000)
     ens = StackedEnsemble(models=["lightgbm"], lightgbm={"n_estimators": 1, "max_depth": 1, "num_leaves": 2}).fit(x, y)
     assert set(ens.meta_scores_) == {"passthrough", "bases"}
     assert ens.meta_inputs_ == "passthrough", ens.meta_scores_
