@@ -78,7 +78,7 @@ def test_meta_inputs_auto_keeps_the_candidate_with_the_better_oof_direction_accu
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 5)).astype(np.float32)
     y = x[:, 0] + x[:, 1] + 0.1 * rng.normal(size=3000)
-    ens = StackedEnsemble(models=["lightgbm"], lightgbm={"n_estimators": 1, "max_depth": 1, "num_leaves": 2}).fit(x, y)
+    ens = StackedEnsemble(models=["lightgbm"], meta_inputs="auto", lightgbm={"n_estimators": 1, "max_depth": 1, "num_leaves": 2}).fit(x, y)
     assert set(ens.meta_scores_) == {"passthrough", "bases"}
     assert ens.meta_inputs_ == "passthrough", ens.meta_scores_
     assert ens.meta_scores_["passthrough"] > ens.meta_scores_["bases"] + 0.1

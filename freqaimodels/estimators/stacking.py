@@ -2,12 +2,11 @@
 
 1. Out-of-fold (OOF) base predictions from a purged walk-forward split: each block is predicted by
    models trained only on rows before it, minus `purge` rows (the label horizon).
-2. The meta-learner (standardized ridge, alpha by CV) learns from the OOF base predictions, with
-   the original features passed through (spec: stacking, 5 folds, features passed through) or not:
-   `meta_inputs="auto"` fits both and keeps the one whose own OOF predictions (a purged split over
-   the OOF rows, training data only) get the direction right more often. On real data the 300+
-   passed-through features let a linear meta-learner fit noise that the base models had already
-   averaged away, so "bases" usually wins there; `"passthrough"` / `"bases"` force one.
+2. The meta-learner (standardized ridge, alpha by CV) learns from the OOF base predictions with
+   the original features passed through (spec: stacking, 5 folds, features passed through;
+   `meta_inputs="passthrough"`), from the base predictions only (`"bases"`), or `"auto"`: fit both
+   and keep the one whose own OOF predictions (a purged split over the OOF rows, training data
+   only) get the direction right more often. On real data neither won out of sample (README).
 3. Confidence: the chosen meta-learner's OOF predictions give, per row,
    a score = agreement (share of base models with the ensemble's sign) x strength (rank of |pred|);
    an isotonic fit maps the score to the observed direction hit rate. So `confidence` reads as
@@ -45,7 +44,7 @@ META_INPUTS = ("auto", "passthrough", "bases")
 
 
 class StackedEnsemble(BaseEstimator):
-    defaults = {"models": list(BASE_MODELS), "n_splits": 5, "purge": 12, "meta_inputs": "auto",
+    defaults = {"models": list(BASE_MODELS), "n_splits": 5, "purge": 12, "meta_inputs": "passthrough",
                 "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5), "clip": 4.0}
 
     def make_bases(self) -> dict[str, BaseEstimator]:
