@@ -92,6 +92,11 @@ def test_recommendation_rules():
     assert bad["decision"] == "reject" and any("sharpe" in r for r in bad["reasons"])
     broken = [{"scenario": "flash_crash", "violations": ["4 open positions > 3"]}]
     assert recommend(good, mc_ok, cmp_ok, broken)["decision"] == "reject"
+    assert "sharpe 1.00 vs >= 1.20" in bad["reasons"][0], "values rounded for people"
+    idle = recommend(good, mc_ok, cmp_ok, [{"scenario": "flash_crash", "violations": [], "metrics": {"trades": 0}}])
+    assert idle["decision"] == "paper-trade longer" and "not exercised" in idle["reasons"][0]
+    quiet = recommend(good, mc_ok, {**cmp_ok, "simulation": {"trades_backtest": 0, "trades_sim": 0}}, [])
+    assert quiet["decision"] == "paper-trade longer" and "no trades in the simulated window" in quiet["reasons"][0]
 
 
 @pytest.mark.slow

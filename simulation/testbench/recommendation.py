@@ -18,12 +18,21 @@ def _passes(metric: str, value: float | None, bound: float) -> bool:
     return value <= bound if metric == "max_drawdown" else value >= bound
 
 
+def _fmt(metric: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.1%}" if metric in ("max_drawdown", "win_rate") else f"{value:.2f}"
+
+
 def check_metrics(aggregate: dict, bounds: dict) -> list[str]:
-    return [f"{m} {aggregate.get(m)} vs {'<=' if m == 'max_drawdown' else '>='} {b}"
+    return [f"{m} {_fmt(m, aggregate.get(m))} vs {'<=' if m == 'max_drawdown' else '>='} {_fmt(m, b)}"
             for m, b in bounds.items() if not _passes(m, aggregate.get(m), b)]
 
 
 def check_comparison(comparison: dict) -> list[str]:
+    sim = comparison.get("simulation") or {}
+    if sim.get("trades_backtest") == 0 and sim.get("trades_sim") == 0:
+        return ["no trades in the simulated window (backtest and simulation): nothing to compare, widen --sim-days"]
     out = []
     for key, bound in THRESHOLDS.items():
         value = comparison.get(key)
@@ -46,6 +55,8 @@ def recommend(aggregate: dict, monte_carlo: dict, comparison: dict, stress: list
     if aggregate.get("trades", 0) < MIN_TRADES:
         reasons_wait.insert(0, f"only {aggregate.get('trades', 0)} trades out of sample (< {MIN_TRADES}): not enough evidence")
     reasons_wait += [f"comparison: {r}" for r in check_comparison(comparison)]
+    reasons_wait += [f"stress: no trades under {s['scenario']}: the risk limits were not exercised"
+                     for s in stress if not s.get("violations") and s.get("metrics", {}).get("trades", 1) == 0]
     p = monte_carlo.get("p_breach_drawdown", 0.0)
     if p > MAX_BREACH_PROBABILITY:
         reasons_wait.append(f"Monte Carlo: {p:.1%} of paths breach the {monte_carlo.get('drawdown_limit', 0.1):.0%} drawdown limit")
