@@ -17,7 +17,7 @@ from rich.table import Table
 
 from simulation.freqtrade_runner import FreqtradeError
 from simulation.paths import SHARED_DATA
-from simulation.testbench.runner import STRESS, BenchSpec, run_bench
+from simulation.testbench.runner import STRESS, BenchSpec, rerender, run_bench
 
 CONFIGS = {"TrendFollowingEnsemble": "config/trend-following.json", "MeanReversionEnsemble": "config/mean-reversion.json",
            "ArbitrageScout": "config/arbitrage-scout.json"}
@@ -26,7 +26,7 @@ CONFIGS = {"TrendFollowingEnsemble": "config/trend-following.json", "MeanReversi
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.testbench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--strategy", required=True)
+    p.add_argument("--strategy", help="strategy class (required unless --report-only)")
     p.add_argument("--config", type=Path, help="freqtrade config (default: the strategy's own in config/)")
     p.add_argument("--extra-config", type=Path, action="append", default=[], help="more configs on top (repeatable)")
     p.add_argument("--datadir", type=Path, help=f"feather datadir (e.g. {SHARED_DATA}); default: the synthetic market")
@@ -46,11 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-sim", action="store_true", help="skip the simulation and paper stages")
     p.add_argument("--workers", type=int, default=1, help="parallel folds / stress scenarios (Ray when installed)")
     p.add_argument("--ray-address", help="Ray cluster address (or RAY_ADDRESS); default: local")
+    p.add_argument("--report-only", action="store_true",
+                   help="re-run nothing: recompute the recommendation and report.html from OUT/summary.json")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    if args.report_only:
+        try:
+            summary = rerender(args.out)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print_summary(console, summary, args.out)
+        return 0
+    if not args.strategy:
+        parser.error("--strategy is required")
     config = args.config or Path(CONFIGS.get(args.strategy, ""))
     if not config.is_file():
         print(f"error: no config for {args.strategy}; pass --config FILE", file=sys.stderr)
@@ -64,13 +78,17 @@ def main(argv: list[str] | None = None) -> int:
                      synthetic_days=args.synthetic_days, mc_paths=args.mc_paths, stress=tuple(args.stress),
                      stress_days=args.stress_days, sim_days=args.sim_days, paper_days=args.paper_days,
                      sim_speed=args.sim_speed, skip_sim=args.skip_sim, workers=args.workers, ray_address=args.ray_address)
-    console = Console()
     try:
         summary = run_bench(spec, console)
     except (FreqtradeError, ValueError) as exc:
         console.print(f"[red]test bench failed:[/red] {exc}")
         return 1
-    table = Table(title=f"Test bench: {args.strategy} ({summary['market']})")
+    print_summary(console, summary, args.out)
+    return 0
+
+
+def print_summary(console: Console, summary: dict, out: Path) -> None:
+    table = Table(title=f"Test bench: {summary['strategy']} ({summary['market']})")
     for col in ("fold", "timerange", "trades", "profit %", "Sharpe", "max DD", "win rate", "PF"):
         table.add_column(col, justify="right")
     rows = [*summary["folds"], {"fold": "all", "timerange": "", "metrics": summary["aggregate"]}]
@@ -86,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"  - {r}")
     console.print(json.dumps({k: summary["comparison"].get(k) for k in ("bt_sim_deviation", "sim_paper_deviation",
                                                                         "equity_correlation", "signal_consistency")}))
-    console.print(f"summary: {args.out / 'summary.json'}  report: {args.out / 'report.html'}")
-    return 0
+    console.print(f"summary: {out / 'summary.json'}  report: {out / 'report.html'}")
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ class Bench:
         summary["timings_s"] = s.timings
         summary["spec"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items() if k != "timings"}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        (self.out / "report.html").write_text(render_report(summary, self._regimes(market.datadir, self.ranges)))
+        (self.out / "report.html").write_text(render_report(summary, _regimes(market.datadir, self.ranges)))
         return summary
 
     # -- stages -------------------------------------------------------------------------------
@@ -238,22 +238,38 @@ class Bench:
         s.timings["stress"] = round(time.perf_counter() - t0, 1)
         return results
 
-    def _regimes(self, datadir: Path, ranges: list[str]) -> pd.DataFrame | None:
-        """BTC's causal 1h regime over the bench window, for the report's timeline."""
-        from regime.walkforward import causal_regimes
+def _regimes(datadir: Path, ranges: list[str]) -> pd.DataFrame | None:
+    """BTC's causal 1h regime over the bench window, for the report's timeline."""
+    from regime.walkforward import causal_regimes
 
-        path = Path(datadir) / "BTC_USDT-1h.feather"
-        if not path.exists():
-            return None
-        df = pd.read_feather(path)
-        reg = causal_regimes(df, "1h")
-        reg["date"] = pd.to_datetime(df["date"], utc=True).to_numpy()
-        lo = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
-        return reg[reg["date"] >= lo][["date", "regime"]].dropna()
+    path = Path(datadir) / "BTC_USDT-1h.feather"
+    if not path.exists():
+        return None
+    df = pd.read_feather(path)
+    reg = causal_regimes(df, "1h")
+    reg["date"] = pd.to_datetime(df["date"], utc=True).to_numpy()
+    lo = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
+    return reg[reg["date"] >= lo][["date", "regime"]].dropna()
+
+
+def rerender(out: Path) -> dict:
+    """Recompute the recommendation and rewrite summary.json + report.html from a finished bench
+    (nothing is re-run): for when the rules or the report changed after a long bench."""
+    path = Path(out) / "summary.json"
+    if not path.is_file():
+        raise ValueError(f"{path} not found: run the bench into {out} first")
+    summary = json.loads(path.read_text())
+    summary["recommendation"] = recommend(summary["aggregate"], summary["monte_carlo"], summary["comparison"],
+                                          summary["stress"])
+    datadir = summary.get("spec", {}).get("datadir")
+    datadir = Path(datadir) if datadir else Path(out) / "market" / "data"
+    path.write_text(json.dumps(summary, indent=2, default=str))
+    (Path(out) / "report.html").write_text(render_report(summary, _regimes(datadir, [f["timerange"] for f in summary["folds"]])))
+    return summary
 
 
 def run_bench(spec: BenchSpec, console: Console | None = None) -> dict:
     return Bench(spec, console).run()
 
 
-__all__ = ["STRESS", "BenchSpec", "cfg_args", "fold_ranges", "run_bench"]
+__all__ = ["STRESS", "BenchSpec", "cfg_args", "fold_ranges", "rerender", "run_bench"]
