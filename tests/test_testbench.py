@@ -15,7 +15,7 @@ from simulation.testbench.limits import limit_violations
 from simulation.testbench.metrics import trade_metrics, trades_frame
 from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
 from simulation.testbench.recommendation import MINIMUMS, TARGETS, recommend
-from simulation.testbench.runner import BenchSpec, fold_ranges, run_bench, synthetic_start
+from simulation.testbench.runner import BenchSpec, fold_ranges, rerender, run_bench, synthetic_start
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
@@ -40,6 +40,11 @@ def test_long_synthetic_markets_end_before_today():
     start = synthetic_start(1210, today)
     assert start.day == 1 and start + 1210 * pd.Timedelta(days=1) < today
     assert synthetic_start(1210, today + pd.Timedelta(days=3)) == start, "stable within the month"
+
+
+def test_report_only_needs_a_finished_bench(tmp_path):
+    with pytest.raises(ValueError, match="run the bench"):
+        rerender(tmp_path)
 
 
 def test_trade_metrics_known_values():
@@ -118,6 +123,9 @@ def test_bench_end_to_end_sequential_and_on_ray(tmp_path):
     page = check_page(tmp_path / "seq" / "report.html", tmp_path / "report.png")
     assert page.errors == [], page.errors
     assert "Recommendation:" in page.dom and page.dom.count("plotly-graph-div") >= 2
+    (tmp_path / "seq" / "report.html").unlink()
+    again = rerender(tmp_path / "seq")  # --report-only: same data, same decision, report rebuilt
+    assert again["recommendation"] == summary["recommendation"] and (tmp_path / "seq" / "report.html").exists()
 
     par = run_bench(BenchSpec(**common, out=tmp_path / "ray", stress=(), workers=2))
     assert par["scale_out"].startswith("Ray local, 2 workers")
