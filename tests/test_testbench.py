@@ -15,7 +15,7 @@ from simulation.testbench.limits import limit_violations
 from simulation.testbench.metrics import trade_metrics, trades_frame
 from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
 from simulation.testbench.recommendation import MINIMUMS, TARGETS, recommend
-from simulation.testbench.runner import BenchSpec, fold_ranges, rerender, run_bench, synthetic_start
+from simulation.testbench.runner import BenchSpec, fold_ranges, rerender, run_bench, sim_window_end, synthetic_start
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
@@ -45,6 +45,17 @@ def test_long_synthetic_markets_end_before_today():
 def test_report_only_needs_a_finished_bench(tmp_path):
     with pytest.raises(ValueError, match="run the bench"):
         rerender(tmp_path)
+
+
+def test_simulated_window_moves_back_to_the_last_trade_only_when_the_fold_ends_quietly():
+    day = pd.Timedelta(days=1)
+    end = pd.Timestamp("2025-10-31", tz="UTC")
+    late = [{"close_date": "2025-10-30T20:15:00Z"}]
+    early = [{"close_date": "2025-10-20T16:45:00Z"}, {"close_date": "2025-10-25T09:10:00Z"}]
+    assert sim_window_end("20251011-20251031", late, 1.0) == end
+    assert sim_window_end("20251011-20251031", [], 1.0) == end
+    moved = sim_window_end("20251011-20251031", early, 1.0)
+    assert moved == pd.Timestamp("2025-10-25T11:00", tz="UTC") and moved - day < pd.Timestamp("2025-10-25T09:10", tz="UTC")
 
 
 def test_trade_metrics_known_values():

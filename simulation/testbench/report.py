@@ -86,6 +86,9 @@ def render_report(summary: dict, regimes: pd.DataFrame | None = None) -> str:
     cmp_ = summary["comparison"]
     cmp_rows = [{"measure": k, "value": cmp_.get(k)} for k in ("bt_sim_deviation", "sim_paper_deviation",
                                                                "equity_correlation", "signal_consistency")]
+    cmp_rows += [{"measure": f"{name} window", "value": " to ".join(w)} for name, w in cmp_.get("window", {}).items()]
+    cmp_rows += [{"measure": f"trades backtest / {name}", "value": f"{r.get('trades_backtest')} / {r.get('trades_sim')}"}
+                 for name in ("simulation", "paper") if isinstance(r := cmp_.get(name), dict) and "trades_sim" in r]
     stress = [{"scenario": s["scenario"], "event": s["event"], "trades": s["metrics"]["trades"],
                "profit_pct": s["metrics"]["profit_pct"], "max_drawdown": s["metrics"]["max_drawdown"],
                "risk_rejections": s["risk_rejections"], "limits_held": s["limits_held"]} for s in summary["stress"]]

@@ -85,6 +85,17 @@ def synthetic_start(days: int, today: pd.Timestamp | None = None) -> pd.Timestam
     return min(SYNTHETIC_START, latest - pd.offsets.MonthBegin(1) if latest.day != 1 else latest)
 
 
+def sim_window_end(last_range: str, trades: list[dict], sim_days: float) -> pd.Timestamp:
+    """Where the simulated window ends: the last fold's end, unless the backtest made no trade in the
+    final `sim_days` there; then the window ends on the hour after the fold's last trade closed, so the
+    execution comparison has trades to compare (it measures fidelity, not the strategy's results)."""
+    end = pd.Timestamp(last_range.split("-")[1], tz="UTC")
+    closes = [pd.Timestamp(t["close_date"]) for t in trades if t.get("close_date")]
+    if not closes or max(closes) >= end - sim_days * DAY:
+        return end
+    return min(end, max(closes).ceil("h") + pd.Timedelta(hours=1))
+
+
 def _data_end(spec: BenchSpec, synthetic: tuple[pd.Timestamp, int]) -> pd.Timestamp:
     if spec.end:
         return pd.Timestamp(spec.end, tz="UTC")
@@ -151,7 +162,8 @@ class Bench:
         summary["monte_carlo"] = monte_carlo(returns_on_equity(trades, self.wallet), self.wallet, s.mc_paths, s.seed,
                                              self.cfg.get("risk", {}).get("max_drawdown", 0.10))
         progress.advance(task)
-        summary["comparison"] = self._simulate(ranges[-1], progress)
+        summary["comparison"] = self._simulate(sim_window_end(ranges[-1], summary["folds"][-1]["trades"], s.sim_days),
+                                               progress)
 
     def _folds(self, market: Market, ranges: list[str], progress: Progress) -> tuple[list[dict], str]:
         s = self.spec
@@ -170,12 +182,11 @@ class Bench:
         end = pd.Timestamp(ranges[-1].split("-")[1], tz="UTC")
         return trade_metrics(trades, self.wallet, start, end)
 
-    def _simulate(self, last_range: str, progress: Progress) -> dict:
-        """The last fold's final days through the simulator (dry-run), then a shorter paper run."""
+    def _simulate(self, end: pd.Timestamp, progress: Progress) -> dict:
+        """`--sim-days` up to `end` through the simulator (dry-run), then the last `--paper-days` on paper."""
         s = self.spec
         if s.skip_sim:
             return {"skipped": "--skip-sim"}
-        end = pd.Timestamp(last_range.split("-")[1], tz="UTC")
         runs = {"simulation": ("dry-run", s.sim_days), "paper": ("paper", s.paper_days)}
         task = progress.add_task("simulation + paper", total=len(runs))
         merged = self.out / "bench-config.json"
@@ -209,6 +220,8 @@ class Bench:
                                     if pnl_sim and pnl_paper is not None else None),
             "equity_correlation": sim.get("equity_correlation"),
             "signal_consistency": sim.get("signal_consistency"),
+            "window": {name: [f"{end - pd.Timedelta(days=days):%Y-%m-%d %H:%M}", f"{end:%Y-%m-%d %H:%M}"]
+                       for name, (_, days) in runs.items()},
             "simulation": sim, "paper": paper,
         }
 
