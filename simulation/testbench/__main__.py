@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-days", type=int, default=120)
     p.add_argument("--mc-paths", type=int, default=1000)
     p.add_argument("--stress", nargs="*", default=list(STRESS), help=f"scenarios: {', '.join(STRESS)} (none: skip)")
-    p.add_argument("--stress-days", type=int, default=10)
+    p.add_argument("--stress-days", type=int, default=10,
+                   help="stress window on real-data benches (synthetic benches stress their busiest fold)")
     p.add_argument("--sim-days", type=float, default=1.0)
     p.add_argument("--paper-days", type=float, default=0.5)
     p.add_argument("--sim-speed", type=float, default=300.0)
