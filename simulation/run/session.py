@@ -142,8 +142,11 @@ class Session:
             self.start_trading()
             kill_ms = None if s.kill_at is None else s.start_ms + int((s.end_ms - s.start_ms) * s.kill_at)
             self._progress_loop(kill_ms)
-            self._snapshot(gw.url)
+            self._snapshot_bot()
             self.stop_bot()
+            # The venue after the bot stopped: a snapshot taken while it still runs can miss its last
+            # orders (stop takes simulated minutes at high speed) and then disagree with its database.
+            self._snapshot_venue(gw.url)
         meta = {
             "mode": s.mode, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
             "strategy": s.strategy, "simulated_s": (s.end_ms - s.start_ms) / 1000, "events": self.events,
@@ -180,15 +183,18 @@ class Session:
                 time.sleep(min(self.sim_s(0.5), max(0.001, (s.end_ms - t) / 1000)))
         self.event("window_closed")
 
-    def _snapshot(self, url: str) -> None:
-        """What the operator would look at: metrics, venue records, the bot's own view."""
-        (self.out / "metrics.prom").write_text(requests.get(f"{url}/metrics", timeout=self.sim_s(30)).text)
-        if self.spec.mode == "paper":
-            (self.out / "venue_orders.json").write_text(requests.get(f"{url}/sim/orders", timeout=self.sim_s(30)).text)
+    def _snapshot_bot(self) -> None:
+        """The bot's own view at the window's end (needs the bot running)."""
         try:
             (self.out / "bot_status.json").write_text(json.dumps({"status": self.client.status(), "profit": self.client.profit()}, default=str))
         except (requests.RequestException, ValueError) as exc:
             logger.warning("could not read the bot's final status: %s", exc)
+
+    def _snapshot_venue(self, url: str) -> None:
+        """What the operator would look at on the venue side: metrics and the venue's order records."""
+        (self.out / "metrics.prom").write_text(requests.get(f"{url}/metrics", timeout=self.sim_s(30)).text)
+        if self.spec.mode == "paper":
+            (self.out / "venue_orders.json").write_text(requests.get(f"{url}/sim/orders", timeout=self.sim_s(30)).text)
 
 
 def main(argv: list[str] | None = None) -> int:
