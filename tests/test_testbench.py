@@ -15,7 +15,14 @@ from simulation.testbench.limits import limit_violations
 from simulation.testbench.metrics import trade_metrics, trades_frame
 from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
 from simulation.testbench.recommendation import MINIMUMS, TARGETS, recommend
-from simulation.testbench.runner import BenchSpec, fold_ranges, rerender, run_bench, sim_window_end, synthetic_start
+from simulation.testbench.runner import (
+    BenchSpec,
+    fold_ranges,
+    rerender,
+    run_bench,
+    sim_window_end,
+    synthetic_start,
+)
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
