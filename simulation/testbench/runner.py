@@ -139,19 +139,15 @@ class Bench:
             with market:
                 self._historical(market, summary, progress)
             summary["stress"] = self._stress(progress, summary["folds"])
-        summary["recommendation"] = recommend(summary["aggregate"], summary["monte_carlo"], summary["comparison"],
-                                              summary["stress"])
         summary["timings_s"] = s.timings
         summary["spec"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items() if k != "timings"}
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        (self.out / "report.html").write_text(render_report(summary, _regimes(market.datadir, self.ranges)))
-        return summary
+        return _conclude(self.out, summary, Path(market.datadir))
 
     # -- stages -------------------------------------------------------------------------------
     def _historical(self, market: Market, summary: dict, progress: Progress) -> None:
         s = self.spec
         end = _data_end(s, (self.market_start, self.market_days))
-        ranges = self.ranges = fold_ranges(end, s.folds, s.fold_days)
+        ranges = fold_ranges(end, s.folds, s.fold_days)
         first = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
         market.download(s.configs(), self.userdir, self.timeframes, f"{first - (self.train_days + 80) * DAY:%Y%m%d}-",
                         list(s.pairs) if s.pairs else None)
@@ -276,6 +272,15 @@ def _regimes(datadir: Path, ranges: list[str]) -> pd.DataFrame | None:
     return reg[reg["date"] >= lo][["date", "regime"]].dropna()
 
 
+def _conclude(out: Path, summary: dict, datadir: Path) -> dict:
+    """Recommendation from the measured stages, then summary.json and report.html."""
+    summary["recommendation"] = recommend(summary["aggregate"], summary["monte_carlo"], summary["comparison"],
+                                          summary["stress"])
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (out / "report.html").write_text(render_report(summary, _regimes(datadir, [f["timerange"] for f in summary["folds"]])))
+    return summary
+
+
 def rerender(out: Path) -> dict:
     """Recompute the recommendation and rewrite summary.json + report.html from a finished bench
     (nothing is re-run): for when the rules or the report changed after a long bench."""
@@ -283,13 +288,8 @@ def rerender(out: Path) -> dict:
     if not path.is_file():
         raise ValueError(f"{path} not found: run the bench into {out} first")
     summary = json.loads(path.read_text())
-    summary["recommendation"] = recommend(summary["aggregate"], summary["monte_carlo"], summary["comparison"],
-                                          summary["stress"])
     datadir = summary.get("spec", {}).get("datadir")
-    datadir = Path(datadir) if datadir else Path(out) / "market" / "data"
-    path.write_text(json.dumps(summary, indent=2, default=str))
-    (Path(out) / "report.html").write_text(render_report(summary, _regimes(datadir, [f["timerange"] for f in summary["folds"]])))
-    return summary
+    return _conclude(Path(out), summary, Path(datadir) if datadir else Path(out) / "market" / "data")
 
 
 def run_bench(spec: BenchSpec, console: Console | None = None) -> dict:
