@@ -2,10 +2,11 @@
 
 from features.freqai_hooks import (
     TARGET,
+    TARGET_SCALES,
     expand_all,
     expand_basic,
     set_targets,
     standard,
 )
 
-__all__ = ["TARGET", "expand_all", "expand_basic", "set_targets", "standard"]
+__all__ = ["TARGET", "TARGET_SCALES", "expand_all", "expand_basic", "set_targets", "standard"]

@@ -87,9 +87,23 @@ def standard(dataframe: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def set_targets(dataframe: pd.DataFrame, label_period: int) -> pd.DataFrame:
-    """Target: log return over the next `label_period` candles (a label may look ahead)."""
-    return _assign(dataframe, {TARGET: np.log(dataframe["close"].shift(-label_period) / dataframe["close"])})
+TARGET_SCALES = ("return", "vol")
+
+
+def set_targets(dataframe: pd.DataFrame, label_period: int, scale: str = "return", vol_window: int = 288) -> pd.DataFrame:
+    """Target: log return over the next `label_period` candles (a label may look ahead).
+
+    `scale="vol"` divides it by the return's expected size, the trailing realized volatility (known at
+    the candle, `vol_window` candles) x sqrt(label_period): same sign, so direction accuracy means the
+    same, but a calm week and a crash week weigh alike in the squared-error fit.
+    """
+    if scale not in TARGET_SCALES:
+        raise ValueError(f"target scale must be one of {list(TARGET_SCALES)}, got {scale!r}")
+    close = dataframe["close"]
+    target = np.log(close.shift(-label_period) / close)
+    if scale == "vol":
+        target = target / (ind.realized_vol(close, vol_window) * np.sqrt(label_period))
+    return _assign(dataframe, {TARGET: target})
 
 
 def _assign(dataframe: pd.DataFrame, columns: dict[str, pd.Series]) -> pd.DataFrame:

@@ -2,7 +2,9 @@
 
 Features are the shared FreqAI hooks (`features`) expanded the way FreqAI expands them (periods,
 timeframes merged causally with freqtrade's `merge_informative_pair`, a correlated pair); the
-target is the log return over the next `label_period` candles. Each fold trains on `train_days`
+target is the log return over the next `label_period` candles (`target_scale="vol"`: over its
+expected size, the trailing realized volatility; same sign, so direction accuracy keeps its meaning,
+RMSE is then in sigma units). Each fold trains on `train_days`
 and predicts the following `test_days`; the next fold rolls forward by `test_days`.
 The single-model rows come from the ensemble's own refitted base models (same data, same fold).
 """
@@ -40,6 +42,7 @@ class BenchConfig:
     informative: tuple[str, ...] = ("15m", "1h")
     periods: tuple[int, ...] = (10, 20)
     label_period: int = 12
+    target_scale: str = "return"
     timerange: str | None = None
     train_days: float = 30
     test_days: float = 7
@@ -89,7 +92,7 @@ def build_dataset(cfg: BenchConfig, pair: str) -> tuple[pd.DataFrame, list[str]]
             cols = ["date", *[c for c in frame.columns if c.startswith("%")]]
             base = base.merge(frame[cols], on="date", how="left")
     base = features.standard(base)
-    base = features.set_targets(base, cfg.label_period)
+    base = features.set_targets(base, cfg.label_period, cfg.target_scale)
     if cfg.timerange:
         start, _, end = cfg.timerange.partition("-")
         lo = pd.Timestamp(start, tz="UTC") if start else base["date"].min()
@@ -155,7 +158,7 @@ def run(cfg: BenchConfig) -> dict:
                 pred, conf = pred[-len(y_te):], conf[-len(y_te):]
                 base_preds = ens.base_predictions(x_ctx)[-len(y_te):]
                 rows = {"StackedEnsemble": (pred, ens_s)}
-                if len(ens.metas_) > 1:  # meta_inputs="auto": each candidate's own out-of-sample score too
+                if len(ens.metas_) > 1:  # meta="auto": each candidate's own out-of-sample score too
                     for kind in ens.metas_:
                         rows[f"StackedEnsemble[{kind}]"] = (ens.predict_meta(x_ctx, kind)[-len(y_te):], ens_s)
                 for j, name in enumerate(ens.bases_):
@@ -172,7 +175,7 @@ def run(cfg: BenchConfig) -> dict:
                 conf_rows.append(pd.DataFrame({"confidence": conf, "hit": np.sign(pred) == np.sign(y_te), "y": y_te}))
                 fold_info.append({"pair": pair, "fold": k + 1, "train_from": str(data.loc[tr.start, "date"]),
                                   "test_from": str(data.loc[te.start, "date"]), "test_to": str(data.loc[te.stop - 1, "date"]),
-                                  "ensemble_train_s": ens_s, "meta_inputs": ens.meta_inputs_,
+                                  "ensemble_train_s": ens_s, "meta": ens.meta_kind_,
                                   "meta_oof_accuracy": ens.meta_scores_, **{f"{n}_acc": _metrics(p, y_te)["direction_accuracy"] for n, (p, _) in rows.items()}})
                 progress.advance(task)
             latency = _latencies(ens, base, x_ctx)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import features
 from freqaimodels.benchmark import BenchConfig, console, report, run, write
 from simulation.paths import SHARED_DATA
 
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-days", type=float, default=30)
     p.add_argument("--test-days", type=float, default=7)
     p.add_argument("--label-period", type=int, default=12)
+    p.add_argument("--target-scale", choices=features.TARGET_SCALES, default="return",
+                   help="return: log return over the label period; vol: the same over its expected size (trailing realized vol)")
     p.add_argument("--ensemble-params", type=json.loads, default=None, help='JSON, e.g. \'{"lstm": {"epochs": 3}}\'')
     p.add_argument("--out", type=Path, default=Path("user_data/bench_models.json"))
     args = p.parse_args(argv)
@@ -28,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--folds must be at least 1")
     cfg = BenchConfig(datadir=args.datadir, pairs=args.pairs, timeframe=args.timeframe, timerange=args.timerange,
                       folds=args.folds, train_days=args.train_days, test_days=args.test_days,
-                      label_period=args.label_period, ensemble_params=args.ensemble_params)
+                      label_period=args.label_period, target_scale=args.target_scale, ensemble_params=args.ensemble_params)
     try:
         result = run(cfg)
     except (FileNotFoundError, ValueError) as exc:

@@ -16,6 +16,7 @@ from freqaimodels.estimators import (
     StackedEnsemble,
     TFDFRandomForestEstimator,
 )
+from freqaimodels.estimators.combiners import WeightedAverage
 
 TINY = {
     "lightgbm": {"n_estimators": 30},
@@ -72,25 +73,48 @@ def test_confidence_is_calibrated_on_held_out_data():
     assert hit.mean() > 0.6
 
 
-def test_meta_inputs_auto_keeps_the_candidate_with_the_better_oof_direction_accuracy():
+def test_meta_auto_keeps_the_candidate_with_the_best_oof_direction_accuracy():
     # The target is the sum of two features: a one-split base model sees only one of them (~75% of
-    # directions), a linear meta-learner with the features passed through reads both: "passthrough" wins.
+    # directions), a linear meta-learner with the features passed through reads both: "passthrough" wins
+    # over every combiner that only sees the base prediction.
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 5)).astype(np.float32)
     y = x[:, 0] + x[:, 1] + 0.1 * rng.normal(size=3000)
-    ens = StackedEnsemble(models=["lightgbm"], meta_inputs="auto", lightgbm={"n_estimators": 1, "max_depth": 1, "num_leaves": 2}).fit(x, y)
-    assert set(ens.meta_scores_) == {"passthrough", "bases"}
-    assert ens.meta_inputs_ == "passthrough", ens.meta_scores_
-    assert ens.meta_scores_["passthrough"] > ens.meta_scores_["bases"] + 0.1
+    ens = StackedEnsemble(models=["lightgbm"], meta="auto", lightgbm={"n_estimators": 1, "max_depth": 1, "num_leaves": 2}).fit(x, y)
+    assert set(ens.meta_scores_) == {"passthrough", "bases", "mean", "ic_weighted"}
+    assert ens.meta_kind_ == "passthrough", ens.meta_scores_
+    assert ens.meta_scores_["passthrough"] > max(ens.meta_scores_[k] for k in ("bases", "mean", "ic_weighted")) + 0.1
     assert np.array_equal(ens.predict(x[:50]), ens.predict_meta(x[:50], "passthrough"))
-    forced = StackedEnsemble(models=["lightgbm"], meta_inputs="bases", lightgbm={"n_estimators": 5}).fit(x, y)
-    assert forced.meta_inputs_ == "bases" and list(forced.metas_) == ["bases"]
+    forced = StackedEnsemble(models=["lightgbm"], meta="bases", lightgbm={"n_estimators": 5}).fit(x, y)
+    assert forced.meta_kind_ == "bases" and list(forced.metas_) == ["bases"]
 
 
-def test_meta_inputs_typo_fails_before_any_training():
+def test_weighted_average_ignores_base_models_without_positive_ic():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=2000)
+    good, noise, inverted = y + rng.normal(size=2000), rng.normal(size=2000), -y + 0.5 * rng.normal(size=2000)
+    X = np.column_stack([good, noise, inverted])
+    ic = WeightedAverage("ic").fit(X, y)
+    assert ic.weights_[0] > 0.8 and ic.weights_[2] == 0 and np.isclose(ic.weights_.sum(), 1)
+    assert np.allclose(WeightedAverage("equal").fit(X, y).weights_, 1 / 3)
+    # no base model with positive IC: equal weights, not a silent zero prediction
+    assert np.allclose(WeightedAverage("ic").fit(X[:, [2]], y).predict(X[:3, [2]]), X[:3, 2])
+
+
+def test_mean_and_ic_weighted_stacks_predict_without_an_intercept():
+    x, y = signal_data(3000)
+    for kind in ("mean", "ic_weighted"):
+        ens = StackedEnsemble(models=["lightgbm", "catboost"], meta=kind, **TINY).fit(x, y)
+        base = ens.base_predictions(x[:100])
+        assert np.allclose(ens.predict(x[:100]), base @ ens.meta_.weights_)
+        hit = np.sign(ens.predict(x)) == np.sign(y)
+        assert hit.mean() > 0.6, kind
+
+
+def test_meta_typo_fails_before_any_training():
     t0 = time.perf_counter()
-    with pytest.raises(ValueError, match="meta_inputs must be one of"):
-        StackedEnsemble(meta_inputs="features").fit(np.zeros((100, 3)), np.zeros(100))
+    with pytest.raises(ValueError, match="meta must be one of"):
+        StackedEnsemble(meta="features").fit(np.zeros((100, 3)), np.zeros(100))
     assert time.perf_counter() - t0 < 1
 
 

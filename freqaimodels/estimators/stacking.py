@@ -2,11 +2,13 @@
 
 1. Out-of-fold (OOF) base predictions from a purged walk-forward split: each block is predicted by
    models trained only on rows before it, minus `purge` rows (the label horizon).
-2. The meta-learner (standardized ridge, alpha by CV) learns from the OOF base predictions with
-   the original features passed through (spec: stacking, 5 folds, features passed through;
-   `meta_inputs="passthrough"`), from the base predictions only (`"bases"`), or `"auto"`: fit both
-   and keep the one whose own OOF predictions (a purged split over the OOF rows, training data
-   only) get the direction right more often. On real data neither won out of sample (README).
+2. The meta-learner (`meta`, see `combiners`) combines the OOF base predictions:
+   `"passthrough"` (the spec's stack: standardized ridge, alpha by CV, on the base predictions with
+   the original features passed through; the default), `"bases"` (the ridge on the base predictions
+   only), `"mean"` (equal-weight average, no fitted intercept), `"ic_weighted"` (average weighted by
+   each base model's positive OOF information coefficient), or `"auto"`: fit all four and keep the
+   one whose own OOF predictions (a purged split over the OOF rows, training data only) get the
+   direction right most often. Measured out of sample on real data in README (issue 4).
 3. Confidence: the chosen meta-learner's OOF predictions give, per row,
    a score = agreement (share of base models with the ensemble's sign) x strength (rank of |pred|);
    an isotonic fit maps the score to the observed direction hit rate. So `confidence` reads as
@@ -22,12 +24,10 @@ from typing import Any
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import RidgeCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from freqaimodels.estimators.base import BaseEstimator, as_array
 from freqaimodels.estimators.boosting import CatBoostEstimator, LightGBMEstimator
+from freqaimodels.estimators.combiners import WeightedAverage, ridge
 from freqaimodels.estimators.forest import TFDFRandomForestEstimator
 from freqaimodels.estimators.lstm import KerasLSTMEstimator
 from freqaimodels.estimators.split import PurgedKFold
@@ -40,11 +40,11 @@ BASE_MODELS: dict[str, type[BaseEstimator]] = {
     "random_forest": TFDFRandomForestEstimator,
     "lstm": KerasLSTMEstimator,
 }
-META_INPUTS = ("auto", "passthrough", "bases")
+METAS = ("passthrough", "bases", "mean", "ic_weighted")
 
 
 class StackedEnsemble(BaseEstimator):
-    defaults = {"models": list(BASE_MODELS), "n_splits": 5, "purge": 12, "meta_inputs": "passthrough",
+    defaults = {"models": list(BASE_MODELS), "n_splits": 5, "purge": 12, "meta": "passthrough",
                 "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5), "clip": 4.0}
 
     def make_bases(self) -> dict[str, BaseEstimator]:
@@ -54,21 +54,19 @@ class StackedEnsemble(BaseEstimator):
         return {name: BASE_MODELS[name](**self.params.get(name, {})) for name in self.params["models"]}
 
     def _meta_inputs(self, base_preds: np.ndarray, x: np.ndarray, kind: str | None = None) -> np.ndarray:
-        kind = kind or self.meta_inputs_
+        kind = kind or self.meta_kind_
         return np.hstack([base_preds, np.nan_to_num(x)]) if kind == "passthrough" else base_preds
 
-    def _new_meta(self):
-        # Standardize, then clip: passthrough features drift between windows and a linear model
-        # must not extrapolate them; ridge strength picked by (efficient leave-one-out) CV.
-        clip = self.params["clip"]
-        return make_pipeline(StandardScaler(), FunctionTransformer(np.clip, kw_args={"a_min": -clip, "a_max": clip}),
-                             RidgeCV(alphas=self.params["alphas"]))
+    def _new_meta(self, kind: str):
+        if kind in ("passthrough", "bases"):
+            return ridge(self.params["alphas"], self.params["clip"])
+        return WeightedAverage("ic" if kind == "ic_weighted" else "equal")
 
     def _meta_candidates(self) -> list[str]:
-        choice = self.params["meta_inputs"]
-        if choice not in META_INPUTS:
-            raise ValueError(f"meta_inputs must be one of {list(META_INPUTS)}, got {choice!r}")
-        return ["passthrough", "bases"] if choice == "auto" else [choice]
+        choice = self.params["meta"]
+        if choice != "auto" and choice not in METAS:
+            raise ValueError(f"meta must be one of {['auto', *METAS]}, got {choice!r}")
+        return list(METAS) if choice == "auto" else [choice]
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> StackedEnsemble:
         x = as_array(X)
@@ -94,15 +92,15 @@ class StackedEnsemble(BaseEstimator):
         self.metas_, meta_oofs, self.meta_scores_ = {}, {}, {}
         for kind in candidates:
             meta_x = self._meta_inputs(self.oof_, x[rows], kind)
-            self.metas_[kind] = self._new_meta().fit(meta_x, yv[rows])
-            meta_oofs[kind] = self._meta_oof(meta_x, yv[rows])
+            self.metas_[kind] = self._new_meta(kind).fit(meta_x, yv[rows])
+            meta_oofs[kind] = self._meta_oof(kind, meta_x, yv[rows])
             ok = ~np.isnan(meta_oofs[kind])
             self.meta_scores_[kind] = float((np.sign(meta_oofs[kind][ok]) == np.sign(yv[rows][ok])).mean())
-        self.meta_inputs_ = max(candidates, key=lambda k: self.meta_scores_[k])
-        self.meta_ = self.metas_[self.meta_inputs_]
-        logger.info("meta-learner inputs: %s (OOF direction accuracy %s)", self.meta_inputs_,
+        self.meta_kind_ = max(candidates, key=lambda k: self.meta_scores_[k])
+        self.meta_ = self.metas_[self.meta_kind_]
+        logger.info("meta-learner: %s (OOF direction accuracy %s)", self.meta_kind_,
                     {k: round(v, 4) for k, v in self.meta_scores_.items()})
-        self._fit_confidence(meta_oofs[self.meta_inputs_], yv[rows], self.oof_)
+        self._fit_confidence(meta_oofs[self.meta_kind_], yv[rows], self.oof_)
         self.bases_ = {}
         for name, est in self.make_bases().items():
             t0 = time.perf_counter()
@@ -110,11 +108,11 @@ class StackedEnsemble(BaseEstimator):
             self.timings_[name] += time.perf_counter() - t0
         return self
 
-    def _meta_oof(self, meta_x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _meta_oof(self, kind: str, meta_x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The meta-learner's own out-of-fold predictions (purged split over the OOF rows)."""
         meta_oof = np.full(len(y), np.nan)
         for train, test in PurgedKFold(4, purge=self.params["purge"]).split(len(y)):
-            meta_oof[test] = self._new_meta().fit(meta_x[train], y[train]).predict(meta_x[test])
+            meta_oof[test] = self._new_meta(kind).fit(meta_x[train], y[train]).predict(meta_x[test])
         return meta_oof
 
     def _fit_confidence(self, meta_oof: np.ndarray, y: np.ndarray, base_preds: np.ndarray) -> None:

@@ -1,0 +1,55 @@
+"""Meta-learners of the stacked ensemble: how the out-of-fold base predictions become one prediction.
+
+- `ridge(...)`: the spec's stacking learner, a standardized, clipped ridge (alpha by CV) on the base
+  predictions, optionally with the original features passed through. It fits weights *and* an
+  intercept, and on real data neither carried over to the next week (README, issue 4).
+- `WeightedAverage`: no intercept, no fitted slope: an average of the base predictions, with equal
+  weights or weights proportional to each base model's positive out-of-fold information coefficient.
+  Fewer degrees of freedom, so less to get wrong when the training window's drift does not persist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+WEIGHTINGS = ("equal", "ic")
+
+
+def ridge(alphas: Sequence[float], clip: float) -> Pipeline:
+    """Standardize, then clip (passed-through features drift; a linear model must not extrapolate them)."""
+    return make_pipeline(StandardScaler(), FunctionTransformer(np.clip, kw_args={"a_min": -clip, "a_max": clip}),
+                         RidgeCV(alphas=alphas))
+
+
+class WeightedAverage:
+    """Weighted mean of the base predictions (columns of X); weights sum to 1."""
+
+    def __init__(self, weighting: str = "equal") -> None:
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {list(WEIGHTINGS)}, got {weighting!r}")
+        self.weighting = weighting
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> WeightedAverage:
+        X = np.asarray(X, np.float64)
+        w = np.ones(X.shape[1])
+        if self.weighting == "ic":
+            self.ic_ = np.array([_spearman(X[:, j], y) for j in range(X.shape[1])])
+            # A base model that ranked the training window's returns no better than chance gets no say;
+            # if none did, fall back to equal weights rather than predicting nothing.
+            w = np.clip(self.ic_, 0.0, None) if (self.ic_ > 0).any() else w
+        self.weights_ = w / w.sum()
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, np.float64) @ self.weights_
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ic = spearmanr(a, b).statistic
+    return 0.0 if np.isnan(ic) else float(ic)
