@@ -111,6 +111,17 @@ def test_mean_and_ic_weighted_stacks_predict_without_an_intercept():
         assert hit.mean() > 0.6, kind
 
 
+def test_center_target_learns_the_excess_over_the_training_drift():
+    x, y = signal_data(3000)
+    drift = 2.0  # a trending training window: every row's return shifted up
+    plain = StackedEnsemble(models=["lightgbm"], meta="bases", **TINY).fit(x, y + drift)
+    centered = StackedEnsemble(models=["lightgbm"], meta="bases", center_target=True, **TINY).fit(x, y + drift)
+    assert abs(plain.predict(x).mean() - drift) < 0.3  # the drift is in every prediction
+    assert abs(centered.predict(x).mean()) < 0.3 and abs(centered.bases_["lightgbm"].predict(x).mean()) < 0.3
+    # what is left is the signal: the centered model still ranks rows like the target does
+    assert np.corrcoef(centered.predict(x), y)[0, 1] > 0.5
+
+
 def test_meta_typo_fails_before_any_training():
     t0 = time.perf_counter()
     with pytest.raises(ValueError, match="meta must be one of"):

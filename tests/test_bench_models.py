@@ -1,0 +1,69 @@
+"""`python -m scripts.bench_models` end to end on a small synthetic market (tiny models, real code path)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simulation.synthetic.generator import DEFAULT_ASSETS, SyntheticConfig, generate
+from simulation.synthetic.store import pair_filename
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRS = ["BTC/USDT", "ETH/USDT"]
+TINY = {"purge": 24, "n_splits": 2, "meta": "auto", "lightgbm": {"n_estimators": 20}, "catboost": {"iterations": 20},
+        "random_forest": {"num_trees": 5}, "lstm": {"epochs": 1, "units": [8, 8, 4]}}
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scripts.bench_models", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def datadir(tmp_path_factory) -> Path:
+    """5m candles from the generator, 15m/1h resampled from them (as an exchange would serve)."""
+    out = tmp_path_factory.mktemp("bench_data")
+    assets = tuple(a for a in DEFAULT_ASSETS if a.pair in PAIRS)
+    market = generate(SyntheticConfig(seed=7, days=24, assets=assets))
+    agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    for pair, df in market.candles.items():
+        df = df.reset_index(drop=True)
+        df.to_feather(out / pair_filename(pair, "5m"))
+        for tf, rule in (("15m", "15min"), ("1h", "1h")):
+            res = df.set_index("date").resample(rule, label="left", closed="left").agg(agg).dropna().reset_index()
+            res.to_feather(out / pair_filename(pair, tf))
+    return out
+
+
+def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = _bench("--datadir", str(datadir), "--pairs", *PAIRS, "--folds", "2", "--train-days", "6", "--test-days", "2",
+                  "--label-period", "24", "--target-scale", "vol", "--ensemble-params", json.dumps(TINY), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["baseline"] == "LightGBMRegressor"
+    expected = {"StackedEnsemble", "lightgbm", "catboost", "random_forest", "lstm", "LightGBMRegressor",
+                *(f"StackedEnsemble[{k}]" for k in ("passthrough", "bases", "mean", "ic_weighted"))}
+    assert set(result["models"]) == expected
+    for name, m in result["models"].items():
+        assert 0 <= m["direction_accuracy"] <= 1 and m["rmse"] > 0 and -1 <= m["ic"] <= 1, name
+        assert m["train_s"] > 0 and 0 < m["predict_p50_ms"] <= m["predict_p99_ms"], name
+    assert len(result["folds"]) == 4 and {f["meta"] for f in result["folds"]} <= {"passthrough", "bases", "mean", "ic_weighted"}
+    # each fold predicts the 2 days after its 6-day training window, rolling forward by 2 days
+    starts = [pd.Timestamp(f["test_from"]) for f in result["folds"] if f["pair"] == "BTC/USDT"]
+    assert starts[1] - starts[0] == pd.Timedelta(days=2)
+    assert sum(b["candles"] for b in result["confidence_buckets"]) > 0
+    assert result["config"]["target_scale"] == "vol"
+
+
+def test_benchmark_names_missing_data(tmp_path):
+    proc = _bench("--datadir", str(tmp_path), "--pairs", "BTC/USDT", "--out", str(tmp_path / "x.json"))
+    assert proc.returncode == 2
+    err = proc.stderr.replace("\n", "")  # rich wraps long paths
+    assert "missing" in err and "BTC_USDT-5m.feather" in err
+    assert not (tmp_path / "x.json").exists()
