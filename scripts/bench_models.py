@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import features
-from freqaimodels.benchmark import BenchConfig, console, report, run, write
+from freqaimodels.benchmark import BenchConfig, complete, console, goal_line, report, run, write
 from simulation.paths import SHARED_DATA
 
 
@@ -26,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="return: log return over the label period; vol: the same over its expected size (trailing realized vol)")
     p.add_argument("--ensemble-params", type=json.loads, default=None, help='JSON, e.g. \'{"lstm": {"epochs": 3}}\'')
     p.add_argument("--out", type=Path, default=Path("user_data/bench_models.json"))
+    p.add_argument("--from-json", type=Path, metavar="RESULT", help="re-print the report of an earlier run (nothing is trained)")
     args = p.parse_args(argv)
+    if args.from_json:
+        if not args.from_json.exists():
+            p.error(f"{args.from_json} does not exist")
+        _print(complete(json.loads(args.from_json.read_text())))
+        return 0
     if args.folds < 1:
         p.error("--folds must be at least 1")
     cfg = BenchConfig(datadir=args.datadir, pairs=args.pairs, timeframe=args.timeframe, timerange=args.timerange,
@@ -38,11 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     write(result, args.out)
+    _print(result)
+    console.print(f"written {args.out}")
+    return 0
+
+
+def _print(result: dict) -> None:
     console.print(report(result))
     console.print("accuracy by confidence bucket: " + ", ".join(
         f"{b['bucket']} {b['direction_accuracy']:.3f} (n={b['candles']})" for b in result["confidence_buckets"]))
-    console.print(f"written {args.out}")
-    return 0
+    console.print(goal_line(result))
 
 
 if __name__ == "__main__":

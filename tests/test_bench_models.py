@@ -53,12 +53,21 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
     for name, m in result["models"].items():
         assert 0 <= m["direction_accuracy"] <= 1 and m["rmse"] > 0 and -1 <= m["ic"] <= 1, name
         assert m["train_s"] > 0 and 0 < m["predict_p50_ms"] <= m["predict_p99_ms"], name
+        assert m["fold_accuracy_se"] >= 0, name
+    goal = result["goal"]
+    acc = {n: m["direction_accuracy"] for n, m in result["models"].items()}
+    assert goal["best_base_accuracy"] == max(acc[n] for n in ("lightgbm", "catboost", "random_forest", "lstm"))
+    assert goal["met"] == (acc["StackedEnsemble"] > max(0.55, goal["best_base_accuracy"], acc["LightGBMRegressor"]))
     assert len(result["folds"]) == 4 and {f["meta"] for f in result["folds"]} <= {"passthrough", "bases", "mean", "ic_weighted"}
     # each fold predicts the 2 days after its 6-day training window, rolling forward by 2 days
     starts = [pd.Timestamp(f["test_from"]) for f in result["folds"] if f["pair"] == "BTC/USDT"]
     assert starts[1] - starts[0] == pd.Timedelta(days=2)
     assert sum(b["candles"] for b in result["confidence_buckets"]) > 0
     assert result["config"]["target_scale"] == "vol"
+    # re-reporting an earlier run trains nothing and prints the same table and verdict
+    again = _bench("--from-json", str(out))
+    assert again.returncode == 0 and "StackedEnsemble[ic_weighted]" in again.stderr and "goal (ensemble > 55%" in again.stderr
+    assert _bench("--from-json", str(tmp_path / "none.json")).returncode == 2
 
 
 def test_benchmark_names_missing_data(tmp_path):
