@@ -30,6 +30,7 @@ from scipy.stats import spearmanr
 import features
 from freqaimodels.estimators import StackedEnsemble
 from freqaimodels.estimators.lstm import KerasLSTMEstimator
+from freqaimodels.estimators.stacking import BASE_MODELS
 from simulation.timeframes import interval_ms
 
 BASELINE = "LightGBMRegressor"
@@ -206,7 +207,6 @@ def run(cfg: BenchConfig) -> dict:
     }
 
 
-BASES = ("lightgbm", "catboost", "random_forest", "lstm")
 GOAL_ACCURACY = 0.55
 
 
@@ -224,7 +224,7 @@ def _add_fold_spread(models: dict, folds: list[dict]) -> None:
 def goal(models: dict) -> dict:
     """Issue 4's goal: the ensemble above 55% and above the baseline and the best single base model."""
     acc = {n: m["direction_accuracy"] for n, m in models.items()}
-    best = max((n for n in BASES if n in acc), key=acc.get, default=None)
+    best = max((n for n in BASE_MODELS if n in acc), key=acc.get, default=None)
     ens = acc.get("StackedEnsemble")
     met = ens is not None and ens > GOAL_ACCURACY and ens > acc.get(BASELINE, 1) and (best is None or ens > acc[best])
     return {"ensemble": ens, "best_base": best, "best_base_accuracy": acc.get(best), "baseline_accuracy": acc.get(BASELINE),
