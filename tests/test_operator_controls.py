@@ -74,7 +74,7 @@ def test_bot_refuses_default_api_password(replay):
 def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
     tmp, overlay = replay
     hook = Receiver()
-    extra = {**FORCE_ORDERS, "max_open_trades": 3,
+    extra = {**FORCE_ORDERS, "max_open_trades": 3, "minimal_roi": {"0": 100},
              "webhook": {"enabled": True, "url": hook.url, "format": "json", "retries": 1, "allow_custom_messages": True,
                          "strategy_msg": {"type": "{type}", "msg": "{msg}"}}}
     bot = RunningBot(tmp, [*CONFIGS, str(overlay)], extra, "RiskReference")
@@ -84,17 +84,24 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
         for pair in ("BTC/USDT", "ETH/USDT"):
             client.forceenter(pair, "long")
         wait_for(lambda: len([t for t in client.status() if t.get("is_open")]) == 2, 60, "two open trades")
+        # The replay's current candle may carry the strategy's exit signal for a pair (it depends on the
+        # wall clock): freqtrade then closes that trade on its own within a loop, and never asks
+        # custom_exit while the signal is set. Let that happen first; the emergency must close the rest.
+        time.sleep(3)
+        at_risk = {t["pair"] for t in client.status() if t.get("is_open")}
+        assert at_risk, "both forced trades closed by exit signals before the test could trigger"
         flag = tmp / "ud" / "EMERGENCY_STOP"
         flag.write_text("operator test")
         wait_for(lambda: not client.status(), 60, "all trades exited")
         text = log.read_text()
-        delays = [float(m) for m in re.findall(r"emergency exit \S+ ([0-9.]+) ms after the trigger", text)]
+        exits = re.findall(r"emergency exit (\S+) ([0-9.]+) ms after the trigger", text)
+        delays = [float(ms) for _, ms in exits]
         # The decision is taken for every trade in the trigger's loop; freqtrade then executes exits one
         # after another (~100 ms each in dry-run: order, wallet sync, RPC, DB), so the spec's 100 ms
         # holds for the first exit and the rest follow in the same loop.
-        assert len(delays) == 2 and delays[0] < 100 and max(delays) < 1000, delays
+        assert {p for p, _ in exits} == at_risk and delays[0] < 100 and max(delays) < 1000, exits
         trades = client.trades()["trades"]
-        assert {t["exit_reason"] for t in trades} == {"emergency_stop"}
+        assert {t["exit_reason"] for t in trades if t["pair"] in at_risk} == {"emergency_stop"}
         wait_for(lambda: any("[CRITICAL] emergency stop" in str(m.get("msg", "")) for m in hook.messages), 30,
               f"webhook alert (got {hook.messages})")
         client.forceenter("BTC/USDT", "long")  # blocked now
