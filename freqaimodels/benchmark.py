@@ -189,22 +189,20 @@ def run(cfg: BenchConfig) -> dict:
         m["train_s"] = float(np.mean(rec["train_s"]))
         m["predict_p50_ms"], m["predict_p99_ms"] = latency.get(name, (None, None))
         models[name] = m
-    _add_fold_spread(models, fold_info)
     conf = pd.concat(conf_rows, ignore_index=True)
     conf = conf[conf["y"] != 0]
     buckets = pd.cut(conf["confidence"], [0, 0.5, 0.55, 0.6, 0.65, 0.75, 1.0001], right=False)
     by_bucket = conf.groupby(buckets, observed=True)["hit"].agg(["mean", "count"])
-    return {
+    return complete({
         "models": models,
         "baseline": BASELINE,
-        "goal": goal(models),
         "confidence_buckets": [
             {"bucket": str(b), "direction_accuracy": float(r["mean"]), "candles": int(r["count"])} for b, r in by_bucket.iterrows()
         ],
         "folds": fold_info,
         "n_features": len(cols),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()},
-    }
+    })
 
 
 GOAL_ACCURACY = 0.55
@@ -258,7 +256,7 @@ def report(result: dict) -> Table:
 
 
 def complete(result: dict) -> dict:
-    """Fold spread and goal for a result written before they were computed (re-reporting old runs)."""
+    """Fold spread and goal verdict: for a fresh run, and for one written before they existed."""
     _add_fold_spread(result["models"], result["folds"])
     result["goal"] = goal(result["models"])
     return result
