@@ -32,4 +32,4 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean-data:
-	rm -rf user_data/data user_data/backtest_results user_data/main_job user_data/testbench
+	rm -rf user_data/data user_data/backtest_results user_data/testbench

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from freqtrade.configuration import TimeRange
+from freqtrade.exchange import timeframe_to_msecs as interval_ms
 from freqtrade.strategy import merge_informative_pair
 from rich.console import Console
 from rich.markup import escape
@@ -27,11 +29,10 @@ from rich.progress import Progress
 from rich.table import Table
 from scipy.stats import spearmanr
 
-import features
+from freqaimodels import features
 from freqaimodels.estimators import StackedEnsemble
 from freqaimodels.estimators.lstm import KerasLSTMEstimator
 from freqaimodels.estimators.stacking import BASE_MODELS
-from simulation.timeframes import interval_ms
 
 BASELINE = "LightGBMRegressor"
 # Piped or logged output gets room for the whole table (rich would assume 80 columns and cut names).
@@ -98,9 +99,9 @@ def build_dataset(cfg: BenchConfig, pair: str) -> tuple[pd.DataFrame, list[str]]
     base = features.standard(base)
     base = features.set_targets(base, cfg.label_period, cfg.target_scale)
     if cfg.timerange:
-        start, _, end = cfg.timerange.partition("-")
-        lo = pd.Timestamp(start, tz="UTC") if start else base["date"].min()
-        hi = pd.Timestamp(end, tz="UTC") if end else base["date"].max()
+        tr = TimeRange.parse_timerange(cfg.timerange)  # freqtrade's own --timerange syntax
+        lo = pd.Timestamp(tr.startts, unit="s", tz="UTC") if tr.startts else base["date"].min()
+        hi = pd.Timestamp(tr.stopts, unit="s", tz="UTC") if tr.stopts else base["date"].max()
         base = base[(base["date"] >= lo) & (base["date"] < hi)]
     cols = [c for c in base.columns if c.startswith("%")]
     return base.reset_index(drop=True), cols

@@ -137,7 +137,7 @@ def score_against_truth(truth: np.ndarray, run: dict) -> dict:
         "update_us_p50": run["update_us_p50"],
         "update_us_p99": run["update_us_p99"],
         "train_candles": run["n_train"],
-        "test_candles": int(len(truth)),
+        "test_candles": len(truth),
     }
 
 
@@ -152,7 +152,7 @@ def evaluate_synthetic(seed: int, candles: int, train_fraction: float) -> dict:
 
 
 def regime_statistics(df: pd.DataFrame, labels: np.ndarray, timeframe: str) -> dict:
-    from simulation.timeframes import interval_ms
+    from freqtrade.exchange import timeframe_to_msecs as interval_ms
 
     per_year = 365 * 86_400_000 / interval_ms(timeframe)
     ret = np.diff(np.log(df["close"].to_numpy(float)), prepend=np.nan)

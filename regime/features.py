@@ -34,7 +34,7 @@ class FeatureWindows:
     @classmethod
     def for_timeframe(cls, timeframe: str) -> FeatureWindows:
         """Defaults are in 5m candles; keep the same time spans on other timeframes (with floors)."""
-        from simulation.timeframes import interval_ms
+        from freqtrade.exchange import timeframe_to_msecs as interval_ms
 
         scale = 300_000 / interval_ms(timeframe)
         base = cls()

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from freqtrade.exchange import timeframe_to_msecs as interval_ms
 
 from regime.detector import REGIMES, RegimeDetector, RegimeFitError, regime_frame
 from regime.features import FeatureWindows
-from simulation.timeframes import interval_ms
 
 logger = logging.getLogger(__name__)
 

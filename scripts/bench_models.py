@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-import features
+from freqaimodels import features
 from freqaimodels.benchmark import BenchConfig, complete, console, goal_line, report, run, write
 from simulation.paths import SHARED_DATA
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from freqtrade.configuration.load_config import load_from_files
 from freqtrade.exceptions import OperationalException
 
-from companion.live import CONFIRM_ENV, preflight
+from cryptobot_ops.live import CONFIRM_ENV, preflight
 from simulation.freqtrade_runner import freqtrade_executable
 
 

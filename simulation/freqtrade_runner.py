@@ -34,36 +34,23 @@ def freqtrade_executable() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "freqtrade"]
 
 
-def run_freqtrade(
-    args: list[str],
-    log_path: Path,
-    timeout: float = 1800,
-    check: bool = True,
-    echo: bool = False,
-) -> FreqtradeRun:
-    """Run `freqtrade ARGS` from the repo root, logging to log_path (and the console if echo)."""
+def run_freqtrade(args: list[str], log_path: Path, timeout: float = 1800, check: bool = True) -> FreqtradeRun:
+    """Run `freqtrade ARGS` from the repo root, its output going straight to log_path.
+
+    The process writes to the file itself (no pipe to drain), so `timeout` holds even when freqtrade
+    hangs silently; on timeout the process is killed and FreqtradeError names the log."""
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t0 = time.monotonic()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [*freqtrade_executable(), *args],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert proc.stdout is not None
+        proc = subprocess.Popen([*freqtrade_executable(), *args], cwd=REPO_ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            for line in proc.stdout:
-                log.write(line)
-                if echo:
-                    sys.stdout.write(line)
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
             raise FreqtradeError(f"freqtrade {args[0]} timed out after {timeout}s; log: {log_path}") from None
     run = FreqtradeRun(list(args), proc.returncode, time.monotonic() - t0, log_path)
     if check and run.returncode != 0:

@@ -81,6 +81,6 @@ def infer_market(pair: str, prices: np.ndarray, volumes: np.ndarray) -> MarketSp
 
 def round_to(values: np.ndarray, step: float, mode: str = "nearest") -> np.ndarray:
     """Round to a multiple of step, keeping the result an exact short decimal."""
-    decimals = max(0, -int(math.floor(math.log10(step) + 1e-9)))
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     fn = {"nearest": np.round, "up": np.ceil, "down": np.floor}[mode]
     return np.round(fn(np.asarray(values) / step) * step, decimals)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -73,3 +74,21 @@ def divides(fine: str, coarse: str) -> bool:
     if coarse == "1w":
         return DAY_MS % f == 0 or (c % f == 0 and (WEEK_ORIGIN_MS % f == 0))
     return c > f and c % f == 0
+
+
+def timerange_bounds(text: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Both ends of a freqtrade `--timerange` (`YYYYMMDD[THHMM]-YYYYMMDD[THHMM]`), read by freqtrade's
+    own `TimeRange` so our commands accept exactly what freqtrade does; open ends are refused."""
+    from freqtrade.configuration import TimeRange
+
+    tr = TimeRange.parse_timerange(text)
+    if not tr.startts or not tr.stopts:
+        raise ValueError(f"timerange {text!r} needs both a start and an end")
+    return pd.Timestamp(tr.startts, unit="s", tz="UTC"), pd.Timestamp(tr.stopts, unit="s", tz="UTC")
+
+
+def timerange_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """The freqtrade `--timerange` for [start, end): whole days as YYYYMMDD, else YYYYMMDDTHHMM."""
+    def one(t: pd.Timestamp) -> str:
+        return f"{t:%Y%m%d}" if t == t.normalize() else f"{t:%Y%m%dT%H%M}"
+    return f"{one(start)}-{one(end)}"

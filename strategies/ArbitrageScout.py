@@ -14,17 +14,12 @@ Every number is overridable in the config's `arbitrage` section.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+from ensemble_base import EnsembleRiskStrategy
 from freqtrade.strategy import informative
 from pandas import DataFrame, Series
 
-import features
+from freqaimodels import features
 from regime.columns import add_regime_columns, unknown_regime_columns
-
-sys.path.append(str(Path(__file__).parent))
-from ensemble_base import EnsembleRiskStrategy
 
 
 class ArbitrageScout(EnsembleRiskStrategy):

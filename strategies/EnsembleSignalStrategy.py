@@ -6,16 +6,11 @@ Run: freqtrade backtesting --config config/freqai.json --strategy EnsembleSignal
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+from ensemble_base import FreqAIFeatureHooks
 from freqtrade.strategy import DecimalParameter, IStrategy
 from pandas import DataFrame
 
 from freqaimodels.estimators.freqai_adapter import CONFIDENCE
-
-sys.path.append(str(Path(__file__).parent))
-from ensemble_base import FreqAIFeatureHooks
 
 
 class EnsembleSignalStrategy(FreqAIFeatureHooks, IStrategy):
@@ -42,7 +37,7 @@ class EnsembleSignalStrategy(FreqAIFeatureHooks, IStrategy):
         return self.freqai.start(dataframe, metadata, self)
 
     def _confidence(self, dataframe: DataFrame):
-        return dataframe[CONFIDENCE] if CONFIDENCE in dataframe else 1.0
+        return dataframe.get(CONFIDENCE, 1.0)
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe.loc[

@@ -4,13 +4,8 @@ with a deeper stretch). 1.5% of equity per trade, at most 5 positions (config/me
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-from pandas import DataFrame, Series
-
-sys.path.append(str(Path(__file__).parent))
 from ensemble_base import EnsembleRiskStrategy
+from pandas import DataFrame, Series
 
 
 class MeanReversionEnsemble(EnsembleRiskStrategy):

@@ -7,16 +7,11 @@ taken only in `trending_bull` / `sideways`, with a regime-specific RSI threshold
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from freqtrade.strategy import informative
 from pandas import DataFrame
+from ReferenceStrategy import ReferenceStrategy
 
 from regime.columns import add_regime_columns, regime_allows, regime_plot, unknown_regime_columns
-
-sys.path.append(str(Path(__file__).parent))  # freqtrade's documented way to derive strategies
-from ReferenceStrategy import ReferenceStrategy
 
 
 class RegimeGatedReference(ReferenceStrategy):

@@ -3,12 +3,9 @@ that shows the limits, the emergency stop and the alerts at work, and the one th
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from RegimeGatedReference import RegimeGatedReference
 
-sys.path.append(str(Path(__file__).parent))
-from RegimeGatedReference import RegimeGatedReference  # noqa: E402
-from risk_controls import RiskControlled  # noqa: E402
+from cryptobot_ops.risk import RiskControlled
 
 
 class RiskReference(RiskControlled, RegimeGatedReference):

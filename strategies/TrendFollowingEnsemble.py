@@ -3,10 +3,6 @@ trending_bull. 2% of equity per trade, at most 3 positions (config/trend-followi
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.append(str(Path(__file__).parent))
 from ensemble_base import EnsembleRiskStrategy
 
 

@@ -7,19 +7,14 @@ trailing stop, exits, FreqUI plot config, risk limits — lives here.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import talib.abstract as ta
 from freqtrade.strategy import IStrategy, informative
 from pandas import DataFrame, Series
 
-import features
+from cryptobot_ops.risk import RiskControlled
+from freqaimodels import features
 from freqaimodels.estimators.freqai_adapter import CONFIDENCE
 from regime.columns import add_regime_columns, regime_allows, regime_plot, unknown_regime_columns
-
-sys.path.append(str(Path(__file__).parent))
-from risk_controls import RiskControlled
 
 PREDICTION = features.TARGET
 

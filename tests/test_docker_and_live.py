@@ -7,12 +7,11 @@ import re
 import subprocess
 import sys
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
 import yaml
 
-from companion.live import CONFIRM_ENV, preflight
+from cryptobot_ops.live import CONFIRM_ENV, preflight
 from simulation.gateway.metrics import GatewayMetrics
 from simulation.paths import REPO_ROOT
 
@@ -21,7 +20,7 @@ COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
 
 
 def test_dockerfile_pins_the_tested_freqtrade():
-    base = re.search(r"^FROM (\S+)", (DOCKER / "Dockerfile").read_text(), re.M).group(1)
+    base = re.search(r"^FROM (\S+)", (DOCKER / "Dockerfile").read_text(), re.MULTILINE).group(1)
     assert base == f"freqtradeorg/freqtrade:{version('freqtrade')}_freqai"
 
 
@@ -49,7 +48,7 @@ def _env_values(svc: dict) -> dict:
 
 def test_compose_secrets_come_from_the_environment_without_defaults():
     text = (DOCKER / "docker-compose.yml").read_text()
-    secret = re.compile(r"(PASSWORD|SECRET|KEY|TOKEN)", re.I)
+    secret = re.compile(r"(PASSWORD|SECRET|KEY|TOKEN)", re.IGNORECASE)
     for name, svc in COMPOSE["services"].items():
         for key, value in _env_values(svc).items():
             if secret.search(key):

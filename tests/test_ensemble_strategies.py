@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
+from cryptobot_ops.risk import RiskLimits
 from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
 from simulation.testbench.limits import limit_violations
@@ -101,7 +102,7 @@ def _backtest(market, strategy: str, extra: dict | None = None, name: str = "bt"
 @pytest.mark.parametrize("strategy", list(CASES))
 def test_backtest_trades_within_limits(market, strategy):
     max_open, fraction = CASES[strategy].max_open, CASES[strategy].fraction
-    stats, log = _backtest(market, strategy)
+    stats, _log = _backtest(market, strategy)
     trades = pd.DataFrame(stats["trades"])
     assert len(trades) >= 3, f"{strategy} made {len(trades)} trades"
     for col in ("open_date", "close_date"):
@@ -112,7 +113,7 @@ def test_backtest_trades_within_limits(market, strategy):
         realized = trades[trades.close_date <= t.open_date].profit_abs.sum()
         assert t.stake_amount == pytest.approx(fraction * (start + realized), rel=0.02), t
     # max positions, portfolio heat at each entry (open trades included), no entry after a 3% daily loss
-    assert limit_violations(trades, start, max_open, heat_limit=0.15, daily_loss=0.03) == []
+    assert limit_violations(trades, start, max_open, RiskLimits()) == []
     # every exit reason is one we configured
     assert set(trades.exit_reason) <= {"roi", "exit_signal", "prediction_down", "reverted", "trailing_stop_loss",
                                        "stop_loss", "force_exit", "emergency_stop", "converged"}
@@ -183,7 +184,7 @@ def test_recursive_analysis_stable_at_strategy_startup(market, strategy):
                         tmp / f"{strategy}-recursive.log", timeout=1800)
     log = run.log_path.read_text()
     assert run.returncode == 0 and "Start checking for recursive bias" in log
-    table = [ln for ln in log.splitlines() if ln.startswith("│") or ln.startswith("┃")]
+    table = [ln for ln in log.splitlines() if ln.startswith(("│", "┃"))]
     if table:  # differences somewhere: none may be at the strategy's own startup count
         header = [c.strip() for c in table[0].strip("┃").split("┃")]
         col = next(i for i, h in enumerate(header) if "from strategy" in h)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import features
+from freqaimodels import features
 
 
 def test_vol_scaled_target_keeps_the_sign_and_is_causal_in_its_scale():

@@ -53,7 +53,7 @@ def env(tmp_path_factory):
 
 
 def test_backtest_trains_predicts_and_trades(env):
-    tmp, base, userdir = env
+    tmp, base, _userdir = env
     results = tmp / "results"
     results.mkdir()
     run = run_freqtrade(["backtesting", *base, "--timerange", "20240125-20240131", "--export", "signals",
@@ -72,7 +72,7 @@ def test_backtest_trains_predicts_and_trades(env):
 
 
 def test_saved_models_reload_in_a_new_process_with_identical_predictions(env):
-    tmp, base, userdir = env
+    tmp, _base, userdir = env
     models = sorted((userdir / "models" / "ci-ensemble").rglob("*_model.joblib"))
     assert models, "FreqAI's data drawer saved the ensemble"
     script = (
@@ -96,7 +96,7 @@ def test_lookahead_analysis_finds_no_biased_signal(env):
     """freqtrade re-runs the backtest cut at each signal and compares. Entries and exits must be
     identical. FreqAI output columns may be listed as 'biased indicators' (freqtrade says these can
     be ignored): assert every such difference is NaN-vs-NaN or float noise from retraining."""
-    tmp, base, userdir = env
+    tmp, base, _userdir = env
     out = tmp / "lookahead.csv"
     run = run_freqtrade(["lookahead-analysis", *base, "--timerange", "20240125-20240131", "--minimum-trade-amount", "2",
                          "--targeted-trade-amount", "3", "--lookahead-analysis-exportfilename", str(out)],

@@ -112,7 +112,7 @@ def test_dry_run_bot_trades_on_replayed_market(tmp_path):
                     candles = client.pair_candles("BTC/USDT", "5m", limit=300)
                     if candles and candles.get("length", 0) > 0:
                         break
-                except Exception:  # API not up yet
+                except Exception:  # noqa: BLE001, S110 (API not up yet)
                     pass
                 time.sleep(2)
             assert bot.poll() is None, log.read_text()[-3000:]

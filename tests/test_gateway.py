@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -51,8 +52,8 @@ def test_tickers_and_depth_agree_with_last_candle(synthetic_gateway):
     bids = [(float(p), float(q)) for p, q in book["bids"]]
     asks = [(float(p), float(q)) for p, q in book["asks"]]
     assert len(bids) >= 10 and len(asks) >= 10
-    assert all(b1[0] > b2[0] for b1, b2 in zip(bids, bids[1:], strict=False))
-    assert all(a1[0] < a2[0] for a1, a2 in zip(asks, asks[1:], strict=False))
+    assert all(b1[0] > b2[0] for b1, b2 in itertools.pairwise(bids))
+    assert all(a1[0] < a2[0] for a1, a2 in itertools.pairwise(asks))
     assert bids[0][0] < close < asks[0][0]
     spread = (asks[0][0] - bids[0][0]) / close
     assert 0.0001 <= spread <= 0.0011, "base spread 0.02%, at most x1.5 in high volatility"
@@ -118,6 +119,7 @@ def test_bad_datadir_fails_fast_with_a_clear_message(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr

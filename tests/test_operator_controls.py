@@ -15,7 +15,7 @@ from bot_helpers import FORCE_ORDERS, RunningBot, api_env, api_section, start_bo
 from telegram import Bot, Update
 from telegram.request import BaseRequest
 
-from companion.bot import Companion, build_application
+from cryptobot_ops.companion.bot import Companion, build_application
 from simulation.freqtrade_runner import run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
 from simulation.gateway.process import free_port

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
-from simulation.paths import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "strategies"))
-from risk_controls import (
+from cryptobot_ops.risk import (
     Position,
     RiskLimits,
     check_entry,
@@ -21,7 +16,7 @@ from risk_controls import (
 )
 
 L = RiskLimits()
-BASE = dict(stake=100.0, stop_distance=0.02, equity=10_000.0, peak_equity=10_000.0, day_start_equity=10_000.0, positions=[])
+BASE = {"stake": 100.0, "stop_distance": 0.02, "equity": 10_000.0, "peak_equity": 10_000.0, "day_start_equity": 10_000.0, "positions": []}
 
 
 def test_defaults_are_the_spec_limits():

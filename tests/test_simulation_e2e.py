@@ -31,7 +31,7 @@ def _run(out, *args) -> dict:
 
 def test_accelerated_dry_run_comparison_and_report(tmp_path):
     out = tmp_path / "dry"
-    result = _run(out, "--mode", "dry-run", "--timerange", "202403011000-202403011600")
+    result = _run(out, "--mode", "dry-run", "--timerange", "20240301T1000-20240301T1600")
     assert CONTRACT <= set(result)
     session = result["session"]
     assert session["effective_speed"] >= 30, "accelerated: at least 30x the wall clock"
@@ -60,7 +60,7 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
 def test_paper_mode_survives_faults_and_kill9(tmp_path):
     out = tmp_path / "paper"
     faults = "5xx=0.03,429=0.02,timeout=0.01,stale_book=0.1,drop=0.02"
-    result = _run(out, "--mode", "paper", "--stoploss-on-exchange", "--timerange", "202403011000-202403011800",
+    result = _run(out, "--mode", "paper", "--stoploss-on-exchange", "--timerange", "20240301T1000-20240301T1800",
                   "--faults", faults, "--kill-bot-at", "0.5")
     assert result["session"]["bot_restarts"] == 1
     injected = result["latency_ms"]["faults"]

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cryptobot_ops.risk import RiskLimits
 from simulation.run.browser import check_page
 from simulation.testbench.limits import limit_violations
 from simulation.testbench.metrics import trade_metrics, trades_frame
@@ -99,6 +100,10 @@ def test_limit_violations_from_the_trade_list():
     assert any(v.startswith("heat") for v in limit_violations(hot, 1000.0, max_open=3))
     after_loss = trades_frame([_trade(0, 1, -40), _trade(0.2, 1, 5, "ETH/USDT")])  # -4% then a new entry that day
     assert any("loss that day" in v for v in limit_violations(after_loss, 1000.0, max_open=3))
+    # Heat is over the equity at entry, as in the strategies' risk check: after +1000 realized, a 150 heat is 7.5%.
+    grown = trades_frame([_trade(0, 1, 1000), _trade(2, 1, 1, stake=300, stop=0.5)])
+    assert limit_violations(grown, 1000.0, max_open=3) == []
+    assert any(v.startswith("heat") for v in limit_violations(grown, 1000.0, max_open=3, limits=RiskLimits(portfolio_heat=0.07)))
 
 
 def test_recommendation_rules():
@@ -134,6 +139,12 @@ def test_bench_end_to_end_sequential_and_on_ray(tmp_path):
     assert {"folds", "monte_carlo", "comparison", "stress", "recommendation"} <= set(summary)
     assert len(summary["folds"]) == 2 and summary["scale_out"] == "in-process, sequential"
     assert sum(f["metrics"]["trades"] for f in summary["folds"]) == summary["aggregate"]["trades"] > 0
+    for fold in summary["folds"]:  # the bench's figures are freqtrade's own for the same trades and window
+        m, ft = fold["metrics"], fold["freqtrade_stats"]
+        assert m["trades"] == ft["total_trades"]
+        for ours, theirs in (("sharpe", "sharpe"), ("sortino", "sortino"), ("calmar", "calmar"),
+                             ("max_drawdown", "max_drawdown_account")):
+            assert m[ours] == pytest.approx(ft[theirs], rel=1e-9, abs=1e-12), (ours, m[ours], ft[theirs])
     assert summary["monte_carlo"]["paths"] == 1000
     stress = summary["stress"][0]
     assert stress["scenario"] == "flash_crash" and stress["limits_held"], stress

@@ -13,12 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from simulation.clock import Clock
 from simulation.execution import ExecutionParams
 from simulation.gateway import GatewayProcess
-from simulation.gateway.api import BinanceError, BinanceSpotAPI
+from simulation.gateway.api import BinanceSpotAPI
 from simulation.marketdata import CandleStore, open_source
 from simulation.run.bot_config import NotLoopbackError, assert_loopback
 from simulation.synthetic import SyntheticConfig
 from simulation.venue import ApiCredentials, Venue
 from simulation.venue.auth import KEY_ENV, SECRET_ENV, verify
+from simulation.wire import BinanceError
 
 BAL = 1e9
 CREDS = ApiCredentials("k" * 32, "s" * 64)

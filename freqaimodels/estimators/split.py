@@ -8,6 +8,7 @@ so every out-of-fold prediction comes from a model that saw nothing at or after 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -29,7 +30,7 @@ class PurgedKFold:
             raise ValueError(f"{n_samples} rows are too few for {self.n_splits} purged folds")
         bounds = np.linspace(0, n_samples, blocks + 1).astype(int)
         idx = np.arange(n_samples)
-        pairs = list(zip(bounds[:-1], bounds[1:], strict=True))
+        pairs = list(itertools.pairwise(bounds))
         for lo, hi in pairs[1:] if self.walk_forward else pairs:
             test = idx[lo:hi]
             before = idx < lo - self.purge

@@ -1,7 +1,7 @@
 """Offline Binance-compatible exchange gateway for stock freqtrade."""
 
-from simulation.gateway.api import BinanceError, BinanceSpotAPI
+from simulation.gateway.api import BinanceSpotAPI
 from simulation.gateway.freqtrade_config import exchange_overlay, write_overlay
 from simulation.gateway.process import GatewayProcess
 
-__all__ = ["BinanceError", "BinanceSpotAPI", "GatewayProcess", "exchange_overlay", "write_overlay"]
+__all__ = ["BinanceSpotAPI", "GatewayProcess", "exchange_overlay", "write_overlay"]

@@ -7,9 +7,7 @@ and the HTTP server stays a thin adapter.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,62 +16,10 @@ from simulation.clock import Clock
 from simulation.marketdata.store import Candle, CandleStore
 from simulation.markets import MarketSpec
 from simulation.timeframes import DAY_MS, INTERVAL_MS, interval_ms
+from simulation.wire import BinanceError, Params, fmt_num, invalid_symbol
 
 KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT = 500, 1000
 DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT = 100, 5000
-_INT = re.compile(r"^-?[0-9]{1,20}$")
-
-
-class BinanceError(Exception):
-    """An error answered the way Binance does: HTTP status plus {"code", "msg"}."""
-
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        super().__init__(msg)
-        self.code, self.msg, self.status = code, msg, status
-
-    def body(self) -> dict:
-        return {"code": self.code, "msg": self.msg}
-
-
-def invalid_symbol() -> BinanceError:
-    return BinanceError(-1121, "Invalid symbol.")
-
-
-def fmt_num(x: float) -> str:
-    """Binance-style 8-decimal string, falling back to repr when 8 decimals would lose bits."""
-    s = f"{x:.8f}"
-    return s if float(s) == x else repr(float(x))
-
-
-@dataclass(frozen=True)
-class _Params:
-    raw: Mapping[str, str]
-
-    def required(self, name: str) -> str:
-        value = self.raw.get(name)
-        if value is None or value == "":
-            raise BinanceError(
-                -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-            )
-        return value
-
-    def integer(self, name: str) -> int | None:
-        value = self.raw.get(name)
-        if value is None or value == "":
-            return None
-        if not _INT.match(value):
-            raise BinanceError(
-                -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
-            )
-        return int(value)
-
-    def limit(self, default: int, maximum: int) -> int:
-        value = self.integer("limit")
-        if value is None:
-            return default
-        if not 1 <= value <= maximum:
-            raise BinanceError(-1130, "Data sent for parameter 'limit' is not valid.")
-        return value
 
 
 class BinanceSpotAPI:
@@ -97,7 +43,7 @@ class BinanceSpotAPI:
     def _market(self, symbol: str) -> MarketSpec:
         return self.store.markets[self._pair(symbol)]
 
-    def _symbols(self, params: _Params) -> list[str] | None:
+    def _symbols(self, params: Params) -> list[str] | None:
         """None for 'all symbols'; validates symbol / symbols like Binance."""
         symbol, symbols = params.raw.get("symbol"), params.raw.get("symbols")
         if symbol and symbols:
@@ -117,7 +63,7 @@ class BinanceSpotAPI:
             return parsed
         return None
 
-    def _one_or_all(self, params: _Params, build) -> dict | list:
+    def _one_or_all(self, params: Params, build) -> dict | list:
         symbols = self._symbols(params)
         if symbols is not None and "symbol" in params.raw:
             return build(symbols[0])
@@ -131,7 +77,7 @@ class BinanceSpotAPI:
         return {"serverTime": self.clock.now_ms()}
 
     def exchange_info(self, raw: Mapping[str, str]) -> dict:
-        symbols = self._symbols(_Params(raw)) or list(self._by_symbol)
+        symbols = self._symbols(Params(raw)) or list(self._by_symbol)
         return {
             "timezone": "UTC",
             "serverTime": self.clock.now_ms(),
@@ -183,7 +129,7 @@ class BinanceSpotAPI:
         }
 
     def klines(self, raw: Mapping[str, str]) -> list[list]:
-        p = _Params(raw)
+        p = Params(raw)
         symbol = p.required("symbol")
         interval = p.required("interval")
         pair = self._pair(symbol)
@@ -238,7 +184,7 @@ class BinanceSpotAPI:
         ]
 
     def ticker_24hr(self, raw: Mapping[str, str]) -> dict | list:
-        return self._one_or_all(_Params(raw), self._ticker_24hr)
+        return self._one_or_all(Params(raw), self._ticker_24hr)
 
     def _ticker_24hr(self, symbol: str) -> dict:
         pair = self._pair(symbol)
@@ -282,7 +228,7 @@ class BinanceSpotAPI:
             last = self.store.last_candle(self._pair(symbol), self.clock.data_now())
             return {"symbol": symbol, "price": fmt_num(_on_tick(last.close, self._market(symbol).tick_size))}
 
-        return self._one_or_all(_Params(raw), build)
+        return self._one_or_all(Params(raw), build)
 
     def book_ticker(self, raw: Mapping[str, str]) -> dict | list:
         def build(symbol: str) -> dict:
@@ -295,10 +241,10 @@ class BinanceSpotAPI:
                 "askQty": fmt_num(b.asks[0][1]),
             }
 
-        return self._one_or_all(_Params(raw), build)
+        return self._one_or_all(Params(raw), build)
 
     def depth(self, raw: Mapping[str, str]) -> dict:
-        p = _Params(raw)
+        p = Params(raw)
         symbol = p.required("symbol")
         self._pair(symbol)
         limit = p.limit(DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from simulation.gateway.api import BinanceError, fmt_num
 from simulation.venue import ApiCredentials, Venue
 from simulation.venue.auth import verify
+from simulation.wire import BinanceError, fmt_num
 
 
 async def _params(request: web.Request, creds: ApiCredentials | None, venue: Venue) -> dict[str, str]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import requests
 
@@ -41,7 +42,7 @@ class GatewayProcess:
 
     def start(self) -> GatewayProcess:
         cmd = [sys.executable, "-m", "simulation.gateway", "--port", str(self.port), *self.args]
-        self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
+        self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 (closed in stop())
         root = REPO_ROOT
         base = os.environ if self.base_env is None else self.base_env
         env = {**base, "PYTHONPATH": f"{root}{os.pathsep}{base.get('PYTHONPATH', '')}"}
@@ -74,7 +75,7 @@ class GatewayProcess:
             self._log.close()
         return self.proc.returncode
 
-    def __enter__(self) -> GatewayProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

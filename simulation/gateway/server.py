@@ -17,11 +17,12 @@ import orjson
 from aiohttp import web
 
 from simulation.execution import LatencyModel
-from simulation.gateway.api import BinanceError, BinanceSpotAPI
+from simulation.gateway.api import BinanceSpotAPI
 from simulation.gateway.faults import FaultSpec
 from simulation.gateway.metrics import GatewayMetrics
 from simulation.gateway.private import add_private_routes
 from simulation.venue import ApiCredentials, Venue
+from simulation.wire import BinanceError
 
 logger = logging.getLogger("simulation.gateway")
 

@@ -18,21 +18,20 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from freqtrade.exceptions import ConfigurationError
 
 from simulation.paths import REPO_ROOT, SHARED_DATA
 from simulation.run.spec import MODES, RunSpec
-from simulation.timeframes import DAY_MS
+from simulation.timeframes import DAY_MS, timerange_bounds
 
 logger = logging.getLogger("simulation.run")
 
 
 def _timerange(text: str) -> tuple[int, int]:
     try:
-        a, b = text.split("-")
-        start = pd.Timestamp(a, tz="UTC")
-        end = pd.Timestamp(b, tz="UTC")
-    except ValueError:
-        raise argparse.ArgumentTypeError("timerange must be YYYYMMDD-YYYYMMDD (or with HHMM: YYYYMMDDHHMM-...)") from None
+        start, end = timerange_bounds(text)
+    except (ValueError, ConfigurationError) as exc:
+        raise ValueError(f"--timerange: {exc} (freqtrade's syntax: YYYYMMDD[THHMM]-YYYYMMDD[THHMM])") from None
     return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
 
 

@@ -122,6 +122,12 @@ class Session:
                 self.bot.wait()
         self.event("bot_stopped", returncode=self.bot.returncode if self.bot else None)
 
+    def _kill_orphan(self) -> None:
+        if self.bot is not None and self.bot.poll() is None:
+            logger.error("stopping the bot (pid %s): the session failed", self.bot.pid)
+            self.bot.kill()
+            self.bot.wait()
+
     # -- the run --------------------------------------------------------------------------
     def run(self) -> dict:
         s = self.spec
@@ -131,22 +137,27 @@ class Session:
             overlay = bot_overlay(s, gw.url, self.api_port, str((self.out / "tradesv3.sqlite").resolve()))
             self.overlay_path = self.out / "bot_overlay.json"
             self.overlay_path.write_text(json.dumps(overlay, indent=2))
-            self.start_bot()
-            lag = now_ms() - s.start_ms
-            if lag > 0:
-                logger.warning("the bot became ready %.0f simulated s after the window opened (raise --warmup)", lag / 1000)
-            while now_ms() < s.start_ms:
-                time.sleep(min(self.sim_s(0.2), (s.start_ms - now_ms()) / 1000 + 0.001))
-            if s.faults:
-                self._set_faults(s.faults)
-            self.start_trading()
-            kill_ms = None if s.kill_at is None else s.start_ms + int((s.end_ms - s.start_ms) * s.kill_at)
-            self._progress_loop(kill_ms)
-            self._snapshot_bot()
-            self.stop_bot()
-            # The venue after the bot stopped: a snapshot taken while it still runs can miss its last
-            # orders (stop takes simulated minutes at high speed) and then disagree with its database.
-            self._snapshot_venue(gw.url)
+            try:
+                self.start_bot()
+                lag = now_ms() - s.start_ms
+                if lag > 0:
+                    logger.warning("the bot became ready %.0f simulated s after the window opened (raise --warmup)", lag / 1000)
+                while now_ms() < s.start_ms:
+                    time.sleep(min(self.sim_s(0.2), (s.start_ms - now_ms()) / 1000 + 0.001))
+                if s.faults:
+                    self._set_faults(s.faults)
+                self.start_trading()
+                kill_ms = None if s.kill_at is None else s.start_ms + int((s.end_ms - s.start_ms) * s.kill_at)
+                self._progress_loop(kill_ms)
+                self._snapshot_bot()
+                self.stop_bot()
+                # The venue after the bot stopped: a snapshot taken while it still runs can miss its last
+                # orders (stop takes simulated minutes at high speed) and then disagree with its database.
+                self._snapshot_venue(gw.url)
+            except BaseException:
+                # Never leave a bot trading after the supervisor failed (or was interrupted).
+                self._kill_orphan()
+                raise
         meta = {
             "mode": s.mode, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
             "strategy": s.strategy, "simulated_s": (s.end_ms - s.start_ms) / 1000, "events": self.events,
@@ -170,7 +181,12 @@ class Session:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[clock]}"),
                       TimeRemainingColumn(), transient=not sys.stdout.isatty(), disable=not sys.stdout.isatty()) as bar:
             task = bar.add_task(f"{s.mode} x{s.speed:g}", total=total, clock="")
+            logged = -1  # without a terminal the bar is off: a plain log line every 10% instead
             while (t := now_ms()) < s.end_ms:
+                done = int(10 * (t - s.start_ms) / 1000 / total)
+                if not sys.stdout.isatty() and done > logged:
+                    logged = done
+                    logger.info("window %d%% done, simulated clock %s", 10 * done, time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
                 if self.bot and self.bot.poll() is not None:
                     raise RuntimeError(f"freqtrade died (exit {self.bot.returncode}); see {self.out / 'freqtrade.log'}")
                 if kill_ms is not None and t >= kill_ms:
@@ -201,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point inside faketime: `python -m simulation.run.session SPEC.json`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     spec = RunSpec.load(Path((argv or sys.argv[1:])[0]))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup (no orphaned bot) on SIGTERM too
     Session(spec).run()
     return 0
 

@@ -213,7 +213,7 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
     cfg = config or SyntheticConfig()
     rng = np.random.default_rng(cfg.seed)
     tf_ms = interval_ms(cfg.timeframe)
-    n = int(round(cfg.days * 86_400_000 / tf_ms))
+    n = round(cfg.days * 86_400_000 / tf_ms)
     if n < 2:
         raise ValueError("synthetic market needs at least two candles")
     scale = tf_ms / BASE_CANDLE_MS
@@ -266,7 +266,7 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
                 depeg[idx[-1] + 1 :] += trough * (1.0 - sc.recovery)
         elif sc.kind == "flash_crash":
             idx = np.flatnonzero(mask)
-            crash_len = max(1, int(round(15 * 60_000 / tf_ms)))  # the fall takes ~15 minutes
+            crash_len = max(1, round(15 * 60_000 / tf_ms))  # the fall takes ~15 minutes
             fall = idx[:crash_len]
             rebound = idx[crash_len:]
             total = math.log(1.0 - sc.drop)

@@ -18,10 +18,12 @@ from typing import Any
 
 import pandas as pd
 
+from cryptobot_ops.risk import RiskLimits
 from simulation.synthetic import Scenario
 from simulation.testbench.limits import limit_violations
 from simulation.testbench.market import Market, backtest
 from simulation.testbench.metrics import trade_metrics, trades_frame
+from simulation.timeframes import timerange_bounds
 
 TRADE_FIELDS = ("pair", "open_date", "close_date", "profit_abs", "profit_ratio", "stake_amount",
                 "initial_stop_loss_ratio", "exit_reason")
@@ -64,11 +66,6 @@ class StressJob:
     pairs: tuple[str, ...] | None = None
 
 
-def _range_bounds(timerange: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    a, b = timerange.split("-")
-    return pd.Timestamp(a, tz="UTC"), pd.Timestamp(b, tz="UTC")
-
-
 def _slim(trades: pd.DataFrame) -> list[dict]:
     cols = [c for c in TRADE_FIELDS if c in trades]
     out = trades[cols].copy()
@@ -76,6 +73,9 @@ def _slim(trades: pd.DataFrame) -> list[dict]:
         if c in out:
             out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     return out.to_dict("records")
+
+
+FREQTRADE_STATS = ("total_trades", "sharpe", "sortino", "calmar", "max_drawdown_account", "profit_total")
 
 
 def _freqai_overlay(identifier: str | None, suffix: str, period_days: int) -> dict | None:
@@ -91,8 +91,9 @@ def run_fold(job: FoldJob) -> dict:
                      Path(job.out), job.strategy, _freqai_overlay(job.freqai_identifier, f"fold{job.index}", job.fold_days),
                      list(job.pairs) if job.pairs else None)
     trades = trades_frame(stats["trades"])
-    start, end = _range_bounds(job.timerange)
+    start, end = timerange_bounds(job.timerange)
     return {"fold": job.index, "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end),
+            "freqtrade_stats": {k: stats.get(k) for k in FREQTRADE_STATS},  # the same figures, as freqtrade printed them
             "trades": _slim(trades), "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -103,14 +104,13 @@ def run_stress(job: StressJob) -> dict:
     with Market(out, seed=job.seed, days=job.days, start=job.market_start, scenarios=(job.scenario,)) as market:
         market.download(list(job.configs), Path(job.userdir), list(job.timeframes),
                         job.download_range, list(job.pairs) if job.pairs else None)
-        start, end = _range_bounds(job.timerange)
+        start, end = timerange_bounds(job.timerange)
         stats = backtest(market.overlay, market.datadir, list(job.configs), Path(job.userdir), job.timerange,
                          out / "backtest", job.strategy,
                          _freqai_overlay(job.freqai_identifier, f"stress-{job.name}", max(1, (end - start).days)),
                          list(job.pairs) if job.pairs else None)
     trades = trades_frame(stats["trades"])
-    violations = limit_violations(trades, job.start_balance, job.max_open, job.risk.get("portfolio_heat", 0.15),
-                                  job.risk.get("daily_loss", 0.03))
+    violations = limit_violations(trades, job.start_balance, job.max_open, RiskLimits.from_config({"risk": job.risk}))
     log = (out / "backtest" / "backtest.log").read_text(errors="replace")
     return {"scenario": job.name, "event": f"{job.scenario.kind} at {job.scenario.start} for {job.scenario.hours} h",
             "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end),

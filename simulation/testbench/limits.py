@@ -1,8 +1,11 @@
-"""Risk limits checked from a backtest's trade list (what the strategies promise, verified after the fact)."""
+"""Risk limits checked from a backtest's trade list: what the strategies promise, verified after the fact
+with the very functions (and tolerance) the strategies' `confirm_trade_entry` uses."""
 
 from __future__ import annotations
 
 import pandas as pd
+
+from cryptobot_ops.risk import EPS, Position, RiskLimits, daily_loss, portfolio_heat
 
 
 def peak_concurrency(trades: pd.DataFrame) -> int:
@@ -14,11 +17,12 @@ def peak_concurrency(trades: pd.DataFrame) -> int:
     return peak
 
 
-def limit_violations(trades: pd.DataFrame, start_balance: float, max_open: int, heat_limit: float = 0.15,
-                     daily_loss: float = 0.03) -> list[str]:
-    """Empty when: never more than `max_open` positions, portfolio heat (stake x initial stop distance,
-    open trades included) within `heat_limit` of the starting balance at every entry, and no entry on a
-    UTC day after that day's realized loss reached `daily_loss`."""
+def limit_violations(trades: pd.DataFrame, start_balance: float, max_open: int, limits: RiskLimits | None = None) -> list[str]:
+    """Empty when: never more than `max_open` positions; portfolio heat (stake x initial stop distance over
+    open trades, the new one included) within the limit of the equity at every entry; and no entry on a
+    UTC day after that day's loss reached the daily limit. Equity is the realized equity, as the risk
+    module's own (starting balance + closed trades' profit)."""
+    limits = limits or RiskLimits()
     if trades.empty:
         return []
     out = []
@@ -26,13 +30,15 @@ def limit_violations(trades: pd.DataFrame, start_balance: float, max_open: int, 
     if peak > max_open:
         out.append(f"{peak} open positions > {max_open}")
     for t in trades.itertuples():
+        equity = start_balance + trades[trades.close_date <= t.open_date].profit_abs.sum()
         open_ = trades[(trades.open_date <= t.open_date) & (trades.close_date > t.open_date)]
-        heat = float((open_.stake_amount * open_.initial_stop_loss_ratio.abs()).sum() / start_balance)
-        if heat > heat_limit + 1e-9:
-            out.append(f"heat {heat:.2%} > {heat_limit:.0%} at {t.open_date} ({t.pair})")
+        positions = [Position(o.pair, float(o.stake_amount), abs(float(o.initial_stop_loss_ratio))) for o in open_.itertuples()]
+        heat = portfolio_heat(positions, equity)
+        if heat > limits.portfolio_heat + EPS:
+            out.append(f"heat {heat:.2%} > {limits.portfolio_heat:.0%} at {t.open_date} ({t.pair})")
         day = t.open_date.normalize()
-        lost = -trades[(trades.close_date >= day) & (trades.close_date <= t.open_date)].profit_abs.sum()
         day_start = start_balance + trades[trades.close_date < day].profit_abs.sum()
-        if lost / day_start >= daily_loss + 1e-9:
-            out.append(f"entry {t.pair} at {t.open_date} after a {lost / day_start:.2%} loss that day")
+        lost = daily_loss(equity, day_start)
+        if lost >= limits.daily_loss - EPS:
+            out.append(f"entry {t.pair} at {t.open_date} after a {lost:.2%} loss that day")
     return out

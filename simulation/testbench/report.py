@@ -12,18 +12,31 @@ from plotly.subplots import make_subplots
 
 from regime.columns import REGIME_COLORS
 
+# Fractions shown as percentages, under headers without the "_pct" suffix.
+PERCENT = {"profit_pct", "max_drawdown", "win_rate", "p_loss", "p_breach_drawdown", "bt_sim_deviation",
+           "sim_paper_deviation", "signal_consistency", "max drawdown"}
+HEADERS = {"profit_pct": "profit", "max_drawdown": "max drawdown", "win_rate": "win rate", "profit_factor": "profit factor",
+           "risk_rejections": "entries refused", "limits_held": "limits held"}
 
-def _fmt(v) -> str:
+
+def _fmt(v, percent: bool = False) -> str:
     if v is None:
         return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float | int) and percent:
+        return f"{v:.2%}"
     if isinstance(v, float):
         return f"{v:.3f}"
     return html.escape(str(v))
 
 
-def _table(rows: list[dict], cols: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
+def _table(rows: list[dict], cols: list[str], percent_rows: bool = False) -> str:
+    """HTML table; a column (or, with percent_rows, a row whose "measure" is) in PERCENT is shown in %."""
+    head = "".join(f"<th>{html.escape(HEADERS.get(c, c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(
+        f"<td>{_fmt(r.get(c), c in PERCENT or (percent_rows and r.get('measure') in PERCENT))}</td>" for c in cols)
+        + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -40,14 +53,14 @@ def _equity_figure(summary: dict, regimes: pd.DataFrame | None) -> go.Figure:
         eq = wallet + t["profit_abs"].cumsum()
         fig.add_scatter(x=t["close_date"], y=eq, mode="lines", name=f"fold {f['fold']}", row=1, col=1)
         peak = np.maximum.accumulate(np.r_[wallet, eq.to_numpy()])[1:]
-        fig.add_scatter(x=t["close_date"], y=-(peak - eq) / peak, mode="lines", showlegend=False, row=2, col=1,
+        fig.add_scatter(x=t["close_date"], y=-100 * (peak - eq) / peak, mode="lines", showlegend=False, row=2, col=1,
                         line={"width": 1})
     if regimes is not None and len(regimes):
         for name, color in REGIME_COLORS.items():
             r = regimes[regimes["regime"] == name]
             fig.add_scatter(x=r["date"], y=[1] * len(r), mode="markers", marker={"color": color, "size": 4, "symbol": "square"},
                             name=name, row=3, col=1)
-    fig.update_yaxes(tickformat=".1%", row=2, col=1)
+    fig.update_yaxes(ticksuffix="%", tickformat="~r", row=2, col=1)  # in percent: small drawdowns get readable ticks
     fig.update_yaxes(visible=False, row=3, col=1)
     fig.update_layout(height=760, margin={"t": 40, "b": 30})
     return fig
@@ -107,10 +120,10 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} .decision{{font-
 <p class="decision" id="decision">Recommendation: {html.escape(rec['decision'])}</p><ul>{reasons}</ul>
 <h2>Walk-forward</h2>{_table([*folds, agg], cols)}
 <h2>Monte Carlo ({mc.get('paths')} paths over {mc.get('trades')} trades)</h2>
-{_table([{"": "final equity", **mc.get("final_equity", {})}, {"": "max drawdown", **mc.get("max_drawdown", {})}],
-        ["", "p5", "p25", "p50", "p75", "p95"])}
-<p>P(loss) = {_fmt(mc.get('p_loss'))}; P(max drawdown ≥ {mc.get('drawdown_limit')}) = {_fmt(mc.get('p_breach_drawdown'))}</p>
-<h2>Backtest vs simulation vs paper</h2>{_table(cmp_rows, ['measure', 'value'])}
+{_table([{"measure": "final equity", **mc.get("final_equity", {})}, {"measure": "max drawdown", **mc.get("max_drawdown", {})}],
+        ["measure", "p5", "p25", "p50", "p75", "p95"], percent_rows=True)}
+<p>P(loss) = {_fmt(mc.get('p_loss'), True)}; P(max drawdown ≥ {_fmt(mc.get('drawdown_limit'), True)}) = {_fmt(mc.get('p_breach_drawdown'), True)}</p>
+<h2>Backtest vs simulation vs paper</h2>{_table(cmp_rows, ['measure', 'value'], percent_rows=True)}
 <h2>Stress</h2>{_table(stress, ['scenario', 'event', 'trades', 'profit_pct', 'max_drawdown', 'risk_rejections', 'limits_held'])}
 {plots}
 <script type="application/json" id="summary">{html.escape(json.dumps({k: summary[k] for k in ('aggregate', 'recommendation')}, default=str))}</script>

@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
 import pandas as pd
 from freqtrade.configuration.load_config import load_from_files
@@ -24,6 +25,7 @@ from simulation.testbench.metrics import trade_metrics, trades_frame
 from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
 from simulation.testbench.recommendation import recommend
 from simulation.testbench.report import render_report
+from simulation.timeframes import timerange_bounds, timerange_text
 
 DAY = pd.Timedelta(days=1)
 SYNTHETIC_START = pd.Timestamp("2024-01-01", tz="UTC")
@@ -32,6 +34,34 @@ STRESS = {  # spec scenarios on the synthetic market, placed mid-window
     "low_liquidity": {"kind": "liquidity_drought", "hours": 48.0, "depth_factor": 0.1, "spread_factor": 5.0},
     "high_correlation": {"kind": "correlation_spike", "hours": 96.0, "rho": 0.95},
 }
+
+
+class PlainProgress:
+    """The progress bars' interface for logs and pipes (rich draws bars only on a terminal): one
+    timestamped line per step, so a long bench shows where it is in a plain log too."""
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.tasks, self.t0 = console, {}, time.perf_counter()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: int) -> int:
+        self.tasks[len(self.tasks)] = [description, 0, total]
+        self._line(len(self.tasks) - 1, "started")
+        return len(self.tasks) - 1
+
+    def advance(self, task: int) -> None:
+        self.tasks[task][1] += 1
+        self._line(task, "done" if self.tasks[task][1] >= self.tasks[task][2] else "")
+
+    def _line(self, task: int, note: str) -> None:
+        desc, done, total = self.tasks[task]
+        self.console.print(f"[{time.perf_counter() - self.t0:6.0f} s] {desc}: {done}/{total} {note}".rstrip(),
+                           markup=False, highlight=False)
 
 
 @dataclass
@@ -89,7 +119,7 @@ def sim_window_end(last_range: str, trades: list[dict], sim_days: float) -> pd.T
     """Where the simulated window ends: the last fold's end, unless the backtest made no trade in the
     final `sim_days` there; then the window ends on the hour after the fold's last trade closed, so the
     execution comparison has trades to compare (it measures fidelity, not the strategy's results)."""
-    end = pd.Timestamp(last_range.split("-")[1], tz="UTC")
+    end = timerange_bounds(last_range)[1]
     closes = [pd.Timestamp(t["close_date"]) for t in trades if t.get("close_date")]
     if not closes or max(closes) >= end - sim_days * DAY:
         return end
@@ -133,7 +163,8 @@ class Bench:
         summary: dict = {"strategy": s.strategy, "config": [str(c) for c in s.configs()],
                          "market": str(s.datadir) if s.datadir else f"synthetic (seed {s.seed})", "wallet": self.wallet}
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with Progress(*columns, console=self.console) as progress:
+        bars = Progress(*columns, console=self.console) if self.console.is_terminal else PlainProgress(self.console)
+        with bars as progress:
             market = Market(self.out / "market", source=s.datadir, seed=s.seed, days=self.market_days,
                             start=f"{self.market_start:%Y-%m-%d}")
             with market:
@@ -148,7 +179,7 @@ class Bench:
         s = self.spec
         end = _data_end(s, (self.market_start, self.market_days))
         ranges = fold_ranges(end, s.folds, s.fold_days)
-        first = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
+        first = timerange_bounds(ranges[0])[0]
         market.download(s.configs(), self.userdir, self.timeframes, f"{first - (self.train_days + 80) * DAY:%Y%m%d}-",
                         list(s.pairs) if s.pairs else None)
         summary["folds"], summary["scale_out"] = self._folds(market, ranges, progress)
@@ -174,8 +205,8 @@ class Bench:
 
     def _aggregate(self, folds: list[dict], ranges: list[str]) -> dict:
         trades = trades_frame([t for f in folds for t in f["trades"]])
-        start = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
-        end = pd.Timestamp(ranges[-1].split("-")[1], tz="UTC")
+        start = timerange_bounds(ranges[0])[0]
+        end = timerange_bounds(ranges[-1])[1]
         return trade_metrics(trades, self.wallet, start, end)
 
     def _simulate(self, end: pd.Timestamp, progress: Progress) -> dict:
@@ -192,7 +223,7 @@ class Bench:
             start = end - pd.Timedelta(days=days)
             cmd = [sys.executable, "-m", "simulation.run", "--strategy", s.strategy, "--config", str(merged.resolve()),
                    "--mode", mode, "--speed", str(s.sim_speed), "--timeframe", self.timeframe,
-                   "--timerange", f"{start:%Y%m%d%H%M}-{end:%Y%m%d%H%M}", "--out", str((self.out / name).resolve()),
+                   "--timerange", timerange_text(start, end), "--out", str((self.out / name).resolve()),
                    "--seed", str(s.seed), "--warmup", str(s.sim_warmup or (240 if self.identifier else 60))]
             cmd += (["--datadir", str(s.datadir)] if s.datadir else
                     ["--synthetic", "--synthetic-days", str(self.market_days), "--synthetic-start", f"{self.market_start:%Y-%m-%d}"])
@@ -228,7 +259,7 @@ class Bench:
         s = self.spec
         busiest = max(folds, key=lambda f: f["metrics"]["trades"]) if folds else None
         if s.datadir is None and busiest and busiest["metrics"]["trades"] > 0:
-            start = pd.Timestamp(busiest["timerange"].split("-")[0], tz="UTC")
+            start = timerange_bounds(busiest["timerange"])[0]
             return self.market_start, self.market_days, start, s.fold_days
         market_start = synthetic_start(s.synthetic_days)
         return market_start, s.synthetic_days, market_start + (s.synthetic_days - s.stress_days - 2) * DAY, s.stress_days
@@ -268,7 +299,7 @@ def _regimes(datadir: Path, ranges: list[str]) -> pd.DataFrame | None:
     df = pd.read_feather(path)
     reg = causal_regimes(df, "1h")
     reg["date"] = pd.to_datetime(df["date"], utc=True).to_numpy()
-    lo = pd.Timestamp(ranges[0].split("-")[0], tz="UTC")
+    lo = timerange_bounds(ranges[0])[0]
     return reg[reg["date"] >= lo][["date", "regime"]].dropna()
 
 

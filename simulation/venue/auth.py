@@ -6,13 +6,12 @@ them the venue answers every private call with Binance's -2015, so nothing trade
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from simulation.gateway.api import BinanceError
+from simulation.wire import BinanceError, hmac_sha256
 
 KEY_ENV, SECRET_ENV = "SIMULATOR_API_KEY", "SIMULATOR_API_SECRET"
 DEFAULT_RECV_WINDOW_MS = 5000
@@ -24,7 +23,7 @@ class ApiCredentials:
     secret: str
 
     def sign(self, payload: str) -> str:
-        return hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        return hmac_sha256(self.secret, payload)
 
 
 def credentials_from_env(env: dict | None = None) -> ApiCredentials | None:

@@ -23,11 +23,11 @@ import numpy as np
 from simulation.book import OrderBook
 from simulation.clock import Clock
 from simulation.execution import ExecutionParams, taker_fill
-from simulation.gateway.api import BinanceError
 from simulation.marketdata.store import CandleStore
 from simulation.markets import MarketSpec
 from simulation.timeframes import DAY_MS
 from simulation.venue.orders import Order, Trade
+from simulation.wire import BinanceError
 
 ORDER_TYPES = ("MARKET", "LIMIT", "STOP_LOSS_LIMIT")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")

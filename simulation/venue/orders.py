@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from simulation.gateway.api import fmt_num
+from simulation.wire import fmt_num
 
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 

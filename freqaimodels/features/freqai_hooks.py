@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import talib.abstract as ta
 
-from features import indicators as ind
+from freqaimodels.features import indicators as ind
 from regime.columns import freqai_regime_features
 
 TARGET = "&-target"
@@ -57,7 +57,7 @@ def expand_basic(dataframe: pd.DataFrame, metadata: dict | None = None) -> pd.Da
     macd, signal, hist = ta.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
     d["%-macd_hist"] = hist / close
     d["%-macd_signal_dist"] = (macd - signal) / close
-    slowk, slowd = ta.STOCH(dataframe["high"], dataframe["low"], close)
+    _slowk, slowd = ta.STOCH(dataframe["high"], dataframe["low"], close)
     d["%-stoch_d"] = slowd
     d["%-sma_cross_5_20"] = ta.SMA(close, 5) / ta.SMA(close, 20) - 1
     d["%-sma_cross_20_50"] = ta.SMA(close, 20) / ta.SMA(close, 50) - 1

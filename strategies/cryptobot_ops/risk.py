@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -27,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.append(str(Path(__file__).parent))
-from operator_alerts import alert, check_api_security, check_live
+from cryptobot_ops.alerts import alert, check_api_security, check_live
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Feature engineering shared by every FreqAI strategy (causal indicators + FreqAI hooks)."""
 
-from features.freqai_hooks import (
+from freqaimodels.features.freqai_hooks import (
     TARGET,
     TARGET_SCALES,
     expand_all,

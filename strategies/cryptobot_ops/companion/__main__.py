@@ -1,4 +1,4 @@
-"""`python -m companion --api-url http://127.0.0.1:8080 --user-data user_data`
+"""`python -m cryptobot_ops.companion --api-url http://127.0.0.1:8080 --user-data user_data`
 
 Secrets from the environment only: COMPANION_TELEGRAM_TOKEN, COMPANION_CHAT_IDS (comma-separated),
 FREQTRADE_API_USER, FREQTRADE_API_PASSWORD.
@@ -13,11 +13,11 @@ from pathlib import Path
 
 from freqtrade_client import FtRestClient
 
-from companion.bot import Companion, build_application
+from cryptobot_ops.companion.bot import Companion, build_application
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m companion", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cryptobot_ops.companion", description=__doc__.split("\n\n")[0])
     p.add_argument("--api-url", default="http://127.0.0.1:8080")
     p.add_argument("--user-data", type=Path, default=Path("user_data"))
     a = p.parse_args(argv)

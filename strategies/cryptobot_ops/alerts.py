@@ -11,7 +11,7 @@ import logging
 
 from freqtrade.exceptions import OperationalException
 
-from companion.live import preflight
+from cryptobot_ops.live import preflight
 
 logger = logging.getLogger(__name__)
 LEVELS = {"critical": logging.CRITICAL, "warning": logging.WARNING, "info": logging.INFO}
