@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup run test clean-data
+.PHONY: setup run test test-quick lint clean-data
 
 $(STAMP): pyproject.toml constraints.txt scripts/setup_system.sh scripts/install_frequi.py
 	bash scripts/setup_system.sh
@@ -20,16 +20,24 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup_system.sh scripts/install
 
 setup: $(STAMP)
 
-## Main job: the test bench, reduced (synthetic market, 3 walk-forward folds, LightGBM-only stacking,
-## half a day of x300 simulation + a quarter day of paper, 3 stress scenarios, 2 Ray workers).
+## Main job: the test bench, reduced to a few minutes (see README).
 BENCH_ARGS ?= --strategy TrendFollowingEnsemble --extra-config config/testbench-light.json --folds 3 --fold-days 7 \
 	--sim-days 0.5 --paper-days 0.25 --workers 2 --out user_data/testbench/make-run
 run: setup
 	$(PY) -m scripts.testbench $(BENCH_ARGS)
 
-## Test suite (the same command CI runs through .ci/run).
+## The full gate (what CI runs through .ci/run): two workers, the slowest tests listed at the end.
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=25 $(PYTEST_ARGS)
+
+## The inner loop: everything that does not start real freqtrade processes.
+test-quick: setup
+	$(PY) -m pytest -n 2 -m "not slow" --durations=10 $(PYTEST_ARGS)
+
+## Style and the one-way layer order (.importlinter).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean-data:
-	rm -rf user_data/data user_data/backtest_results user_data/testbench
+	rm -rf user_data/data user_data/backtest_results user_data/testbench user_data/simulation
