@@ -221,7 +221,7 @@ def _add_fold_spread(models: dict, folds: list[dict]) -> None:
 
 
 def goal(models: dict) -> dict:
-    """Issue 4's goal: the ensemble above 55% and above the baseline and the best single base model."""
+    """The ensemble's goal: above the spec's 55%, above FreqAI's baseline and above its best base model."""
     acc = {n: m["direction_accuracy"] for n, m in models.items()}
     best = max((n for n in BASE_MODELS if n in acc), key=acc.get, default=None)
     ens = acc.get("StackedEnsemble")

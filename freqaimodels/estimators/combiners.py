@@ -2,7 +2,7 @@
 
 - `ridge(...)`: the spec's stacking learner, a standardized, clipped ridge (alpha by CV) on the base
   predictions, optionally with the original features passed through. It fits weights *and* an
-  intercept, and on real data neither carried over to the next week (README, issue 4).
+  intercept, and on real data neither carried over to the next week (docs/results).
 - `WeightedAverage`: no intercept, no fitted slope: an average of the base predictions, with equal
   weights or weights proportional to each base model's positive out-of-fold information coefficient.
   Fewer degrees of freedom, so less to get wrong when the training window's drift does not persist.

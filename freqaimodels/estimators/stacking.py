@@ -9,7 +9,7 @@
    each base model's positive OOF information coefficient), or `"auto"`: fit all four and keep the
    one whose own OOF predictions (a purged split over the OOF rows, training data only) get the
    direction right most often. On real data the plain `mean` beat every fitted candidate out of
-   sample, `auto` included (README, issue 4); the default stays the spec's.
+   sample, `auto` included (docs/results); the default stays the spec's.
 3. Confidence: the chosen meta-learner's OOF predictions give, per row,
    a score = agreement (share of base models with the ensemble's sign) x strength (rank of |pred|);
    an isotonic fit maps the score to the observed direction hit rate. So `confidence` reads as
@@ -18,7 +18,7 @@
 5. `center_target`: every model (bases and meta-learner) learns the target minus the mean of the
    rows it is trained on, so predictions are returns in excess of the training window's drift.
    On real data a 30-day window's drift told the next week's direction worse than a coin flip, and
-   tree models that learn it inherit that (README, issue 4). Direction scores stay on the raw target.
+   tree models that learn it inherit that (docs/results). Direction scores stay on the raw target.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", action="store_true", help="replay history as live (time-shifted, forming candles)")
     p.add_argument("--replay-start", help="data date where replay begins, or 'now' for no time shift (default: 30 days after data start)")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed vs wall clock (default: 1.0)")
-    sim = p.add_argument_group("simulated venue and execution (see README, 'Simulator')")
+    sim = p.add_argument_group("simulated venue and execution (see docs/simulator.md)")
     sim.add_argument("--venue", action="store_true", help="serve signed private endpoints (keys from SIMULATOR_API_KEY/SECRET)")
     sim.add_argument("--balances", default="USDT=1000", help="venue starting balances, e.g. USDT=1000,BTC=0.1")
     sim.add_argument("--ledger", type=Path, help="append venue order events (JSON lines) to this file")

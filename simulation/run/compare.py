@@ -1,6 +1,6 @@
 """Backtest of the run's exact window, and the backtest-vs-simulation comparison.
 
-Keys of comparison.json (issue contract): signal_consistency, pnl_deviation, equity_correlation,
+Keys of comparison.json (stable: the test bench and users' scripts read them): signal_consistency, pnl_deviation, equity_correlation,
 mean_slippage_bps, p99_latency_ms, trades_backtest, trades_sim — plus the per-trade matching table
 and an attribution of the PnL gap (fees, slippage, missed fills, extra trades, timing).
 """

@@ -1,6 +1,6 @@
 """The simulated venue: balances, order acceptance like Binance, matching against the replayed market.
 
-Matching rules (documented in README, tested):
+Matching rules (documented in docs/simulator.md, tested):
 - MARKET orders walk the synthetic book at arrival, plus impact (see execution.impact); what the
   book cannot fill expires (Binance's EXPIRED with a partial fill).
 - LIMIT orders first take what is marketable (as a taker, never beyond the limit); the rest rests
