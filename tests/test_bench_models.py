@@ -54,6 +54,10 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
         assert 0 <= m["direction_accuracy"] <= 1 and m["rmse"] > 0 and -1 <= m["ic"] <= 1, name
         assert m["train_s"] > 0 and 0 < m["predict_p50_ms"] <= m["predict_p99_ms"], name
         assert m["fold_accuracy_se"] >= 0, name
+        budget = m["predict_p99_budget_ms"]  # the spec's inference budgets, reported, not asserted (timing)
+        assert (budget is None) == (m["predict_within_budget"] is None), name
+        assert budget is None or m["predict_within_budget"] == (m["predict_p99_ms"] < budget), name
+    assert result["models"]["lstm"]["predict_p99_budget_ms"] == 50 and result["models"]["StackedEnsemble"]["predict_p99_budget_ms"] == 150
     goal = result["goal"]
     acc = {n: m["direction_accuracy"] for n, m in result["models"].items()}
     assert goal["best_base_accuracy"] == max(acc[n] for n in ("lightgbm", "catboost", "random_forest", "lstm"))

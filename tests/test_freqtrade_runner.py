@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -20,7 +19,5 @@ def test_timeout_kills_a_freqtrade_that_runs_on(tmp_path):
                        "username": "op", "password": "a-long-test-password", "jwt_secret_key": "x" * 32},
         "dry_run": True, "stake_currency": "USDT", "exchange": {"name": "binance", "pair_whitelist": ["BTC/USDT"]}, "user_data_dir": str(tmp_path / "ud"),
     }))
-    t0 = time.monotonic()
     with pytest.raises(FreqtradeError, match="timed out after 10"):
         run_freqtrade(["webserver", "--config", str(cfg)], tmp_path / "web.log", timeout=10)
-    assert time.monotonic() - t0 < 60, "the timeout must fire, not wait for the process to end"

