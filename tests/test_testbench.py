@@ -21,7 +21,7 @@ from simulation.testbench.runner import (
     fold_ranges,
     rerender,
     run_bench,
-    sim_window_end,
+    sim_window,
     synthetic_start,
 )
 
@@ -55,15 +55,26 @@ def test_report_only_needs_a_finished_bench(tmp_path):
         rerender(tmp_path)
 
 
-def test_simulated_window_moves_back_to_the_last_trade_only_when_the_fold_ends_quietly():
-    day = pd.Timedelta(days=1)
+def test_simulated_window_is_the_latest_span_with_enough_trades():
     end = pd.Timestamp("2025-10-31", tz="UTC")
-    late = [{"close_date": "2025-10-30T20:15:00Z"}]
-    early = [{"close_date": "2025-10-20T16:45:00Z"}, {"close_date": "2025-10-25T09:10:00Z"}]
-    assert sim_window_end("20251011-20251031", late, 1.0) == end
-    assert sim_window_end("20251011-20251031", [], 1.0) == end
-    moved = sim_window_end("20251011-20251031", early, 1.0)
-    assert moved == pd.Timestamp("2025-10-25T11:00", tz="UTC") and moved - day < pd.Timestamp("2025-10-25T09:10", tz="UTC")
+    busy = [_trade(5 + i * 0.05, 1, 1) for i in range(12)]  # 12 trades within a day, 25 days before the end
+    quiet = [_trade(20 + i, 1, 1) for i in range(4)]  # later, but only one a day
+    start, stop, n = sim_window([*busy, *quiet], 1.0, end)
+    assert n >= 10 and stop - start == pd.Timedelta(days=1)
+    assert all(start <= pd.Timestamp(t["open_date"]) and pd.Timestamp(t["close_date"]) <= stop for t in busy[-10:])
+    assert stop < pd.Timestamp(quiet[0]["open_date"]), "the quiet later days do not hold 10 trades"
+    # nothing reaches 10: the busiest span; no trades at all: the last day before the end
+    assert sim_window(quiet, 1.0, end)[2] == 1 and sim_window(busy[:5], 1.0, end)[2] == 5
+    assert sim_window([], 1.0, end) == (end - pd.Timedelta(days=1), end, 0)
+
+
+def test_recommendation_names_a_comparison_with_too_few_trades():
+    sim = {"trades_backtest": 4, "trades_sim": 5}
+    rec = recommend({"trades": 100, "sharpe": 3, "max_drawdown": 0.01, "win_rate": 0.6, "profit_factor": 2},
+                    {"p_breach_drawdown": 0}, {"simulation": sim, "bt_sim_deviation": 0.01, "sim_paper_deviation": 0.01,
+                                               "equity_correlation": 0.99, "signal_consistency": 1.0}, [])
+    assert rec["decision"] == "paper-trade longer"
+    assert any("only 4 backtest trades in the simulated window" in r for r in rec["reasons"])
 
 
 def test_trade_metrics_known_values():

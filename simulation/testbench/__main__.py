@@ -41,9 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stress", nargs="*", default=list(STRESS), help=f"scenarios: {', '.join(STRESS)} (none: skip)")
     p.add_argument("--stress-days", type=int, default=10,
                    help="stress window on real-data benches (synthetic benches stress their busiest fold)")
-    p.add_argument("--sim-days", type=float, default=1.0)
-    p.add_argument("--paper-days", type=float, default=0.5)
-    p.add_argument("--sim-speed", type=float, default=300.0)
+    p.add_argument("--sim-days", type=float, default=1.0,
+                   help="simulated window length; it is placed on the walk-forward's own trades (the latest span "
+                        "holding >= 10 of them, else the busiest)")
+    p.add_argument("--paper-days", type=float, default=0.5, help="paper run over the window's last days (0: skip)")
+    p.add_argument("--sim-speed", type=float, default=300.0, help="simulated seconds per wall second")
+    p.add_argument("--sim-warmup", type=float, help="wall seconds the bot gets before the window "
+                   "(default: 90 with FreqAI, to start and train; else 30)")
     p.add_argument("--skip-sim", action="store_true", help="skip the simulation and paper stages")
     p.add_argument("--workers", type=int, default=1, help="parallel folds / stress scenarios (Ray when installed)")
     p.add_argument("--ray-address", help="Ray cluster address (or RAY_ADDRESS); default: local")
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                      folds=args.folds, fold_days=args.fold_days, end=args.end, seed=args.seed,
                      synthetic_days=args.synthetic_days, mc_paths=args.mc_paths, stress=tuple(args.stress),
                      stress_days=args.stress_days, sim_days=args.sim_days, paper_days=args.paper_days,
-                     sim_speed=args.sim_speed, skip_sim=args.skip_sim, workers=args.workers, ray_address=args.ray_address)
+                     sim_speed=args.sim_speed, sim_warmup=args.sim_warmup, skip_sim=args.skip_sim, workers=args.workers, ray_address=args.ray_address)
     try:
         summary = run_bench(spec, console)
     except (FreqtradeError, ValueError) as exc:

@@ -10,6 +10,7 @@ THRESHOLDS = {"bt_sim_deviation": 0.20, "sim_paper_deviation": 0.10, "equity_cor
               "signal_consistency": 0.80}
 MAX_BREACH_PROBABILITY = 0.05  # Monte Carlo probability of breaching the 10% drawdown limit
 MIN_TRADES = 30  # fewer out-of-sample trades than this are not evidence either way
+MIN_COMPARED_TRADES = 10  # the same for the backtest-vs-simulation comparison
 
 
 def _passes(metric: str, value: float | None, bound: float) -> bool:
@@ -34,6 +35,10 @@ def check_comparison(comparison: dict) -> list[str]:
     if sim.get("trades_backtest") == 0 and sim.get("trades_sim") == 0:
         return ["no trades in the simulated window (backtest and simulation): nothing to compare, widen --sim-days"]
     out = []
+    n = sim.get("trades_backtest")
+    if n is not None and n < MIN_COMPARED_TRADES:
+        out.append(f"only {n} backtest trades in the simulated window (< {MIN_COMPARED_TRADES}): "
+                   "the comparison is not evidence either way")
     for key, bound in THRESHOLDS.items():
         value = comparison.get(key)
         if value is None:

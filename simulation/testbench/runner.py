@@ -23,7 +23,7 @@ from simulation.testbench.jobs import FoldJob, StressJob, parallel_map, run_fold
 from simulation.testbench.market import Market, cfg_args
 from simulation.testbench.metrics import trade_metrics, trades_frame
 from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
-from simulation.testbench.recommendation import recommend
+from simulation.testbench.recommendation import MIN_COMPARED_TRADES, recommend
 from simulation.testbench.report import render_report
 from simulation.timeframes import timerange_bounds, timerange_text
 
@@ -83,7 +83,7 @@ class BenchSpec:
     sim_days: float = 1.0
     paper_days: float = 0.5
     sim_speed: float = 300.0
-    sim_warmup: float | None = None  # wall seconds before the window (default: 240 with FreqAI, else 60)
+    sim_warmup: float | None = None  # wall seconds before the window (default: SIM_WARMUP_FREQAI_S with FreqAI, else 30)
     skip_sim: bool = False
     workers: int = 1
     ray_address: str | None = None
@@ -115,15 +115,29 @@ def synthetic_start(days: int, today: pd.Timestamp | None = None) -> pd.Timestam
     return min(SYNTHETIC_START, latest - pd.offsets.MonthBegin(1) if latest.day != 1 else latest)
 
 
-def sim_window_end(last_range: str, trades: list[dict], sim_days: float) -> pd.Timestamp:
-    """Where the simulated window ends: the last fold's end, unless the backtest made no trade in the
-    final `sim_days` there; then the window ends on the hour after the fold's last trade closed, so the
-    execution comparison has trades to compare (it measures fidelity, not the strategy's results)."""
-    end = timerange_bounds(last_range)[1]
-    closes = [pd.Timestamp(t["close_date"]) for t in trades if t.get("close_date")]
-    if not closes or max(closes) >= end - sim_days * DAY:
-        return end
-    return min(end, max(closes).ceil("h") + pd.Timedelta(hours=1))
+SIM_WARMUP_FREQAI_S = 90  # wall seconds before the window: the bot starts, downloads history, trains FreqAI
+
+
+def sim_window(trades: list[dict], sim_days: float, fallback_end: pd.Timestamp,
+               min_trades: int = MIN_COMPARED_TRADES) -> tuple[pd.Timestamp, pd.Timestamp, int]:
+    """(start, end, backtest trades inside) of the simulated window, chosen from the walk-forward's own
+    trades: the latest span of `sim_days` holding at least `min_trades` trades (opened and closed in it),
+    else the span that holds the most. The comparison measures execution, so it needs trades to compare;
+    a quiet final day would compare nothing with nothing. Without trades: the last `sim_days` before
+    `fallback_end`."""
+    span = pd.Timedelta(days=sim_days)
+    spans = []
+    for t in trades:
+        if not t.get("close_date"):
+            continue
+        end = pd.Timestamp(t["close_date"]).ceil("h") + pd.Timedelta(hours=1)
+        inside = sum(1 for u in trades if u.get("close_date") and pd.Timestamp(u["open_date"]) >= end - span
+                     and pd.Timestamp(u["close_date"]) <= end)
+        spans.append((inside >= min_trades, inside, end))
+    if not spans:
+        return fallback_end - span, fallback_end, 0
+    _, inside, end = max(spans, key=lambda x: (x[0], x[1] if not x[0] else 0, x[2]))
+    return end - span, end, inside
 
 
 def _data_end(spec: BenchSpec, synthetic: tuple[pd.Timestamp, int]) -> pd.Timestamp:
@@ -189,8 +203,8 @@ class Bench:
         summary["monte_carlo"] = monte_carlo(returns_on_equity(trades, self.wallet), self.wallet, s.mc_paths, s.seed,
                                              self.cfg.get("risk", {}).get("max_drawdown", 0.10))
         progress.advance(task)
-        summary["comparison"] = self._simulate(sim_window_end(ranges[-1], summary["folds"][-1]["trades"], s.sim_days),
-                                               progress)
+        all_trades = [t for f in summary["folds"] for t in f["trades"]]
+        summary["comparison"] = self._simulate(*sim_window(all_trades, s.sim_days, timerange_bounds(ranges[-1])[1]), progress)
 
     def _folds(self, market: Market, ranges: list[str], progress: Progress) -> tuple[list[dict], str]:
         s = self.spec
@@ -209,22 +223,24 @@ class Bench:
         end = timerange_bounds(ranges[-1])[1]
         return trade_metrics(trades, self.wallet, start, end)
 
-    def _simulate(self, end: pd.Timestamp, progress: Progress) -> dict:
-        """`--sim-days` up to `end` through the simulator (dry-run), then the last `--paper-days` on paper."""
+    def _simulate(self, start: pd.Timestamp, end: pd.Timestamp, bt_trades: int, progress: Progress) -> dict:
+        """The chosen window through the simulator (dry-run), then its last `--paper-days` on paper
+        (skipped with --paper-days 0)."""
         s = self.spec
         if s.skip_sim:
             return {"skipped": "--skip-sim"}
-        runs = {"simulation": ("dry-run", s.sim_days), "paper": ("paper", s.paper_days)}
-        task = progress.add_task("simulation + paper", total=len(runs))
+        runs = {"simulation": ("dry-run", start)}
+        if s.paper_days > 0:
+            runs["paper"] = ("paper", max(start, end - pd.Timedelta(days=s.paper_days)))
+        task = progress.add_task(" + ".join(runs), total=len(runs))
         merged = self.out / "bench-config.json"
         merged.write_text(json.dumps({"add_config_files": [str((REPO_ROOT / c).resolve()) for c in s.configs()]}))
         results = {}
-        for name, (mode, days) in runs.items():
-            start = end - pd.Timedelta(days=days)
+        for name, (mode, begin) in runs.items():
             cmd = [sys.executable, "-m", "simulation.run", "--strategy", s.strategy, "--config", str(merged.resolve()),
                    "--mode", mode, "--speed", str(s.sim_speed), "--timeframe", self.timeframe,
-                   "--timerange", timerange_text(start, end), "--out", str((self.out / name).resolve()),
-                   "--seed", str(s.seed), "--warmup", str(s.sim_warmup or (240 if self.identifier else 60))]
+                   "--timerange", timerange_text(begin, end), "--out", str((self.out / name).resolve()),
+                   "--seed", str(s.seed), "--warmup", str(s.sim_warmup or (SIM_WARMUP_FREQAI_S if self.identifier else 30))]
             cmd += (["--datadir", str(s.datadir)] if s.datadir else
                     ["--synthetic", "--synthetic-days", str(self.market_days), "--synthetic-start", f"{self.market_start:%Y-%m-%d}"])
             if s.pairs:
@@ -237,19 +253,21 @@ class Bench:
             results[name] = json.loads(path.read_text()) if rc == 0 and path.exists() else {"error": f"exit {rc}, see {name}.log"}
             if (self.out / name / "equity.json").exists():
                 results[name]["_equity"] = json.loads((self.out / name / "equity.json").read_text())
+            results[name]["window"] = [f"{begin:%Y-%m-%d %H:%M}", f"{end:%Y-%m-%d %H:%M}"]
             progress.advance(task)
-        sim, paper = results["simulation"], results["paper"]
+        sim, paper = results["simulation"], results.get("paper", {})
         pnl_sim, pnl_paper = sim.get("gap", {}).get("pnl_sim"), paper.get("gap", {}).get("pnl_sim")
+        sim_days, paper_days = (end - start) / DAY, (end - runs.get("paper", ("", end))[1]) / DAY
         return {
             "bt_sim_deviation": sim.get("pnl_deviation"),
             # paper covers the last part of the simulated window: compare like with like, per simulated day
-            "sim_paper_deviation": (abs(pnl_paper / s.paper_days - pnl_sim / s.sim_days) / abs(pnl_sim / s.sim_days)
-                                    if pnl_sim and pnl_paper is not None else None),
+            "sim_paper_deviation": (abs(pnl_paper / paper_days - pnl_sim / sim_days) / abs(pnl_sim / sim_days)
+                                    if pnl_sim and pnl_paper is not None and paper_days > 0 else None),
             "equity_correlation": sim.get("equity_correlation"),
             "signal_consistency": sim.get("signal_consistency"),
-            "window": {name: [f"{end - pd.Timedelta(days=days):%Y-%m-%d %H:%M}", f"{end:%Y-%m-%d %H:%M}"]
-                       for name, (_, days) in runs.items()},
-            "simulation": sim, "paper": paper,
+            "window": {name: r["window"] for name, r in results.items()},
+            "walk_forward_trades_in_window": bt_trades,
+            "simulation": sim, "paper": paper or {"skipped": "--paper-days 0"},
         }
 
     def _stress_window(self, folds: list[dict]) -> tuple[pd.Timestamp, int, pd.Timestamp, int]:
