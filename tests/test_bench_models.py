@@ -40,6 +40,7 @@ def datadir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_path):
     out = tmp_path / "bench.json"
     proc = _bench("--datadir", str(datadir), "--pairs", *PAIRS, "--folds", "2", "--train-days", "6", "--test-days", "2",

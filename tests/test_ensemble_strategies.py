@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import pytest
+from analysis_helpers import lookahead_row
 
 from cryptobot_ops.risk import RiskLimits
 from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
@@ -46,8 +47,8 @@ class Case:
 
 
 CASES = {
-    "TrendFollowingEnsemble": Case("config/trend-following.json", ("15m", "1h"), 3, 0.02, "5m", "20240325-20240425"),
-    "MeanReversionEnsemble": Case("config/mean-reversion.json", ("5m", "1h"), 5, 0.015, "5m", "20240325-20240425"),
+    "TrendFollowingEnsemble": Case("config/trend-following.json", ("15m", "1h"), 3, 0.02, "5m", "20240411-20240425"),
+    "MeanReversionEnsemble": Case("config/mean-reversion.json", ("5m", "1h"), 5, 0.015, "5m", "20240411-20240425"),
     # a short 1m window; the confidence gate at a coin flip (the spec's 0.90 stays the config default)
     "ArbitrageScout": Case("config/arbitrage-scout.json", ("1m", "5m", "1h"), 10, 0.005, "1m", "20240309-20240314",
                            {"freqai": {"train_period_days": 5, "backtest_period_days": 1},
@@ -137,8 +138,8 @@ def test_lookahead_analysis_no_biased_signals(market, strategy):
     run = run_freqtrade(["lookahead-analysis", *cfgs,
                          "--userdir", str(userdir), "--datadir", str(datadir), "--timerange", CASES[strategy].window,
                          "--minimum-trade-amount", "2", "--targeted-trade-amount", "2",
-                         "--lookahead-analysis-exportfilename", str(out)], tmp / f"{strategy}-lookahead.log", timeout=2400)
-    row = _lookahead_row(run.log_path.read_text(), strategy)
+                         "--lookahead-analysis-exportfilename", str(out)], tmp / f"{strategy}-lookahead.log", timeout=900)
+    row = lookahead_row(run.log_path.read_text(), strategy)
     assert int(row["total_signals"]) >= 2, row
     assert row["biased_entry_signals"] == "0" and row["biased_exit_signals"] == "0", row
     flagged = [c.strip() for c in row["biased_indicators"].split(",") if c.strip()]
@@ -146,22 +147,6 @@ def test_lookahead_analysis_no_biased_signals(market, strategy):
     # No feature, regime or indicator column differs (checked above); FreqAI's own outputs at a cut
     # backtest's last candle are not predicted yet (0/NaN), which freqtrade says to ignore.
     assert run.returncode == 0
-
-
-def _lookahead_row(log: str, strategy: str) -> dict:
-    """freqtrade's result table from the log (its CSV export comes out empty with pandas 3); the
-    last cell wraps over several lines."""
-    cols = ["filename", "strategy", "has_bias", "total_signals", "biased_entry_signals", "biased_exit_signals",
-            "biased_indicators"]
-    lines = log.splitlines()
-    start = next(i for i, ln in enumerate(lines) if ln.startswith(f"│ {strategy}.py"))
-    cells = [c.strip() for c in lines[start].strip().strip("│").split("│")]
-    for ln in lines[start + 1:]:
-        if not ln.startswith("│"):
-            break
-        more = [c.strip() for c in ln.strip().strip("│").split("│")]
-        cells[-1] = f"{cells[-1]} {more[-1]}".strip()
-    return dict(zip(cols, cells, strict=True))
 
 
 FREQAI_OUTPUTS = ("do_predict",)
@@ -181,7 +166,7 @@ def test_recursive_analysis_stable_at_strategy_startup(market, strategy):
     start = (pd.Timestamp(window_end) - pd.Timedelta(days=2)).strftime("%Y%m%d")
     run = run_freqtrade(["recursive-analysis", *cfgs, "--userdir", str(userdir), "--datadir", str(datadir),
                          "--timerange", f"{start}-{window_end}", "--startup-candle", "1800", "2600"],
-                        tmp / f"{strategy}-recursive.log", timeout=1800)
+                        tmp / f"{strategy}-recursive.log", timeout=900)
     log = run.log_path.read_text()
     assert run.returncode == 0 and "Start checking for recursive bias" in log
     table = [ln for ln in log.splitlines() if ln.startswith(("│", "┃"))]
