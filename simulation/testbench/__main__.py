@@ -8,7 +8,6 @@ Writes OUTDIR/summary.json and OUTDIR/report.html.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: no wrapped tables
     if args.report_only:
         try:
             summary = rerender(args.out)
@@ -93,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_summary(console: Console, summary: dict, out: Path) -> None:
+    """The end of a bench in a few lines: the decision and its reasons, the walk-forward table, the
+    comparison with its trade counts, where the time went and where the report is."""
     table = Table(title=f"Test bench: {summary['strategy']} ({summary['market']})")
-    for col in ("fold", "timerange", "trades", "profit %", "Sharpe", "max DD", "win rate", "PF"):
-        table.add_column(col, justify="right")
+    for col in ("fold", "timerange", "trades", "profit", "Sharpe", "max DD", "win rate", "PF"):
+        table.add_column(col, justify="right", no_wrap=True)
     rows = [*summary["folds"], {"fold": "all", "timerange": "", "metrics": summary["aggregate"]}]
     for f in rows:
         m = f["metrics"]
@@ -103,13 +104,30 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
         table.add_row(str(f["fold"]), f["timerange"], str(m["trades"]), f"{m['profit_pct']:.2%}", f"{m['sharpe']:.2f}",
                       f"{m['max_drawdown']:.2%}", f"{m['win_rate']:.0%}", "–" if pf is None else f"{pf:.2f}")
     console.print(table)
+    cmp_ = summary["comparison"]
+    if cmp_.get("skipped"):
+        console.print(f"simulation and paper: skipped ({cmp_['skipped']})", markup=False, highlight=False)
+    for name in ("simulation", "paper"):
+        r = cmp_.get(name) or {}
+        if "trades_sim" in r:
+            window = " to ".join(r.get("window", [])) or "?"
+            console.print(f"{name}: {window}, trades backtest / {name} {r.get('trades_backtest')} / {r.get('trades_sim')}, "
+                          f"PnL deviation {_num(r.get('pnl_deviation'))}, signal consistency {_num(r.get('signal_consistency'))}, "
+                          f"equity correlation {_num(r.get('equity_correlation'))}", markup=False, highlight=False)
+        elif r:
+            console.print(f"{name}: {r.get('skipped') or r.get('error')}", markup=False, highlight=False)
+    timings = summary.get("timings_s") or {}
+    if timings:
+        console.print("time (s): " + ", ".join(f"{k} {v:g}" for k, v in timings.items()), markup=False, highlight=False)
     rec = summary["recommendation"]
     console.print(f"[bold]recommendation: {rec['decision']}[/bold]")
     for r in rec["reasons"]:
-        console.print(f"  - {r}")
-    console.print(json.dumps({k: summary["comparison"].get(k) for k in ("bt_sim_deviation", "sim_paper_deviation",
-                                                                        "equity_correlation", "signal_consistency")}))
-    console.print(f"summary: {out / 'summary.json'}  report: {out / 'report.html'}")
+        console.print(f"  - {r}", markup=False, highlight=False)
+    console.print(f"summary: {out / 'summary.json'}  report: {out / 'report.html'}", markup=False, highlight=False)
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
 
 
 if __name__ == "__main__":
