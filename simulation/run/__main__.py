@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="dry-run",
                    help="dry-run: freqtrade's own fills on our delayed data and book; paper: our venue fills signed orders")
     p.add_argument("--speed", type=float, default=100.0, help="simulated seconds per wall-clock second")
-    p.add_argument("--timerange", help="window YYYYMMDD-YYYYMMDD[HHMM] (default: 2 days before the data's last 5 days, "
+    p.add_argument("--timerange", help="window, freqtrade syntax YYYYMMDD[THHMM]-YYYYMMDD[THHMM] (default: 2 days before the data's last 5 days, "
                    "or 2024-03-01..03 on the synthetic market)")
     p.add_argument("--datadir", type=Path, help=f"freqtrade feather datadir (default: {SHARED_DATA} when present, else synthetic)")
     p.add_argument("--synthetic", action="store_true", help="use the synthetic market even when shared data exists")
