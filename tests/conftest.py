@@ -22,39 +22,34 @@ def synthetic_overlay(synthetic_gateway, tmp_path_factory) -> Path:
     return write_overlay(tmp_path_factory.mktemp("cfg") / "exchange.json", synthetic_gateway.url)
 
 
-# -- running the gate on two workers (pytest-xdist, `--dist loadgroup`) --------------------------------
-# Tests of one module share its module-scoped fixtures (a gateway, downloaded data, a running bot), so a
-# module is one group and runs on one worker. The heaviest module is split by strategy: each strategy's
-# backtest, lookahead- and recursive-analysis share only that strategy's data.
-SPLIT_BY_PARAM = {"test_ensemble_strategies": "strategy"}
-# Measured seconds per group (durations of a 2-core run), heaviest first, so the long groups start at
-# once and the short ones fill in around them. Groups not listed count as quick.
+# -- running the gate on two workers (pytest-xdist, `--dist loadscope`) ---------------------------------
+# A worker takes a whole module (a whole class, where a module groups its tests in classes), so a module's
+# fixtures — a gateway, downloaded candles, a running bot — are set up once, on one worker. The heaviest
+# module, test_ensemble_strategies.py, has a class per strategy. Scopes start heaviest first, so the long
+# ones run side by side from the start and the short ones fill in around them.
+# Measured seconds per scope (durations of a 2-core run); scopes not listed count as quick.
 EXPECTED_SECONDS: dict[str, float] = {
-    "test_simulation_e2e": 250, "test_freqai_e2e": 200, "test_testbench": 150, "test_ensemble_strategies[ArbitrageScout]": 140,
-    "test_bench_models": 135, "test_frequi": 135, "test_ensemble_strategies[MeanReversionEnsemble]": 110,
-    "test_ensemble_strategies[TrendFollowingEnsemble]": 90, "test_regime": 70, "test_regime_strategy": 55,
-    "test_operator_controls": 35, "test_freqtrade_e2e": 30,
+    "test_simulation_e2e": 250, "test_freqai_e2e": 200, "test_testbench": 150,
+    "test_ensemble_strategies::TestArbitrageScout": 140, "test_bench_models": 135, "test_frequi": 135,
+    "test_ensemble_strategies::TestMeanReversionEnsemble": 110, "test_ensemble_strategies::TestTrendFollowingEnsemble": 90,
+    "test_regime": 70, "test_regime_strategy": 55, "test_operator_controls": 35, "test_freqtrade_e2e": 30,
 }
 
 
-def _group(item: pytest.Item) -> str:
+def _scope(item: pytest.Item) -> str:
     module = item.module.__name__.rsplit(".", 1)[-1]
-    param = SPLIT_BY_PARAM.get(module)
-    callspec = getattr(item, "callspec", None)
-    if param and callspec is not None and param in callspec.params:
-        return f"{module}[{callspec.params[param]}]"
-    if param and item.name.startswith("test_tight_limits"):
-        return f"{module}[MeanReversionEnsemble]"
-    return module
+    return f"{module}::{item.cls.__name__}" if item.cls is not None else module
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
     order = {id(item): i for i, item in enumerate(items)}
-    weight = {id(it): EXPECTED_SECONDS.get(_group(it), 0.0) for it in items}
+    weight = {id(it): EXPECTED_SECONDS.get(_scope(it), 0.0) for it in items}
     module_weight: dict[str, float] = {}
     for it in items:  # a module stays contiguous (its module-scoped fixtures are set up once per worker)
         module_weight[it.module.__name__] = max(module_weight.get(it.module.__name__, 0.0), weight[id(it)])
-    items.sort(key=lambda it: (-module_weight[it.module.__name__], it.module.__name__ if module_weight[it.module.__name__] else "",
-                               -weight[id(it)], order[id(it)]))
+
+    def key(it: pytest.Item) -> tuple:
+        mw = module_weight[it.module.__name__]
+        return (-mw, it.module.__name__ if mw else "", -weight[id(it)], _scope(it), order[id(it)])
+
+    items.sort(key=key)

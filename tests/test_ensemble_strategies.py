@@ -100,8 +100,7 @@ def _backtest(market, strategy: str, extra: dict | None = None, name: str = "bt"
     return latest_backtest_stats(out)["strategy"][strategy], run.log_path.read_text()
 
 
-@pytest.mark.parametrize("strategy", list(CASES))
-def test_backtest_trades_within_limits(market, strategy):
+def check_backtest_within_limits(market, strategy: str) -> None:
     max_open, fraction = CASES[strategy].max_open, CASES[strategy].fraction
     stats, _log = _backtest(market, strategy)
     trades = pd.DataFrame(stats["trades"])
@@ -120,7 +119,7 @@ def test_backtest_trades_within_limits(market, strategy):
                                        "stop_loss", "force_exit", "emergency_stop", "converged"}
 
 
-def test_tight_limits_reject_and_log(market):
+def check_tight_limits_reject_and_log(market) -> None:
     """A heat limit below one position's own heat (1.5% stake x 6% stop = 0.09%) blocks every entry,
     and each rejection is logged with its reason."""
     stats, log = _backtest(market, "MeanReversionEnsemble", {"risk": {"portfolio_heat": 0.0005}}, name="tight")
@@ -128,8 +127,7 @@ def test_tight_limits_reject_and_log(market):
     assert log.count("rejected (portfolio_heat)") >= 3
 
 
-@pytest.mark.parametrize("strategy", list(CASES))
-def test_lookahead_analysis_no_biased_signals(market, strategy):
+def check_lookahead_no_biased_signals(market, strategy: str) -> None:
     """freqtrade's lookahead-analysis: entries and exits identical when the data is cut at each
     signal. FreqAI's own output columns may differ by NaN-vs-NaN or retraining noise (freqtrade says
     they can be ignored); every other column must match."""
@@ -156,8 +154,7 @@ def _freqai_output(column: str) -> bool:
     return column.startswith("&-") or column in FREQAI_OUTPUTS
 
 
-@pytest.mark.parametrize("strategy", list(CASES))
-def test_recursive_analysis_stable_at_strategy_startup(market, strategy):
+def check_recursive_stable_at_strategy_startup(market, strategy: str) -> None:
     """freqtrade's recursive-analysis: every indicator, feature and regime column at the last candle is
     the same with the strategy's startup_candle_count as with more history; its indicator-only
     lookahead check flags nothing but FreqAI's own outputs (whose model differs per cut)."""
@@ -180,3 +177,33 @@ def test_recursive_analysis_stable_at_strategy_startup(market, strategy):
         assert "No variance on indicator(s) found due to recursive formula." in log
     flagged = [ln.rsplit("indicator ", 1)[1].strip() for ln in log.splitlines() if "found lookahead in indicator" in ln]
     assert all(_freqai_output(c) for c in flagged), flagged
+
+
+# One class per strategy: the gate's workers take whole classes (pytest-xdist --dist loadscope), so a
+# strategy's backtest, lookahead- and recursive-analysis share its downloaded data on one worker.
+class _PerStrategy:
+    strategy: str
+
+    def test_backtest_trades_within_limits(self, market):
+        check_backtest_within_limits(market, self.strategy)
+
+    def test_lookahead_analysis_no_biased_signals(self, market):
+        check_lookahead_no_biased_signals(market, self.strategy)
+
+    def test_recursive_analysis_stable_at_strategy_startup(self, market):
+        check_recursive_stable_at_strategy_startup(market, self.strategy)
+
+
+class TestTrendFollowingEnsemble(_PerStrategy):
+    strategy = "TrendFollowingEnsemble"
+
+
+class TestMeanReversionEnsemble(_PerStrategy):
+    strategy = "MeanReversionEnsemble"
+
+    def test_tight_limits_reject_and_log(self, market):
+        check_tight_limits_reject_and_log(market)
+
+
+class TestArbitrageScout(_PerStrategy):
+    strategy = "ArbitrageScout"
