@@ -28,11 +28,11 @@ run: setup
 
 ## The full gate (what CI runs through .ci/run): two workers, the slowest tests listed at the end.
 test: setup
-	$(PY) -m pytest -n 2 --dist loadscope --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadscope --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 ## The inner loop: everything that does not start real freqtrade processes.
 test-quick: setup
-	$(PY) -m pytest -n 2 --dist loadscope -m "not slow" --durations=10 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadscope --no-loadscope-reorder -m "not slow" --durations=10 $(PYTEST_ARGS)
 
 ## Style and the one-way layer order (.importlinter).
 lint: setup

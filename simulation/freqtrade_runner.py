@@ -12,6 +12,11 @@ from pathlib import Path
 from simulation.paths import REPO_ROOT
 
 
+# freqtrade prints through rich, which wraps at the terminal's width, 80 columns without one: its
+# result tables and log lines would then break mid-word in the log files we read back.
+LOG_COLUMNS = "200"
+
+
 class FreqtradeError(RuntimeError):
     """A freqtrade command failed; the message carries the end of its log."""
 
@@ -42,6 +47,7 @@ def run_freqtrade(args: list[str], log_path: Path, timeout: float = 1800, check:
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.setdefault("COLUMNS", LOG_COLUMNS)
     t0 = time.monotonic()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([*freqtrade_executable(), *args], cwd=REPO_ROOT, env=env, stdout=log,

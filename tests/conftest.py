@@ -1,5 +1,17 @@
 from __future__ import annotations
 
+import os
+
+# Two xdist workers share two cores: one compute thread per process (and per freqtrade child, which
+# inherits this). Left at "all cores", LightGBM's OpenMP threads spin against the other worker's and a
+# 2-second fit takes a minute. Set before numpy, LightGBM or TensorFlow load.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                 "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(_var, "1")
+# The bots and analyses the tests start log through rich: wide lines, so the logs read back are unwrapped.
+os.environ.setdefault("COLUMNS", "200")
+
 from pathlib import Path
 
 import pytest

@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 from freqtrade_client import FtRestClient
 
-from simulation.freqtrade_runner import freqtrade_executable, run_freqtrade
+from simulation.freqtrade_runner import LOG_COLUMNS, freqtrade_executable, run_freqtrade
 from simulation.gateway import GatewayProcess
 from simulation.gateway.process import free_port
 from simulation.paths import REPO_ROOT
@@ -48,6 +48,7 @@ class Session:
             **os.environ,
             "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
             "TZ": "UTC",  # log timestamps are parsed as UTC
+            "COLUMNS": os.environ.get("COLUMNS", LOG_COLUMNS),  # unwrapped log lines (they are parsed)
             "FREQTRADE__API_SERVER__PASSWORD": self.password,
             "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(32),
             "FREQTRADE__API_SERVER__WS_TOKEN": secrets.token_urlsafe(16),
