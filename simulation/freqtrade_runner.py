@@ -11,7 +11,6 @@ from pathlib import Path
 
 from simulation.paths import REPO_ROOT
 
-
 # freqtrade prints through rich, which wraps at the terminal's width, 80 columns without one: its
 # result tables and log lines would then break mid-word in the log files we read back.
 LOG_COLUMNS = "200"
