@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup_system.sh scripts/install
 setup: $(STAMP)
 
 ## Main job: the test bench, reduced to a few minutes (see README).
-BENCH_ARGS ?= --strategy TrendFollowingEnsemble --extra-config config/testbench-light.json --folds 3 --fold-days 7 \
-	--sim-days 0.5 --paper-days 0.25 --workers 2 --out user_data/testbench/make-run
+BENCH_ARGS ?= --strategy TrendFollowingEnsemble --extra-config config/testbench-light.json --folds 2 --fold-days 7 \
+	--sim-days 0.8 --sim-speed 500 --sim-warmup 45 --paper-days 0 --workers 2 --out user_data/testbench/make-run
 run: setup
 	$(PY) -m scripts.testbench $(BENCH_ARGS)
 

@@ -108,6 +108,18 @@ def run_session(spec: RunSpec) -> None:
     meta_path.write_text(json.dumps(meta, indent=2))
 
 
+def slow_analyses(log: Path, speed: float) -> dict:
+    """freqtrade warns when one analysis of the pairs took over 25% of a candle; its figure is on the
+    accelerated clock, so divided by the speed it is the bot's own compute in wall seconds. Many slow
+    analyses mean the bot could not keep up at this speed: its signals came late or not at all."""
+    import re
+
+    text = log.read_text(errors="replace") if log.exists() else ""
+    secs = [float(x) / speed for x in re.findall(r"Strategy analysis took ([0-9.]+)s", text)]
+    return {"count": len(secs), "median_wall_s": float(pd.Series(secs).median()) if secs else None,
+            "max_wall_s": max(secs) if secs else None}
+
+
 def analyse(spec: RunSpec) -> dict:
     from simulation.run.compare import compare, run_backtest
     from simulation.run.reconcile import reconcile
@@ -143,6 +155,7 @@ def analyse(spec: RunSpec) -> dict:
     if meta.get("wall_seconds"):
         result["session"]["effective_speed"] = meta["simulated_s"] / meta["wall_seconds"]
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
+    result["session"]["slow_analyses"] = slow_analyses(out / "freqtrade.log", spec.speed)
     table.to_csv(out / "trade_matching.csv", index=False)
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
     (out / "equity.json").write_text(json.dumps(curves))  # per-candle equity, backtest vs simulation

@@ -114,6 +114,11 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
             console.print(f"{name}: {window}, trades backtest / {name} {r.get('trades_backtest')} / {r.get('trades_sim')}, "
                           f"PnL deviation {_num(r.get('pnl_deviation'))}, signal consistency {_num(r.get('signal_consistency'))}, "
                           f"equity correlation {_num(r.get('equity_correlation'))}", markup=False, highlight=False)
+            slow = (r.get("session") or {}).get("slow_analyses") or {}
+            if slow.get("count"):
+                console.print(f"  the bot's analysis overran a quarter candle {slow['count']} times (median "
+                              f"{slow['median_wall_s']:.1f} s of wall compute): at this speed it could not keep up; "
+                              "lower --sim-speed", markup=False, highlight=False)
         elif r:
             console.print(f"{name}: {r.get('skipped') or r.get('error')}", markup=False, highlight=False)
     timings = summary.get("timings_s") or {}

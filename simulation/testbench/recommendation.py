@@ -35,6 +35,11 @@ def check_comparison(comparison: dict) -> list[str]:
     if sim.get("trades_backtest") == 0 and sim.get("trades_sim") == 0:
         return ["no trades in the simulated window (backtest and simulation): nothing to compare, widen --sim-days"]
     out = []
+    slow = (sim.get("session") or {}).get("slow_analyses") or {}
+    if slow.get("count"):
+        out.append(f"the bot's analysis overran {slow['count']} times (median {slow['median_wall_s']:.1f} s of wall "
+                   "compute): it could not keep up at this --sim-speed, so late or missing signals are the "
+                   "simulator's speed, not execution")
     n = sim.get("trades_backtest")
     if n is not None and n < MIN_COMPARED_TRADES:
         out.append(f"only {n} backtest trades in the simulated window (< {MIN_COMPARED_TRADES}): "
