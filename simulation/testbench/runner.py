@@ -130,13 +130,14 @@ def sim_window(trades: list[dict], sim_days: float, fallback_end: pd.Timestamp,
     for t in trades:
         if not t.get("close_date"):
             continue
-        end = pd.Timestamp(t["close_date"]).ceil("h") + pd.Timedelta(hours=1)
+        end = min(pd.Timestamp(t["close_date"]).ceil("h") + pd.Timedelta(hours=1), fallback_end)  # never past the data
         inside = sum(1 for u in trades if u.get("close_date") and pd.Timestamp(u["open_date"]) >= end - span
                      and pd.Timestamp(u["close_date"]) <= end)
         spans.append((inside >= min_trades, inside, end))
     if not spans:
         return fallback_end - span, fallback_end, 0
-    _, inside, end = max(spans, key=lambda x: (x[0], x[1] if not x[0] else 0, x[2]))
+    # enough trades: the latest such span; otherwise the busiest (the latest among equals)
+    _, inside, end = max(spans, key=lambda x: (x[0], 0 if x[0] else x[1], x[2]))
     return end - span, end, inside
 
 
