@@ -9,14 +9,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                  "TF_NUM_INTEROP_THREADS"):
         os.environ.setdefault(_var, "1")
-# The bots and analyses the tests start log through rich: wide lines, so the logs read back are unwrapped.
-os.environ.setdefault("COLUMNS", "200")
 
 from pathlib import Path
 
 import pytest
 
+from simulation.freqtrade_runner import LOG_COLUMNS
 from simulation.gateway import GatewayProcess, write_overlay
+
+# The bots the tests start log through rich: the same wide lines as run_freqtrade's, so logs read back unwrapped.
+os.environ.setdefault("COLUMNS", LOG_COLUMNS)
 
 SYNTH_ARGS = ["--synthetic", "--seed", "7", "--days", "60", "--start", "2024-01-01"]
 
