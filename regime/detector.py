@@ -194,6 +194,13 @@ class RegimeDetector:
         self._online: OnlineObservations | None = None
         self._alpha: np.ndarray | None = None
 
+    def settings(self) -> tuple:
+        """Everything a fresh fit depends on besides the data (a cache key)."""
+        return (
+            self.n_states, self.n_restarts, self.n_iter, self.tol, self.covariance_type, self.windows,
+            self.random_state, self.min_state_share, self.sticky_spell, self.sticky_weight,
+        )
+
     # -- fitting -----------------------------------------------------------------------------
     def observations(self, df: pd.DataFrame) -> pd.DataFrame:
         return observations(df, self.windows)

@@ -9,15 +9,18 @@ starts or ends (what freqtrade's lookahead- and recursive-analysis check).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from freqtrade.exchange import timeframe_to_msecs as interval_ms
 
-from regime.detector import REGIMES, RegimeDetector, RegimeFitError, regime_frame
+from regime.detector import REGIMES, FittedModel, RegimeDetector, RegimeFitError, regime_frame
 from regime.features import FeatureWindows
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,71 @@ class WalkForwardReport:
     refits: int = 0
     fallbacks: int = 0
     fit_seconds: float = 0.0
+    cache_hits: int = 0
+
+
+class FitCache:
+    """Fresh fits keyed by the detector's settings and the exact training observations.
+
+    Why: a fresh fit is a pure function of those two (deterministic restarts), and a live bot re-annotates the same history on
+    every candle (once for its informative regime, once per pair and correlated pair for FreqAI's
+    features), so all but the newest refit repeat work already done. Bounded (least recently used
+    out) and thread-safe: FreqAI featurizes in its training thread while the bot analyses.
+    """
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[tuple, FittedModel | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(det: RegimeDetector, obs: np.ndarray) -> tuple:
+        """Rounded to 9 decimals: rolling sums over a frame that starts one candle later differ in
+        the last bits (~1e-15), far below what changes a fit, and must not miss the cache."""
+        digest = hashlib.blake2b(np.round(obs, 9).tobytes(), digest_size=16).digest()
+        return (det.settings(), obs.shape, digest)
+
+    def get(self, key: tuple) -> tuple[bool, FittedModel | None]:
+        with self._lock:
+            if key not in self._items:
+                return False, None
+            self._items.move_to_end(key)
+            return True, self._items[key]
+
+    def put(self, key: tuple, model: FittedModel | None) -> None:
+        with self._lock:
+            self._items[key] = model
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+FIT_CACHE = FitCache()
+
+
+def _fresh_fit(det: RegimeDetector, obs: np.ndarray, cache: FitCache | None, rep: WalkForwardReport) -> FittedModel | None:
+    """A fit from the prototypes (no dependence on earlier windows); None when every restart failed."""
+    key = FitCache.key(det, obs) if cache is not None else None
+    if key is not None:
+        hit, model = cache.get(key)
+        if hit:
+            rep.cache_hits += 1
+            return model
+    det.model = None
+    try:
+        model = det.fit_observations(obs)
+    except RegimeFitError:
+        model = None
+    if key is not None:
+        cache.put(key, model)
+    return model
 
 
 def causal_regimes(
@@ -52,8 +120,11 @@ def causal_regimes(
     params: WalkForwardParams | None = None,
     detector: RegimeDetector | None = None,
     report: WalkForwardReport | None = None,
+    cache: FitCache | None = FIT_CACHE,
 ) -> pd.DataFrame:
-    """Per-candle regime probabilities (p_* columns) and label; NaN / None before the first fit."""
+    """Per-candle regime probabilities (p_* columns) and label; NaN / None before the first fit.
+
+    `cache=None` refits every window (the result is the same; only the time differs)."""
     p = params or WalkForwardParams.for_timeframe(timeframe)
     det = detector or RegimeDetector(windows=FeatureWindows.for_timeframe(timeframe))
     rep = report if report is not None else WalkForwardReport()
@@ -75,16 +146,15 @@ def causal_regimes(
             continue  # incomplete history: leave NaN rather than fit on a shorter window
         t0 = time.perf_counter()
         previous = det.model
-        det.model = None  # fresh fit from the prototypes: no dependence on earlier windows
-        try:
-            det.fit_observations(obs[lo:b])
-        except RegimeFitError as exc:
+        fitted = _fresh_fit(det, obs[lo:b], cache, rep)
+        if fitted is None:
             if previous is None:
-                logger.warning("regime fit at %s failed and no earlier model: %s", dates.iloc[b], exc)
+                logger.warning("regime fit at %s failed and no earlier model", dates.iloc[b])
                 continue
-            logger.warning("regime fit at %s failed (%s); keeping the previous model", dates.iloc[b], exc)
-            det.model = previous
+            logger.warning("regime fit at %s failed; keeping the previous model", dates.iloc[b])
+            fitted = previous
             fallbacks += 1
+        det.model = fitted
         rep.refits += 1
         rep.fit_seconds += time.perf_counter() - t0
         m = det.model

@@ -12,7 +12,7 @@ import pytest
 
 from regime import PROB_COLUMNS, REGIMES, RegimeDetector, RegimeFitError, name_states
 from regime.evaluate import main as evaluate_main
-from regime.walkforward import WalkForwardParams, causal_regimes
+from regime.walkforward import FitCache, WalkForwardParams, WalkForwardReport, causal_regimes
 from simulation.synthetic import SyntheticConfig, generate
 
 N = 100_000
@@ -43,15 +43,36 @@ def test_filter_is_causal_appending_candles_changes_nothing(fitted, btc):
 
 def test_walk_forward_is_causal_and_independent_of_the_start(btc):
     params = WalkForwardParams(train_candles=8640, refit_every=2016, burn_in=288)
-    full = causal_regimes(btc.iloc[:30_000], "5m", params)
-    longer = causal_regimes(btc.iloc[:32_000], "5m", params).iloc[:30_000]
-    later_start = causal_regimes(btc.iloc[5_000:30_000], "5m", params)
+    full = causal_regimes(btc.iloc[:30_000], "5m", params, cache=None)
+    longer = causal_regimes(btc.iloc[:32_000], "5m", params, cache=None).iloc[:30_000]
+    later_start = causal_regimes(btc.iloc[5_000:30_000], "5m", params, cache=None)
     cols = list(PROB_COLUMNS)
     np.testing.assert_array_equal(full[cols].to_numpy(), longer[cols].to_numpy())
     both = later_start[cols].notna().all(axis=1)
     assert both.sum() > 5_000
     np.testing.assert_allclose(later_start.loc[both, cols], full.loc[later_start.index[both], cols], atol=1e-12)
     assert full[cols].iloc[:8640].isna().all().all(), "nothing before a complete training window"
+
+
+def test_fit_cache_reuses_fits_of_a_sliding_window_and_changes_no_value(btc):
+    """A live bot re-annotates a window that slides by one candle: every refit but the newest is a hit,
+    and the values equal a run without the cache."""
+    params = WalkForwardParams(train_candles=2000, refit_every=1000, burn_in=100)
+    cache = FitCache(maxsize=8)
+    cols = list(PROB_COLUMNS)
+    first = WalkForwardReport()
+    causal_regimes(btc.iloc[:14_500], "5m", params, report=first, cache=cache)
+    assert first.refits >= 3 and first.cache_hits == 0
+    slid = WalkForwardReport()
+    cached = causal_regimes(btc.iloc[1:14_501], "5m", params, report=slid, cache=cache)
+    assert slid.cache_hits == slid.refits == first.refits
+    fresh = causal_regimes(btc.iloc[1:14_501], "5m", params, cache=None)
+    np.testing.assert_allclose(cached[cols].to_numpy(), fresh[cols].to_numpy(), atol=1e-9)
+    assert cached["regime"].equals(fresh["regime"])
+    other = WalkForwardReport()  # a different detector setting is a different fit
+    causal_regimes(btc.iloc[:14_500], "5m", params, detector=RegimeDetector(random_state=7), report=other, cache=cache)
+    assert other.cache_hits == 0
+    assert len(cache) <= 8
 
 
 def test_online_step_matches_batch_filter(fitted, btc):
