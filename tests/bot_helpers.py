@@ -11,7 +11,7 @@ from pathlib import Path
 
 from freqtrade_client import FtRestClient
 
-from simulation.freqtrade_runner import REPO_ROOT, freqtrade_executable
+from simulation.freqtrade_runner import LOG_COLUMNS, REPO_ROOT, freqtrade_executable
 from simulation.gateway.process import free_port
 
 
@@ -34,7 +34,7 @@ def start_bot(tmp: Path, configs: list[str], extra: dict, env_extra: dict, strat
     if strategy:
         cmd += ["--strategy", strategy]
     with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **env_extra}, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, "COLUMNS": LOG_COLUMNS, **env_extra}, stdout=fh, stderr=subprocess.STDOUT)
     return proc, log
 
 

@@ -16,7 +16,7 @@ from telegram import Bot, Update
 from telegram.request import BaseRequest
 
 from cryptobot_ops.companion.bot import Companion, build_application
-from simulation.freqtrade_runner import run_freqtrade
+from simulation.freqtrade_runner import REPO_ROOT, run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
 from simulation.gateway.process import free_port
 
@@ -71,6 +71,63 @@ def test_bot_refuses_default_api_password(replay):
     assert "refusing to start: api_server.password" in log.read_text()
 
 
+ALWAYS_EXIT = """
+import sys
+sys.path.insert(0, {strategies!r})  # test-only: a variant of the repo's strategy from a temp folder
+from RiskReference import RiskReference
+
+
+class AlwaysExitRisk(RiskReference):
+    def populate_exit_trend(self, dataframe, metadata):
+        dataframe["exit_long"] = 1
+        return dataframe
+"""
+
+
+def test_emergency_exit_is_honoured_whatever_the_exit_settings(replay):
+    """Without the REST shortcut, the emergency exit still happens in the bot loop when freqtrade never
+    asks custom_exit: exit signals off, and exit_profit_only with an exit signal on a losing trade."""
+    tmp, overlay = replay
+    strats = tmp / "strats"
+    strats.mkdir()
+    (strats / "AlwaysExitRisk.py").write_text(ALWAYS_EXIT.format(strategies=str(REPO_ROOT / "strategies")))
+    common = {**FORCE_ORDERS, "max_open_trades": 2, "minimal_roi": {"0": 100},
+              "risk": {"emergency_rest_exit": False, "ledger": "", "correlation_limit": 1.0}}
+    bots = [
+        RunningBot(tmp, [*CONFIGS, str(overlay)], {**common, "use_exit_signal": False}, "RiskReference", name="no-signal"),
+        RunningBot(tmp, [*CONFIGS, str(overlay)], {**common, "exit_profit_only": True, "exit_profit_offset": 0.5,
+                                                    "strategy_path": str(strats)}, "AlwaysExitRisk", name="profit-only"),
+    ]
+    try:
+        for bot in bots:
+            bot.wait_running()
+            bot.client.forceenter("BTC/USDT", "long")
+        for bot in bots:
+            wait_for(lambda b=bot: len(b.client.status()) == 1, 60, f"{bot.log.name}: an open trade")
+        time.sleep(12)  # two bot loops: the trades stay open on their own (no signal exit, no profit)
+        assert all(len(bot.client.status()) == 1 for bot in bots)
+        (tmp / "ud" / "EMERGENCY_STOP").write_text("operator test")
+        for bot in bots:
+            wait_for(lambda b=bot: not b.client.status(), 60, f"{bot.log.name}: the emergency exit")
+            text = bot.log.read_text()
+            assert re.search(r"emergency exit BTC/USDT .* ms after the operator's action \(roi\)", text), text[-2000:]
+            assert "via the REST API" not in text
+    finally:
+        for bot in bots:
+            bot.stop()
+
+
+def test_bot_refuses_settings_that_block_the_emergency_exit(replay):
+    tmp, overlay = replay
+    bot = RunningBot(tmp, [*CONFIGS, str(overlay)], {"ignore_roi_if_entry_signal": True}, "RiskReference")
+    try:
+        rc = bot.proc.wait(timeout=180)
+    finally:
+        bot.stop()
+    assert rc != 0
+    assert "ignore_roi_if_entry_signal would let an entry signal block the emergency exit" in bot.log.read_text()
+
+
 def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
     tmp, overlay = replay
     hook = Receiver()
@@ -94,13 +151,14 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
         flag.write_text("operator test")
         wait_for(lambda: not client.status(), 60, "all trades exited")
         text = log.read_text()
-        exits = re.findall(r"emergency exit (\S+) ([0-9.]+) ms after the trigger", text)
-        delays = [float(ms) for _, ms in exits]
-        # Causality, not speed (a loaded CI machine must not fail this): every trade at risk exits through
-        # the emergency path, each after the trigger; the delays themselves are measured and logged.
-        assert {p for p, _ in exits} == at_risk and all(d >= 0 for d in delays), exits
+        # The watcher sees the file within ~50 ms and exits everything through the bot's REST API; the
+        # latency from the operator's action is measured and logged (asserted by order, not by speed).
+        rest = re.findall(r"emergency exits via the REST API ([0-9.]+) ms after the operator's action", text)
+        assert rest and float(rest[0]) >= 0, text[-3000:]
+        detected = re.search(r"emergency detected ([0-9.]+) ms after the operator's action", text)
+        assert detected and float(detected.group(1)) <= float(rest[0])
         trades = client.trades()["trades"]
-        assert {t["exit_reason"] for t in trades if t["pair"] in at_risk} == {"emergency_stop"}
+        assert {t["exit_reason"] for t in trades if t["pair"] in at_risk} <= {"force_exit", "emergency_stop", "roi"}
         wait_for(lambda: any("[CRITICAL] emergency stop" in str(m.get("msg", "")) for m in hook.messages), 30,
               f"webhook alert (got {hook.messages})")
         client.forceenter("BTC/USDT", "long")  # blocked now
@@ -188,7 +246,8 @@ def test_companion_bot_commands_against_a_real_bot(replay):
         asyncio.run(run(["/emergency"], 777))
         assert "EMERGENCY STOP requested" in request.sent[-1]["text"]
         wait_for(lambda: not client.status(), 60, "the emergency exit")
-        assert [t["exit_reason"] for t in client.trades()["trades"]] == ["force_exit", "emergency_stop"]
+        first, second = [t["exit_reason"] for t in client.trades()["trades"]]
+        assert first == "force_exit" and second in {"force_exit", "emergency_stop"}  # the watcher exits via the API
         wait_for(lambda: "ACTIVE" in Companion(client, tmp / "ud", frozenset()).risk_text(), 30, "risk state shows it")
     finally:
         bot.stop()

@@ -81,3 +81,26 @@ def test_config_errors_are_clear():
         RiskLimits.from_config({"risk": {"max_dd": 0.2}})
     with pytest.raises(ValueError, match="fraction"):
         RiskLimits.from_config({"risk": {"max_drawdown": 10}})
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"correlation_window": 288.0}, "risk.correlation_window must be an integer"),
+    ({"max_drawdown": "0.1"}, "risk.max_drawdown must be a number"),
+    ({"daily_loss": None}, "risk.daily_loss must be a number"),
+    ({"portfolio_heat": True}, "risk.portfolio_heat must be a number"),
+    ({"max_drawdown": float("nan")}, "risk.max_drawdown must be a number"),
+    ({"emergency_file": ""}, "risk.emergency_file must name a file"),
+    ({"emergency_file": "  "}, "risk.emergency_file must name a file"),
+    ({"max_drawdown": 0.2, "emergency_drawdown": 0.15}, "emergency_drawdown .* must be >= risk.max_drawdown"),
+    ({"ledger": None}, "risk.ledger must be a string"),
+])
+def test_config_validation_is_strict_and_names_the_key(setting, message):
+    with pytest.raises(ValueError, match=message):
+        RiskLimits.from_config({"risk": setting})
+
+
+def test_emergency_drawdown_defaults_to_one_and_a_half_times_the_limit():
+    assert RiskLimits().emergency_drawdown == pytest.approx(0.15)
+    assert RiskLimits.from_config({"risk": {"max_drawdown": 0.2}}).emergency_drawdown == pytest.approx(0.30)
+    with pytest.raises(ValueError, match="must be an object"):
+        RiskLimits.from_config({"risk": [0.1]})

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import sqlite3
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -25,13 +28,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from freqtrade.exceptions import OperationalException
 
 from cryptobot_ops.alerts import alert, check_api_security, check_live
 
 logger = logging.getLogger(__name__)
 
 EPS = 1e-9  # limits are compared with a tolerance: 1 - 9000/10000 is not exactly 0.1 in floats
-REASONS = ("emergency_stop", "max_drawdown", "daily_loss", "portfolio_heat", "correlation")
+WATCH_INTERVAL_S = 0.05  # the emergency watcher's poll of the operator's file and the shared ledger
+REASONS = ("emergency_stop", "risk_error", "max_drawdown", "daily_loss", "portfolio_heat", "correlation")
+
+
+FRACTIONS = ("max_drawdown", "daily_loss", "portfolio_heat", "emergency_drawdown")
 
 
 @dataclass(frozen=True)
@@ -41,21 +49,49 @@ class RiskLimits:
     portfolio_heat: float = 0.15
     correlation_limit: float = 0.7
     correlation_window: int = 288  # candles of the strategy timeframe
-    emergency_drawdown: float = 0.15
+    emergency_drawdown: float | None = None  # default 1.5x max_drawdown
     emergency_file: str = "EMERGENCY_STOP"  # relative to user_data_dir
+    ledger: str = "risk_ledger.sqlite"  # shared by every bot that names the same file; "" = this bot alone
+    ledger_ttl_s: float = 900.0  # a bot silent for longer drops out of the portfolio (logged)
+    emergency_rest_exit: bool = True  # exit at once through the bot's own REST API (when it runs one)
 
     def __post_init__(self) -> None:
-        for name in ("max_drawdown", "daily_loss", "portfolio_heat", "emergency_drawdown"):
+        """Strict: a value of the wrong type is an error naming its key, never a silent default
+        (a JSON float where an integer belongs used to pass here and fail open at trade time)."""
+        if self.emergency_drawdown is None and isinstance(self.max_drawdown, int | float):
+            object.__setattr__(self, "emergency_drawdown", min(0.99, round(1.5 * self.max_drawdown, 10)))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("float", "float | None") and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
+                raise ValueError(f"risk.{f.name} must be a number, got {value!r}")
+            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"risk.{f.name} must be an integer, got {value!r}")
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ValueError(f"risk.{f.name} must be true or false, got {value!r}")
+            if f.type == "str" and not isinstance(value, str):
+                raise ValueError(f"risk.{f.name} must be a string, got {value!r}")
+        for name in FRACTIONS:
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"risk.{name} must be a fraction in (0, 1), got {getattr(self, name)!r}")
         if not 0 < self.correlation_limit <= 1:
-            raise ValueError("risk.correlation_limit must be in (0, 1]")
+            raise ValueError(f"risk.correlation_limit must be in (0, 1], got {self.correlation_limit!r}")
         if self.correlation_window < 10:
-            raise ValueError("risk.correlation_window must be at least 10 candles")
+            raise ValueError(f"risk.correlation_window must be at least 10 candles, got {self.correlation_window!r}")
+        if self.emergency_drawdown < self.max_drawdown:
+            raise ValueError(f"risk.emergency_drawdown ({self.emergency_drawdown}) must be >= risk.max_drawdown "
+                             f"({self.max_drawdown}): the emergency stop is the harder limit")
+        if not self.emergency_file.strip():
+            raise ValueError("risk.emergency_file must name a file (an empty name would be the user_data folder itself)")
+        if self.ledger_ttl_s <= 0:
+            raise ValueError(f"risk.ledger_ttl_s must be positive, got {self.ledger_ttl_s!r}")
 
     @classmethod
     def from_config(cls, config: dict) -> RiskLimits:
-        section = dict(config.get("risk") or {})
+        section = config.get("risk")
+        if section is None:
+            section = {}
+        if not isinstance(section, dict):
+            raise ValueError(f"the config's 'risk' section must be an object, got {section!r}")  # noqa: TRY004 (config errors are ValueErrors)
         known = {f.name for f in fields(cls)}
         unknown = set(section) - known
         if unknown:
@@ -140,10 +176,30 @@ def check_entry(
     return Decision(True)
 
 
+class RiskDataError(RuntimeError):
+    """The state a risk decision needs is missing (no rate for an open trade, unreadable ledger)."""
+
+
+@dataclass(frozen=True)
+class EquityState:
+    equity: float  # mark-to-market: realized + open trades at their latest close
+    peak: float
+    day_start: float
+    positions: list[Position]  # every bot's open positions (the ledger's), this bot's with their trades
+
+
 class RiskControlled:
-    """Mixin for IStrategy subclasses (put it first in the bases)."""
+    """Mixin for IStrategy subclasses (put it first in the bases).
+
+    Fails closed: any error inside a decision rejects the entry and sends a critical alert; the
+    emergency exit goes through freqtrade's ROI check (`custom_roi`), which freqtrade evaluates for
+    every open trade whatever `use_exit_signal` and `exit_profit_only` say, and `bot_start` refuses
+    the one setting that can switch it off (`ignore_roi_if_entry_signal`).
+    """
 
     risk_limits: RiskLimits | None = None
+    use_custom_roi = True
+    emergency_watcher = True  # the ~50 ms watcher thread in dry-run/live (tests of the loop path turn it off)
 
     # -- state ----------------------------------------------------------------------------
     def _risk_init(self) -> None:
@@ -155,42 +211,89 @@ class RiskControlled:
         self.emergency_trigger: dict | None = None
         self._breach_day = None
         self._summary_day = None
+        self._peak: float | None = None
+        self._day: tuple | None = None  # (UTC date, mark-to-market equity at its first observation)
+        self._started = time.time()
+        self._emergency_lock = threading.Lock()
+        self._ledger = None
+        if self._is_live() and self.risk_limits.ledger:
+            from cryptobot_ops.ledger import RiskLedger
+
+            path = Path(self.risk_limits.ledger)
+            if not path.is_absolute():
+                path = Path(self.config.get("user_data_dir", "user_data")) / path
+            bot_id = f"{self.config.get('bot_name', 'freqtrade')}@{self.config.get('db_url', '')}"
+            self._ledger = RiskLedger(path, bot_id, self.risk_limits.ledger_ttl_s)
         self._risk_ready = True
 
-    def _equity_state(self, now: datetime) -> tuple[float, float, float]:
-        """(equity, peak, UTC-day start) from the realized equity curve (closed trades)."""
+    def _rate(self, pair: str) -> float:
+        """The mark for an open trade: the latest close the bot analysed, else the latest candle it
+        holds, else (dry-run/live, e.g. before the first analysis) the exchange's last price."""
+        sources = (lambda: self.dp.get_analyzed_dataframe(pair, self.timeframe)[0],
+                   lambda: self.dp.get_pair_dataframe(pair, self.timeframe))
+        for source in sources:
+            df = source()
+            if df is not None and not df.empty:
+                close = float(df["close"].iloc[-1])
+                if math.isfinite(close) and close > 0:
+                    return close
+        if self._is_live():
+            last = (self.dp.ticker(pair) or {}).get("last")
+            if last is not None and math.isfinite(float(last)) and float(last) > 0:
+                return float(last)
+        raise RiskDataError(f"no price for open trade {pair}: cannot mark it to market")
+
+    def _equity_state(self, now: datetime) -> EquityState:
+        """Mark-to-market equity (closed profits + open trades at their latest close), its running
+        peak and the UTC day's starting value; across every bot that shares the ledger."""
         from freqtrade.persistence import Trade
 
         start = float(self.wallets.get_starting_balance()) if self.wallets else float(self.config.get("dry_run_wallet", 1000))
         closed = [t for t in Trade.get_trades_proxy(is_open=False) if t.close_date is not None]
         closed.sort(key=lambda t: t.close_date)
-        profits = np.array([t.close_profit_abs or 0.0 for t in closed])
-        curve = start + np.concatenate([[0.0], np.cumsum(profits)])
-        day = pd.Timestamp(now).tz_convert("UTC").normalize() if pd.Timestamp(now).tzinfo else pd.Timestamp(now).normalize()
-        before = sum(1 for t in closed if pd.Timestamp(t.close_date).tz_localize(None) < day.tz_localize(None))
-        return float(curve[-1]), float(curve.max()), float(curve[before])
+        curve = start + np.concatenate([[0.0], np.cumsum([t.close_profit_abs or 0.0 for t in closed])])
+        opened = self._open_positions()
+        unrealized = sum(float(t.calc_profit(self._rate(t.pair))) for _, t in opened)
+        equity = float(curve[-1]) + unrealized
+        ts = pd.Timestamp(now)
+        day = (ts.tz_convert("UTC") if ts.tzinfo else ts).date()
+        self._peak = max(float(curve.max()), equity, self._peak or 0.0)
+        if self._day is None or self._day[0] != day:
+            before = sum(1 for t in closed if pd.Timestamp(t.close_date).tz_localize(None).date() < day)
+            # first look at a new day: now; after a restart mid-day: realized equity at midnight
+            self._day = (day, equity if self._day is not None else float(curve[before]))
+        positions = [p for p, _ in opened]
+        if self._ledger is None:
+            return EquityState(equity, self._peak, self._day[1], positions)
+        mine = [(p.pair, p.stake, p.stop_distance) for p in positions]
+        book = self._ledger.publish(equity, self._peak, self._day[1], mine)
+        others = [Position(pair, stake, dist) for bot, pair, stake, dist in book.positions if bot != self._ledger.bot_id]
+        return EquityState(book.equity, book.peak, book.day_start, positions + others)
 
     def _returns(self, pair: str) -> np.ndarray | None:
-        df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)  # empty for another bot's pair
         if df is None or df.empty:
             return None
         return df["close"].pct_change().to_numpy()[-self.risk_limits.correlation_window :]
 
     def risk_decision(self, pair: str, stake: float, current_time: datetime) -> Decision:
         self._risk_init()
-        equity, peak, day_start = self._equity_state(current_time)
+        if self.emergency_active:  # needs no state: decided before anything can fail
+            return Decision(False, "emergency_stop", "emergency stop active")
+        state = self._equity_state(current_time)
         positions, open_returns = [], {}
-        for pos, t in self._open_positions():
-            if t.pair == pair:
+        own = {t.pair for _, t in self._open_positions()}
+        for pos in state.positions:
+            if pos.pair == pair and pair in own:
                 continue
             positions.append(pos)
-            r = self._returns(t.pair)
+            r = self._returns(pos.pair)
             if r is not None:
-                open_returns[t.pair] = r
+                open_returns[pos.pair] = r
         return check_entry(
-            self.risk_limits, stake=stake, stop_distance=abs(self.stoploss), equity=equity, peak_equity=peak,
-            day_start_equity=day_start, positions=positions, candidate_returns=self._returns(pair),
-            open_returns=open_returns, emergency=self.emergency_active,
+            self.risk_limits, stake=stake, stop_distance=abs(self.stoploss), equity=state.equity,
+            peak_equity=state.peak, day_start_equity=state.day_start, positions=positions,
+            candidate_returns=self._returns(pair), open_returns=open_returns, emergency=self.emergency_active,
         )
 
     # -- freqtrade callbacks --------------------------------------------------------------
@@ -199,39 +302,128 @@ class RiskControlled:
             check_api_security(self.config)
             check_live(self.config)
         self._risk_init()
+        if not self.use_custom_roi:
+            raise OperationalException("refusing to start: the emergency exit needs use_custom_roi (RiskControlled sets it)")
+        if getattr(self, "ignore_roi_if_entry_signal", False):
+            raise OperationalException("refusing to start: ignore_roi_if_entry_signal would let an entry signal block "
+                                       "the emergency exit; set it to false")
+        if self._is_live():
+            self._start_watcher()
 
     def confirm_trade_entry(self, pair, order_type, amount, rate, time_in_force, current_time, entry_tag, side, **kwargs) -> bool:
-        d = self.risk_decision(pair, amount * rate, current_time)
+        try:
+            d = self.risk_decision(pair, amount * rate, current_time)
+        except Exception as exc:  # freqtrade lets an entry through when this callback raises: never
+            d = Decision(False, "risk_error", f"{type(exc).__name__}: {exc}")
+            logger.exception("risk: decision for %s failed; entry rejected", pair)
+            self._alert_safely("critical", f"risk decision failed ({d.detail}); entry {pair} rejected")
         if not d.allowed:
-            self.risk_rejections[d.reason] += 1
-            logger.warning("risk: entry %s rejected (%s): %s [count %d]", pair, d.reason, d.detail, self.risk_rejections[d.reason])
+            counter = getattr(self, "risk_rejections", None)
+            if counter is None:
+                counter = self.risk_rejections = Counter()
+            counter[d.reason] += 1
+            logger.warning("risk: entry %s rejected (%s): %s [count %d]", pair, d.reason, d.detail, counter[d.reason])
             if d.reason in ("max_drawdown", "daily_loss") and self._breach_day != current_time.date():
                 self._breach_day = current_time.date()  # one critical alert per breach and day
-                alert(self, "critical", f"limit breach: {d.detail}; new entries blocked")
+                self._alert_safely("critical", f"limit breach: {d.detail}; new entries blocked")
         return d.allowed
 
+    def _alert_safely(self, severity: str, text: str) -> None:
+        try:
+            alert(self, severity, text)
+        except Exception:
+            logger.exception("risk: could not send the %s alert: %s", severity, text)
+
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
+        """Triggers first (the operator's file and other bots' emergencies need no state), then
+        the equity-based trigger, then bookkeeping: a failed write never stops an emergency."""
         self._risk_init()
-        equity, peak, day_start = self._equity_state(current_time)  # once per loop
+        if not self.emergency_active:
+            found = self._operator_trigger()
+            if found:
+                self.trigger_emergency(*found)
+        try:
+            state = self._equity_state(current_time)  # once per loop; publishes to the ledger
+        except Exception as exc:
+            logger.exception("risk: equity state unavailable")
+            self._alert_safely("critical", f"risk state unavailable ({type(exc).__name__}: {exc}); entries will be rejected")
+            return
+        dd = drawdown(state.equity, state.peak)
+        if not self.emergency_active and dd >= self.risk_limits.emergency_drawdown - EPS:
+            self.trigger_emergency(f"drawdown {dd:.2%} >= emergency {self.risk_limits.emergency_drawdown:.2%}")
         if self._summary_day is None:
             self._summary_day = current_time.date()
         elif current_time.date() != self._summary_day:
             self._summary_day = current_time.date()
-            alert(self, "info", f"daily summary: equity {equity:.2f}, drawdown {drawdown(equity, peak):.2%}, "
-                  f"rejections {dict(self.risk_rejections)}")
+            self._alert_safely("info", f"daily summary: equity {state.equity:.2f}, drawdown {dd:.2%}, "
+                               f"rejections {dict(self.risk_rejections)}")
         if self._is_live():
-            self._write_state(current_time, equity, peak, day_start)
-        if self.emergency_active:
-            return
+            try:
+                self._write_state(current_time, state)
+            except Exception as exc:
+                logger.exception("risk: could not write risk_state.json")
+                self._alert_safely("warning", f"risk state not persisted ({type(exc).__name__}: {exc})")
+
+    def _operator_trigger(self) -> tuple[str, float] | None:
+        """(reason, wall-clock time of the operator's action) when the file exists or another bot
+        raised a portfolio emergency."""
         flag = Path(self.config.get("user_data_dir", "user_data")) / self.risk_limits.emergency_file
-        reason = None
-        if flag.exists():
-            reason = f"operator ({flag})"
-        else:
-            if drawdown(equity, peak) >= self.risk_limits.emergency_drawdown - EPS:
-                reason = f"drawdown {drawdown(equity, peak):.2%} >= emergency {self.risk_limits.emergency_drawdown:.2%}"
-        if reason:
-            self.trigger_emergency(reason)
+        try:
+            return f"operator file {flag.name}", flag.stat().st_mtime
+        except FileNotFoundError:
+            pass
+        if self._ledger is not None:
+            try:
+                other = self._ledger.emergency_since(self._started)
+            except (sqlite3.Error, OSError) as exc:  # an unreadable ledger: stop rather than trade blind
+                return f"risk ledger unreadable ({type(exc).__name__}: {exc})", time.time()
+            if other is not None:
+                return f"portfolio emergency from {other[0]}: {other[1]}", other[2]
+        return None
+
+    # -- the emergency watcher: acts within ~50 ms of the operator, not at the next bot loop --------
+    def _start_watcher(self) -> None:
+        if getattr(self, "_watcher", None) is not None or not self.emergency_watcher:
+            return
+        api = self.config.get("api_server") or {}
+        if not api.get("enabled") or not self.risk_limits.emergency_rest_exit:
+            logger.warning("risk: no REST API exit, so an emergency exits at the bot's next loop "
+                           "(up to process_throttle_secs after the trigger); enable api_server to exit at once")
+        self._watcher = threading.Thread(target=self._watch, name="risk-emergency-watch", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self.emergency_active:
+            try:
+                found = self._operator_trigger()
+            except Exception:
+                logger.exception("risk: emergency watcher check failed")
+                found = None
+            if found and self.trigger_emergency(*found):
+                self._force_exit_all()
+                return
+            time.sleep(WATCH_INTERVAL_S)
+
+    def _force_exit_all(self) -> None:
+        """Exit every open trade through the bot's own REST API (freqtrade's /forceexit)."""
+        api = self.config.get("api_server") or {}
+        if not api.get("enabled") or not self.risk_limits.emergency_rest_exit:
+            return
+        from freqtrade_client import FtRestClient
+
+        host = api.get("listen_ip_address", "127.0.0.1")
+        host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        client = FtRestClient(f"http://{host}:{api.get('listen_port', 8080)}", api.get("username", ""), api.get("password", ""))
+        try:
+            reply = client.forceexit("all")
+        except Exception:
+            logger.exception("risk: emergency force exit through the REST API failed; exits follow at the next loop")
+            return
+        trig = self.emergency_trigger or {}
+        logger.info("emergency force exit reply: %s", reply)
+        logger.critical("emergency exits via the REST API %.1f ms after the operator's action (%.1f ms after detection)",
+                        (time.time() - trig.get("action_time", time.time())) * 1e3,
+                        (time.monotonic() - trig.get("monotonic", time.monotonic())) * 1e3)
 
     def _is_live(self) -> bool:
         runmode = self.config.get("runmode")
@@ -245,32 +437,58 @@ class RiskControlled:
         return [(Position(t.pair, float(t.stake_amount), max(0.0, (t.open_rate - (t.stop_loss or 0)) / t.open_rate)), t)
                 for t in Trade.get_trades_proxy(is_open=True)]
 
-    def _write_state(self, now: datetime, equity: float, peak: float, day_start: float) -> None:
+    def _write_state(self, now: datetime, state: EquityState) -> None:
         """user_data/risk_state.json: what the operator tools (companion bot) show."""
-        positions = [p for p, _ in self._open_positions()]
-        state = {
-            "time": now.isoformat(), "equity": equity, "peak_equity": peak, "drawdown": drawdown(equity, peak),
-            "daily_loss": daily_loss(equity, day_start), "portfolio_heat": portfolio_heat(positions, equity),
+        state_doc = {
+            "time": now.isoformat(), "equity": state.equity, "peak_equity": state.peak,
+            "drawdown": drawdown(state.equity, state.peak), "daily_loss": daily_loss(state.equity, state.day_start),
+            "portfolio_heat": portfolio_heat(state.positions, state.equity), "marked_to_market": True,
             "limits": {f.name: getattr(self.risk_limits, f.name) for f in fields(self.risk_limits)},
             "rejections": dict(self.risk_rejections), "emergency": self.emergency_trigger and {
                 k: v for k, v in self.emergency_trigger.items() if k != "monotonic"},
         }
         path = Path(self.config.get("user_data_dir", "user_data")) / "risk_state.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, default=str))
+        tmp.write_text(json.dumps(state_doc, default=str))
         tmp.replace(path)
 
-    def trigger_emergency(self, reason: str) -> None:
+    def trigger_emergency(self, reason: str, action_time: float | None = None) -> bool:
+        """Enter the emergency (once; False if already in it). `action_time`: when the operator acted."""
         self._risk_init()
-        self.emergency_active = True
-        self.emergency_trigger = {"reason": reason, "monotonic": time.monotonic(), "exits": {}}
-        alert(self, "critical", f"emergency stop: {reason}; exiting all positions, entries blocked")
+        with self._emergency_lock:
+            if self.emergency_active:
+                return False
+            self.emergency_active = True
+            self.emergency_trigger = {"reason": reason, "monotonic": time.monotonic(),
+                                      "action_time": action_time or time.time(), "exits": {}}
+        logger.critical("emergency detected %.1f ms after the operator's action: %s",
+                        (time.time() - self.emergency_trigger["action_time"]) * 1e3, reason)
+        if self._ledger is not None and not reason.startswith("portfolio emergency"):
+            try:
+                self._ledger.raise_emergency(reason)
+            except Exception:
+                logger.exception("risk: could not tell the other bots about the emergency")
+        self._alert_safely("critical", f"emergency stop: {reason}; exiting all positions, entries blocked")
+        return True
+
+    def _note_emergency_exit(self, pair: str, path: str) -> None:
+        trig = self.emergency_trigger
+        if trig is not None and pair not in trig["exits"]:
+            trig["exits"][pair] = (time.monotonic() - trig["monotonic"]) * 1e3
+            logger.critical("emergency exit %s %.1f ms after the trigger, %.1f ms after the operator's action (%s)", pair,
+                            trig["exits"][pair], (time.time() - trig["action_time"]) * 1e3, path)
 
     def custom_exit(self, pair, trade, current_time, current_rate, current_profit, **kwargs):
         if getattr(self, "emergency_active", False):
-            trig = self.emergency_trigger
-            if trig is not None and pair not in trig["exits"]:
-                trig["exits"][pair] = (time.monotonic() - trig["monotonic"]) * 1e3
-                logger.critical("emergency exit %s %.1f ms after the trigger", pair, trig["exits"][pair])
+            self._note_emergency_exit(pair, "custom_exit")
             return "emergency_stop"
         return None
+
+    def custom_roi(self, pair, trade, current_time, trade_duration, entry_tag, side, **kwargs) -> float | None:
+        """In an emergency any profit above -100% reaches the ROI: freqtrade checks ROI for every open
+        trade, also where it skips custom_exit (no exit signals, exit_profit_only with a signal set)."""
+        if getattr(self, "emergency_active", False):
+            self._note_emergency_exit(pair, "roi")
+            return -1e9
+        return super().custom_roi(pair=pair, trade=trade, current_time=current_time, trade_duration=trade_duration,
+                                  entry_tag=entry_tag, side=side, **kwargs)

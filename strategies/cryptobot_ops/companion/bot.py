@@ -2,8 +2,8 @@
 
 It reads and acts only through freqtrade's REST API (freqtrade-client) and the files our strategies
 write in user_data (risk_state.json, FreqAI model folders) — freqtrade itself is never patched.
-/emergency creates user_data/EMERGENCY_STOP, which the strategies' risk controls act on in their next
-loop (exit everything, block entries), and also calls freqtrade's /stopentry.
+/emergency creates user_data/EMERGENCY_STOP, which the strategies' risk controls see within ~50 ms
+(exit everything through the bot's REST API, block entries), and also calls freqtrade's /stopentry.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Companion:
         flag = self.user_data / "EMERGENCY_STOP"
         flag.write_text(f"requested via Telegram at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         reply = self.client.stopbuy()  # freqtrade-client name of /stopentry
-        return f"EMERGENCY STOP requested: {flag} written, /stopentry -> {reply}. All positions exit on the bot's next loop."
+        return f"EMERGENCY STOP requested: {flag} written, /stopentry -> {reply}. Positions exit within a second (the strategy's watcher), at the latest on the bot's next loop."
 
     # -- Telegram -------------------------------------------------------------------------
     def authorized(self, update: Update) -> bool:

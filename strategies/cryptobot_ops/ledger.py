@@ -1,0 +1,92 @@
+"""A portfolio-wide risk ledger that several freqtrade bots share: one SQLite file in WAL mode.
+
+Why: the spec's limits (drawdown, daily loss, heat, emergency stop) are about the whole account, but
+each bot only sees its own database. Every bot publishes its mark-to-market state here on each loop
+and reads everyone's back before deciding: portfolio equity, peak and the UTC day's starting value are
+sums over the bots (the sum of peaks is at least the portfolio's peak, so the drawdown read here is
+never smaller than the true one), heat counts every bot's open positions, and an emergency raised by
+one bot (or by the operator through one) reaches all of them.
+
+Guarantee boundary: a bot that has not published for `ttl_s` seconds (stopped, crashed) drops out
+of the sums with a warning; its positions count again as soon as it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bots (
+    bot_id TEXT PRIMARY KEY, updated REAL NOT NULL, equity REAL NOT NULL, peak REAL NOT NULL,
+    day_start REAL NOT NULL, positions TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS emergencies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, bot_id TEXT NOT NULL, reason TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class PortfolioState:
+    equity: float
+    peak: float
+    day_start: float
+    positions: list[tuple[str, str, float, float]]  # (bot_id, pair, stake, stop distance)
+    bots: int
+
+
+class RiskLedger:
+    def __init__(self, path: Path, bot_id: str, ttl_s: float = 900.0) -> None:
+        self.path = Path(path)
+        self.bot_id = bot_id
+        self.ttl_s = ttl_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+        self._warned: set[str] = set()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection, closed on exit (sqlite3's own context manager does not close)."""
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def publish(self, equity: float, peak: float, day_start: float, positions: list[tuple[str, float, float]]) -> PortfolioState:
+        """Write this bot's state and return the portfolio's (the bots heard from within `ttl_s`)."""
+        now = time.time()
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO bots VALUES (?, ?, ?, ?, ?, ?)",
+                       (self.bot_id, now, float(equity), float(peak), float(day_start), json.dumps(positions)))
+            rows = db.execute("SELECT bot_id, updated, equity, peak, day_start, positions FROM bots").fetchall()
+        live = []
+        for bot_id, updated, eq, pk, ds, pos in rows:
+            if now - updated > self.ttl_s:
+                if bot_id not in self._warned:
+                    self._warned.add(bot_id)
+                    logger.warning("risk ledger: bot %s silent for %.0f s, left out of the portfolio", bot_id, now - updated)
+                continue
+            live.append((bot_id, eq, pk, ds, json.loads(pos)))
+        return PortfolioState(
+            equity=sum(r[1] for r in live), peak=sum(r[2] for r in live), day_start=sum(r[3] for r in live),
+            positions=[(r[0], p, float(st), float(sd)) for r in live for p, st, sd in r[4]], bots=len(live))
+
+    def raise_emergency(self, reason: str) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO emergencies (time, bot_id, reason) VALUES (?, ?, ?)", (time.time(), self.bot_id, reason))
+
+    def emergency_since(self, since: float) -> tuple[str, str, float] | None:
+        """(bot, reason, time) of the first emergency raised after `since` (epoch seconds), if any."""
+        with self._connect() as db:
+            row = db.execute("SELECT bot_id, reason, time FROM emergencies WHERE time >= ? ORDER BY id LIMIT 1", (since,)).fetchone()
+        return (row[0], row[1], float(row[2])) if row else None

@@ -1,0 +1,174 @@
+"""The risk mixin's state and failure paths with freqtrade's real persistence and DataProvider:
+mark-to-market equity, fail-closed decisions, triggers before bookkeeping, the shared ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from freqtrade.data.dataprovider import DataProvider
+from freqtrade.enums import CandleType, RunMode
+from freqtrade.persistence import Trade, init_db
+from freqtrade.strategy import IStrategy
+
+from cryptobot_ops.ledger import RiskLedger
+from cryptobot_ops.risk import RiskControlled
+
+NOW = datetime(2024, 4, 10, 12, 0, tzinfo=UTC)
+
+
+class Harness(RiskControlled, IStrategy):
+    INTERFACE_VERSION = 3
+    timeframe = "5m"
+    stoploss = -0.05
+    minimal_roi = {"0": 10}
+    emergency_watcher = False  # these tests drive bot_loop_start themselves; one test runs the watcher
+
+    def populate_indicators(self, dataframe, metadata):
+        return dataframe
+
+    def populate_entry_trend(self, dataframe, metadata):
+        return dataframe
+
+    def populate_exit_trend(self, dataframe, metadata):
+        return dataframe
+
+
+def make_strategy(tmp_path, risk: dict | None = None, runmode: RunMode = RunMode.DRY_RUN, name: str = "a") -> Harness:
+    config = {"runmode": runmode, "dry_run": True, "dry_run_wallet": 10_000, "stake_currency": "USDT",
+              "user_data_dir": tmp_path, "bot_name": name, "db_url": f"sqlite:///{name}.sqlite",
+              "candle_type_def": CandleType.SPOT, "risk": risk or {}}
+    s = Harness(config)
+    s.dp = DataProvider(config, None)
+    s.wallets = None
+    return s
+
+
+def set_price(s: Harness, pair: str, close: float) -> None:
+    dates = pd.date_range(NOW - timedelta(minutes=5 * 299), NOW, freq="5min")
+    rng = np.random.default_rng(len(pair))  # a random walk that ends at `close`
+    closes = close * np.exp(rng.normal(0, 1e-3, 300).cumsum()[::-1] - 0)
+    closes[-1] = close
+    df = pd.DataFrame({"date": dates, "open": closes, "high": closes, "low": closes, "close": closes, "volume": 1.0})
+    s.dp._set_cached_df(pair, s.timeframe, df, CandleType.SPOT)
+
+
+def open_trade(pair: str, stake: float, rate: float, stop: float) -> Trade:
+    t = Trade(pair=pair, stake_amount=stake, amount=stake / rate, open_rate=rate, fee_open=0.0, fee_close=0.0,
+              is_open=True, exchange="binance", open_date=NOW - timedelta(hours=1), stop_loss=stop,
+              initial_stop_loss=stop, leverage=1.0, trading_mode="spot")
+    Trade.session.add(t)
+    Trade.commit()
+    return t
+
+
+@pytest.fixture
+def db():
+    init_db("sqlite://")
+    yield
+    Trade.session.remove()
+
+
+def test_open_losses_count_in_drawdown(db, tmp_path):
+    """A position 30% under water is a 15% drawdown of a 10,000 account that put 5,000 in it:
+    beyond the 10% limit (entries refused) and the 15% emergency (triggered). Realized equity alone said 0%."""
+    s = make_strategy(tmp_path, {"ledger": ""})
+    open_trade("BTC/USDT", 5_000, 100.0, 95.0)
+    set_price(s, "BTC/USDT", 70.0)
+    set_price(s, "ETH/USDT", 10.0)
+    s.bot_start()
+    state = s._equity_state(NOW)
+    assert state.equity == pytest.approx(10_000 - 1_500)
+    assert state.peak == pytest.approx(10_000)
+    assert not s.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
+    assert s.risk_rejections["max_drawdown"] == 1
+    s.bot_loop_start(current_time=NOW)
+    assert s.emergency_active and "drawdown 15.00%" in s.emergency_trigger["reason"]
+
+
+def test_an_error_in_the_decision_rejects_the_entry(db, tmp_path):
+    """No price for an open trade: the decision cannot be made, so the entry is refused (freqtrade
+    itself would let it through when confirm_trade_entry raises)."""
+    s = make_strategy(tmp_path, {"ledger": ""})
+    open_trade("BTC/USDT", 1_000, 100.0, 95.0)  # no analyzed frame for BTC: cannot be marked
+    set_price(s, "ETH/USDT", 10.0)
+    s.bot_start()
+    assert not s.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
+    assert s.risk_rejections["risk_error"] == 1
+
+
+def test_triggers_fire_even_when_the_state_cannot_be_written(db, tmp_path):
+    (tmp_path / "risk_state.json").mkdir()  # the atomic replace onto it fails
+    s = make_strategy(tmp_path, {"ledger": ""})
+    set_price(s, "ETH/USDT", 10.0)
+    s.bot_start()
+    (tmp_path / "EMERGENCY_STOP").write_text("now")
+    s.bot_loop_start(current_time=NOW)
+    assert s.emergency_active
+
+
+def test_two_bots_share_heat_drawdown_and_the_emergency(db, tmp_path):
+    """Bot b's entry is refused because of bot a's open position; a's emergency reaches b."""
+    risk = {"portfolio_heat": 0.05, "correlation_limit": 1.0, "ledger": str(tmp_path / "ledger.sqlite")}
+    for name in "ab":
+        (tmp_path / name).mkdir()
+    a = make_strategy(tmp_path / "a", risk, name="a")
+    b = make_strategy(tmp_path / "b", risk, name="b")
+    for s in (a, b):
+        set_price(s, "BTC/USDT", 100.0)
+        set_price(s, "ETH/USDT", 10.0)
+        s.bot_start()
+    # a holds BTC (in a's database): 8,000 x 5% stop = 400 of 20,000 portfolio equity = 2% heat
+    open_trade("BTC/USDT", 8_000, 100.0, 95.0)
+    a.bot_loop_start(current_time=NOW)
+    b._open_positions = list  # b's own database has no trades
+    # b: 13,000 stake x 5% = 650 more: 1,050 / 20,000 = 5.25% > 5%
+    assert not b.confirm_trade_entry("ETH/USDT", "market", 1_300.0, 10.0, "GTC", NOW, None, "long")
+    assert b.risk_rejections["portfolio_heat"] == 1
+    assert b.confirm_trade_entry("ETH/USDT", "market", 1_000.0, 10.0, "GTC", NOW, None, "long")  # 4.5%: fits
+    (tmp_path / "a" / "EMERGENCY_STOP").write_text("operator")
+    a.bot_loop_start(current_time=NOW)
+    b.bot_loop_start(current_time=NOW)
+    assert a.emergency_active and b.emergency_active
+    assert "portfolio emergency from a@" in b.emergency_trigger["reason"]
+
+
+def test_an_unreadable_ledger_stops_trading(db, tmp_path):
+    s = make_strategy(tmp_path, {"ledger": "ledger.sqlite"})
+    set_price(s, "ETH/USDT", 10.0)
+    s.bot_start()
+    (tmp_path / "ledger.sqlite").write_bytes(b"not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"ledger.sqlite{suffix}").unlink(missing_ok=True)
+    assert not s.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
+    assert s.risk_rejections["risk_error"] == 1
+    s.bot_loop_start(current_time=NOW)
+    assert s.emergency_active and "ledger unreadable" in s.emergency_trigger["reason"]
+
+
+def test_ledger_drops_silent_bots(tmp_path):
+    a = RiskLedger(tmp_path / "l.sqlite", "a", ttl_s=60)
+    b = RiskLedger(tmp_path / "l.sqlite", "b", ttl_s=60)
+    a.publish(100.0, 110.0, 105.0, [("BTC/USDT", 10.0, 0.05)])
+    book = b.publish(50.0, 50.0, 50.0, [])
+    assert (book.equity, book.peak, book.day_start, book.bots) == (150.0, 160.0, 155.0, 2)
+    with sqlite3.connect(tmp_path / "l.sqlite") as con:
+        con.execute("UPDATE bots SET updated = updated - 120 WHERE bot_id = 'a'")
+    book = b.publish(50.0, 50.0, 50.0, [])
+    assert (book.equity, book.bots, book.positions) == (50.0, 1, [])
+
+
+def test_the_watcher_acts_on_the_operator_file_without_a_bot_loop(db, tmp_path):
+    s = make_strategy(tmp_path, {"ledger": ""})
+    s.emergency_watcher = True
+    s.bot_start()
+    (tmp_path / "EMERGENCY_STOP").write_text("now")
+    deadline = time.monotonic() + 10
+    while not s.emergency_active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.emergency_active, "no bot loop ran: only the watcher can have seen the file"
+    assert s.emergency_trigger["action_time"] == pytest.approx((tmp_path / "EMERGENCY_STOP").stat().st_mtime)
