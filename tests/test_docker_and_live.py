@@ -11,12 +11,15 @@ from importlib.metadata import version
 import pytest
 import yaml
 
-from cryptobot_ops.live import CONFIRM_ENV, preflight
+from cryptobot_ops.live import CONFIRM_ENV, is_real_exchange, preflight
 from simulation.gateway.metrics import GatewayMetrics
 from simulation.paths import REPO_ROOT
 
 DOCKER = REPO_ROOT / "docker"
-COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.live.yml")
+# what `docker compose -f docker-compose.yml -f docker-compose.live.yml` sees: the services of both
+COMPOSE = {"services": {n: s for f in COMPOSE_FILES for n, s in yaml.safe_load((DOCKER / f).read_text())["services"].items()}}
+LIVE_ONLY_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "CRYPTOBOT_I_UNDERSTAND_LIVE")
 
 
 def test_dockerfile_pins_the_tested_freqtrade():
@@ -46,8 +49,22 @@ def _env_values(svc: dict) -> dict:
     return env if isinstance(env, dict) else dict(e.split("=", 1) for e in env)
 
 
+def test_non_live_profiles_need_no_live_secrets_and_env_files_are_ignored():
+    """compose interpolates every variable of every file it reads before it filters profiles: the
+    simulation and paper profiles must not read a file that names the live keys or confirmation."""
+    main = (DOCKER / "docker-compose.yml").read_text()
+    assert not [v for v in LIVE_ONLY_VARS if v in main]
+    main_services = yaml.safe_load(main)["services"]
+    assert "bot-live" not in main_services
+    live = (DOCKER / "docker-compose.live.yml").read_text()
+    assert all(v in live for v in LIVE_ONLY_VARS)
+    for path in ("docker/.env", ".env"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT, check=False)
+        assert ignored.returncode == 0, f"{path} is not git-ignored: operators keep real keys there"
+
+
 def test_compose_secrets_come_from_the_environment_without_defaults():
-    text = (DOCKER / "docker-compose.yml").read_text()
+    text = "".join((DOCKER / f).read_text() for f in COMPOSE_FILES)
     secret = re.compile(r"(PASSWORD|SECRET|KEY|TOKEN)", re.IGNORECASE)
     for name, svc in COMPOSE["services"].items():
         for key, value in _env_values(svc).items():
@@ -85,8 +102,34 @@ def test_live_preflight(monkeypatch):
     assert any("keys" in p for p in preflight({**LIVE, "exchange": {"name": "binance", "key": ""}}))
     assert any("correlation_limit" in p for p in preflight({**LIVE, "risk": {"max_drawdown": 0.1, "daily_loss": 0.03,
                                                                             "portfolio_heat": 0.15}}))
-    gateway = {**LIVE, "exchange": {"ccxt_config": {"urls": {"api": {"public": "http://gateway:8765/api/v3"}}}}}
-    assert preflight(gateway) == [] and preflight({**LIVE, "dry_run": True}) == []
+    assert preflight({**LIVE, "dry_run": True}) == []
+
+
+LOCAL_API = {"public": "http://127.0.0.1:8765/api/v3", "private": "http://127.0.0.1:8765/api/v3",
+             "v1": "http://127.0.0.1:8765/api/v1", "sapi": "http://localhost:8765/sapi/v1"}
+
+
+def _exchange(sync_urls, async_urls=None) -> dict:
+    ex = {"name": "binance", "ccxt_config": {"urls": sync_urls}}
+    ex["ccxt_async_config"] = {"urls": sync_urls if async_urls is None else async_urls}
+    return {"dry_run": False, "exchange": ex}
+
+
+@pytest.mark.parametrize(("urls", "async_urls"), [
+    ({"logo": "x"}, None),  # a URL override that changes nothing ccxt calls
+    ({"logo": "http://127.0.0.1/logo.png"}, None),
+    ({"api": {"sapi": "http://127.0.0.1:8765/sapi/v1"}}, None),  # sapi only: orders go to the exchange
+    ({"api": {**LOCAL_API, "private": "https://api.binance.com/api/v3"}}, None),  # the real exchange's own URL
+    ({"api": {**LOCAL_API, "public": "http://gateway:8765/api/v3"}}, None),  # a host that is not loopback
+    ({"api": LOCAL_API}, {}),  # the async client (candles) left on the exchange
+])
+def test_live_guard_has_no_url_bypass(urls, async_urls):
+    assert is_real_exchange(_exchange(urls, async_urls))
+
+
+def test_live_guard_accepts_a_local_simulator():
+    assert not is_real_exchange(_exchange({"api": LOCAL_API}))
+    assert is_real_exchange({"dry_run": False, "exchange": {"name": "binance"}})
 
 
 @pytest.mark.parametrize("env_confirm", [None, "no"])
@@ -116,3 +159,43 @@ def test_live_launcher_resolves_a_config_for_the_real_exchange(tmp_path):
     cfg = json.loads(text)
     assert cfg["dry_run"] is False and "urls" not in cfg["exchange"].get("ccxt_config", {})
     assert cfg["risk"] == LIVE["risk"] and cfg["strategy"] == "TrendFollowingEnsemble"
+
+
+def _launch(tmp_path, extra_cfg: dict | None, args: list[str] = (), env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**__import__("os").environ, "FREQTRADE__EXCHANGE__KEY": "k-from-env", "FREQTRADE__EXCHANGE__SECRET": "s-from-env",
+           "FREQTRADE__API_SERVER__PASSWORD": "x" * 20, **(env_extra or {})}
+    configs = ["--config", "config/trend-following.json", "--config", "config/live.json"]
+    if extra_cfg is not None:
+        (tmp_path / "extra.json").write_text(json.dumps(extra_cfg))
+        configs += ["--config", str(tmp_path / "extra.json")]
+    return subprocess.run([sys.executable, "-m", "scripts.live", *configs, "--i-understand-live", "--preflight-only",
+                           "--out", str(tmp_path / "out.json"), *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"exchange": {"secret": "in-a-file"}}, "secrets in the config files (exchange.secret)"),
+    ({"api_server": {"jwt_secret_key": "in-a-file-too-long-enough"}}, "api_server.jwt_secret_key"),
+    ({"telegram": {"enabled": True, "token": "123:abc", "chat_id": "1"}}, "telegram.token"),
+    ({"risk": {"max_drawdown": -0.5}}, "invalid risk limits: risk.max_drawdown must be a fraction"),
+    ({"risk": {"daily_loss": 5}}, "invalid risk limits: risk.daily_loss must be a fraction"),
+])
+def test_live_launcher_refuses_secrets_in_files_and_invalid_limits(tmp_path, extra, message):
+    run = _launch(tmp_path, extra)
+    assert run.returncode == 2 and message in run.stderr, run.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_live_launcher_refuses_configs_after_the_preflight_and_blank_passwords(tmp_path):
+    (tmp_path / "late.json").write_text(json.dumps({"dry_run": True}))
+    for late in (["-c", str(tmp_path / "late.json")], [f"-c{tmp_path / 'late.json'}"]):
+        run = _launch(tmp_path, None, late)
+        assert run.returncode == 2 and "would reach freqtrade after the preflight" in run.stderr, run.stderr
+    run = _launch(tmp_path, None, env_extra={"FREQTRADE__API_SERVER__PASSWORD": "   "})
+    assert run.returncode == 2 and "FREQTRADE__API_SERVER__PASSWORD" in run.stderr
+
+
+def test_live_launcher_output_is_owner_only(tmp_path):
+    run = _launch(tmp_path, None)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out.json").stat().st_mode & 0o077 == 0

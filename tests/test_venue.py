@@ -150,11 +150,15 @@ def test_rejections_like_binance(venue):
 
 
 def test_paper_mode_refuses_non_loopback_urls():
-    assert_loopback({"ccxt_config": {"urls": {"api": {"public": "http://127.0.0.1:1/api/v3"}}}})
+    local = {"public": "http://127.0.0.1:1/api/v3", "private": "http://127.0.0.1:1/api/v3", "sapi": "http://localhost:1/sapi/v1"}
+    assert_loopback({"ccxt_config": {"urls": {"api": local}}, "ccxt_async_config": {"urls": {"api": local}}})
     with pytest.raises(NotLoopbackError, match="not a loopback"):
-        assert_loopback({"ccxt_config": {"urls": {"api": {"private": "http://8.8.8.8/api/v3"}}}})
-    with pytest.raises(NotLoopbackError, match="no URLs"):
+        bad = {**local, "private": "http://8.8.8.8/api/v3"}
+        assert_loopback({"ccxt_config": {"urls": {"api": bad}}, "ccxt_async_config": {"urls": {"api": local}}})
+    with pytest.raises(NotLoopbackError, match="does not override"):
         assert_loopback({"ccxt_config": {}})
+    with pytest.raises(NotLoopbackError, match=r"ccxt_async_config.*does not override"):
+        assert_loopback({"ccxt_config": {"urls": {"api": local}}})
 
 
 def _signed(gw, method, path, creds, **params):

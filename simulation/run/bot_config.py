@@ -2,43 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from urllib.parse import urlparse
-
+from cryptobot_ops.live import NotLoopbackError, assert_loopback
 from simulation.gateway.freqtrade_config import exchange_overlay
 from simulation.run.spec import RunSpec
 
 API_USER = "simulator"
-
-
-class NotLoopbackError(RuntimeError):
-    """Paper mode sends signed orders: it must never reach anything but the local simulator."""
-
-
-def _urls(node) -> list[str]:
-    if isinstance(node, str):
-        return [node] if node.startswith(("http://", "https://", "ws://", "wss://")) else []
-    if isinstance(node, dict):
-        return [u for v in node.values() for u in _urls(v)]
-    if isinstance(node, list):
-        return [u for v in node for u in _urls(v)]
-    return []
-
-
-def assert_loopback(exchange_config: dict) -> None:
-    """Every URL in ccxt's config must resolve to a loopback address."""
-    urls = _urls(exchange_config.get("ccxt_config", {})) + _urls(exchange_config.get("ccxt_async_config", {}))
-    if not urls:
-        raise NotLoopbackError("paper mode: the exchange config sets no URLs, so ccxt would call the real Binance")
-    for url in urls:
-        host = urlparse(url).hostname or ""
-        try:
-            addrs = {ai[4][0] for ai in socket.getaddrinfo(host, None)}
-        except socket.gaierror:
-            raise NotLoopbackError(f"paper mode: cannot resolve {host!r} in {url}") from None
-        if not addrs or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addrs):
-            raise NotLoopbackError(f"paper mode refuses {url}: {host} is not a loopback address ({sorted(addrs)})")
+__all__ = ["API_USER", "NotLoopbackError", "assert_loopback", "bot_overlay"]
 
 
 def bot_overlay(spec: RunSpec, gateway_url: str, api_port: int, db_path: str) -> dict:
