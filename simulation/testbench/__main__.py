@@ -121,6 +121,10 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
                               "lower --sim-speed", markup=False, highlight=False)
         elif r:
             console.print(f"{name}: {r.get('skipped') or r.get('error')}", markup=False, highlight=False)
+    for st in summary.get("stress") or []:
+        refused = ", ".join(f"{k} {v}" for k, v in sorted((st.get("rejections_by_reason") or {}).items())) or "none"
+        console.print(f"stress {st['scenario']}: {st['metrics']['trades']} trades, max DD {st['metrics']['max_drawdown']:.2%}, "
+                      f"entries refused by the limits: {refused}; limits held: {st['limits_held']}", markup=False, highlight=False)
     timings = summary.get("timings_s") or {}
     if timings:
         console.print("time (s): " + ", ".join(f"{k} {v:g}" for k, v in timings.items()), markup=False, highlight=False)

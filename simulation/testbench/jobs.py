@@ -9,7 +9,9 @@ which order they ran.
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -114,7 +116,9 @@ def run_stress(job: StressJob) -> dict:
     log = (out / "backtest" / "backtest.log").read_text(errors="replace")
     return {"scenario": job.name, "event": f"{job.scenario.kind} at {job.scenario.start} for {job.scenario.hours} h",
             "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end),
-            "risk_rejections": log.count("risk: entry"), "violations": violations, "limits_held": not violations,
+            "risk_rejections": log.count("risk: entry"),
+            "rejections_by_reason": dict(Counter(re.findall(r"risk: entry \S+ rejected \((\w+)\)", log))),
+            "violations": violations, "limits_held": not violations,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 

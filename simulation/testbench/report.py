@@ -16,7 +16,7 @@ from regime.columns import REGIME_COLORS
 PERCENT = {"profit_pct", "max_drawdown", "win_rate", "p_loss", "p_breach_drawdown", "bt_sim_deviation",
            "sim_paper_deviation", "signal_consistency", "max drawdown"}
 HEADERS = {"profit_pct": "profit", "max_drawdown": "max drawdown", "win_rate": "win rate", "profit_factor": "profit factor",
-           "risk_rejections": "entries refused", "limits_held": "limits held"}
+           "risk_rejections": "entries refused", "refused_by": "refused by (limit)", "limits_held": "limits held"}
 
 
 def _fmt(v, percent: bool = False) -> str:
@@ -104,7 +104,9 @@ def render_report(summary: dict, regimes: pd.DataFrame | None = None) -> str:
                  for name in ("simulation", "paper") if isinstance(r := cmp_.get(name), dict) and "trades_sim" in r]
     stress = [{"scenario": s["scenario"], "event": s["event"], "trades": s["metrics"]["trades"],
                "profit_pct": s["metrics"]["profit_pct"], "max_drawdown": s["metrics"]["max_drawdown"],
-               "risk_rejections": s["risk_rejections"], "limits_held": s["limits_held"]} for s in summary["stress"]]
+               "risk_rejections": s["risk_rejections"],
+               "refused_by": ", ".join(f"{k} {v}" for k, v in sorted(s.get("rejections_by_reason", {}).items())) or "-",
+               "limits_held": s["limits_held"]} for s in summary["stress"]]
     mc = summary["monte_carlo"]
     figs = [_equity_figure(summary, regimes), _mc_figure(mc)]
     overlay = _overlay_figure(cmp_)
@@ -124,7 +126,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} .decision{{font-
         ["measure", "p5", "p25", "p50", "p75", "p95"], percent_rows=True)}
 <p>P(loss) = {_fmt(mc.get('p_loss'), True)}; P(max drawdown ≥ {_fmt(mc.get('drawdown_limit'), True)}) = {_fmt(mc.get('p_breach_drawdown'), True)}</p>
 <h2>Backtest vs simulation vs paper</h2>{_table(cmp_rows, ['measure', 'value'], percent_rows=True)}
-<h2>Stress</h2>{_table(stress, ['scenario', 'event', 'trades', 'profit_pct', 'max_drawdown', 'risk_rejections', 'limits_held'])}
+<h2>Stress</h2>{_table(stress, ['scenario', 'event', 'trades', 'profit_pct', 'max_drawdown', 'risk_rejections', 'refused_by', 'limits_held'])}
 {plots}
 <script type="application/json" id="summary">{html.escape(json.dumps({k: summary[k] for k in ('aggregate', 'recommendation')}, default=str))}</script>
 </body></html>"""
