@@ -38,6 +38,7 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert result["trades_sim"] >= 1 and result["trades_backtest"] >= 1
     assert 10 <= result["p99_latency_ms"] <= 200, "the latency model's clip"
     assert 0 <= result["signal_consistency"] <= 1
+    assert result["assumptions"] == {"path": "random (seed 0)", "path_model": "random", "path_seed": 0}
     # every filled order has a price, a slippage against its signal candle and a fill ratio
     ex = pd.read_csv(out / "executions.csv")
     filled = ex[ex.filled > 0]
@@ -54,6 +55,7 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert page.errors == [], page.errors
     assert page.dom.count('class="main-svg"') >= 4, "plotly drew the charts"
     assert 'id="trades"' in page.dom and "What explains the gap" in page.dom
+    assert "Intra-candle path: random (seed 0)" in page.dom
     assert (out / "report.png").stat().st_size > 20_000
 
 

@@ -19,6 +19,7 @@ from simulation.gateway.freqtrade_config import write_overlay
 from simulation.gateway.metrics import GatewayMetrics
 from simulation.gateway.server import create_app
 from simulation.marketdata import CandleStore, DataSourceError, open_source
+from simulation.marketdata.path import PATH_MODELS, PathModel
 from simulation.paths import SHARED_DATA
 from simulation.synthetic import SyntheticConfig
 from simulation.synthetic.__main__ import parse_scenario
@@ -47,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", action="store_true", help="replay history as live (time-shifted, forming candles)")
     p.add_argument("--replay-start", help="data date where replay begins, or 'now' for no time shift (default: 30 days after data start)")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed vs wall clock (default: 1.0)")
+    p.add_argument("--path-model", choices=PATH_MODELS, default="random",
+                   help="how a forming candle moves between its open, high, low and close (default: random; "
+                        "'backtest' = freqtrade backtesting's convention)")
+    p.add_argument("--path-seed", type=int, default=0, help="seed of the random path model (default: 0)")
     sim = p.add_argument_group("simulated venue and execution (see docs/simulator.md)")
     sim.add_argument("--venue", action="store_true", help="serve signed private endpoints (keys from SIMULATOR_API_KEY/SECRET)")
     sim.add_argument("--balances", default="USDT=1000", help="venue starting balances, e.g. USDT=1000,BTC=0.1")
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         source = open_source(datadir=datadir, synthetic=synthetic, pairs=args.pairs)
-        store = CandleStore(source)
+        store = CandleStore(source, PathModel(args.path_model, args.path_seed))
         clock = make_clock(args, store)
     except (DataSourceError, ValueError) as exc:
         logger.error("cannot start gateway: %s", exc)
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("freqtrade config overlay written to %s", args.write_config)
     logger.info("data: %s (%d pairs: %s)", source.describe(), len(store.pairs()), ", ".join(store.pairs()))
     logger.info("clock: %s", clock.describe())
+    logger.info("intra-candle path: %s", store.path.describe())
     try:
         params = load_execution_params(args.sim_config)
         params.latency.enabled = args.latency

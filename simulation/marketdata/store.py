@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from simulation.marketdata.path import price_at, range_between
+from simulation.marketdata.path import PathModel
 from simulation.marketdata.sources import DataSource
 from simulation.markets import MarketSpec
 from simulation.timeframes import bucket_start, divides, interval_ms, next_bucket_start
@@ -94,8 +94,9 @@ class Candle:
 class CandleStore:
     """Serves each pair at any interval that a native timeframe divides, as of a data-time cutoff."""
 
-    def __init__(self, source: DataSource) -> None:
+    def __init__(self, source: DataSource, path: PathModel | None = None) -> None:
         self.source = source
+        self.path = path or PathModel()
         self._native: dict[str, dict[str, CandleSeries]] = {}
         for pair in source.pairs():
             self._native[pair] = {
@@ -182,10 +183,10 @@ class CandleStore:
             for i in range(lo, hi)
         ]
         if data_now is not None and out and out[-1].close_time >= data_now:
-            out[-1] = self._forming(src, out[-1], data_now)
+            out[-1] = self._forming(pair, src, out[-1], data_now)
         return out
 
-    def _forming(self, src: CandleSeries, candle: Candle, data_now: int) -> Candle:
+    def _forming(self, pair: str, src: CandleSeries, candle: Candle, data_now: int) -> Candle:
         """The candle as it looked at data_now: closed source candles plus the forming one."""
         ot = src.open_time
         lo = int(np.searchsorted(ot, candle.open_time, side="left"))
@@ -200,8 +201,8 @@ class CandleStore:
         last = hi - 1
         frac = self._fraction(src, last, data_now)
         bar = (float(src.open[last]), float(src.high[last]), float(src.low[last]), float(src.close[last]))
-        price = price_at(*bar, frac)
-        seen_low, seen_high = range_between(*bar, 0.0, frac)
+        price = self.path.price_at(bar, pair, int(src.open_time[last]), frac)
+        seen_low, seen_high = self.path.range_between(bar, pair, int(src.open_time[last]), 0.0, frac)
         h, low = max(h, seen_high), min(low, seen_low)
         vol += float(src.volume[last]) * frac
         return Candle(candle.open_time, o, h, low, price, vol, candle.close_time)
@@ -222,7 +223,8 @@ class CandleStore:
             f0, f1 = self._fraction(src, i, t0), self._fraction(src, i, t1)
             if f1 <= f0:
                 continue
-            lo, hi = range_between(float(src.open[i]), float(src.high[i]), float(src.low[i]), float(src.close[i]), f0, f1)
+            bar = (float(src.open[i]), float(src.high[i]), float(src.low[i]), float(src.close[i]))
+            lo, hi = self.path.range_between(bar, pair, int(src.open_time[i]), f0, f1)
             lows.append(lo)
             highs.append(hi)
             vol += float(src.volume[i]) * (f1 - f0)
@@ -240,16 +242,25 @@ class CandleStore:
         return got[0]
 
     def window(self, pair: str, data_now: int | None, span_ms: int) -> CandleSeries:
-        """Closed and forming native candles within span_ms before data_now (rolling stats)."""
+        """Native candles within span_ms before data_now (rolling stats): the closed ones, and the
+        forming one only as far as it has formed (never its final high, low, close or volume)."""
         s = self.price_series(pair, data_now)
         now = int(s.end) if data_now is None else data_now
         hi = int(np.searchsorted(s.open_time, now, side="right"))
         lo = int(np.searchsorted(s.open_time, now - span_ms, side="right"))
         lo = min(lo, max(hi - 1, 0))
         sl = slice(lo, max(hi, lo + 1))
-        return CandleSeries(
-            s.interval, s.open_time[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl], s.volume[sl]
-        )
+        cols = [s.open_time[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl], s.volume[sl]]
+        last = sl.stop - 1
+        if data_now is not None and hi == 0:  # before the first candle: its open, flat, nothing traded
+            cols = [c.copy() for c in cols]
+            cols[2][:], cols[3][:], cols[4][:], cols[5][:] = cols[1], cols[1], cols[1], 0.0
+        elif data_now is not None and int(s.close_time[last]) >= data_now:
+            cols = [c.copy() for c in cols]
+            seen = self._forming(pair, s, Candle(int(s.open_time[last]), 0, 0, 0, 0, 0, int(s.close_time[last])), data_now)
+            for col, value in zip(cols[1:], (seen.open, seen.high, seen.low, seen.close, seen.volume), strict=True):
+                col[-1] = value
+        return CandleSeries(s.interval, *cols)
 
     def liquidity_at(self, data_now: int | None) -> tuple[float, float]:
         """(depth_factor, spread_factor) of a stress scenario at data_now; (1, 1) when calm."""

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-latency", action="store_true", help="turn the latency model off")
     p.add_argument("--sim-config", type=Path, help="JSON whose 'simulation' section overrides the execution models")
     p.add_argument("--seed", type=int, default=42, help="synthetic market, latency and fault draws")
+    p.add_argument("--path-model", choices=("random", "backtest"), default="random",
+                   help="the forming candle's path: random order of the extremes (default) or freqtrade backtesting's convention")
+    p.add_argument("--path-seed", type=int, default=0, help="seed of the random path model")
     p.add_argument("--synthetic-days", type=float, default=120.0, help="synthetic market length")
     p.add_argument("--synthetic-start", default="2024-01-01", help="synthetic market first candle")
     p.add_argument("--warmup", type=float, default=25.0, help="wall-clock seconds the bot gets to start before the window")
@@ -86,6 +89,7 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
         sim_config=str(args.sim_config) if args.sim_config else None, wallet=args.wallet,
         datadir=str(Path(datadir).resolve()) if datadir else None, stoploss_on_exchange=args.stoploss_on_exchange,
         synthetic_days=args.synthetic_days, synthetic_start=args.synthetic_start,
+        path_model=args.path_model, path_seed=args.path_seed,
     )
 
 
@@ -156,10 +160,12 @@ def analyse(spec: RunSpec) -> dict:
         result["session"]["effective_speed"] = meta["simulated_s"] / meta["wall_seconds"]
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
     result["session"]["slow_analyses"] = slow_analyses(out / "freqtrade.log", spec.speed)
+    result["assumptions"] = {"path": spec.path().describe(), "path_model": spec.path_model, "path_seed": spec.path_seed}
     table.to_csv(out / "trade_matching.csv", index=False)
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
     (out / "equity.json").write_text(json.dumps(curves))  # per-candle equity, backtest vs simulation
     reqs = pd.read_csv(out / "requests.csv") if (out / "requests.csv").exists() else None
+    meta["assumptions"] = result["assumptions"]
     (out / "report.html").write_text(render(result, table, curves, execs, reqs, meta, recon))
     return result
 

@@ -89,13 +89,14 @@ def _closes(store: CandleStore, pairs: list[str], tf: str, grid: np.ndarray) -> 
     return out
 
 
-def equity_curve(trades: pd.DataFrame, closes: dict[str, np.ndarray], grid: np.ndarray, wallet: float, fee: float) -> np.ndarray:
-    """Wallet + realized profit + open positions marked at each candle close (fees on both legs)."""
+def equity_curve(trades: pd.DataFrame, closes: dict[str, np.ndarray], grid: np.ndarray, wallet: float) -> np.ndarray:
+    """Wallet + realized profit + open positions marked at each candle close (each trade's own fee
+    rates on both legs: what the run actually charged, not an assumed 0.1%)."""
     eq = np.full(len(grid), wallet, dtype=float)
     for t in trades.itertuples():
         opened = grid >= t.open_ms
         closed = grid >= t.close_ms
-        mark = t.amount * (closes[t.pair] * (1 - fee) - t.open_rate * (1 + fee))
+        mark = t.amount * (closes[t.pair] * (1 - t.fee_close) - t.open_rate * (1 + t.fee_open))
         eq += np.where(closed, t.profit, np.where(opened, mark, 0.0))
     return eq
 
@@ -105,27 +106,29 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
     tf = interval_ms(spec.timeframe)
     grid = np.arange(spec.start_ms + tf, spec.end_ms + 1, tf, dtype=np.int64)
     closes = _closes(store, spec.pairs, spec.timeframe, grid)
-    fee = 0.001
     bt = pd.DataFrame([{
         "pair": t["pair"], "open_ms": int(t["open_timestamp"]), "close_ms": int(t["close_timestamp"]),
         "open_rate": t["open_rate"], "amount": t["amount"], "profit": t["profit_abs"], "exit_reason": t["exit_reason"],
-    } for t in bt_trades], columns=["pair", "open_ms", "close_ms", "open_rate", "amount", "profit", "exit_reason"])
+        "fee_open": float(t["fee_open"]), "fee_close": float(t["fee_close"]),
+    } for t in bt_trades], columns=["pair", "open_ms", "close_ms", "open_rate", "amount", "profit", "exit_reason", "fee_open", "fee_close"])
     sim = pd.DataFrame({
         "id": sim_trades.id.astype(int), "pair": sim_trades.pair, "open_ms": sim_trades.open_date_ms,
         "close_ms": sim_trades.close_date_ms.where(sim_trades.is_open == 0),
         "open_rate": sim_trades.open_rate, "amount": sim_trades.amount,
         "profit": sim_trades.close_profit_abs.fillna(0.0), "exit_reason": sim_trades.exit_reason,
+        # freqtrade records the fee it charged on each leg; a still-open trade's exit is charged like its entry
+        "fee_open": sim_trades.fee_open.astype(float), "fee_close": sim_trades.fee_close.fillna(sim_trades.fee_open).astype(float),
     })
     sim = sim[(sim.open_ms >= spec.start_ms) & (sim.open_ms < spec.end_ms)]
     # Open simulated trades are marked at the window's last close, as backtesting force-exits them.
     last = {p: c[-1] for p, c in closes.items()}
     for i, t in sim[sim.close_ms.isna()].iterrows():
-        sim.loc[i, "profit"] = t.amount * (last[t.pair] * (1 - fee) - t.open_rate * (1 + fee))
+        sim.loc[i, "profit"] = t.amount * (last[t.pair] * (1 - t.fee_close) - t.open_rate * (1 + t.fee_open))
         sim.loc[i, "exit_reason"] = "open_at_end"
     table = match_trades(bt, sim, tf)
     matched = table.dropna(subset=["bt_open_ms", "sim_id"])
-    eq_bt = equity_curve(bt, closes, grid, spec.wallet, fee)
-    eq_sim = equity_curve(sim.assign(close_ms=sim.close_ms.fillna(np.inf)), closes, grid, spec.wallet, fee)
+    eq_bt = equity_curve(bt, closes, grid, spec.wallet)
+    eq_sim = equity_curve(sim.assign(close_ms=sim.close_ms.fillna(np.inf)), closes, grid, spec.wallet)
     pnl_bt, pnl_sim = float(eq_bt[-1] - spec.wallet), float(eq_sim[-1] - spec.wallet)
     corr = None
     if np.std(eq_bt) > 0 and np.std(eq_sim) > 0:

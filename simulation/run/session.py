@@ -73,7 +73,7 @@ class Session:
     def gateway_args(self) -> list[str]:
         s = self.spec
         args = [*s.source_args(), "--pairs", *s.pairs, "--replay", "--replay-start", "now", "--seed", str(s.seed),
-                "--request-log", str(self.out / "requests.csv")]
+                "--request-log", str(self.out / "requests.csv"), "--path-model", s.path_model, "--path-seed", str(s.path_seed)]
         if s.latency:
             args.append("--latency")
         if s.sim_config:

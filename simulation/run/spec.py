@@ -32,6 +32,8 @@ class RunSpec:
     datadir: str | None = None  # freqtrade feather dir; None: the synthetic market (seed = `seed`)
     synthetic_days: float = 120.0
     synthetic_start: str = "2024-01-01"
+    path_model: str = "random"  # the forming candle's path (simulation.marketdata.path)
+    path_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -44,6 +46,12 @@ class RunSpec:
             raise ValueError("--stoploss-on-exchange needs --mode paper (the venue holds the stop order)")
         if self.kill_at is not None and not 0 < self.kill_at < 1:
             raise ValueError("--kill-bot-at must be a fraction of the window in (0, 1)")
+        self.path()  # validates the path model and seed
+
+    def path(self):
+        from simulation.marketdata.path import PathModel
+
+        return PathModel(self.path_model, self.path_seed)
 
     def source_args(self) -> list[str]:
         """How the gateway opens the market (its --seed comes separately)."""
@@ -57,9 +65,9 @@ class RunSpec:
         from simulation.synthetic import SyntheticConfig
 
         if self.datadir:
-            return CandleStore(open_source(datadir=Path(self.datadir), pairs=self.pairs))
+            return CandleStore(open_source(datadir=Path(self.datadir), pairs=self.pairs), self.path())
         synth = SyntheticConfig(seed=self.seed, days=self.synthetic_days, start=self.synthetic_start)
-        return CandleStore(open_source(synthetic=synth, pairs=self.pairs))
+        return CandleStore(open_source(synthetic=synth, pairs=self.pairs), self.path())
 
     @property
     def out_dir(self) -> Path:

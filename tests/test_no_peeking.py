@@ -1,0 +1,161 @@
+"""Nothing the gateway or the venue answers at time t depends on data after t along the
+intra-candle path (property tests over random instants, mid-candle included), and the random path
+model's first leg says nothing about how the candle closes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulation.clock import Clock
+from simulation.gateway.api import BinanceSpotAPI
+from simulation.marketdata import CandleStore, SyntheticSource
+from simulation.marketdata.path import PathModel
+from simulation.marketdata.sources import DataSource
+from simulation.synthetic import SyntheticConfig
+from simulation.timeframes import interval_ms
+from simulation.venue.engine import Venue
+
+PAIR, SYMBOL = "BTC/USDT", "BTCUSDT"
+FIVE_MIN = interval_ms("5m")
+
+
+class FrozenClock(Clock):
+    """Data time fixed at `t` (what a replay clock shows at that instant)."""
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+
+    def now_ms(self) -> int:
+        return self.t
+
+    def data_now(self) -> int | None:
+        return self.t
+
+    @property
+    def shift_ms(self) -> int:
+        return 0
+
+
+class EditedSource(DataSource):
+    """Another source's candles, cut after `cut` (open time) and with `edit` applied per frame."""
+
+    def __init__(self, base: DataSource, cut: int | None = None, edit=None) -> None:
+        self.base, self.cut, self.edit = base, cut, edit
+
+    def pairs(self) -> list[str]:
+        return self.base.pairs()
+
+    def timeframes(self, pair: str) -> list[str]:
+        return self.base.timeframes(pair)
+
+    def load(self, pair: str, timeframe: str) -> pd.DataFrame:
+        df = self.base.load(pair, timeframe).copy()
+        if self.cut is not None:
+            df = df[df["date"].astype("datetime64[ms, UTC]").astype("int64") <= self.cut].reset_index(drop=True)
+        return self.edit(df) if self.edit else df
+
+    def market(self, pair: str):
+        return self.base.market(pair)
+
+    def liquidity(self):
+        return self.base.liquidity()
+
+
+@pytest.fixture(scope="module")
+def base() -> DataSource:
+    return SyntheticSource(SyntheticConfig(seed=11, days=4, start="2024-02-01"))
+
+
+def answers(store: CandleStore, t: int) -> dict:
+    """Every public endpoint's answer at t, and the venue's market-impact inputs."""
+    clock = FrozenClock(t)
+    api = BinanceSpotAPI(store, clock)
+    out = {
+        "klines_5m": api.klines({"symbol": SYMBOL, "interval": "5m", "limit": "50"}),
+        "klines_1h": api.klines({"symbol": SYMBOL, "interval": "1h", "limit": "30"}),
+        "ticker_24hr": api.ticker_24hr({"symbol": SYMBOL}),
+        "ticker_price": api.ticker_price({"symbol": SYMBOL}),
+        "book_ticker": api.book_ticker({"symbol": SYMBOL}),
+        "depth": api.depth({"symbol": SYMBOL, "limit": "20"}),
+    }
+    venue = Venue(store, clock, lambda symbol, limit: api.book(symbol, limit))
+    out["venue_daily"] = venue._daily(PAIR)
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(candle=st.integers(min_value=400, max_value=900), frac=st.floats(min_value=0.0, max_value=0.999))
+def test_answers_equal_those_of_a_store_cut_at_t(base, candle, frac):
+    """Future candles removed: every answer at t is the same."""
+    start = int(base.load(PAIR, "5m")["date"].astype("datetime64[ms, UTC]").astype("int64").iloc[0])
+    t = start + candle * FIVE_MIN + int(frac * FIVE_MIN)
+    full = CandleStore(base)
+    cut = CandleStore(EditedSource(base, cut=t))
+    assert answers(full, t) == answers(cut, t)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(candle=st.integers(min_value=400, max_value=900), frac=st.floats(min_value=0.0, max_value=0.32))
+def test_the_unformed_rest_of_the_candle_changes_nothing(base, candle, frac):
+    """On the backtest path the first third of a rising candle runs open -> low: its high and close
+    are not yet visible, so raising both (the candle still rises) must not change any answer."""
+    dates = base.load(PAIR, "5m")["date"].astype("datetime64[ms, UTC]").astype("int64")
+    frame = base.load(PAIR, "5m")
+    rising = np.flatnonzero((frame["close"] > frame["open"]).to_numpy())
+    i = int(rising[np.searchsorted(rising, candle) % len(rising)])
+    t = int(dates.iloc[i]) + int(frac * FIVE_MIN)
+
+    def lift(df: pd.DataFrame) -> pd.DataFrame:
+        at = df["date"].astype("datetime64[ms, UTC]").astype("int64") == int(dates.iloc[i])
+        df.loc[at, "high"] = df.loc[at, "high"] * 1.05
+        df.loc[at, "close"] = df.loc[at, "high"] * 0.999
+        return df
+
+    path = PathModel("backtest")
+    same = answers(CandleStore(EditedSource(base, cut=t), path), t)
+    lifted = answers(CandleStore(EditedSource(base, cut=t, edit=lift), path), t)
+    assert same == lifted
+
+
+def _candles(n: int, seed: int) -> list[tuple[float, float, float, float]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        o = 100.0
+        c = o * float(np.exp(rng.normal(0, 0.01)))
+        out.append((o, max(o, c) * (1 + abs(rng.normal(0, 0.005))), min(o, c) * (1 - abs(rng.normal(0, 0.005))), c))
+    return out
+
+
+def test_random_path_first_leg_carries_no_information_about_the_close():
+    bars = _candles(4000, seed=3)
+    close_up = np.array([c > o for o, _, _, c in bars], dtype=float)
+    for model, expect_corr in ((PathModel("random", seed=7), None), (PathModel("backtest"), -1.0)):
+        first_up = np.array([model.first_leg_up(b, PAIR, k * FIVE_MIN) for k, b in enumerate(bars)], dtype=float)
+        rho = float(np.corrcoef(first_up, close_up)[0, 1])
+        if expect_corr is None:
+            assert abs(rho) < 3 / np.sqrt(len(bars)), f"random path: corr {rho:.3f} (3 standard errors: {3 / np.sqrt(len(bars)):.3f})"
+        else:
+            assert rho == pytest.approx(expect_corr), "the backtest convention reveals the close on purpose"
+
+
+def test_paths_visit_the_candle_exactly_and_are_seeded():
+    model = PathModel("random", seed=1)
+    for k, bar in enumerate(_candles(300, seed=4)):
+        fr, px = model.points(bar, PAIR, k * FIVE_MIN)
+        o, h, low, c = bar
+        assert px[0] == o and px[-1] == c and np.isclose(px.max(), h) and np.isclose(px.min(), low)
+        assert np.all(np.diff(fr) > 0) and fr[0] == 0.0 and fr[-1] == 1.0
+    bar = _candles(1, seed=5)[0]
+    assert np.array_equal(model.points(bar, PAIR, 0)[1], PathModel("random", seed=1).points(bar, PAIR, 0)[1])
+    differs = [not np.array_equal(model.points(b, PAIR, k)[1], PathModel("random", seed=2).points(b, PAIR, k)[1])
+               for k, b in enumerate(_candles(20, seed=6))]
+    assert all(differs)
+    with pytest.raises(ValueError, match="path model must be one of"):
+        PathModel("linear")
+    with pytest.raises(ValueError, match="seed"):
+        PathModel("random", seed=-1)
