@@ -159,3 +159,20 @@ def test_paths_visit_the_candle_exactly_and_are_seeded():
         PathModel("linear")
     with pytest.raises(ValueError, match="seed"):
         PathModel("random", seed=-1)
+
+
+@pytest.mark.parametrize("start", ["2024-03-10T06:30", "2024-11-03T05:30"])  # New York's DST changes
+def test_the_session_clock_is_utc_whatever_the_host_timezone(tmp_path, monkeypatch, start):
+    import subprocess
+    import sys
+
+    from simulation.run.__main__ import faketime_command
+    from simulation.run.spec import RunSpec
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    start_ms = int(pd.Timestamp(start, tz="UTC").timestamp() * 1000)
+    spec = RunSpec(strategy="S", config="c.json", mode="dry-run", speed=10.0, start_ms=start_ms,
+                   end_ms=start_ms + 3_600_000, pairs=["BTC/USDT"], timeframe="5m", out=str(tmp_path))
+    cmd, env = faketime_command(spec, [sys.executable, "-c", "import time; print(time.time())"])
+    seen = float(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, timeout=60).stdout)
+    assert abs(seen * 1000 - spec.fake_start_ms) < 60_000, f"clock starts {(seen * 1000 - spec.fake_start_ms) / 3.6e6:+.2f} h off"

@@ -93,13 +93,20 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
     )
 
 
+def faketime_command(spec: RunSpec, argv: list[str]) -> tuple[list[str], dict]:
+    """`argv` under the session's accelerated clock. TZ=UTC for faketime itself and every child:
+    libfaketime reads '@YYYY-MM-DD HH:MM:SS' in local time, so on a New York host the window would
+    otherwise start 4-5 hours off (and move by an hour across a DST change)."""
+    env = {**os.environ, "FAKETIME_DONT_RESET": "1", "PYTHONPATH": str(REPO_ROOT), "TZ": "UTC"}
+    return ["faketime", "-f", spec.faketime_spec(), *argv], env
+
+
 def run_session(spec: RunSpec) -> None:
     """Start the session under faketime; every child shares the one accelerated clock."""
     if shutil.which("faketime") is None:
         raise SystemExit("error: the simulator needs Debian's `faketime` (make setup installs it: apt-get install faketime)")
     spec_path = spec.save(spec.out_dir / "spec.json")
-    env = {**os.environ, "FAKETIME_DONT_RESET": "1", "PYTHONPATH": str(REPO_ROOT)}
-    cmd = ["faketime", "-f", spec.faketime_spec(), sys.executable, "-m", "simulation.run.session", str(spec_path)]
+    cmd, env = faketime_command(spec, [sys.executable, "-m", "simulation.run.session", str(spec_path)])
     logger.info("session under faketime %r", spec.faketime_spec())
     t0 = time.perf_counter()
     rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env)
