@@ -5,30 +5,56 @@ from __future__ import annotations
 from aiohttp import web
 
 from simulation.venue import ApiCredentials, Venue
-from simulation.venue.auth import verify
+from simulation.venue.auth import check_key, verify
 from simulation.wire import BinanceError, fmt_num
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB, aiohttp's default client_max_size: the same limit, answered in JSON
 
 
 async def _params(request: web.Request, creds: ApiCredentials | None, venue: Venue) -> dict[str, str]:
-    body = await request.text() if request.can_read_body else ""
-    return verify(creds, request.headers.get("X-MBX-APIKEY"), request.query_string, body, venue.clock.now_ms())
+    api_key = request.headers.get("X-MBX-APIKEY")
+    check_key(creds, api_key)  # before the body is read
+    body = ""
+    if request.can_read_body:
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise BinanceError(-1000, f"Request body larger than {MAX_BODY_BYTES} bytes.", 413)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise BinanceError(-1000, f"Request body larger than {MAX_BODY_BYTES} bytes.", 413) from None
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BinanceError(-1100, "Illegal characters found in the request body (not UTF-8).") from None
+    # the query as sent (percent-encoded), which is what clients sign; aiohttp's query_string is decoded
+    return verify(creds, api_key, request.rel_url.raw_query_string, body, venue.clock.now_ms())
+
+
+def _int(p: dict[str, str], name: str) -> int | None:
+    """An optional integer parameter, validated like Binance (digits only)."""
+    raw = p.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 20:
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
+    return int(raw)
 
 
 def _limit(p: dict[str, str], default: int = 500, maximum: int = 1000) -> int:
     raw = p.get("limit")
     if not raw:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or not 1 <= int(raw) <= maximum:
         raise BinanceError(-1130, "Data sent for parameter 'limit' is not valid.")
     return int(raw)
 
 
 def _window(items: list, p: dict[str, str], time_of) -> list:
-    start, end = p.get("startTime"), p.get("endTime")
-    if start:
-        items = [i for i in items if time_of(i) >= int(start)]
-    if end:
-        items = [i for i in items if time_of(i) <= int(end)]
+    start, end = _int(p, "startTime"), _int(p, "endTime")
+    if start is not None:
+        items = [i for i in items if time_of(i) >= start]
+    if end is not None:
+        items = [i for i in items if time_of(i) <= end]
     return items[-_limit(p):]
 
 
@@ -91,16 +117,16 @@ def add_private_routes(app: web.Application, venue: Venue, creds: ApiCredentials
 
     def all_orders(p):
         orders = venue.all_orders(p.get("symbol") or "")
-        if p.get("orderId"):
-            orders = [o for o in orders if o.order_id >= int(p["orderId"])]
+        if (oid := _int(p, "orderId")) is not None:
+            orders = [o for o in orders if o.order_id >= oid]
         return [o.to_binance() for o in _window(orders, p, lambda o: o.time)]
 
     def my_trades(p):
         trades = venue.trades(p.get("symbol") or "")
-        if p.get("orderId"):
-            trades = [t for t in trades if t.order_id == int(p["orderId"])]
-        if p.get("fromId"):
-            trades = [t for t in trades if t.trade_id >= int(p["fromId"])]
+        if (oid := _int(p, "orderId")) is not None:
+            trades = [t for t in trades if t.order_id == oid]
+        if (from_id := _int(p, "fromId")) is not None:
+            trades = [t for t in trades if t.trade_id >= from_id]
         return [t.to_binance() for t in _window(trades, p, lambda t: t.time)]
 
     def commission(p):

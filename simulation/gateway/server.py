@@ -73,6 +73,8 @@ def create_app(
             response = _json({"code": -1000, "msg": f"Path {request.path} is not served by the offline gateway."}, 404)
         except web.HTTPMethodNotAllowed:
             response = _json({"code": -1000, "msg": f"Method {request.method} not allowed on {request.path}."}, 405)
+        except web.HTTPException as exc:  # aiohttp's own (e.g. 413 for an oversize body): Binance JSON too
+            response = _json({"code": -1000, "msg": exc.reason or "Bad request."}, exc.status)
         except Exception:  # never leak a stack trace to the client
             logger.exception("internal error on %s %s", request.method, request.path_qs)
             response = _json({"code": -1000, "msg": "An unknown error occurred while processing the request."}, 500)

@@ -34,12 +34,19 @@ def credentials_from_env(env: dict | None = None) -> ApiCredentials | None:
     return ApiCredentials(key, secret)
 
 
-def verify(creds: ApiCredentials | None, api_key: str | None, query: str, body: str, server_ms: int) -> dict[str, str]:
-    """Check a private request; returns its parameters (query + body) without the signature."""
+def check_key(creds: ApiCredentials | None, api_key: str | None) -> None:
+    """The API key first: nothing else of a request (not even its body) is read without it."""
     if not api_key:
         raise BinanceError(-2014, "API-key format invalid.", 401)
     if creds is None or not hmac.compare_digest(api_key, creds.key):
         raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+
+
+def verify(creds: ApiCredentials | None, api_key: str | None, query: str, body: str, server_ms: int) -> dict[str, str]:
+    """Check a private request; returns its parameters (query + body) without the signature.
+
+    `query` and `body` exactly as sent (percent-encoded): Binance and ccxt sign that text."""
+    check_key(creds, api_key)
     total = query + body  # Binance: "totalParams" is the query string concatenated with the body
     head, sep, signature = total.rpartition("signature=")
     if not sep or not signature:
