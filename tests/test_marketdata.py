@@ -110,6 +110,25 @@ def test_feather_source_rejects_nan_and_unsorted_candles(tmp_path):
         CandleStore(FeatherDirSource(tmp_path))
 
 
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("close", np.inf, "infinite values"), ("high", -np.inf, "infinite values"), ("open", 0.0, "prices <= 0"),
+    ("low", -1.0, "prices <= 0"), ("high", "below_low", "high below low"), ("low", "above_close", "low above open or close"),
+    ("volume", -5.0, "negative volume"),
+])
+def test_feather_source_rejects_impossible_candles(tmp_path, column, value, message):
+    m = generate(SyntheticConfig(seed=1, days=2))
+    write_market(m, tmp_path)
+    df = m.candles["BTC/USDT"].copy()
+    if value == "below_low":
+        value = df.loc[10, "low"] * 0.99
+    elif value == "above_close":
+        value = (df.loc[10, "open"] + df.loc[10, "close"]) / 2 + abs(df.loc[10, "open"] - df.loc[10, "close"]) / 4
+    df.loc[10, column] = value
+    df.to_feather(tmp_path / "BTC_USDT-5m.feather")
+    with pytest.raises(DataSourceError, match=message):
+        CandleStore(FeatherDirSource(tmp_path))
+
+
 def test_missing_datadir_and_unknown_pairs_are_clear_errors(tmp_path):
     with pytest.raises(DataSourceError, match="does not exist"):
         FeatherDirSource(tmp_path / "nope")

@@ -7,6 +7,7 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from simulation.markets import MarketSpec, infer_market
@@ -63,6 +64,17 @@ def validate_candles(df: pd.DataFrame, where: str) -> pd.DataFrame:
         )
     if not df["date"].is_monotonic_increasing or df["date"].duplicated().any():
         raise DataSourceError(f"{where}: dates are not strictly increasing")
+    values = df[["open", "high", "low", "close", "volume"]].to_numpy(dtype=float)
+    checks = {
+        "infinite values": ~np.isfinite(values).all(axis=1),
+        "prices <= 0": (values[:, :4] <= 0).any(axis=1),
+        "high below low, open or close": values[:, 1] < np.maximum(values[:, 2], np.maximum(values[:, 0], values[:, 3])),
+        "low above open or close": values[:, 2] > np.minimum(values[:, 0], values[:, 3]),
+        "negative volume": values[:, 4] < 0,
+    }
+    for what, rows in checks.items():
+        if rows.any():
+            raise DataSourceError(f"{where}: {int(rows.sum())} candles with {what}, first at {df.loc[rows, 'date'].iloc[0]}")
     return df.reset_index(drop=True)
 
 
