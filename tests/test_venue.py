@@ -105,7 +105,9 @@ def test_limit_rests_until_price_trades_through_then_fills(venue, store):
 
 
 def test_cancel_unlocks_and_unknown_orders_error(venue):
-    o = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.1", "price": "1000.00"})
+    far_below = venue.book_fn("BTCUSDT", 5).best_bid * 0.5  # rests, inside PERCENT_PRICE_BY_SIDE
+    qty = f"{1000 / far_below:.5f}"
+    o = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": qty, "price": f"{far_below:.2f}"})
     assert venue.cancel({"symbol": "BTCUSDT", "orderId": str(o.order_id)}).status == "CANCELED"
     assert venue.account()["USDT"] == (pytest.approx(BAL), pytest.approx(0.0))
     with pytest.raises(BinanceError) as e:
@@ -247,3 +249,19 @@ def test_stop_loss_on_the_venue_fires_within_one_matching_tick(venue, store):
     reaction = o.trades[0].time - touch
     assert 0 <= reaction <= step, f"stop filled {reaction} ms after the price reached it"
     assert o.status == "FILLED" and o.trades[0].price <= stop
+
+
+def test_percent_price_by_side_and_max_price_filters(venue):
+    mid = venue.book_fn("BTCUSDT", 5).best_bid
+    for price in (mid * 5.5, mid * 0.15):
+        with pytest.raises(BinanceError, match="PERCENT_PRICE_BY_SIDE"):
+            venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
+                         "price": f"{price:.2f}", "timeInForce": "GTC"})
+    with pytest.raises(BinanceError, match="PRICE_FILTER"):
+        venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "2000000.00",
+                     "timeInForce": "GTC"})
+    with pytest.raises(BinanceError, match="LOT_SIZE"):
+        venue.place({"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "10000000"})
+    ok = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
+                      "price": f"{mid * 0.9:.2f}", "timeInForce": "GTC"})
+    assert ok.status == "NEW"

@@ -16,6 +16,7 @@ from simulation.clock import Clock
 from simulation.marketdata.store import Candle, CandleStore
 from simulation.markets import MarketSpec
 from simulation.timeframes import DAY_MS, INTERVAL_MS, interval_ms
+from simulation.venue.engine import MAX_PRICE, MAX_QTY, PERCENT_PRICE_BY_SIDE
 from simulation.wire import BinanceError, Params, fmt_num, invalid_symbol
 
 KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT = 500, 1000
@@ -112,12 +113,12 @@ class BinanceSpotAPI:
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": fmt_num(m.tick_size), "maxPrice": "1000000.00000000", "tickSize": fmt_num(m.tick_size)},
-                {"filterType": "LOT_SIZE", "minQty": fmt_num(m.min_qty or m.step_size), "maxQty": "9000000.00000000", "stepSize": fmt_num(m.step_size)},
+                {"filterType": "PRICE_FILTER", "minPrice": fmt_num(m.tick_size), "maxPrice": fmt_num(MAX_PRICE), "tickSize": fmt_num(m.tick_size)},
+                {"filterType": "LOT_SIZE", "minQty": fmt_num(m.min_qty or m.step_size), "maxQty": fmt_num(MAX_QTY), "stepSize": fmt_num(m.step_size)},
                 {"filterType": "ICEBERG_PARTS", "limit": 10},
                 {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "1000000.00000000", "stepSize": "0.00000000"},
                 {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000, "minTrailingBelowDelta": 10, "maxTrailingBelowDelta": 2000},
-                {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5", "bidMultiplierDown": "0.2", "askMultiplierUp": "5", "askMultiplierDown": "0.2", "avgPriceMins": 5},
+                {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": fmt_num(PERCENT_PRICE_BY_SIDE[1]), "bidMultiplierDown": fmt_num(PERCENT_PRICE_BY_SIDE[0]), "askMultiplierUp": fmt_num(PERCENT_PRICE_BY_SIDE[1]), "askMultiplierDown": fmt_num(PERCENT_PRICE_BY_SIDE[0]), "avgPriceMins": 5},
                 {"filterType": "NOTIONAL", "minNotional": fmt_num(m.min_notional), "applyMinToMarket": True, "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
                 {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
                 {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},

@@ -30,6 +30,8 @@ from simulation.venue.orders import Order, Trade
 from simulation.wire import BinanceError
 
 ORDER_TYPES = ("MARKET", "LIMIT", "STOP_LOSS_LIMIT")
+MAX_PRICE, MAX_QTY = 1_000_000.0, 9_000_000.0  # PRICE_FILTER maxPrice and LOT_SIZE maxQty in exchangeInfo
+PERCENT_PRICE_BY_SIDE = (0.2, 5.0)  # multipliers down / up, the same for bids and asks in exchangeInfo
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 
 
@@ -116,11 +118,16 @@ class Venue:
         qty = _number(p, "quantity")
         price = _number(p, "price") if otype != "MARKET" else 0.0
         stop = _number(p, "stopPrice") if otype == "STOP_LOSS_LIMIT" else 0.0
-        if qty < (m.min_qty or m.step_size) or not _on_grid(qty, m.step_size):
+        if qty < (m.min_qty or m.step_size) or qty > MAX_QTY or not _on_grid(qty, m.step_size):
             raise BinanceError(-1013, "Filter failure: LOT_SIZE")
         for px in (price, stop):
-            if px and not _on_grid(px, m.tick_size):
+            if px and (px < m.tick_size or px > MAX_PRICE or not _on_grid(px, m.tick_size)):
                 raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+        if price:  # Binance's PERCENT_PRICE_BY_SIDE against the recent average price (as exchangeInfo states)
+            avg = self._avg_price(pair)
+            lo, hi = PERCENT_PRICE_BY_SIDE
+            if not avg * lo <= price <= avg * hi:
+                raise BinanceError(-1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
         book = self.book_fn(symbol, 20)
         ref = price or (book.best_ask if side == "BUY" else book.best_bid)
         if qty * ref < m.min_notional:
@@ -156,6 +163,11 @@ class Venue:
             self._take(order, book, impact_args)
         self._log("update", order)
         return order
+
+    def _avg_price(self, pair: str) -> float:
+        """Binance's avgPrice: the average over the last `avgPriceMins` (5) minutes, as formed so far."""
+        win = self.store.window(pair, self._data_now(), 5 * 60_000)
+        return float(np.mean(win.close))
 
     def _impact_args(self, pair: str) -> dict:
         notional, vol = self._daily(pair)
