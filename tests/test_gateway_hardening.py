@@ -97,3 +97,31 @@ def test_fuzzed_requests_never_break_the_gateway(gw, endpoint, params):
 def test_still_alive_after_fuzzing(gw):
     assert requests.get(f"{gw.url}/api/v3/ping", timeout=5).status_code == 200
     assert "internal error" not in gw.log_path.read_text(), "a request reached the catch-all 500 handler"
+
+
+def test_admin_endpoints_need_a_token_while_the_venue_holds_keys(tmp_path):
+    token = "admin-" + "t" * 30
+    env = {**os.environ, KEY_ENV: CREDS.key, SECRET_ENV: CREDS.secret, "SIMULATOR_ADMIN_TOKEN": token}
+    args = ["--synthetic", "--seed", "5", "--days", "10", "--pairs", "BTC/USDT", "--replay", "--venue"]
+    with GatewayProcess(args, log_path=tmp_path / "gw.log", env=env) as g:
+        assert requests.get(f"{g.url}/sim/orders", timeout=5).status_code == 401
+        assert requests.put(f"{g.url}/sim/faults", json={"error_5xx": 1.0}, timeout=5).status_code == 401
+        assert requests.get(f"{g.url}/api/v3/ping", timeout=5).status_code == 200, "no fault was set"
+        ok = requests.get(f"{g.url}/sim/orders", headers={"X-SIM-ADMIN-TOKEN": token}, timeout=5)
+        assert ok.status_code == 200 and "orders" in ok.json()
+
+
+@pytest.fixture(scope="module")
+def open_gw(tmp_path_factory):
+    """A gateway without a venue: its admin API is open (loopback tools), but still strict."""
+    args = ["--synthetic", "--seed", "5", "--days", "10", "--pairs", "BTC/USDT", "--replay"]
+    with GatewayProcess(args, log_path=tmp_path_factory.mktemp("faults") / "gw.log") as g:
+        yield g
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"not json", b'{"timeout": 1.0, "timeout_s": 1e9}', b'{"error_5xx": "1"}',
+                                  b'{"retry_after_s": 2.5}', b'{"drop": true}', b'{"nope": 1}'])
+def test_bad_fault_specs_are_400_not_500(open_gw, body):
+    r = requests.put(f"{open_gw.url}/sim/faults", data=body, headers={"Content-Type": "application/json"}, timeout=5)
+    assert r.status_code == 400 and r.json()["code"] == -1100, r.text
+    assert requests.get(f"{open_gw.url}/api/v3/ping", timeout=5).status_code == 200

@@ -23,6 +23,9 @@ KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT = 500, 1000
 DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT = 100, 5000
 
 
+MAX_CACHED_ROWS = 5_000  # formatted kline rows kept per pair and interval
+
+
 class BinanceSpotAPI:
     """The public market-data endpoints freqtrade (through ccxt's binance) calls."""
 
@@ -164,6 +167,8 @@ class BinanceSpotAPI:
             if row is None:
                 row = cache[c.open_time] = self._kline_row(c)
             rows.append(row)
+        while len(cache) > MAX_CACHED_ROWS:  # bounded: oldest formatted first out
+            cache.pop(next(iter(cache)))
         return rows
 
     def _kline_row(self, c: Candle) -> list:

@@ -8,12 +8,16 @@ cannot reconcile for orders it never got an id for; we do not inject it.)
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 KINDS = ("timeout", "5xx", "429", "stale_book", "drop")
 ALIASES = {"5xx": "error_5xx", "429": "rate_limit"}
+
+
+MAX_TIMEOUT_S = 120.0  # a hung request longer than this would only hang the client's test
 
 
 @dataclass
@@ -30,9 +34,21 @@ class FaultSpec:
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        for name in ("timeout", "error_5xx", "rate_limit", "stale_book", "drop", "timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        for name in ("retry_after_s", "stale_ms", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         for name in ("timeout", "error_5xx", "rate_limit", "stale_book", "drop"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"fault probability {name} must be in [0, 1]")
+        if not 0 < self.timeout_s <= MAX_TIMEOUT_S:
+            raise ValueError(f"timeout_s must be in (0, {MAX_TIMEOUT_S}] seconds, got {self.timeout_s!r}")
+        if self.retry_after_s > 3600 or self.stale_ms > 86_400_000:
+            raise ValueError("retry_after_s must be <= 3600 and stale_ms <= 86400000")
         self._rng = np.random.default_rng(self.seed)
 
     @classmethod

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
 import logging
+import os
 import time
-from collections import deque
+from collections import OrderedDict, deque
 
 import orjson
 from aiohttp import web
@@ -40,6 +43,8 @@ PUBLIC_ROUTES: dict[str, str] = {
 }
 BOOK_PATHS = ("/api/v3/depth", "/api/v3/ticker/bookTicker")
 ADMIN_PREFIXES = ("/sim/", "/metrics")
+ADMIN_TOKEN_ENV, ADMIN_HEADER = "SIMULATOR_ADMIN_TOKEN", "X-SIM-ADMIN-TOKEN"
+MAX_SNAPSHOT_KEYS = 256
 
 
 def _json(body, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -58,7 +63,8 @@ def create_app(
     metrics = metrics or GatewayMetrics()
     latency = latency or LatencyModel(enabled=False)
     state = {"faults": faults or FaultSpec()}
-    snapshots: dict[str, deque] = {}
+    snapshots: OrderedDict[str, deque] = OrderedDict()  # bounded: MAX_SNAPSHOT_KEYS queries
+    admin_token = os.environ.get(ADMIN_TOKEN_ENV)
 
     @web.middleware
     async def binance_errors(request: web.Request, handler):
@@ -88,6 +94,13 @@ def create_app(
     @web.middleware
     async def network(request: web.Request, handler):
         if request.path.startswith(ADMIN_PREFIXES):
+            if request.path.startswith("/sim/") and venue is not None and credentials is not None:
+                # the venue holds keys: whoever can set faults or read orders must prove it
+                token = admin_token or ""
+                given = request.headers.get(ADMIN_HEADER, "")
+                if not token or not hmac.compare_digest(given.encode(), token.encode()):
+                    why = f"set {ADMIN_TOKEN_ENV} for the gateway" if not token else f"send the {ADMIN_HEADER} header"
+                    return _json({"code": -2015, "msg": f"admin endpoints need a token while the venue holds keys: {why}"}, 401)
             return await handler(request)
         spec: FaultSpec = state["faults"]
         kind = spec.draw() if spec.active else None
@@ -121,6 +134,9 @@ def create_app(
         key = request.path_qs
         now = api.clock.now_ms()
         hist = snapshots.setdefault(key, deque(maxlen=512))
+        snapshots.move_to_end(key)
+        while len(snapshots) > MAX_SNAPSHOT_KEYS:
+            snapshots.popitem(last=False)
         hist.append((now, response.body))
         if spec.stale():
             old = [body for t, body in hist if now - t >= spec.stale_ms]
@@ -151,7 +167,12 @@ def create_app(
                       "venue": venue is not None, "faults": state["faults"].describe()})
 
     async def set_faults(request: web.Request) -> web.Response:
-        body = await request.json()
+        try:
+            body = json.loads(await request.text() or "{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _json({"code": -1100, "msg": "bad fault spec: the body must be a JSON object"}, 400)
+        if not isinstance(body, dict):
+            return _json({"code": -1100, "msg": f"bad fault spec: the body must be a JSON object, got {type(body).__name__}"}, 400)
         try:
             state["faults"] = FaultSpec(**{k: v for k, v in body.items() if not k.startswith("_")})
         except (TypeError, ValueError) as exc:

@@ -24,6 +24,7 @@ from freqtrade_client import FtRestClient
 from simulation.freqtrade_runner import LOG_COLUMNS, freqtrade_executable, run_freqtrade
 from simulation.gateway import GatewayProcess
 from simulation.gateway.process import free_port
+from simulation.gateway.server import ADMIN_HEADER, ADMIN_TOKEN_ENV
 from simulation.paths import REPO_ROOT
 from simulation.run.bot_config import API_USER, bot_overlay
 from simulation.run.spec import RunSpec
@@ -53,6 +54,8 @@ class Session:
             "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(32),
             "FREQTRADE__API_SERVER__WS_TOKEN": secrets.token_urlsafe(16),
         }
+        self.admin_headers = {ADMIN_HEADER: secrets.token_urlsafe(24)}
+        self.env[ADMIN_TOKEN_ENV] = self.admin_headers[ADMIN_HEADER]
         if spec.mode == "paper":
             self.env.update({KEY_ENV: key, SECRET_ENV: secret, "FREQTRADE__EXCHANGE__KEY": key, "FREQTRADE__EXCHANGE__SECRET": secret})
         self.bot: subprocess.Popen | None = None
@@ -171,7 +174,7 @@ class Session:
         from simulation.gateway.faults import FaultSpec
 
         spec = FaultSpec.parse(text, seed=self.spec.seed).describe()
-        requests.put(f"{self.gateway_url}/sim/faults", json=spec, timeout=self.sim_s(30)).raise_for_status()
+        requests.put(f"{self.gateway_url}/sim/faults", json=spec, headers=self.admin_headers, timeout=self.sim_s(30)).raise_for_status()
         self.event("faults_on", faults=spec)
 
     def _progress_loop(self, kill_ms: int | None) -> None:
@@ -211,7 +214,7 @@ class Session:
         """What the operator would look at on the venue side: metrics and the venue's order records."""
         (self.out / "metrics.prom").write_text(requests.get(f"{url}/metrics", timeout=self.sim_s(30)).text)
         if self.spec.mode == "paper":
-            (self.out / "venue_orders.json").write_text(requests.get(f"{url}/sim/orders", timeout=self.sim_s(30)).text)
+            (self.out / "venue_orders.json").write_text(requests.get(f"{url}/sim/orders", headers=self.admin_headers, timeout=self.sim_s(30)).text)
 
 
 def main(argv: list[str] | None = None) -> int:
