@@ -125,3 +125,10 @@ def test_bad_fault_specs_are_400_not_500(open_gw, body):
     r = requests.put(f"{open_gw.url}/sim/faults", data=body, headers={"Content-Type": "application/json"}, timeout=5)
     assert r.status_code == 400 and r.json()["code"] == -1100, r.text
     assert requests.get(f"{open_gw.url}/api/v3/ping", timeout=5).status_code == 200
+
+
+def test_an_oversize_query_is_binance_json(gw):
+    r = requests.get(f"{gw.url}/api/v3/ticker/price", params={"symbol": "BTCUSDT", "pad": "x" * 20_000}, timeout=10)
+    assert r.status_code == 414 and r.json()["code"] == -1000
+    r = signed(gw, "GET", "/api/v3/allOrders", [("symbol", "BTCUSDT"), ("pad", "y" * 30_000)])
+    assert r.status_code == 414 and r.json()["code"] == -1000

@@ -102,6 +102,9 @@ def parse_balances(text: str) -> dict[str, float]:
     return out
 
 
+PARSER_LIMIT = 1 << 16  # bytes per request line / header accepted by the parser
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -156,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     metrics = GatewayMetrics(args.request_log)
     app = create_app(api, venue, creds, params.latency, faults, metrics)
     # run_app turns SIGTERM/SIGINT into a graceful shutdown.
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handle_signals=True)
+    # aiohttp answers request lines / headers over its parser limits in plain text before any handler
+    # runs: raise the limits so the middleware answers long queries in Binance JSON (414) instead.
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
+                max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT)
     logger.info("gateway stopped")
     return 0
 

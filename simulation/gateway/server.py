@@ -45,6 +45,7 @@ BOOK_PATHS = ("/api/v3/depth", "/api/v3/ticker/bookTicker")
 ADMIN_PREFIXES = ("/sim/", "/metrics")
 ADMIN_TOKEN_ENV, ADMIN_HEADER = "SIMULATOR_ADMIN_TOKEN", "X-SIM-ADMIN-TOKEN"
 MAX_SNAPSHOT_KEYS = 256
+MAX_QUERY_BYTES = 8192  # Binance rejects longer URLs too
 
 
 def _json(body, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -71,6 +72,8 @@ def create_app(
         t0 = time.perf_counter()
         fault = None
         try:
+            if len(request.raw_path) > MAX_QUERY_BYTES:
+                raise BinanceError(-1000, f"Request line longer than {MAX_QUERY_BYTES} bytes.", 414)
             response = await handler(request)
             fault = request.get("fault")
         except BinanceError as err:
