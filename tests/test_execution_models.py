@@ -84,3 +84,21 @@ def test_params_from_config_and_errors():
         ExecutionParams.from_config({"latency": {"avg": 3}})
     with pytest.raises(ValueError):
         ExecutionParams.from_config({"taker_fee": 0.5})
+
+
+def test_queue_models_differ_exactly_on_a_touch():
+    from simulation.execution import ExecutionParams, QueueModel
+
+    touch, through = (99.0, 101.0), (98.9, 101.0)  # (low, high) a buy limit at 99 sees
+    back, touch_m = QueueModel("trade_through"), QueueModel("touch")
+    assert not back.fills("BUY", 99.0, *touch, 1, 0) and back.fills("BUY", 99.0, *through, 1, 0)
+    assert touch_m.fills("BUY", 99.0, *touch, 1, 0) and touch_m.fills("SELL", 101.0, *touch, 1, 0)
+    assert not touch_m.fills("BUY", 98.0, *touch, 1, 0), "no touch, no fill"
+    prob = QueueModel("probabilistic", touch_fill_prob=0.3, seed=4)
+    draws = [prob.fills("BUY", 99.0, *touch, oid, 0) for oid in range(2000)]
+    assert abs(np.mean(draws) - 0.3) < 3 * np.sqrt(0.3 * 0.7 / 2000)
+    assert draws == [QueueModel("probabilistic", touch_fill_prob=0.3, seed=4).fills("BUY", 99.0, *touch, oid, 0) for oid in range(2000)]
+    assert all(prob.fills("BUY", 99.0, *through, oid, 0) for oid in range(50)), "trade-through always fills"
+    assert ExecutionParams.from_config({"queue": {"kind": "touch"}}).queue == touch_m
+    with pytest.raises(ValueError, match="queue.kind"):
+        ExecutionParams.from_config({"queue": {"kind": "front"}})

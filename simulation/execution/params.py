@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from simulation.execution.impact import ImpactModel
 from simulation.execution.latency import LatencyModel
+from simulation.execution.queue import QueueModel
 
 
 @dataclass
 class ExecutionParams:
     latency: LatencyModel = field(default_factory=LatencyModel)
     impact: ImpactModel = field(default_factory=ImpactModel)
+    queue: QueueModel = field(default_factory=QueueModel)  # when resting limit orders fill
     taker_fee: float = 0.001  # Binance spot, no BNB discount
     maker_fee: float = 0.001
     max_participation: float = 0.25  # share of the volume traded meanwhile a resting order may take
     match_interval_ms: int = 100  # venue matching tick (simulated time)
+
+    @classmethod
+    def from_file(cls, path: Path | str | None) -> ExecutionParams:
+        """The `simulation` section of a JSON file (None: the defaults)."""
+        if path is None:
+            return cls()
+        try:
+            section = json.loads(Path(path).read_text()).get("simulation", {})
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_config(section)
 
     @classmethod
     def from_config(cls, section: dict | None) -> ExecutionParams:
@@ -25,7 +40,7 @@ class ExecutionParams:
         if unknown:
             raise ValueError(f"unknown simulation settings: {sorted(unknown)}")
         kw: dict = {}
-        for name, model in (("latency", LatencyModel), ("impact", ImpactModel)):
+        for name, model in (("latency", LatencyModel), ("impact", ImpactModel), ("queue", QueueModel)):
             if name in section:
                 sub = section.pop(name)
                 allowed = {f.name for f in fields(model) if not f.name.startswith("_")}

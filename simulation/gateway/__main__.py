@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -80,13 +79,7 @@ def make_clock(args: argparse.Namespace, store: CandleStore) -> Clock:
 
 
 def load_execution_params(path: Path | None) -> ExecutionParams:
-    if path is None:
-        return ExecutionParams()
-    try:
-        section = json.loads(Path(path).read_text()).get("simulation", {})
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    return ExecutionParams.from_config(section)
+    return ExecutionParams.from_file(path)
 
 
 def parse_balances(text: str) -> dict[str, float]:
@@ -152,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         venue = Venue(store, clock, api.book, params, balances, ledger_path=args.ledger)
         logger.info("venue: balances %s, fees maker %.4f taker %.4f", balances, params.maker_fee, params.taker_fee)
+        logger.info("venue fill rule for resting limit orders: %s", params.queue.describe())
     if params.latency.enabled:
         logger.info("latency model: %s", params.latency)
     if faults.active:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from freqtrade.exceptions import ConfigurationError
 
+from simulation.execution import ExecutionParams
 from simulation.paths import REPO_ROOT, SHARED_DATA
 from simulation.run.spec import MODES, RunSpec
 from simulation.timeframes import DAY_MS, timerange_bounds
@@ -119,6 +120,13 @@ def run_session(spec: RunSpec) -> None:
     meta_path.write_text(json.dumps(meta, indent=2))
 
 
+def fill_rule(spec: RunSpec) -> str:
+    """Which rule fills the bot's resting limit orders in this run."""
+    if spec.mode == "paper":
+        return "venue: " + ExecutionParams.from_file(spec.sim_config).queue.describe()
+    return "freqtrade dry-run: when the order book's best opposite price reaches the limit"
+
+
 def slow_analyses(log: Path, speed: float) -> dict:
     """freqtrade warns when one analysis of the pairs took over 25% of a candle; its figure is on the
     accelerated clock, so divided by the speed it is the bot's own compute in wall seconds. Many slow
@@ -167,7 +175,8 @@ def analyse(spec: RunSpec) -> dict:
         result["session"]["effective_speed"] = meta["simulated_s"] / meta["wall_seconds"]
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
     result["session"]["slow_analyses"] = slow_analyses(out / "freqtrade.log", spec.speed)
-    result["assumptions"] = {"path": spec.path().describe(), "path_model": spec.path_model, "path_seed": spec.path_seed}
+    result["assumptions"] = {"path": spec.path().describe(), "path_model": spec.path_model, "path_seed": spec.path_seed,
+                             "limit_fills": fill_rule(spec)}
     table.to_csv(out / "trade_matching.csv", index=False)
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
     (out / "equity.json").write_text(json.dumps(curves))  # per-candle equity, backtest vs simulation

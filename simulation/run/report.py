@@ -70,7 +70,8 @@ def render(result: dict, table: pd.DataFrame, curves: dict, execs: pd.DataFrame,
 <h1>{html.escape(meta['strategy'])}: {html.escape(meta['mode'])} x{meta['speed']:g} vs backtest</h1>
 <p>Window {_t(meta['start_ms'])} to {_t(meta['end_ms'])} UTC, pairs {html.escape(', '.join(meta['pairs']))},
 faults: {html.escape(str(meta.get('faults') or 'none'))}, wall clock {meta.get('wall_seconds') or 0:.0f} s.</p>
-<p id="assumptions">Intra-candle path: {html.escape(str((meta.get('assumptions') or {}).get('path', 'unknown')))}.</p>
+<p id="assumptions">Intra-candle path: {html.escape(str((meta.get('assumptions') or {}).get('path', 'unknown')))};
+limit fills: {html.escape(str((meta.get('assumptions') or {}).get('limit_fills', 'unknown')))}.</p>
 <p>Times are simulated. At x{meta['speed']:g} every wall-clock millisecond the bot spends computing is
 {meta['speed']:g} simulated milliseconds, so signal-to-order delays overstate what the same bot would
 show in real time; request latencies are the latency model's (simulated) draws.</p>

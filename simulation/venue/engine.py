@@ -273,9 +273,9 @@ class Venue:
                     order.triggered_time = self.clock.now_ms()
                     self._take(order, self.book_fn(order.symbol, 20))
             elif order.type != "MARKET":
-                through = low < order.price if order.side == "BUY" else high > order.price
+                filled = self.params.queue.fills(order.side, order.price, low, high, order.order_id, t0)
                 cap = self.params.max_participation * volume
-                if through and cap > 0:
+                if filled and cap > 0:
                     qty = min(order.remaining, cap)
                     self._book_trade(order, qty, order.price, order.price, maker=True, mid=order.price)
             if len(order.trades) != before or not order.is_open:
