@@ -35,6 +35,9 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert CONTRACT <= set(result)
     session = result["session"]
     assert session["effective_speed"] >= 30, "accelerated: at least 30x the wall clock"
+    compute = session["compute"]
+    assert compute["bot_cpu_s"] > 0 and compute["gateway_cpu_s"] > 0 and isinstance(compute["keeps_up"], bool)
+    assert compute["bot_loop_interval_wall_ms"] == pytest.approx(5000 / 300, rel=1e-3)
     assert result["trades_sim"] >= 1 and result["trades_backtest"] >= 1
     assert 10 <= result["p99_latency_ms"] <= 200, "the latency model's clip"
     assert 0 <= result["signal_consistency"] <= 1
@@ -56,7 +59,7 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert page.errors == [], page.errors
     assert page.dom.count('class="main-svg"') >= 4, "plotly drew the charts"
     assert 'id="trades"' in page.dom and "What explains the gap" in page.dom
-    assert "Intra-candle path: random (seed 0)" in page.dom
+    assert "Intra-candle path: random (seed 0)" in page.dom and 'id="compute"' in page.dom
     assert (out / "report.png").stat().st_size > 20_000
 
 

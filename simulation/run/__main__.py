@@ -170,7 +170,7 @@ def analyse(spec: RunSpec) -> dict:
         result["reconciliation"] = recon
         result["stoploss_venue_reaction_ms"] = venue_stop_reaction(venue, store)
     meta = json.loads((out / "session.json").read_text())
-    result["session"] = {k: meta.get(k) for k in ("mode", "speed", "simulated_s", "wall_seconds", "faults", "kill_at")}
+    result["session"] = {k: meta.get(k) for k in ("mode", "speed", "simulated_s", "wall_seconds", "faults", "kill_at", "compute")}
     if meta.get("wall_seconds"):
         result["session"]["effective_speed"] = meta["simulated_s"] / meta["wall_seconds"]
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])

@@ -21,6 +21,19 @@ def _fmt(x, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
 
 
+def _compute_note(c: dict, speed: float) -> str:
+    """The bot's measured compute, apart from the simulated delays (loud when it cannot keep up)."""
+    if not c:
+        return ""
+    text = (f"The bot's own compute, measured in wall time: {c['bot_cpu_s']:.1f} CPU s over a {c['window_wall_s']:.0f} s window "
+            f"({100 * (c['bot_cpu_share'] or 0):.0f}% of a core), {c['bot_compute_per_loop_wall_ms']:.1f} ms per bot loop of "
+            f"{c['bot_loop_interval_wall_ms']:.1f} ms at x{speed:g}; the gateway used {100 * (c['gateway_cpu_share'] or 0):.0f}% of a core.")
+    if not c.get("keeps_up"):
+        text = ("<strong>Warning: at this speed the bot cannot keep up (its compute exceeds 10% of a loop), so every delay "
+                f"below includes its compute x{speed:g}; rerun slower for faithful timing.</strong> ") + text
+    return f'<p id="compute">{text}</p>'
+
+
 def render(result: dict, table: pd.DataFrame, curves: dict, execs: pd.DataFrame, requests: pd.DataFrame | None,
            meta: dict, reconciliation: dict | None) -> str:
     figs = []
@@ -75,6 +88,7 @@ limit fills: {html.escape(str((meta.get('assumptions') or {}).get('limit_fills',
 <p>Times are simulated. At x{meta['speed']:g} every wall-clock millisecond the bot spends computing is
 {meta['speed']:g} simulated milliseconds, so signal-to-order delays overstate what the same bot would
 show in real time; request latencies are the latency model's (simulated) draws.</p>
+{_compute_note(meta.get('compute') or {}, meta['speed'])}
 <table id="summary">{summary}</table>
 <h2>What explains the gap</h2><ul id="gap">{gap}</ul>
 {''.join(parts)}

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import requests
 from freqtrade_client import FtRestClient
 
@@ -59,6 +60,8 @@ class Session:
         if spec.mode == "paper":
             self.env.update({KEY_ENV: key, SECRET_ENV: secret, "FREQTRADE__EXCHANGE__KEY": key, "FREQTRADE__EXCHANGE__SECRET": secret})
         self.bot: subprocess.Popen | None = None
+        self.gateway_pid: int | None = None
+        self._cpu: dict[tuple[str, int], list[float]] = {}
         self.events: list[dict] = []
         # requests' timeouts are checked against the (accelerated) process clock too: scale them.
         self.api_url = f"http://127.0.0.1:{self.api_port}"
@@ -138,6 +141,7 @@ class Session:
         gw = GatewayProcess(self.gateway_args(), log_path=self.out / "gateway.log", startup_timeout=self.sim_s(60), env=self.env)
         with gw:
             self.gateway_url = gw.url
+            self.gateway_pid = gw.proc.pid
             overlay = bot_overlay(s, gw.url, self.api_port, str((self.out / "tradesv3.sqlite").resolve()))
             self.overlay_path = self.out / "bot_overlay.json"
             self.overlay_path.write_text(json.dumps(overlay, indent=2))
@@ -165,7 +169,7 @@ class Session:
         meta = {
             "mode": s.mode, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
             "strategy": s.strategy, "simulated_s": (s.end_ms - s.start_ms) / 1000, "events": self.events,
-            "faults": s.faults, "kill_at": s.kill_at,
+            "faults": s.faults, "kill_at": s.kill_at, "compute": self.compute_report(),
         }
         (self.out / "session.json").write_text(json.dumps(meta, indent=2))
         return meta
@@ -176,6 +180,42 @@ class Session:
         spec = FaultSpec.parse(text, seed=self.spec.seed).describe()
         requests.put(f"{self.gateway_url}/sim/faults", json=spec, headers=self.admin_headers, timeout=self.sim_s(30)).raise_for_status()
         self.event("faults_on", faults=spec)
+
+    def _sample_cpu(self) -> None:
+        """Real CPU seconds (kernel accounting: not scaled by faketime) of the bot and the gateway,
+        first and last reading per process inside the window; a restarted bot is a new process."""
+        for role, pid in (("bot", self.bot.pid if self.bot and self.bot.poll() is None else None), ("gateway", self.gateway_pid)):
+            if pid is None:
+                continue
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            used = t.user + t.system + t.children_user + t.children_system
+            first_last = self._cpu.setdefault((role, pid), [used, used])
+            first_last[1] = used
+
+    def compute_report(self) -> dict:
+        """The bot's own compute in wall time, apart from the simulated delays it causes."""
+        s = self.spec
+        wall = (s.end_ms - s.start_ms) / 1000 / s.speed
+        cpu = {role: sum(b - a for (r, _), (a, b) in self._cpu.items() if r == role) for role in ("bot", "gateway")}
+        loop_s = float(json.loads(self.overlay_path.read_text()).get("internals", {}).get("process_throttle_secs", 5))
+        loops = max(1.0, (s.end_ms - s.start_ms) / 1000 / loop_s)
+        report = {
+            "window_wall_s": round(wall, 2), "bot_cpu_s": round(cpu["bot"], 2), "gateway_cpu_s": round(cpu["gateway"], 2),
+            "bot_cpu_share": round(cpu["bot"] / wall, 3) if wall > 0 else None,
+            "gateway_cpu_share": round(cpu["gateway"] / wall, 3) if wall > 0 else None,
+            "bot_loop_interval_wall_ms": round(loop_s / s.speed * 1000, 2),
+            "bot_compute_per_loop_wall_ms": round(cpu["bot"] / loops * 1000, 2),
+        }
+        report["keeps_up"] = report["bot_compute_per_loop_wall_ms"] < 0.1 * report["bot_loop_interval_wall_ms"]
+        if not report["keeps_up"]:
+            logger.warning("the bot computed %.1f ms of wall time per %.1f ms loop at x%g (%.0f%% of a core): its simulated "
+                           "delays include that compute x%g; a faithful run needs a lower --speed",
+                           report["bot_compute_per_loop_wall_ms"], report["bot_loop_interval_wall_ms"], s.speed,
+                           100 * (report["bot_cpu_share"] or 0), s.speed)
+        return report
 
     def _progress_loop(self, kill_ms: int | None) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -193,6 +233,7 @@ class Session:
                     logger.info("window %d%% done, simulated clock %s", 10 * done, time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
                 if self.bot and self.bot.poll() is not None:
                     raise RuntimeError(f"freqtrade died (exit {self.bot.returncode}); see {self.out / 'freqtrade.log'}")
+                self._sample_cpu()
                 if kill_ms is not None and t >= kill_ms:
                     kill_ms = None
                     self.kill_bot()
@@ -201,6 +242,7 @@ class Session:
                 bar.update(task, completed=min(total, (t - s.start_ms) / 1000),
                            clock=time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
                 time.sleep(min(self.sim_s(0.5), max(0.001, (s.end_ms - t) / 1000)))
+        self._sample_cpu()
         self.event("window_closed")
 
     def _snapshot_bot(self) -> None:
