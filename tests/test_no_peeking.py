@@ -84,6 +84,7 @@ def answers(store: CandleStore, t: int) -> dict:
     }
     venue = Venue(store, clock, lambda symbol, limit: api.book(symbol, limit))
     out["venue_daily"] = venue._daily(PAIR)
+    out["venue_avg_price"] = venue._avg_price(PAIR)  # PERCENT_PRICE_BY_SIDE
     return out
 
 
