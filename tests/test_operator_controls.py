@@ -251,3 +251,36 @@ def test_companion_bot_commands_against_a_real_bot(replay):
         wait_for(lambda: "ACTIVE" in Companion(client, tmp / "ud", frozenset()).risk_text(), 30, "risk state shows it")
     finally:
         bot.stop()
+
+
+def test_two_bots_share_the_limits_and_the_emergency_through_the_ledger(replay):
+    """Two dry-run bots in different user_data folders, one risk ledger: the second's entry is refused
+    because of the first's open position, and the emergency raised by the first closes both."""
+    tmp, overlay = replay
+    ledger = tmp / "portfolio-ledger.sqlite"
+    risk = {"portfolio_heat": 0.01, "correlation_limit": 1.0, "ledger": str(ledger)}
+    common = {**FORCE_ORDERS, "max_open_trades": 3, "minimal_roi": {"0": 100}, "dry_run_wallet": 10_000,
+              "use_exit_signal": False, "risk": risk}
+    bots = {}
+    for name in ("a", "b"):
+        (tmp / name).mkdir()
+        run_freqtrade(["create-userdir", "--userdir", str(tmp / name / "ud")], tmp / name / "ud.log")
+        bots[name] = RunningBot(tmp / name, [*CONFIGS, str(overlay)], common, "RiskReference", name=name)
+    a, b = bots["a"], bots["b"]
+    try:
+        for bot in (a, b):
+            bot.wait_running()
+        time.sleep(6)  # a loop each: both bots have published their equity to the ledger
+        a.client.forceenter("BTC/USDT", "long", stake_amount=4000)  # 4,000 x 4% stop = 0.8% of 20,000
+        wait_for(lambda: len(a.client.status()) == 1, 60, "a's trade")
+        b.client.forceenter("ETH/USDT", "long", stake_amount=2000)  # +0.4%: 1.2% > 1%, alone it would be 0.8%
+        wait_for(lambda: "rejected (portfolio_heat)" in b.log.read_text(), 30, "b's entry refused for heat")
+        assert not b.client.status()
+        b.client.forceenter("ETH/USDT", "long", stake_amount=500)  # +0.1%: 0.9% fits
+        wait_for(lambda: len(b.client.status()) == 1, 60, "b's small trade")
+        (tmp / "a" / "ud" / "EMERGENCY_STOP").write_text("operator")
+        wait_for(lambda: not a.client.status() and not b.client.status(), 60, "both bots exited")
+        assert "portfolio emergency from" in b.log.read_text()
+    finally:
+        for bot in (a, b):
+            bot.stop()
