@@ -114,6 +114,15 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
             console.print(f"{name}: {window}, trades backtest / {name} {r.get('trades_backtest')} / {r.get('trades_sim')}, "
                           f"PnL deviation {_num(r.get('pnl_deviation'))}, signal consistency {_num(r.get('signal_consistency'))}, "
                           f"equity correlation {_num(r.get('equity_correlation'))}", markup=False, highlight=False)
+            assumptions = r.get("assumptions") or {}
+            if assumptions:
+                console.print(f"  intra-candle path: {assumptions.get('path')}; limit fills: {assumptions.get('limit_fills')}",
+                              markup=False, highlight=False)
+            compute = (r.get("session") or {}).get("compute") or {}
+            if compute and not compute.get("keeps_up"):
+                console.print(f"  the bot computed {compute['bot_compute_per_loop_wall_ms']:.1f} ms per "
+                              f"{compute['bot_loop_interval_wall_ms']:.1f} ms loop: delays include its compute x speed",
+                              markup=False, highlight=False)
             slow = (r.get("session") or {}).get("slow_analyses") or {}
             if slow.get("count"):
                 console.print(f"  the bot's analysis overran a quarter candle {slow['count']} times (median "
