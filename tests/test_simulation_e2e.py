@@ -41,6 +41,15 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert result["trades_sim"] >= 1 and result["trades_backtest"] >= 1
     assert 10 <= result["p99_latency_ms"] <= 200, "the latency model's clip"
     assert 0 <= result["signal_consistency"] <= 1
+    # the discrepancy report's invariants on a real session
+    gap, matched = result["gap"], result["trades_matched"]
+    assert abs(gap["waterfall"]["residual"]) < 1e-6, gap["waterfall"]
+    assert gap["waterfall"]["total"] == pytest.approx(gap["pnl_sim"] - gap["pnl_backtest"], abs=1e-6)
+    assert matched + gap["missed_unfilled"] + gap["missed_no_signal"] + gap["reentries_after_cancel"] == result["trades_backtest"]
+    assert matched + gap["extra_trades"] + gap["reentries_after_cancel"] == result["trades_sim"]
+    for key in ("signal_precision", "signal_recall"):
+        assert result[key] is None or 0 <= result[key] <= 1
+    assert result["per_trade_difference"]["n"] == matched and result["verdict"]
     assert result["assumptions"]["path"] == "random (seed 0)" and result["assumptions"]["path_seed"] == 0
     assert result["assumptions"]["limit_fills"].startswith("freqtrade dry-run")
     # every filled order has a price, a slippage against its signal candle and a fill ratio

@@ -19,6 +19,13 @@ from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
 from simulation.gateway import GatewayProcess
 from simulation.gateway.freqtrade_config import exchange_overlay
 from simulation.marketdata.store import CandleStore
+from simulation.run.discrepancy import (
+    link_reentries,
+    match_signals,
+    return_tracking,
+    trade_statistics,
+    waterfall,
+)
 from simulation.run.spec import RunSpec
 from simulation.timeframes import DAY_MS, interval_ms
 
@@ -52,30 +59,31 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
     return stats["strategy"][spec.strategy]["trades"]
 
 
-MATCH_COLUMNS = ["pair", "bt_open_ms", "bt_open_rate", "bt_close_ms", "bt_exit", "bt_profit", "sim_id", "sim_open_ms",
-                 "sim_open_rate", "sim_close_ms", "sim_exit", "sim_profit"]
+SIDE_FIELDS = ["open_ms", "open_rate", "close_ms", "exit", "profit", "amount", "close_rate", "fee_open", "fee_close"]
+MATCH_COLUMNS = ["pair", *(f"bt_{f}" for f in SIDE_FIELDS), "sim_id", *(f"sim_{f}" for f in SIDE_FIELDS)]
+
+
+def _side(prefix: str, t) -> dict:
+    if t is None:
+        return {f"{prefix}_{f}": None for f in SIDE_FIELDS}
+    return {f"{prefix}_{f}": getattr(t, "exit_reason" if f == "exit" else f, None) for f in SIDE_FIELDS}
 
 
 def match_trades(bt: pd.DataFrame, sim: pd.DataFrame, tolerance_ms: int) -> pd.DataFrame:
-    """Pair each backtest trade with the earliest unmatched simulated entry on the same pair within tolerance."""
+    """One-to-one: each backtest trade with the earliest unmatched simulated entry on the same pair that
+    came at most `tolerance_ms` *after* it (never before: a simulation cannot enter earlier than the
+    backtest without seeing the future; an early entry stays unmatched)."""
     used: set[int] = set()
     rows = []
     for b in bt.sort_values("open_ms").itertuples():
-        cands = sim[(sim.pair == b.pair) & ((sim.open_ms - b.open_ms).abs() <= tolerance_ms) & (~sim.id.isin(used))]
+        delay = sim.open_ms - b.open_ms
+        cands = sim[(sim.pair == b.pair) & (delay >= 0) & (delay <= tolerance_ms) & (~sim.id.isin(used))]
         s = cands.sort_values("open_ms").iloc[0] if len(cands) else None
         if s is not None:
             used.add(int(s.id))
-        rows.append({
-            "pair": b.pair, "bt_open_ms": b.open_ms, "bt_open_rate": b.open_rate, "bt_close_ms": b.close_ms,
-            "bt_exit": b.exit_reason, "bt_profit": b.profit,
-            "sim_id": None if s is None else int(s.id), "sim_open_ms": None if s is None else s.open_ms,
-            "sim_open_rate": None if s is None else s.open_rate, "sim_close_ms": None if s is None else s.close_ms,
-            "sim_exit": None if s is None else s.exit_reason, "sim_profit": None if s is None else s.profit,
-        })
+        rows.append({"pair": b.pair, **_side("bt", b), "sim_id": None if s is None else int(s.id), **_side("sim", s)})
     for s in sim[~sim.id.isin(used)].itertuples():
-        rows.append({"pair": s.pair, "bt_open_ms": None, "bt_open_rate": None, "bt_close_ms": None, "bt_exit": None,
-                     "bt_profit": None, "sim_id": int(s.id), "sim_open_ms": s.open_ms, "sim_open_rate": s.open_rate,
-                     "sim_close_ms": s.close_ms, "sim_exit": s.exit_reason, "sim_profit": s.profit})
+        rows.append({"pair": s.pair, **_side("bt", None), "sim_id": int(s.id), **_side("sim", s)})
     return pd.DataFrame(rows, columns=MATCH_COLUMNS)  # columns even when neither side traded
 
 
@@ -109,8 +117,9 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
     bt = pd.DataFrame([{
         "pair": t["pair"], "open_ms": int(t["open_timestamp"]), "close_ms": int(t["close_timestamp"]),
         "open_rate": t["open_rate"], "amount": t["amount"], "profit": t["profit_abs"], "exit_reason": t["exit_reason"],
-        "fee_open": float(t["fee_open"]), "fee_close": float(t["fee_close"]),
-    } for t in bt_trades], columns=["pair", "open_ms", "close_ms", "open_rate", "amount", "profit", "exit_reason", "fee_open", "fee_close"])
+        "fee_open": float(t["fee_open"]), "fee_close": float(t["fee_close"]), "close_rate": float(t["close_rate"]),
+    } for t in bt_trades], columns=["pair", "open_ms", "close_ms", "open_rate", "amount", "profit", "exit_reason", "fee_open",
+                                    "fee_close", "close_rate"])
     sim = pd.DataFrame({
         "id": sim_trades.id.astype(int), "pair": sim_trades.pair, "open_ms": sim_trades.open_date_ms,
         "close_ms": sim_trades.close_date_ms.where(sim_trades.is_open == 0),
@@ -118,56 +127,74 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
         "profit": sim_trades.close_profit_abs.fillna(0.0), "exit_reason": sim_trades.exit_reason,
         # freqtrade records the fee it charged on each leg; a still-open trade's exit is charged like its entry
         "fee_open": sim_trades.fee_open.astype(float), "fee_close": sim_trades.fee_close.fillna(sim_trades.fee_open).astype(float),
+        "close_rate": sim_trades.close_rate.astype(float),
     })
     sim = sim[(sim.open_ms >= spec.start_ms) & (sim.open_ms < spec.end_ms)]
-    # Open simulated trades are marked at the window's last close, as backtesting force-exits them.
+    # Simulated trades still open at the window's end are marked at its last close, as backtesting
+    # force-exits them (so the equity curves and the per-trade waterfall add up to the same PnL).
     last = {p: c[-1] for p, c in closes.items()}
-    for i, t in sim[sim.close_ms.isna()].iterrows():
+    still_open = sim.close_ms.isna() | (sim.close_ms > spec.end_ms)
+    sim.loc[still_open, "close_ms"] = np.nan
+    for i, t in sim[still_open].iterrows():
         sim.loc[i, "profit"] = t.amount * (last[t.pair] * (1 - t.fee_close) - t.open_rate * (1 + t.fee_open))
+        sim.loc[i, "close_rate"] = last[t.pair]
         sim.loc[i, "exit_reason"] = "open_at_end"
     table = match_trades(bt, sim, tf)
     matched = table.dropna(subset=["bt_open_ms", "sim_id"])
     eq_bt = equity_curve(bt, closes, grid, spec.wallet)
     eq_sim = equity_curve(sim.assign(close_ms=sim.close_ms.fillna(np.inf)), closes, grid, spec.wallet)
     pnl_bt, pnl_sim = float(eq_bt[-1] - spec.wallet), float(eq_sim[-1] - spec.wallet)
-    corr = None
-    if np.std(eq_bt) > 0 and np.std(eq_sim) > 0:
-        corr = float(np.corrcoef(eq_bt, eq_sim)[0, 1])
+    level_corr = float(np.corrcoef(eq_bt, eq_sim)[0, 1]) if np.std(eq_bt) > 0 and np.std(eq_sim) > 0 else None
+    tracking = return_tracking(eq_bt, eq_sim)
     ex = execs[(execs.order_ms >= spec.start_ms) & (execs.filled > 0)] if len(execs) else execs
     lat = _latencies(requests_csv)
-    slip_cost = float(np.nansum(ex.slippage_bps / 1e4 * ex.filled * ex.signal_price)) if len(ex) else 0.0
-    missed = table[table.sim_id.isna()]
-    # Did the bot act on the signal? An entry order placed within one candle of the backtest's entry
-    # counts as a consistent signal even if it then expired unfilled.
+    # Signals: the backtest's entries against every entry the bot acted on (trades and attempts that
+    # were cancelled unfilled), one per pair and candle.
     attempts = attempts if attempts is not None else pd.DataFrame(columns=["pair", "time_ms"])
+    acted = pd.concat([sim[["pair", "open_ms"]].rename(columns={"open_ms": "time_ms"}), attempts[["pair", "time_ms"]]])
+    acted = acted[(acted.time_ms >= spec.start_ms) & (acted.time_ms < spec.end_ms)]
+    acted = acted.assign(candle=acted.time_ms // tf).drop_duplicates(["pair", "candle"]).drop(columns="candle")
+    signals = match_signals(bt.rename(columns={"open_ms": "time_ms"})[["pair", "time_ms"]], acted, tf)
+    missed = table[table.sim_id.isna()]
     def attempted(row) -> bool:
         a = attempts[attempts.pair == row.pair]
-        return bool(((a.time_ms - row.bt_open_ms).abs() <= tf).any())
-    signalled = table.dropna(subset=["bt_open_ms"]).apply(
-        lambda r: (not pd.isna(r.sim_id)) or attempted(r), axis=1) if len(bt) else pd.Series(dtype=bool)
+        delay = a.time_ms - row.bt_open_ms
+        return bool(((delay >= 0) & (delay <= tf)).any())
     unfilled = missed[missed.apply(attempted, axis=1)] if len(missed) else missed
     no_signal = missed.drop(unfilled.index)
     extra = table[table.bt_open_ms.isna()]
-    timing = float((matched.sim_profit - matched.bt_profit).sum()) if len(matched) else 0.0
+    links = link_reentries(unfilled, extra, tf)
+    steps = waterfall(matched, missed, extra, pnl_sim - pnl_bt)
+    stats = trade_statistics((matched.sim_profit - matched.bt_profit).to_numpy(dtype=float), seed=spec.seed)
     gap = {
         "pnl_backtest": pnl_bt,
         "pnl_sim": pnl_sim,
-        "slippage_cost": -slip_cost,
-        "missed_unfilled": len(unfilled),
-        "missed_unfilled_profit": -float(unfilled.bt_profit.sum()),
+        "waterfall": steps,
+        "missed_unfilled": len(unfilled) - len(links),
         "missed_no_signal": len(no_signal),
+        "extra_trades": len(extra) - len(links),
+        "reentries_after_cancel": len(links),
+        "missed_unfilled_profit": -float(unfilled.bt_profit.sum()),
         "missed_no_signal_profit": -float(no_signal.bt_profit.sum()),
-        "extra_trades": len(extra),
         "extra_trades_profit": float(extra.sim_profit.sum()),
-        "matched_trades_profit_diff": timing,
+        "exit_reason_flips": int((matched.bt_exit != matched.sim_exit).sum()) if len(matched) else 0,
     }
     gap["explanation"] = explain(gap)
     result = {
-        "signal_consistency": float(signalled.mean()) if len(bt) else None,
+        # F1 of the one-to-one, forward-only signal match: extra signals lower it, early ones never count
+        "signal_consistency": signals.f1,
+        "signal_precision": signals.precision,
+        "signal_recall": signals.recall,
+        "signal_lag_candles": {str(k): v for k, v in signals.lags.items()},
+        "signal_early": signals.early,
         "fill_consistency": float(len(matched) / len(bt)) if len(bt) else None,
         "pnl_deviation": abs(pnl_sim - pnl_bt) / abs(pnl_bt) if pnl_bt else None,
         "pnl_deviation_of_wallet": abs(pnl_sim - pnl_bt) / spec.wallet,
-        "equity_correlation": corr,
+        "equity_correlation": tracking["return_correlation"],  # of per-candle returns
+        "equity_level_correlation": level_corr,
+        "tracking_error": tracking["tracking_error"],
+        "per_trade_difference": stats,
+        "verdict": stats["verdict"],
         "mean_slippage_bps": float(ex.slippage_bps.mean()) if len(ex) and ex.slippage_bps.notna().any() else None,
         "p99_latency_ms": lat.get("p99"),
         "latency_ms": lat,
@@ -182,20 +209,25 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
     return result, table, curves
 
 
+WATERFALL_WORDS = {
+    "missed_trades": "backtest trades the simulation did not take",
+    "extra_trades": "simulated trades the backtest did not take",
+    "size": "matched trades: different position sizes",
+    "entry_price": "matched trades: entry prices (delay, spread, impact, queue)",
+    "exit_price": "matched trades: exit prices and exit timing (incl. ROI/stop order inside a candle)",
+    "fees": "matched trades: fees (the rates each run charged)",
+    "rounding": "freqtrade's rounding of amounts and profits",
+}
+
+
 def explain(gap: dict) -> list[str]:
-    """The gap's parts, largest first, in words."""
-    parts = [
-        ("slippage vs the signal candle's close", gap["slippage_cost"]),
-        (f"{gap['missed_unfilled']} backtest trades whose simulated entry order never filled (cancelled unfilled)", gap["missed_unfilled_profit"]),
-        (f"{gap['missed_no_signal']} backtest trades without an entry signal in the simulation", gap["missed_no_signal_profit"]),
-        (f"{gap['extra_trades']} simulated trades the backtest did not take", gap["extra_trades_profit"]),
-        ("matched trades: different entry/exit prices and exit timing (latency, fills, fees)", gap["matched_trades_profit_diff"]),
-    ]
-    total = gap["pnl_sim"] - gap["pnl_backtest"]
-    lines = [f"simulation minus backtest PnL: {total:+.2f} USDT"]
-    for text, value in sorted(parts, key=lambda p: -abs(p[1])):
+    """The waterfall in words, largest first, with its residual."""
+    w = gap["waterfall"]
+    lines = [f"simulation minus backtest PnL: {w['total']:+.2f} USDT"]
+    for key, value in sorted(w["lines"].items(), key=lambda kv: -abs(kv[1])):
         if abs(value) > 1e-9:
-            lines.append(f"{value:+.2f} USDT from {text}")
+            lines.append(f"{value:+.2f} USDT from {WATERFALL_WORDS[key]}")
+    lines.append(f"residual (unexplained): {w['residual']:+.6f} USDT")
     return lines
 
 

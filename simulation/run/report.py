@@ -63,9 +63,17 @@ def render(result: dict, table: pd.DataFrame, curves: dict, execs: pd.DataFrame,
     parts = []
     for i, fig in enumerate(figs):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
-    keys = ["signal_consistency", "fill_consistency", "pnl_deviation", "pnl_deviation_of_wallet", "equity_correlation", "mean_slippage_bps",
+    keys = ["verdict", "signal_consistency", "signal_precision", "signal_recall", "signal_early", "fill_consistency", "pnl_deviation",
+            "pnl_deviation_of_wallet", "equity_correlation", "tracking_error", "mean_slippage_bps",
             "p99_latency_ms", "fill_ratio_mean", "trades_backtest", "trades_sim", "trades_matched"]
     summary = "".join(f"<tr><th>{k}</th><td>{_fmt(result.get(k))}</td></tr>" for k in keys)
+    d = result.get("per_trade_difference") or {}
+    if d.get("n"):
+        ci = d.get("ci95")
+        interval = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "n/a"
+        mdd = f"{d['min_detectable']:.3f}" if d.get("min_detectable") is not None else "n/a"
+        summary += (f"<tr><th>per matched trade: simulation minus backtest (USDT)</th><td>{d['mean']:+.3f}, 95% interval "
+                    f"{interval} (block bootstrap, n={d['n']}; smallest detectable difference {mdd})</td></tr>")
     gap = "".join(f"<li>{html.escape(line)}</li>" for line in result["gap"]["explanation"])
     rows = "".join(
         "<tr>" + "".join(f"<td>{v}</td>" for v in (
