@@ -147,7 +147,7 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
     level_corr = float(np.corrcoef(eq_bt, eq_sim)[0, 1]) if np.std(eq_bt) > 0 and np.std(eq_sim) > 0 else None
     tracking = return_tracking(eq_bt, eq_sim)
     ex = execs[(execs.order_ms >= spec.start_ms) & (execs.filled > 0)] if len(execs) else execs
-    lat = _latencies(requests_csv)
+    lat = _latencies(requests_csv, spec.speed)
     # Signals: the backtest's entries against every entry the bot acted on (trades and attempts that
     # were cancelled unfilled), one per pair and candle.
     attempts = attempts if attempts is not None else pd.DataFrame(columns=["pair", "time_ms"])
@@ -239,12 +239,16 @@ def _pcts(values: pd.Series) -> dict:
             "p95": float(np.percentile(v, 95)), "p99": float(np.percentile(v, 99)), "max": float(v.max())}
 
 
-def _latencies(path: Path | None) -> dict:
+def _latencies(path: Path | None, speed: float = 1.0) -> dict:
     if not path or not Path(path).exists():
         return {}
     req = pd.read_csv(path)
     ok = req[req.fault.isna() & (req.latency_ms > 0)]
     out = _pcts(ok.latency_ms)
+    # measured, not modelled: the wall milliseconds the gateway itself spent answering (faketime scales
+    # them by the speed, so they are divided back)
+    if "service_ms" in req.columns:
+        out["service_wall_ms_measured"] = _pcts(req[req.fault.isna()].service_ms / speed)
     out["faults"] = {str(k): int(v) for k, v in req.fault.value_counts().items()}
     out["requests"] = len(req)
     return out

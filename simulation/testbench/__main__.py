@@ -114,6 +114,10 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
             console.print(f"{name}: {window}, trades backtest / {name} {r.get('trades_backtest')} / {r.get('trades_sim')}, "
                           f"PnL deviation {_num(r.get('pnl_deviation'))}, signal consistency {_num(r.get('signal_consistency'))}, "
                           f"equity correlation {_num(r.get('equity_correlation'))}", markup=False, highlight=False)
+            for line in (r.get("gap") or {}).get("explanation", []):
+                console.print(f"  {line}", markup=False, highlight=False)
+            if r.get("verdict"):
+                console.print(f"  verdict: {r['verdict']}", markup=False, highlight=False)
             assumptions = r.get("assumptions") or {}
             if assumptions:
                 console.print(f"  intra-candle path: {assumptions.get('path')}; limit fills: {assumptions.get('limit_fills')}",
