@@ -103,3 +103,14 @@ def test_return_correlation_sees_a_constant_cost_that_levels_hide():
     t = return_tracking(eq, cost)
     assert levels > 0.9999, "the levels barely notice the cost"
     assert t["return_correlation"] < 0.97 and t["tracking_error"] > 1e-4, t
+
+
+def test_comparability_lists_what_differs_by_construction():
+    from simulation.run.discrepancy import comparability
+
+    bt = {"strategy": "S", "timeframe": "5m", "max_open_trades": 3, "freqai": {"enabled": True, "backtest_period_days": 7,
+                                                                                "live_retrain_hours": 6}}
+    bot = {**bt, "max_open_trades": 2}
+    rows = {r["setting"]: r for r in comparability(bt, bot)}
+    assert rows["max_open_trades"]["differs"] and not rows["timeframe"]["differs"]
+    assert rows["freqai retraining"]["differs"], "FreqAI retrains on different schedules in the two runs, always"

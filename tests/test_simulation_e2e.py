@@ -50,6 +50,9 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     for key in ("signal_precision", "signal_recall"):
         assert result[key] is None or 0 <= result[key] <= 1
     assert result["per_trade_difference"]["n"] == matched and result["verdict"]
+    rows = {r["setting"]: r for r in result["comparability"]}
+    assert not rows["strategy file sha256"]["differs"] and not rows["timeframe"]["differs"]
+    assert result["latency_ms"]["service_wall_ms_measured"]["n"] > 0
     assert result["assumptions"]["path"] == "random (seed 0)" and result["assumptions"]["path_seed"] == 0
     assert result["assumptions"]["limit_fills"].startswith("freqtrade dry-run")
     # every filled order has a price, a slippage against its signal candle and a fill ratio
@@ -69,6 +72,7 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert page.dom.count('class="main-svg"') >= 4, "plotly drew the charts"
     assert 'id="trades"' in page.dom and "What explains the gap" in page.dom
     assert "Intra-candle path: random (seed 0)" in page.dom and 'id="compute"' in page.dom
+    assert "What differs by construction" in page.dom
     assert (out / "report.png").stat().st_size > 20_000
 
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from freqtrade.exceptions import ConfigurationError
 
 from simulation.execution import ExecutionParams
 from simulation.paths import REPO_ROOT, SHARED_DATA
-from simulation.run.spec import MODES, RunSpec
+from simulation.run.discrepancy import comparability
+from simulation.run.spec import MODES, RunSpec, freqtrade_version, strategy_digest
 from simulation.timeframes import DAY_MS, timerange_bounds
 
 logger = logging.getLogger("simulation.run")
@@ -120,6 +122,19 @@ def run_session(spec: RunSpec) -> None:
     meta_path.write_text(json.dumps(meta, indent=2))
 
 
+def comparability_rows(spec: RunSpec, out: Path) -> list[dict]:
+    """The backtest's and the bot's resolved configs side by side, plus the code both ran."""
+    from freqtrade.configuration.load_config import load_from_files
+
+    bt = load_from_files([spec.config, str(out / "backtest" / "overlay.json")])
+    bot = load_from_files([spec.config, str(out / "bot_overlay.json")])
+    code = [{"setting": "freqtrade version", "backtest": freqtrade_version(), "simulation": freqtrade_version(), "differs": False}]
+    strat = strategy_digest(spec.strategy)
+    recorded = json.loads((out / "session.json").read_text()).get("strategy_sha256")
+    code.append({"setting": "strategy file sha256", "backtest": strat, "simulation": recorded, "differs": recorded != strat})
+    return comparability(bt, bot, code)
+
+
 def fill_rule(spec: RunSpec) -> str:
     """Which rule fills the bot's resting limit orders in this run."""
     if spec.mode == "paper":
@@ -131,7 +146,6 @@ def slow_analyses(log: Path, speed: float) -> dict:
     """freqtrade warns when one analysis of the pairs took over 25% of a candle; its figure is on the
     accelerated clock, so divided by the speed it is the bot's own compute in wall seconds. Many slow
     analyses mean the bot could not keep up at this speed: its signals came late or not at all."""
-    import re
 
     text = log.read_text(errors="replace") if log.exists() else ""
     secs = [float(x) / speed for x in re.findall(r"Strategy analysis took ([0-9.]+)s", text)]
@@ -175,6 +189,7 @@ def analyse(spec: RunSpec) -> dict:
         result["session"]["effective_speed"] = meta["simulated_s"] / meta["wall_seconds"]
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
     result["session"]["slow_analyses"] = slow_analyses(out / "freqtrade.log", spec.speed)
+    result["comparability"] = comparability_rows(spec, out)
     result["assumptions"] = {"path": spec.path().describe(), "path_model": spec.path_model, "path_seed": spec.path_seed,
                              "limit_fills": fill_rule(spec)}
     table.to_csv(out / "trade_matching.csv", index=False)

@@ -147,3 +147,38 @@ def link_reentries(missed_unfilled: pd.DataFrame, extra: pd.DataFrame, tf_ms: in
             used.add(j)
             links.append((i, j))
     return links
+
+
+# Settings that change what a run does; compared between the backtest's and the bot's resolved configs.
+COMPARED_SETTINGS = (
+    "strategy", "timeframe", "stake_currency", "stake_amount", "max_open_trades", "dry_run_wallet", "minimal_roi",
+    "stoploss", "trailing_stop", "trailing_stop_positive", "trailing_stop_positive_offset", "use_exit_signal",
+    "exit_profit_only", "ignore_roi_if_entry_signal", "order_types", "entry_pricing", "exit_pricing", "unfilledtimeout",
+    "exchange.pair_whitelist", "fee", "risk", "freqai.enabled", "freqai.identifier", "freqai.train_period_days",
+    "freqai.backtest_period_days", "freqai.live_retrain_hours", "freqai.feature_parameters",
+)
+
+
+def _get(config: dict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def comparability(bt_config: dict, bot_config: dict, extra: list[dict] | None = None) -> list[dict]:
+    """What differs between the two runs by construction, setting by setting (the report opens with it).
+
+    FreqAI is always listed: the backtest retrains every `backtest_period_days` on its own schedule,
+    the bot every `live_retrain_hours` from its start, so their models differ even when nothing else does."""
+    rows = []
+    for key in COMPARED_SETTINGS:
+        a, b = _get(bt_config, key), _get(bot_config, key)
+        rows.append({"setting": key, "backtest": a, "simulation": b, "differs": a != b})
+    fa = bt_config.get("freqai") or {}
+    if fa.get("enabled"):
+        rows.append({"setting": "freqai retraining", "backtest": f"every {fa.get('backtest_period_days')} days of the window",
+                     "simulation": f"every {fa.get('live_retrain_hours', 0)} h from the bot's start", "differs": True})
+    return rows + list(extra or [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -19,6 +20,19 @@ def _fmt(x, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and pd.isna(x)):
         return "n/a"
     return f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
+
+
+def _comparability(rows: list[dict]) -> str:
+    """What differs between the two runs by construction: first thing in the report."""
+    diff = [r for r in rows if r["differs"]]
+    if not rows:
+        return ""
+    body = "".join(f"<tr><th>{html.escape(r['setting'])}</th><td>{html.escape(json.dumps(r['backtest'], default=str))}</td>"
+                   f"<td>{html.escape(json.dumps(r['simulation'], default=str))}</td></tr>" for r in diff)
+    same = len(rows) - len(diff)
+    return (f'<h2>What differs by construction</h2><table id="comparability"><tr><th>setting</th><th>backtest</th>'
+            f"<th>simulation</th></tr>{body}</table><p>{same} other settings identical (strategy, ROI, stop, pricing, "
+            "pairs, FreqAI windows...).</p>")
 
 
 def _compute_note(c: dict, speed: float) -> str:
@@ -97,6 +111,7 @@ limit fills: {html.escape(str((meta.get('assumptions') or {}).get('limit_fills',
 {meta['speed']:g} simulated milliseconds, so signal-to-order delays overstate what the same bot would
 show in real time; request latencies are the latency model's (simulated) draws.</p>
 {_compute_note(meta.get('compute') or {}, meta['speed'])}
+{_comparability(result.get('comparability') or [])}
 <table id="summary">{summary}</table>
 <h2>What explains the gap</h2><ul id="gap">{gap}</ul>
 {''.join(parts)}

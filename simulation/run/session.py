@@ -28,7 +28,7 @@ from simulation.gateway.process import free_port
 from simulation.gateway.server import ADMIN_HEADER, ADMIN_TOKEN_ENV
 from simulation.paths import REPO_ROOT
 from simulation.run.bot_config import API_USER, bot_overlay
-from simulation.run.spec import RunSpec
+from simulation.run.spec import RunSpec, strategy_digest
 from simulation.venue.auth import KEY_ENV, SECRET_ENV
 
 logger = logging.getLogger("simulation.run")
@@ -61,6 +61,7 @@ class Session:
             self.env.update({KEY_ENV: key, SECRET_ENV: secret, "FREQTRADE__EXCHANGE__KEY": key, "FREQTRADE__EXCHANGE__SECRET": secret})
         self.bot: subprocess.Popen | None = None
         self.gateway_pid: int | None = None
+        self.strategy_sha256: str | None = None
         self._cpu: dict[tuple[str, int], list[float]] = {}
         self.events: list[dict] = []
         # requests' timeouts are checked against the (accelerated) process clock too: scale them.
@@ -89,6 +90,7 @@ class Session:
         return args
 
     def start_bot(self) -> None:
+        self.strategy_sha256 = strategy_digest(self.spec.strategy)  # the code the bot loads now
         if not (self.spec.userdir / "strategies").is_dir():
             run_freqtrade(["create-userdir", "--userdir", str(self.spec.userdir)], self.out / "userdir.log")
         cmd = [*freqtrade_executable(), "trade", "--config", self.spec.config, "--config", str(self.overlay_path),
@@ -170,6 +172,7 @@ class Session:
             "mode": s.mode, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
             "strategy": s.strategy, "simulated_s": (s.end_ms - s.start_ms) / 1000, "events": self.events,
             "faults": s.faults, "kill_at": s.kill_at, "compute": self.compute_report(),
+            "strategy_sha256": self.strategy_sha256,
         }
         (self.out / "session.json").write_text(json.dumps(meta, indent=2))
         return meta

@@ -93,3 +93,22 @@ class RunSpec:
     @classmethod
     def load(cls, path: Path) -> RunSpec:
         return cls(**json.loads(Path(path).read_text()))
+
+
+def strategy_digest(strategy: str) -> str | None:
+    """sha256 of the strategy's file in strategies/ (None when it lives elsewhere)."""
+    import hashlib
+    import re
+
+    from simulation.paths import REPO_ROOT
+
+    for path in (REPO_ROOT / "strategies").glob("*.py"):
+        if re.search(rf"^class {re.escape(strategy)}\b", path.read_text(), re.MULTILINE):
+            return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return None
+
+
+def freqtrade_version() -> str:
+    from importlib.metadata import version
+
+    return version("freqtrade")
