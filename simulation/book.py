@@ -17,6 +17,8 @@ import numpy as np
 
 from simulation.markets import MarketSpec, round_to
 
+SPREAD_MODELS = ("fixed", "corwin_schultz")
+
 
 @dataclass(frozen=True)
 class BookParams:
@@ -26,6 +28,18 @@ class BookParams:
     depth_share: float = 0.02  # first level holds this share of an average candle's volume
     depth_growth: float = 0.35  # each further level holds this much more
     volatility_multiplier: float = 1.5  # max widening / thinning in high volatility
+    spread_model: str = "fixed"  # "fixed": base_spread; "corwin_schultz": the previous UTC day's OHLC estimate
+    spread_scale: float = 1.0  # multiplies either (the sensitivity runs use 0.1 / 1 / 10)
+
+    def __post_init__(self) -> None:
+        if self.spread_model not in SPREAD_MODELS:
+            raise ValueError(f"simulation.book.spread_model must be one of {list(SPREAD_MODELS)}, got {self.spread_model!r}")
+        for name in ("base_spread", "level_step", "depth_share", "depth_growth", "volatility_multiplier", "spread_scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"simulation.book.{name} must be a positive number, got {value!r}")
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or not 1 <= self.levels <= 1000:
+            raise ValueError(f"simulation.book.levels must be an integer in [1, 1000], got {self.levels!r}")
 
 
 @dataclass(frozen=True)
@@ -68,10 +82,13 @@ def synthesize_book(
     limit: int = 100,
     seed_key: int = 0,
     params: BookParams | None = None,
+    spread: float | None = None,
 ) -> OrderBook:
+    """`spread`: the base spread to use instead of `params.base_spread` (a calibrated estimate)."""
     p = params or BookParams()
     stress = min(p.volatility_multiplier, max(1.0, vol_ratio))
-    half_spread = price * p.base_spread * stress * spread_factor / 2.0
+    base = p.base_spread if spread is None else spread
+    half_spread = price * base * p.spread_scale * stress * spread_factor / 2.0
     tick = market.tick_size
     best_bid = max(tick, math.floor((price - half_spread) / tick + 1e-9) * tick)
     best_ask = math.ceil((price + half_spread) / tick - 1e-9) * tick

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from simulation.book import BookParams
 from simulation.execution.impact import ImpactModel
 from simulation.execution.latency import LatencyModel
 from simulation.execution.queue import QueueModel
@@ -16,6 +17,7 @@ class ExecutionParams:
     latency: LatencyModel = field(default_factory=LatencyModel)
     impact: ImpactModel = field(default_factory=ImpactModel)
     queue: QueueModel = field(default_factory=QueueModel)  # when resting limit orders fill
+    book: BookParams = field(default_factory=BookParams)  # the synthetic book (spread model and scale)
     taker_fee: float = 0.001  # Binance spot, no BNB discount
     maker_fee: float = 0.001
     max_participation: float = 0.25  # share of the volume traded meanwhile a resting order may take
@@ -40,7 +42,7 @@ class ExecutionParams:
         if unknown:
             raise ValueError(f"unknown simulation settings: {sorted(unknown)}")
         kw: dict = {}
-        for name, model in (("latency", LatencyModel), ("impact", ImpactModel), ("queue", QueueModel)):
+        for name, model in (("latency", LatencyModel), ("impact", ImpactModel), ("queue", QueueModel), ("book", BookParams)):
             if name in section:
                 sub = section.pop(name)
                 allowed = {f.name for f in fields(model) if not f.name.startswith("_")}

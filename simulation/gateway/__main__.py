@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         logger.error("cannot start gateway: %s", exc)
         return 2
-    api = BinanceSpotAPI(store, clock)
+    api = BinanceSpotAPI(store, clock, params.book)
+    logger.info("order book spread: %s x%g", "fixed %.4f%%" % (100 * params.book.base_spread)
+                if params.book.spread_model == "fixed" else "Corwin-Schultz estimate of the previous UTC day",
+                params.book.spread_scale)
     venue = None
     creds = credentials_from_env()
     if args.venue:

@@ -10,9 +10,11 @@ import json
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from simulation.book import BookParams, OrderBook, synthesize_book, volatility_ratio
 from simulation.clock import Clock
+from simulation.marketdata.spread import daily_spreads
 from simulation.marketdata.store import Candle, CandleStore
 from simulation.markets import MarketSpec
 from simulation.timeframes import DAY_MS, INTERVAL_MS, interval_ms
@@ -36,6 +38,7 @@ class BinanceSpotAPI:
         self._by_symbol: dict[str, str] = {m.symbol: pair for pair, m in store.markets.items()}
         self._rows: dict[tuple[str, str], dict[int, list]] = {}
         self._book_stats: dict[tuple[str, int], tuple[float, float]] = {}
+        self._spreads: dict[str, object] = {}  # pair -> per-day Corwin-Schultz estimates
 
     # -- helpers ---------------------------------------------------------------------------
     def _pair(self, symbol: str) -> str:
@@ -289,7 +292,21 @@ class BinanceSpotAPI:
             limit=limit,
             seed_key=last.open_time // interval_ms("1m"),
             params=self.book_params,
+            spread=self._calibrated_spread(pair, last.open_time),
         )
+
+    def _calibrated_spread(self, pair: str, t: int) -> float | None:
+        """The previous UTC day's OHLC spread estimate (None: the fixed base spread)."""
+        if self.book_params.spread_model != "corwin_schultz":
+            return None
+        if pair not in self._spreads:
+            s = self.store.price_series(pair)
+            dates = pd.to_datetime(s.open_time, unit="ms", utc=True)
+            self._spreads[pair] = daily_spreads(pd.Series(dates), s.high, s.low)
+        days = self._spreads[pair]
+        i = int(days.index.searchsorted(pd.Timestamp(t, unit="ms", tz="UTC"), side="right")) - 1
+        value = float(days.iloc[i]) if i >= 0 else float("nan")
+        return value if np.isfinite(value) and value > 0 else None
 
 
 def _on_tick(price: float, tick: float) -> float:
