@@ -114,3 +114,13 @@ def test_comparability_lists_what_differs_by_construction():
     rows = {r["setting"]: r for r in comparability(bt, bot)}
     assert rows["max_open_trades"]["differs"] and not rows["timeframe"]["differs"]
     assert rows["freqai retraining"]["differs"], "FreqAI retrains on different schedules in the two runs, always"
+
+
+def test_spread_sensitivity_summary_reads_each_run():
+    from simulation.run.sensitivity import summarize
+
+    run = lambda pnl: {"trades_sim": 3, "trades_matched": 2, "gap": {"pnl_sim": pnl, "waterfall": {"lines": {"entry_price": pnl / 2}}},
+                       "mean_slippage_bps": 1.0, "verdict": "insufficient evidence"}
+    rows = summarize({10.0: run(-5.0), 0.1: run(1.0), 1.0: run(0.0)})
+    assert [r["spread_scale"] for r in rows] == [0.1, 1.0, 10.0]
+    assert rows[2]["pnl_sim"] == -5.0 and rows[2]["entry_price_line"] == -2.5
