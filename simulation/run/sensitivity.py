@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(col)
     for r in rows:
         table.add_row(*("n/a" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()))
-    Console().print(table)
+    Console(width=160).print(table)  # readable in a plain log too
     (args.out / "sensitivity.json").write_text(json.dumps(rows, indent=2))
     return 0
 
