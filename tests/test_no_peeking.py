@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sim_helpers import ManualClock
 
-from simulation.clock import Clock
 from simulation.gateway.api import BinanceSpotAPI
 from simulation.marketdata import CandleStore, SyntheticSource
 from simulation.marketdata.path import PathModel
@@ -21,23 +21,6 @@ from simulation.venue.engine import Venue
 
 PAIR, SYMBOL = "BTC/USDT", "BTCUSDT"
 FIVE_MIN = interval_ms("5m")
-
-
-class FrozenClock(Clock):
-    """Data time fixed at `t` (what a replay clock shows at that instant)."""
-
-    def __init__(self, t: int) -> None:
-        self.t = t
-
-    def now_ms(self) -> int:
-        return self.t
-
-    def data_now(self) -> int | None:
-        return self.t
-
-    @property
-    def shift_ms(self) -> int:
-        return 0
 
 
 class EditedSource(DataSource):
@@ -72,7 +55,7 @@ def base() -> DataSource:
 
 def answers(store: CandleStore, t: int) -> dict:
     """Every public endpoint's answer at t, and the venue's market-impact inputs."""
-    clock = FrozenClock(t)
+    clock = ManualClock(t)
     api = BinanceSpotAPI(store, clock)
     out = {
         "klines_5m": api.klines({"symbol": SYMBOL, "interval": "5m", "limit": "50"}),

@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from sim_helpers import ManualClock
 
-from simulation.clock import Clock
 from simulation.execution import ExecutionParams
 from simulation.gateway import GatewayProcess
 from simulation.gateway.api import BinanceSpotAPI
@@ -23,23 +23,6 @@ from simulation.wire import BinanceError
 
 BAL = 1e9
 CREDS = ApiCredentials("k" * 32, "s" * 64)
-
-
-class ManualClock(Clock):
-    """Exchange time == data time, moved by the test."""
-
-    def __init__(self, t: int) -> None:
-        self.t = t
-
-    def now_ms(self) -> int:
-        return self.t
-
-    def data_now(self) -> int | None:
-        return self.t
-
-    @property
-    def shift_ms(self) -> int:
-        return 0
 
 
 @pytest.fixture(scope="module")
