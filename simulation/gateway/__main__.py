@@ -78,10 +78,6 @@ def make_clock(args: argparse.Namespace, store: CandleStore) -> Clock:
     return ReplayClock(start, speed=args.speed)
 
 
-def load_execution_params(path: Path | None) -> ExecutionParams:
-    return ExecutionParams.from_file(path)
-
-
 def parse_balances(text: str) -> dict[str, float]:
     out = {}
     for part in filter(None, text.split(",")):
@@ -129,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("clock: %s", clock.describe())
     logger.info("intra-candle path: %s", store.path.describe())
     try:
-        params = load_execution_params(args.sim_config)
+        params = ExecutionParams.from_file(args.sim_config)
         params.latency.enabled = args.latency
         faults = FaultSpec.parse(args.faults, seed=args.seed)
         balances = parse_balances(args.balances)

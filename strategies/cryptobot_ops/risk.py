@@ -243,7 +243,7 @@ class RiskControlled:
                 return float(last)
         raise RiskDataError(f"no price for open trade {pair}: cannot mark it to market")
 
-    def _equity_state(self, now: datetime, reserve: Position | None = None) -> EquityState:
+    def _equity_state(self, now: datetime) -> EquityState:
         """Mark-to-market equity (closed profits + open trades at their latest close), its running
         peak and the UTC day's starting value; across every bot that shares the ledger."""
         from freqtrade.persistence import Trade
@@ -265,9 +265,9 @@ class RiskControlled:
         positions = [p for p, _ in opened]
         if self._ledger is None:
             return EquityState(equity, self._peak, self._day[1], positions)
-        # an entry just allowed counts at once: its order may not have filled before another bot decides
-        mine = [(p.pair, p.stake, p.stop_distance) for p in [*positions, *([reserve] if reserve else [])]]
-        book = self._ledger.publish(equity, self._peak, self._day[1], mine)
+        mine = [(p.pair, p.stake, p.stop_distance) for p in positions]
+        self._published = (equity, self._peak, self._day[1], mine)  # what a reservation re-sends
+        book = self._ledger.publish(*self._published)
         others = [Position(pair, stake, dist) for bot, pair, stake, dist in book.positions if bot != self._ledger.bot_id]
         return EquityState(book.equity, book.peak, book.day_start, positions + others)
 
@@ -320,7 +320,7 @@ class RiskControlled:
             self._alert_safely("critical", f"risk decision failed ({d.detail}); entry {pair} rejected")
         if d.allowed and getattr(self, "_ledger", None) is not None:
             try:  # reserve the entry's heat in the shared ledger before freqtrade places the order
-                self._equity_state(current_time, reserve=Position(pair, float(amount * rate), abs(self.stoploss)))
+                self._reserve(Position(pair, float(amount * rate), abs(self.stoploss)))
             except Exception as exc:
                 d = Decision(False, "risk_error", f"could not reserve the entry in the risk ledger ({type(exc).__name__}: {exc})")
                 logger.exception("risk: ledger reservation for %s failed; entry rejected", pair)
@@ -334,6 +334,12 @@ class RiskControlled:
                 self._breach_day = current_time.date()  # one critical alert per breach and day
                 self._alert_safely("critical", f"limit breach: {d.detail}; new entries blocked")
         return d.allowed
+
+    def _reserve(self, entry: Position) -> None:
+        """An entry just allowed counts at once (its order may not fill before another bot decides):
+        re-send the state the decision was made on, plus the entry; no recomputation."""
+        equity, peak, day_start, mine = self._published
+        self._ledger.publish(equity, peak, day_start, [*mine, (entry.pair, entry.stake, entry.stop_distance)])
 
     def order_filled(self, pair, trade, order, current_time, **kwargs) -> None:
         """Republish to the shared ledger as soon as a position opens or closes."""
