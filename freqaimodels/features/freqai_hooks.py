@@ -67,7 +67,7 @@ def expand_basic(dataframe: pd.DataFrame, metadata: dict | None = None) -> pd.Da
     d["%-ichimoku_close_kijun"] = close / kijun - 1
     d["%-garch_vol"] = ind.garch_vol(close)
     d["%-fib_pos"], d["%-fib_dist"] = ind.fibonacci_position(dataframe, 100)
-    d["%-pivot_pos"] = ind.pivot_position(dataframe, 96)
+    d["%-pivot_pos"] = ind.pivot_position(dataframe, 96, (metadata or {}).get("tf"))
     d["%-efficiency_ratio_48"] = ind.efficiency_ratio(close, 48)
     if metadata and metadata.get("tf") == REGIME_TIMEFRAME:
         d.update(freqai_regime_features(dataframe, REGIME_TIMEFRAME))

@@ -29,18 +29,23 @@ def vol_cone_position(close: pd.Series, period: int, history: int = 500) -> pd.S
     return rv.rolling(history, min_periods=period * 2).rank(pct=True)
 
 
-def garch_vol(close: pd.Series, alpha: float = 0.05, beta: float = 0.9) -> pd.Series:
-    """GARCH(1,1) one-step variance forecast with fixed persistence, long-run level from an
-    expanding mean (causal; parameters fixed so no fit can peek ahead)."""
-    r = log_returns(close).fillna(0.0).to_numpy()
-    long_run = pd.Series(r * r).expanding().mean().to_numpy()
-    out = np.empty(len(r))
-    h = long_run[0] if len(r) else 0.0
-    for t in range(len(r)):
-        omega = (1 - alpha - beta) * long_run[t]
-        h = omega + alpha * r[t] * r[t] + beta * h
-        out[t] = h
-    return pd.Series(np.sqrt(out), index=close.index)
+def garch_vol(close: pd.Series, alpha: float = 0.05, beta: float = 0.9, long_run: int = 400,
+              memory: int = 150) -> pd.Series:
+    """GARCH(1,1) one-step variance forecast with fixed persistence (no fit that could peek ahead).
+
+    The recursion h_t = w_t + a r_t^2 + b h_{t-1} is written as its sum over the last `memory`
+    candles (b^150 ~ 1e-7), and the long-run level w_t / (1 - a - b) is the mean r^2 of the last
+    `long_run` candles: so the value at t depends on a fixed window ending at t, the same in a
+    backtest, a live bot's training frame and its prediction frame, wherever the frame starts
+    (an expanding mean or a recursion seeded at the first row would not). NaN for the first
+    `long_run + memory` candles.
+    """
+    r2 = log_returns(close).pow(2)
+    innovation = (1 - alpha - beta) * r2.rolling(long_run).mean() + alpha * r2
+    kernel = beta ** np.arange(memory)
+    h = np.convolve(innovation.fillna(0.0).to_numpy(), kernel)[: len(close)]
+    complete = innovation.notna().astype(int).rolling(memory).sum().to_numpy() == memory
+    return pd.Series(np.where(complete, np.sqrt(h), np.nan), index=close.index)
 
 
 def vwap_deviation(df: pd.DataFrame, period: int) -> pd.Series:
@@ -71,15 +76,33 @@ def fibonacci_position(df: pd.DataFrame, period: int) -> tuple[pd.Series, pd.Ser
     return pos, dist
 
 
-def pivot_position(df: pd.DataFrame, period: int) -> pd.Series:
-    """Close vs. the classic pivot (H+L+C)/3 of the previous completed `period`-candle block."""
-    block = np.arange(len(df)) // period
+def pivot_position(df: pd.DataFrame, period: int, timeframe: str | None = None) -> pd.Series:
+    """Close vs. the classic pivot (H+L+C)/3 of the previous completed `period`-candle block, in units
+    of that block's range.
+
+    Blocks are anchored to the epoch (like a daily pivot to midnight), not to the frame's first row,
+    and a block counts only when it holds all its candles: the value at t is the same whatever the
+    frame's start. The candle length is the timeframe's, or the smallest step between dates.
+    """
+    ts = pd.to_datetime(df["date"], utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    if timeframe:
+        from freqtrade.exchange import timeframe_to_msecs
+
+        step = timeframe_to_msecs(timeframe)
+    else:
+        diffs = np.diff(ts)
+        diffs = diffs[diffs > 0]
+        if not len(diffs):
+            return pd.Series(np.nan, index=df.index)
+        step = int(diffs.min())
+    block = ts // (step * period)
     g = df.groupby(block)
-    hi, lo, cl = g["high"].max(), g["low"].min(), g["close"].last()
-    pivot = ((hi + lo + cl) / 3).shift(1)  # previous block only
-    prev = pd.Series(pivot.reindex(block).to_numpy(), index=df.index)
-    rng = pd.Series(((hi - lo).shift(1)).reindex(block).to_numpy(), index=df.index)
-    return (df["close"] - prev) / (rng + _EPS)
+    stats = pd.DataFrame({"hi": g["high"].max(), "lo": g["low"].min(), "cl": g["close"].last(), "n": g["close"].size()})
+    stats = stats[stats["n"] == period]  # a block cut by the frame's start (or a data gap) has no pivot
+    prev = stats.reindex(block - 1)
+    pivot = ((prev["hi"] + prev["lo"] + prev["cl"]) / 3).to_numpy()
+    rng = (prev["hi"] - prev["lo"]).to_numpy()
+    return (df["close"] - pivot) / (rng + _EPS)
 
 
 def zscore(series: pd.Series, period: int) -> pd.Series:
