@@ -107,6 +107,11 @@ def build_dataset(cfg: BenchConfig, pair: str) -> tuple[pd.DataFrame, list[str]]
     return base.reset_index(drop=True), cols
 
 
+def ensemble_params(cfg: BenchConfig) -> dict:
+    """The ensemble's parameters: its defaults, the purge set to the label horizon, then --ensemble-params."""
+    return {"purge": cfg.label_period, **(cfg.ensemble_params or {})}
+
+
 def _metrics(pred: np.ndarray, y: np.ndarray) -> dict:
     nz = y != 0
     return {
@@ -157,7 +162,7 @@ def run(cfg: BenchConfig) -> dict:
                 x_ctx = data.loc[slice(lo, lo + n_train + n_test), cols].to_numpy(np.float32)
                 progress.update(task, description=f"{pair} fold {k + 1}/{cfg.folds}: stacked ensemble")
                 t0 = time.perf_counter()
-                ens = StackedEnsemble(**(cfg.ensemble_params or {})).fit(x_tr, y_tr)
+                ens = StackedEnsemble(**ensemble_params(cfg)).fit(x_tr, y_tr)
                 ens_s = time.perf_counter() - t0
                 pred, conf = ens.predict_with_confidence(x_ctx)
                 pred, conf = pred[-len(y_te):], conf[-len(y_te):]
@@ -180,7 +185,8 @@ def run(cfg: BenchConfig) -> dict:
                 conf_rows.append(pd.DataFrame({"confidence": conf, "hit": np.sign(pred) == np.sign(y_te), "y": y_te}))
                 fold_info.append({"pair": pair, "fold": k + 1, "train_from": str(data.loc[tr.start, "date"]),
                                   "test_from": str(data.loc[te.start, "date"]), "test_to": str(data.loc[te.stop - 1, "date"]),
-                                  "ensemble_train_s": ens_s, "meta": ens.meta_kind_,
+                                  "ensemble_train_s": ens_s, "baseline_train_s": rows[BASELINE][1],
+                                  "train_rows": len(y_tr), "models": list(ens.bases_), "meta": ens.meta_kind_,
                                   "meta_oof_accuracy": ens.meta_scores_, **{f"{n}_acc": _metrics(p, y_te)["direction_accuracy"] for n, (p, _) in rows.items()}})
                 progress.advance(task)
             latency = _latencies(ens, base, x_ctx)
@@ -200,18 +206,29 @@ def run(cfg: BenchConfig) -> dict:
     return complete({
         "models": models,
         "baseline": BASELINE,
-        "confidence_buckets": [
-            {"bucket": str(b), "direction_accuracy": float(r["mean"]), "candles": int(r["count"])} for b, r in by_bucket.iterrows()
-        ],
+        "confidence_buckets": [_bucket(str(b), float(r["mean"]), int(r["count"]), cfg.label_period)
+                               for b, r in by_bucket.iterrows()],
         "folds": fold_info,
         "n_features": len(cols),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()},
     })
 
 
+def _bucket(name: str, accuracy: float, candles: int, label_period: int) -> dict:
+    """A confidence bucket's accuracy with a 95% Wilson interval on its *effective* count: labels over
+    `label_period` candles overlap, so n candles carry about n / label_period independent outcomes."""
+    n_eff = max(1.0, candles / max(label_period, 1))
+    z = 1.96
+    centre = (accuracy + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z * np.sqrt(accuracy * (1 - accuracy) / n_eff + z * z / (4 * n_eff * n_eff)) / (1 + z * z / n_eff)
+    return {"bucket": name, "direction_accuracy": accuracy, "candles": candles, "effective_n": round(n_eff, 1),
+            "ci95": [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]}
+
+
 GOAL_ACCURACY = 0.55
-# The spec's per-candle inference budgets (p99, ms); the benchmark reports each model against its own.
-P99_BUDGET_MS = {"lightgbm": 10, "catboost": 15, "random_forest": 20, "lstm": 50, "StackedEnsemble": 150}
+# Per-candle inference budgets (p99, ms): the spec's per model (XGBoost, not in the spec's list: CatBoost's),
+# and 20 ms for the whole ensemble.
+P99_BUDGET_MS = {"lightgbm": 10, "catboost": 15, "random_forest": 20, "xgboost": 15, "lstm": 50, "StackedEnsemble": 20}
 
 
 def _add_fold_spread(models: dict, folds: list[dict]) -> None:
@@ -225,14 +242,36 @@ def _add_fold_spread(models: dict, folds: list[dict]) -> None:
         m["fold_accuracy_se"] = float(acc.std(ddof=1) / np.sqrt(len(acc))) if len(acc) > 1 else None
 
 
+COST_LIMIT = 4.0  # the ensemble's training time per retrain, at most this multiple of FreqAI's LightGBMRegressor
+
+
 def goal(models: dict) -> dict:
-    """The ensemble's goal: above the spec's 55%, above FreqAI's baseline and above its best base model."""
+    """The ensemble's accuracy goal: at least its best base model and above FreqAI's baseline (each
+    with its fold standard error); the spec's 55% is reported as the target beside it."""
     acc = {n: m["direction_accuracy"] for n, m in models.items()}
+    se = {n: m.get("fold_accuracy_se") for n, m in models.items()}
     best = max((n for n in BASE_MODELS if n in acc), key=acc.get, default=None)
     ens = acc.get("StackedEnsemble")
-    met = ens is not None and ens > GOAL_ACCURACY and ens > acc.get(BASELINE, 1) and (best is None or ens > acc[best])
-    return {"ensemble": ens, "best_base": best, "best_base_accuracy": acc.get(best), "baseline_accuracy": acc.get(BASELINE),
-            "threshold": GOAL_ACCURACY, "met": bool(met)}
+    met = ens is not None and ens > acc.get(BASELINE, 1) and (best is None or ens >= acc[best])
+    return {"ensemble": ens, "ensemble_se": se.get("StackedEnsemble"), "best_base": best,
+            "best_base_accuracy": acc.get(best), "best_base_se": se.get(best), "baseline_accuracy": acc.get(BASELINE),
+            "baseline_se": se.get(BASELINE), "threshold": GOAL_ACCURACY,
+            "spec_target_met": bool(ens is not None and ens > GOAL_ACCURACY), "met": bool(met)}
+
+
+def cost(folds: list[dict]) -> dict:
+    """Training time of the ensemble over FreqAI's LightGBMRegressor on the same rows, per pair-fold.
+    The first fold of a run also pays one-off costs (TensorFlow tracing), so the median is the verdict."""
+    ratios = np.array([f["ensemble_train_s"] / f["baseline_train_s"] for f in folds
+                       if f.get("baseline_train_s") and f.get("ensemble_train_s") is not None])
+    if not len(ratios):
+        return {"ratio_median": None, "met": None}
+    se = float(ratios.std(ddof=1) / np.sqrt(len(ratios))) if len(ratios) > 1 else None
+    return {"ensemble_train_s_median": float(np.median([f["ensemble_train_s"] for f in folds])),
+            "baseline_train_s_median": float(np.median([f["baseline_train_s"] for f in folds if f.get("baseline_train_s")])),
+            "ratio_median": float(np.median(ratios)), "ratio_mean": float(ratios.mean()), "ratio_se": se,
+            "ratio_max": float(ratios.max()), "pair_folds": len(ratios), "limit": COST_LIMIT,
+            "met": bool(np.median(ratios) <= COST_LIMIT)}
 
 
 def _latencies(ens: StackedEnsemble, baseline, x_ctx: np.ndarray) -> dict[str, tuple[float, float]]:
@@ -240,8 +279,8 @@ def _latencies(ens: StackedEnsemble, baseline, x_ctx: np.ndarray) -> dict[str, t
     seq = ens.bases_["lstm"].params["sequence_length"] if "lstm" in ens.bases_ else 1
     last, window = x_ctx[-1:], x_ctx[-seq:]
     out = {}
-    for name, est in ens.bases_.items():
-        x = window if isinstance(est, KerasLSTMEstimator) else last
+    for name, est in ens.bases_.items():  # a base model sees the ensemble's selected columns
+        x = (window if isinstance(est, KerasLSTMEstimator) else last)[:, ens.columns_]
         out[name] = _latency(est.predict, x)
     out["StackedEnsemble"] = _latency(ens.predict_with_confidence, window)
     for kind in ens.metas_:
@@ -271,15 +310,28 @@ def complete(result: dict) -> dict:
     """Fold spread and goal verdict: for a fresh run, and for one written before they existed."""
     _add_fold_spread(result["models"], result["folds"])
     result["goal"] = goal(result["models"])
+    result["cost"] = cost(result["folds"])
     return result
 
 
 def goal_line(result: dict) -> str:
-    g = result["goal"]
-    verdict = "[green]met[/green]" if g["met"] else "[red]not met[/red]"
-    return (f"goal (ensemble > {g['threshold']:.0%}, above the best base model and {BASELINE}): {verdict}: "
-            f"ensemble {g['ensemble']:.4f}, best base {g['best_base']} {g['best_base_accuracy']:.4f}, "
-            f"baseline {g['baseline_accuracy']:.4f}")
+    g, c = result["goal"], result.get("cost") or {}
+
+    def verdict(ok) -> str:
+        return "[green]met[/green]" if ok else ("n/a" if ok is None else "[red]not met[/red]")
+
+    def acc(name: str, key: str) -> str:
+        se = g.get(f"{key}_se")
+        return f"{name} {g[f'{key}_accuracy' if key != 'ensemble' else 'ensemble']:.4f}" + ("" if se is None else f" +- {se:.4f}")
+
+    lines = [(f"accuracy goal (ensemble >= its best base model and > {BASELINE}): {verdict(g['met'])}: "
+             f"{acc('ensemble', 'ensemble')}, {acc('best base ' + str(g['best_base']), 'best_base')}, "
+             f"{acc('baseline', 'baseline')}; spec target > {g['threshold']:.0%}: {verdict(g.get('spec_target_met'))}")]
+    if c.get("ratio_median") is not None:
+        lines.append(f"cost goal (ensemble training <= {c['limit']:g}x {BASELINE} on the same rows): {verdict(c['met'])}: "
+                     f"median {c['ratio_median']:.2f}x (mean {c['ratio_mean']:.2f}, max {c['ratio_max']:.2f}, "
+                     f"{c['pair_folds']} pair-folds; {c['ensemble_train_s_median']:.1f} s vs {c['baseline_train_s_median']:.1f} s)")
+    return "\n".join(lines)
 
 
 def write(result: dict, out: Path) -> None:

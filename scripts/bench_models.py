@@ -9,6 +9,7 @@ from pathlib import Path
 
 from freqaimodels import features
 from freqaimodels.benchmark import BenchConfig, complete, console, goal_line, report, run, write
+from freqaimodels.estimators.stacking import MODEL_SETS
 from simulation.paths import SHARED_DATA
 
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-scale", choices=features.TARGET_SCALES, default="return",
                    help="return: log return over the label period; vol: the same over its expected size (trailing realized vol)")
     p.add_argument("--ensemble-params", type=json.loads, default=None, help='JSON, e.g. \'{"lstm": {"epochs": 3}}\'')
+    p.add_argument("--model-set", choices=sorted(MODEL_SETS), help="the base models of one of the spec's bots "
+                   "(default: the ensemble's own, the trend set); --ensemble-params' \"models\" wins")
     p.add_argument("--out", type=Path, default=Path("user_data/bench_models.json"))
     p.add_argument("--from-json", type=Path, metavar="RESULT", help="re-print the report of an earlier run (nothing is trained)")
     args = p.parse_args(argv)
@@ -35,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.folds < 1:
         p.error("--folds must be at least 1")
+    ensemble = dict(args.ensemble_params or {})
+    if args.model_set:
+        ensemble.setdefault("models", MODEL_SETS[args.model_set])
     cfg = BenchConfig(datadir=args.datadir, pairs=args.pairs, timeframe=args.timeframe, timerange=args.timerange,
                       folds=args.folds, train_days=args.train_days, test_days=args.test_days,
-                      label_period=args.label_period, target_scale=args.target_scale, ensemble_params=args.ensemble_params)
+                      label_period=args.label_period, target_scale=args.target_scale, ensemble_params=ensemble or None)
     try:
         result = run(cfg)
     except (FileNotFoundError, ValueError) as exc:
@@ -51,9 +57,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print(result: dict) -> None:
     console.print(report(result))
-    console.print("accuracy by confidence bucket: " + ", ".join(
-        f"{b['bucket']} {b['direction_accuracy']:.3f} (n={b['candles']})" for b in result["confidence_buckets"]))
+    console.print("accuracy by confidence bucket (95% interval on the effective count): " + ", ".join(
+        f"{b['bucket']} {b['direction_accuracy']:.3f} [{_ci(b)}] (n={b['candles']})" for b in result["confidence_buckets"]))
     console.print(goal_line(result))
+
+
+def _ci(bucket: dict) -> str:
+    lo, hi = bucket.get("ci95") or (None, None)
+    return "-" if lo is None else f"{lo:.3f}-{hi:.3f}"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """scikit-learn style regressors behind the FreqAI model classes (numpy / DataFrame in, 1-d out)."""
 
-from freqaimodels.estimators.boosting import CatBoostEstimator, LightGBMEstimator
+from freqaimodels.estimators.boosting import CatBoostEstimator, LightGBMEstimator, XGBoostEstimator
 from freqaimodels.estimators.forest import TFDFRandomForestEstimator
 from freqaimodels.estimators.lstm import KerasLSTMEstimator
 from freqaimodels.estimators.split import PurgedKFold
@@ -13,4 +13,5 @@ __all__ = [
     "PurgedKFold",
     "StackedEnsemble",
     "TFDFRandomForestEstimator",
+    "XGBoostEstimator",
 ]

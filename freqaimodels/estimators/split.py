@@ -16,15 +16,15 @@ import numpy as np
 
 class PurgedKFold:
     def __init__(self, n_splits: int = 5, purge: int = 0, embargo: int = 0, walk_forward: bool = True) -> None:
-        if n_splits < 2:
-            raise ValueError("n_splits must be at least 2")
+        if n_splits < (1 if walk_forward else 2):
+            raise ValueError(f"n_splits must be at least {1 if walk_forward else 2}")
         if purge < 0 or embargo < 0:
             raise ValueError("purge and embargo must be non-negative")
         self.n_splits, self.purge, self.embargo, self.walk_forward = n_splits, purge, embargo, walk_forward
 
     def split(self, n_samples: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yields (train_idx, test_idx). Walk-forward: n_splits test blocks after a first training
-        block; K-fold: n_splits blocks, each tested once, trained on the others minus purge/embargo."""
+        block (n_splits=1: one hold-out, the second half); K-fold: n_splits blocks, each tested once, trained on the others minus purge/embargo."""
         blocks = self.n_splits + 1 if self.walk_forward else self.n_splits
         if n_samples < blocks * (self.purge + 2):
             raise ValueError(f"{n_samples} rows are too few for {self.n_splits} purged folds")

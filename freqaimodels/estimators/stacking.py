@@ -1,21 +1,25 @@
-"""Stacked ensemble: base regressors -> out-of-fold predictions -> meta-learner, plus confidence.
+"""Stacked ensemble: base regressors -> out-of-fold predictions -> combiner, plus confidence.
 
 1. Out-of-fold (OOF) base predictions from a purged walk-forward split: each block is predicted by
-   models trained only on rows before it, minus `purge` rows (the label horizon).
-2. The meta-learner (`meta`, see `combiners`) combines the OOF base predictions:
-   `"passthrough"` (the spec's stack: standardized ridge, alpha by CV, on the base predictions with
-   the original features passed through; the default), `"bases"` (the ridge on the base predictions
-   only), `"mean"` (equal-weight average, no fitted intercept), `"ic_weighted"` (average weighted by
-   each base model's positive OOF information coefficient), or `"auto"`: fit all four and keep the
-   one whose own OOF predictions (a purged split over the OOF rows, training data only) get the
-   direction right most often. On real data the plain `mean` beat every fitted candidate out of
-   sample, `auto` included (docs/results); the default stays the spec's.
-3. Confidence: the chosen meta-learner's OOF predictions give, per row,
+   models trained only on rows before it, minus `purge` rows (the label horizon). The default is one
+   hold-out (`n_splits=1`: fit on the first half, predict the second): the equal-weight combiner needs
+   no fitted weights, so the OOF predictions only calibrate the confidence and score the candidates.
+2. `max_features`: each fit uses the columns ranked highest by |rank IC| with the target on its own
+   training rows (`selection`); a few dozen instead of FreqAI's ~320 near-copies.
+3. The combiner (`meta`, see `combiners`): `"mean"` (equal-weight average, no fitted intercept; the
+   default, the best measured out of sample, docs/results), `"ic_weighted"` (weighted by each base
+   model's positive OOF information coefficient), `"passthrough"` (the spec's stack: standardized
+   ridge, alpha by CV, on the base predictions with the selected features passed through), `"bases"`
+   (the ridge on the base predictions only), or `"auto"`: fit all four and keep the one whose own OOF
+   predictions (a purged split over the OOF rows, training data only) get the direction right most often.
+4. Confidence: the chosen combiner's OOF predictions give, per row,
    a score = agreement (share of base models with the ensemble's sign) x strength (rank of |pred|);
    an isotonic fit maps the score to the observed direction hit rate. So `confidence` reads as
    "historical probability that the predicted direction is right" and is monotone by construction.
-4. Base models are refitted on all rows for inference.
-5. `center_target`: every model (bases and meta-learner) learns the target minus the mean of the
+5. Base models are refitted on all rows for inference; with `warm_start` a model that can continue
+   (the LSTM) continues from its hold-out fit for a few epochs instead of starting again, and the
+   columns stay those chosen on the hold-out's training rows so its inputs keep their meaning.
+6. `center_target`: every model (bases and combiner) learns the target minus the mean of the
    rows it is trained on, so predictions are returns in excess of the training window's drift.
    On real data a 30-day window's drift told the next week's direction worse than a coin flip, and
    tree models that learn it inherit that (docs/results). Direction scores stay on the raw target.
@@ -31,10 +35,11 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from freqaimodels.estimators.base import BaseEstimator, as_array
-from freqaimodels.estimators.boosting import CatBoostEstimator, LightGBMEstimator
+from freqaimodels.estimators.boosting import CatBoostEstimator, LightGBMEstimator, XGBoostEstimator
 from freqaimodels.estimators.combiners import WeightedAverage, ridge
 from freqaimodels.estimators.forest import TFDFRandomForestEstimator
 from freqaimodels.estimators.lstm import KerasLSTMEstimator
+from freqaimodels.estimators.selection import select_columns
 from freqaimodels.estimators.split import PurgedKFold
 
 logger = logging.getLogger(__name__)
@@ -44,13 +49,17 @@ BASE_MODELS: dict[str, type[BaseEstimator]] = {
     "catboost": CatBoostEstimator,
     "random_forest": TFDFRandomForestEstimator,
     "lstm": KerasLSTMEstimator,
+    "xgboost": XGBoostEstimator,
 }
+# The spec's model sets per bot: trend following (the default), mean reversion, the arbitrage scout.
+MODEL_SETS = {"trend": ["lightgbm", "catboost", "lstm"], "mean_reversion": ["random_forest", "xgboost"],
+              "arbitrage": ["lstm"]}
 METAS = ("passthrough", "bases", "mean", "ic_weighted")
 
 
 class StackedEnsemble(BaseEstimator):
-    defaults = {"models": list(BASE_MODELS), "n_splits": 5, "purge": 12, "meta": "passthrough",
-                "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5), "clip": 4.0, "center_target": False}
+    defaults = {"models": MODEL_SETS["trend"], "n_splits": 1, "purge": 12, "meta": "mean", "max_features": 40,
+                "warm_start": True, "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5), "clip": 4.0, "center_target": False}
 
     def make_bases(self) -> dict[str, BaseEstimator]:
         unknown = set(self.params["models"]) - set(BASE_MODELS)
@@ -80,28 +89,37 @@ class StackedEnsemble(BaseEstimator):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> StackedEnsemble:
         x = as_array(X)
         yv = np.asarray(y, np.float64).ravel()
+        w = None if sample_weight is None else np.asarray(sample_weight)
         candidates = self._meta_candidates()
         splitter = PurgedKFold(self.params["n_splits"], purge=self.params["purge"])
         names = list(self.params["models"])
         oof = np.full((len(x), len(names)), np.nan)
         self.folds_: list[tuple[np.ndarray, np.ndarray]] = []
-        self.timings_: dict[str, float] = dict.fromkeys(names, 0.0)
+        self.timings_: dict[str, float] = dict.fromkeys([*names, "selection"], 0.0)
+        last: tuple[dict[str, BaseEstimator], np.ndarray] | None = None
         for k, (train, test) in enumerate(splitter.split(len(x))):
             self.folds_.append((train, test))
-            for j, (name, est) in enumerate(self.make_bases().items()):
+            cols = self._select(x[train], yv[train])
+            bases = self.make_bases()
+            # Predict the block with the rows just before it as context (the LSTM's sequences), keep the block.
+            lo = max(0, test[0] - self._context())
+            for j, (name, est) in enumerate(bases.items()):
                 t0 = time.perf_counter()
-                est.fit(x[train], self._fit_target(yv[train]), None if sample_weight is None else np.asarray(sample_weight)[train])
-                # Predict with the rows before the block as context (LSTM sequences), keep the block.
-                oof[test, j] = est.predict(x[: test[-1] + 1])[test]
+                est.fit(x[train][:, cols], self._fit_target(yv[train]), None if w is None else w[train])
+                oof[test, j] = est.predict(x[lo : test[-1] + 1][:, cols])[test - lo]
                 self.timings_[name] += time.perf_counter() - t0
+            last = (bases, cols)
             logger.info("stacking fold %d/%d done", k + 1, self.params["n_splits"])
+        warm = bool(self.params["warm_start"]) and last is not None
+        self.columns_ = last[1] if warm else self._select(x, yv)
+        xs = x[:, self.columns_]
         rows = ~np.isnan(oof).any(axis=1)
         self.oof_rows_ = np.flatnonzero(rows)
         self.oof_ = oof[rows]
         self.metas_, meta_oofs, self.meta_scores_ = {}, {}, {}
         y_meta = self._fit_target(yv[rows])
         for kind in candidates:
-            meta_x = self._meta_inputs(self.oof_, x[rows], kind)
+            meta_x = self._meta_inputs(self.oof_, xs[rows], kind)
             self.metas_[kind] = self._new_meta(kind).fit(meta_x, y_meta)
             meta_oofs[kind] = self._meta_oof(kind, meta_x, y_meta)
             ok = ~np.isnan(meta_oofs[kind])
@@ -114,9 +132,24 @@ class StackedEnsemble(BaseEstimator):
         self.bases_ = {}
         for name, est in self.make_bases().items():
             t0 = time.perf_counter()
-            self.bases_[name] = est.fit(x, self._fit_target(yv), sample_weight)
+            previous = last[0][name] if warm else None
+            if previous is not None and hasattr(previous, "warm_fit"):
+                self.bases_[name] = previous.warm_fit(xs, self._fit_target(yv), w)
+            else:
+                self.bases_[name] = est.fit(xs, self._fit_target(yv), w)
             self.timings_[name] += time.perf_counter() - t0
         return self
+
+    def _context(self) -> int:
+        """Rows before a block that a sequence model needs to predict its first row."""
+        return max((int(self.params.get(n, {}).get("sequence_length", KerasLSTMEstimator.defaults["sequence_length"])) - 1
+                    for n in self.params["models"] if n == "lstm"), default=0)
+
+    def _select(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        cols = select_columns(x, self._fit_target(y), self.params["max_features"])
+        self.timings_["selection"] += time.perf_counter() - t0
+        return cols
 
     def _meta_oof(self, kind: str, meta_x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The meta-learner's own out-of-fold predictions (purged split over the OOF rows)."""
@@ -140,19 +173,19 @@ class StackedEnsemble(BaseEstimator):
         return agree * strength
 
     def base_predictions(self, X: Any) -> np.ndarray:
-        x = as_array(X)
+        x = as_array(X)[:, self.columns_]
         return np.column_stack([est.predict(x) for est in self.bases_.values()])
 
     def predict_with_confidence(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         x = as_array(X)
         base = self.base_predictions(x)
-        pred = self.meta_.predict(self._meta_inputs(base, x))
+        pred = self.meta_.predict(self._meta_inputs(base, x[:, self.columns_]))
         return pred, self.calibrator_.predict(self._score(pred, base))
 
     def predict_meta(self, X: Any, kind: str) -> np.ndarray:
         """Prediction of one fitted meta-learner candidate (for comparing them; `predict` uses the chosen one)."""
         x = as_array(X)
-        return self.metas_[kind].predict(self._meta_inputs(self.base_predictions(x), x, kind))
+        return self.metas_[kind].predict(self._meta_inputs(self.base_predictions(x), x[:, self.columns_], kind))
 
     def predict(self, X: Any) -> np.ndarray:
         return self.predict_with_confidence(X)[0]

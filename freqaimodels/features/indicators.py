@@ -29,12 +29,12 @@ def vol_cone_position(close: pd.Series, period: int, history: int = 500) -> pd.S
     return rv.rolling(history, min_periods=period * 2).rank(pct=True)
 
 
-def garch_vol(close: pd.Series, alpha: float = 0.05, beta: float = 0.9, long_run: int = 400,
-              memory: int = 150) -> pd.Series:
+def garch_vol(close: pd.Series, alpha: float = 0.05, beta: float = 0.9, long_run: int = 200,
+              memory: int = 100) -> pd.Series:
     """GARCH(1,1) one-step variance forecast with fixed persistence (no fit that could peek ahead).
 
     The recursion h_t = w_t + a r_t^2 + b h_{t-1} is written as its sum over the last `memory`
-    candles (b^150 ~ 1e-7), and the long-run level w_t / (1 - a - b) is the mean r^2 of the last
+    candles (b^100 ~ 3e-5), and the long-run level w_t / (1 - a - b) is the mean r^2 of the last
     `long_run` candles: so the value at t depends on a fixed window ending at t, the same in a
     backtest, a live bot's training frame and its prediction frame, wherever the frame starts
     (an expanding mean or a recursion seeded at the first row would not). NaN for the first
