@@ -189,6 +189,10 @@ def run(cfg: BenchConfig) -> dict:
                                   "train_rows": len(y_tr), "models": list(ens.bases_), "meta": ens.meta_kind_,
                                   "meta_oof_accuracy": ens.meta_scores_, **{f"{n}_acc": _metrics(p, y_te)["direction_accuracy"] for n, (p, _) in rows.items()}})
                 progress.advance(task)
+                if not console.is_terminal:  # rich draws no bar into a log: one line per pair-fold instead
+                    console.print(f"{pair} fold {k + 1}/{cfg.folds}: ensemble {ens_s:.1f} s "
+                                  f"({ens_s / rows[BASELINE][1]:.1f}x the baseline), accuracy "
+                                  f"{fold_info[-1]['StackedEnsemble_acc']:.3f}", markup=False, highlight=False)
             latency = _latencies(ens, base, x_ctx)
     models = {}
     for name, rec in records.items():

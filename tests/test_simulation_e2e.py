@@ -73,6 +73,7 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert 'id="trades"' in page.dom and "What explains the gap" in page.dom
     assert "Intra-candle path: random (seed 0)" in page.dom and 'id="compute"' in page.dom
     assert "What differs by construction" in page.dom
+    assert result["predictions"] == {"skipped": "not a FreqAI strategy"}
     assert (out / "report.png").stat().st_size > 20_000
 
 

@@ -229,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     console.print(t)
     for line in result["gap"]["explanation"]:
         console.print(" -", line)
+    pred = result.get("predictions") or {}
+    if pred.get("candles"):
+        corr = pred.get("prediction_correlation")
+        console.print(f" - FreqAI predictions on {pred['candles']} common candles: correlation "
+                      f"{'n/a' if corr is None else f'{corr:.3f}'}, MAE {pred['prediction_mae']:.2e}, same direction "
+                      f"{pred['direction_agreement']:.0%}, do_predict mismatches {pred.get('do_predict_mismatches', 'n/a')}, "
+                      f"candles the bot did not predict {pred['live_not_predicted']}", markup=False, highlight=False)
     if "reconciliation" in result:
         console.print("reconciliation ok:", result["reconciliation"]["ok"])
     console.print(f"report: {spec.out_dir / 'report.html'}")

@@ -26,6 +26,7 @@ from simulation.run.discrepancy import (
     trade_statistics,
     waterfall,
 )
+from simulation.run.predictions import backtest_predictions, live_predictions, prediction_diff
 from simulation.run.spec import RunSpec
 from simulation.timeframes import DAY_MS, interval_ms
 
@@ -205,8 +206,22 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
         "trades_matched": len(matched),
         "gap": gap,
     }
+    result["predictions"] = predictions_in_window(spec)
     curves = {"time_ms": grid.tolist(), "backtest": eq_bt.tolist(), "sim": eq_sim.tolist()}
     return result, table, curves
+
+
+def predictions_in_window(spec: RunSpec) -> dict:
+    """The FreqAI prediction diff over the run's window (both runs write their predictions under the
+    run's own user_data/models/<identifier>)."""
+    fa = load_from_files([spec.config]).get("freqai", {})
+    if not fa.get("enabled"):
+        return {"skipped": "not a FreqAI strategy"}
+    models = spec.userdir / "models" / fa["identifier"]
+    bt = backtest_predictions(models, spec.pairs)
+    live = live_predictions(models, set((bt["trained_ms"] // 1000).astype(int)) if len(bt) else set())
+    lo, hi = pd.Timestamp(spec.start_ms, unit="ms", tz="UTC"), pd.Timestamp(spec.end_ms, unit="ms", tz="UTC")
+    return prediction_diff(bt[(bt["date"] >= lo) & (bt["date"] < hi)], live[(live["date"] >= lo) & (live["date"] < hi)])
 
 
 WATERFALL_WORDS = {

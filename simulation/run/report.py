@@ -35,6 +35,23 @@ def _comparability(rows: list[dict]) -> str:
             "pairs, FreqAI windows...).</p>")
 
 
+def _predictions(p: dict) -> str:
+    """The FreqAI prediction diff: did the two runs see the same model output?"""
+    if not p.get("candles"):
+        return ""
+    rows = [("candles both runs predicted", p["candles"]), ("prediction correlation", p.get("prediction_correlation")),
+            ("prediction MAE", p.get("prediction_mae")), ("same direction", p.get("direction_agreement")),
+            ("do_predict mismatches", p.get("do_predict_mismatches")), ("confidence MAE", p.get("confidence_mae")),
+            ("candles the bot did not predict", p.get("live_not_predicted")),
+            ("model age at prediction, backtest (h, median)", (p.get("backtest_model_age_h") or {}).get("p50")),
+            ("model age at prediction, bot (h, median)", (p.get("live_model_age_h") or {}).get("p50"))]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v, 4)}</td></tr>" for k, v in rows)
+    first = "".join(f"<li>{html.escape(pair)}: {html.escape(str(d.get('first_divergence')))}</li>"
+                    for pair, d in (p.get("pairs") or {}).items())
+    return (f'<h2>FreqAI predictions, backtest vs bot</h2><table id="predictions">{body}</table>'
+            f"<p>First candle where they differ, per pair:</p><ul>{first}</ul>")
+
+
 def _compute_note(c: dict, speed: float) -> str:
     """The bot's measured compute, apart from the simulated delays (loud when it cannot keep up)."""
     if not c:
@@ -112,6 +129,7 @@ limit fills: {html.escape(str((meta.get('assumptions') or {}).get('limit_fills',
 show in real time; request latencies are the latency model's (simulated) draws.</p>
 {_compute_note(meta.get('compute') or {}, meta['speed'])}
 {_comparability(result.get('comparability') or [])}
+{_predictions(result.get('predictions') or {})}
 <table id="summary">{summary}</table>
 <h2>What explains the gap</h2><ul id="gap">{gap}</ul>
 {''.join(parts)}

@@ -1,0 +1,69 @@
+"""The FreqAI prediction diff on files written in FreqAI's own formats, with answers known by construction."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulation.run.predictions import backtest_predictions, live_predictions, prediction_diff
+
+DATES = pd.date_range("2024-03-01", periods=96, freq="15min", tz="UTC")
+TRAINED_BT = int(pd.Timestamp("2024-02-29", tz="UTC").timestamp())
+TRAINED_LIVE = int(pd.Timestamp("2024-03-01 06:00", tz="UTC").timestamp())
+
+
+def write_runs(models, live_pred, live_do=None, live_conf=None, placeholders=()):
+    """A backtest window and a bot's history for BTC/USDT, as FreqAI writes them."""
+    rng = np.random.default_rng(0)
+    pred = rng.normal(0, 0.01, len(DATES))
+    (models / "backtesting_predictions").mkdir(parents=True)
+    pd.DataFrame({"date": DATES, "&-target": pred, "&-confidence": 0.6, "do_predict": 1, "DI_values": 0.0}).to_feather(
+        models / "backtesting_predictions" / f"cb_btc_{TRAINED_BT}_prediction.feather")
+    (models / f"sub-train-BTC_{TRAINED_BT}").mkdir()  # the backtest's own model folder
+    (models / f"sub-train-BTC_{TRAINED_LIVE}").mkdir()  # the bot's retrain
+    live = pd.DataFrame({"date_pred": DATES, "&-target": live_pred(pred), "&-confidence": live_conf if live_conf is not None else 0.6,
+                         "do_predict": live_do if live_do is not None else 1, "DI_values": 0.0})
+    for i in placeholders:  # a candle the bot skipped: FreqAI appends a zero row
+        live.loc[i, ["&-target", "&-confidence", "do_predict", "DI_values"]] = 0
+    with open(models / "historic_predictions.pkl", "wb") as fh:
+        pickle.dump({"BTC/USDT": live}, fh)
+    bt = backtest_predictions(models, ["BTC/USDT", "ETH/USDT"])
+    return bt, live_predictions(models, exclude_trained_s=set((bt["trained_ms"] // 1000).astype(int)))
+
+
+def test_identical_predictions_agree_exactly(tmp_path):
+    bt, live = write_runs(tmp_path, lambda p: p)
+    d = prediction_diff(bt, live)
+    assert d["candles"] == 96 and d["prediction_mae"] == 0 and d["prediction_correlation"] == pytest.approx(1)
+    assert d["direction_agreement"] == 1 and d["do_predict_mismatches"] == 0 and d["pairs"]["BTC/USDT"]["first_divergence"] is None
+    # model age: the backtest's model is a day old at the window's start; the bot's counts from its own retrain
+    assert d["backtest_model_age_h"]["p50"] > 24 and d["live_model_age_h"]["max"] == pytest.approx(17.75)
+
+
+def test_a_constant_offset_and_flipped_signs_are_measured(tmp_path):
+    bt, live = write_runs(tmp_path, lambda p: p + 0.002)
+    d = prediction_diff(bt, live)
+    assert d["prediction_mae"] == pytest.approx(0.002) and d["prediction_correlation"] == pytest.approx(1)
+    assert d["direction_agreement"] < 1  # small predictions change sign under the offset
+    assert d["pairs"]["BTC/USDT"]["first_divergence"] == "2024-03-01 00:00"
+    flipped = prediction_diff(*write_runs(tmp_path / "flip", lambda p: -p))
+    assert flipped["direction_agreement"] == 0 and flipped["prediction_correlation"] == pytest.approx(-1)
+
+
+def test_do_predict_confidence_and_skipped_candles(tmp_path):
+    do = np.ones(96, dtype=int)
+    do[10:15] = 0
+    conf = np.full(96, 0.6)
+    conf[:48] = 0.7
+    bt, live = write_runs(tmp_path, lambda p: p, live_do=do, live_conf=conf, placeholders=(50, 51, 52))
+    d = prediction_diff(bt, live)
+    assert d["live_not_predicted"] == 3 and d["candles"] == 93  # skipped candles are counted, not compared
+    assert d["do_predict_mismatches"] == 5
+    assert d["confidence_mae"] == pytest.approx(0.1 * 48 / 93)
+
+
+def test_no_freqai_predictions(tmp_path):
+    assert prediction_diff(backtest_predictions(tmp_path, ["BTC/USDT"]), live_predictions(tmp_path))["candles"] == 0
