@@ -67,3 +67,31 @@ def test_do_predict_confidence_and_skipped_candles(tmp_path):
 
 def test_no_freqai_predictions(tmp_path):
     assert prediction_diff(backtest_predictions(tmp_path, ["BTC/USDT"]), live_predictions(tmp_path))["candles"] == 0
+
+
+# -- the indicator diff: the backtest's signal candles against the bot's analyzed frame ------------------------------
+
+def analyzed(close: pd.Series, startup: int) -> pd.DataFrame:
+    """An EMA (recursive: depends on where the history starts) and a 5-candle mean (does not), from `startup` on."""
+    c = close.iloc[startup:]
+    return pd.DataFrame({"date": DATES[startup:], "close": c.to_numpy(), "ema": c.ewm(span=20, adjust=False).mean().to_numpy(),
+                         "sma5": c.rolling(5).mean().to_numpy(), "enter_long": (c.diff() > 0).astype(int).to_numpy()})
+
+
+def test_indicator_diff_names_the_recursive_column_and_the_bot_signals():
+    from simulation.run.indicators import bot_frame, indicator_diff
+
+    close = pd.Series(100 + np.cumsum(np.random.default_rng(1).normal(0, 1, len(DATES))))
+    backtest = analyzed(close, 0)  # the backtest loaded all history
+    signals = backtest[backtest["enter_long"] == 1].iloc[-10:]
+    same = analyzed(close, 0)
+    payload = {"columns": [*same.columns, "__date_ts"],
+               "data": [[*r, int(r[0].timestamp() * 1000)] for r in same.itertuples(index=False)]}
+    d = indicator_diff({"BTC/USDT": signals}, {"BTC/USDT": bot_frame(payload)})
+    assert d["signal_candles"] == 10 == d["in_bot_frame"] and d["columns_differing"] == {} and d["bot_signalled_too"] == 1
+    short = analyzed(close, 40)  # the bot started 40 candles later: its EMA has not converged, its 5-candle mean has
+    d = indicator_diff({"BTC/USDT": signals}, {"BTC/USDT": short})
+    assert set(d["columns_differing"]) == {"ema"} and d["pairs"]["BTC/USDT"]["columns_compared"] == 3
+    flipped = same.assign(enter_long=0)
+    assert indicator_diff({"BTC/USDT": signals}, {"BTC/USDT": flipped})["bot_signalled_too"] == 0
+    assert indicator_diff({}, {})["signal_candles"] == 0

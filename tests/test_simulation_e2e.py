@@ -74,6 +74,11 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert "Intra-candle path: random (seed 0)" in page.dom and 'id="compute"' in page.dom
     assert "What differs by construction" in page.dom
     assert result["predictions"] == {"skipped": "not a FreqAI strategy"}
+    # the backtest's entry candles against the bot's analyzed frame: every indicator column compared
+    ind = result["indicators"]
+    assert 1 <= ind["in_bot_frame"] <= ind["signal_candles"] <= result["trades_backtest"], ind
+    assert all(p["columns_compared"] > 0 for p in ind["pairs"].values()) and 0 <= ind["bot_signalled_too"] <= 1
+    assert 'id="indicators"' in page.dom
     assert (out / "report.png").stat().st_size > 20_000
 
 

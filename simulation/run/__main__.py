@@ -236,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"{'n/a' if corr is None else f'{corr:.3f}'}, MAE {pred['prediction_mae']:.2e}, same direction "
                       f"{pred['direction_agreement']:.0%}, do_predict mismatches {pred.get('do_predict_mismatches', 'n/a')}, "
                       f"candles the bot did not predict {pred['live_not_predicted']}", markup=False, highlight=False)
+    ind = result.get("indicators") or {}
+    if ind.get("signal_candles"):
+        differing = ", ".join(f"{c} ({n})" for c, n in list(ind["columns_differing"].items())[:8]) or "none"
+        console.print(f" - indicators at {ind['in_bot_frame']} backtest entry candles: columns the bot computed differently: "
+                      f"{differing}", markup=False, highlight=False)
     if "reconciliation" in result:
         console.print("reconciliation ok:", result["reconciliation"]["ok"])
     console.print(f"report: {spec.out_dir / 'report.html'}")

@@ -26,6 +26,7 @@ from simulation.run.discrepancy import (
     trade_statistics,
     waterfall,
 )
+from simulation.run.indicators import bot_frame, indicator_diff
 from simulation.run.predictions import backtest_predictions, live_predictions, prediction_diff
 from simulation.run.spec import RunSpec
 from simulation.timeframes import DAY_MS, interval_ms
@@ -55,7 +56,7 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
                        "--timeframes", *tfs, "--prepend"], out / "download.log")
         # backtesting loads the markets from the exchange too: keep the gateway up.
         run_freqtrade(["backtesting", *base, "--timerange", f"{spec.start_ms // 1000}-{spec.end_ms // 1000}",
-                       "--export", "trades", "--backtest-directory", str(out), "--cache", "none"], out / "backtesting.log")
+                       "--export", "signals", "--backtest-directory", str(out), "--cache", "none"], out / "backtesting.log")
     stats = latest_backtest_stats(out)
     return stats["strategy"][spec.strategy]["trades"]
 
@@ -207,8 +208,28 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
         "gap": gap,
     }
     result["predictions"] = predictions_in_window(spec)
+    result["indicators"] = indicators_at_signals(spec)
     curves = {"time_ms": grid.tolist(), "backtest": eq_bt.tolist(), "sim": eq_sim.tolist()}
     return result, table, curves
+
+
+def indicators_at_signals(spec: RunSpec) -> dict:
+    """The backtest's entry-signal candles against the bot's analyzed frame (`bot_candles.json`, saved by
+    the session before the bot stopped)."""
+    from freqtrade.data.btanalysis import load_backtest_analysis_data
+
+    path = spec.out_dir / "bot_candles.json"
+    if not path.is_file():
+        return {"skipped": "the session saved no analyzed candles"}
+    try:
+        signals = (load_backtest_analysis_data(spec.out_dir / "backtest", "signals") or {}).get(spec.strategy, {})
+    except (OSError, ValueError) as exc:
+        return {"skipped": f"no backtest signal export: {exc}"}
+    bot = {pair: bot_frame(payload) for pair, payload in json.loads(path.read_text()).items()}
+    lo, hi = pd.Timestamp(spec.start_ms, unit="ms", tz="UTC"), pd.Timestamp(spec.end_ms, unit="ms", tz="UTC")
+    inside = {p: df[(pd.to_datetime(df["date"], utc=True) >= lo) & (pd.to_datetime(df["date"], utc=True) < hi)]
+              for p, df in signals.items() if df is not None and len(df)}
+    return indicator_diff(inside, bot)
 
 
 def predictions_in_window(spec: RunSpec) -> dict:

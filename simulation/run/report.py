@@ -52,6 +52,17 @@ def _predictions(p: dict) -> str:
             f"<p>First candle where they differ, per pair:</p><ul>{first}</ul>")
 
 
+def _indicators(d: dict) -> str:
+    """Indicator diff at the backtest's entry candles: which columns the bot computed differently."""
+    if not d.get("signal_candles"):
+        return ""
+    cols = "".join(f"<tr><th>{html.escape(c)}</th><td>{n}</td></tr>" for c, n in d["columns_differing"].items())
+    return (f'<h2>Indicators at the backtest\'s entry candles, backtest vs bot</h2><p id="indicators">{d["in_bot_frame"]} of '
+            f"{d['signal_candles']} entry candles are in the bot's analyzed frame; the bot signalled an entry on "
+            f"{_fmt(d.get('bot_signalled_too'))} of them. Columns that differ (candles):</p>"
+            f"<table>{cols or '<tr><td>none: every indicator agrees</td></tr>'}</table>")
+
+
 def _compute_note(c: dict, speed: float) -> str:
     """The bot's measured compute, apart from the simulated delays (loud when it cannot keep up)."""
     if not c:
@@ -130,6 +141,7 @@ show in real time; request latencies are the latency model's (simulated) draws.<
 {_compute_note(meta.get('compute') or {}, meta['speed'])}
 {_comparability(result.get('comparability') or [])}
 {_predictions(result.get('predictions') or {})}
+{_indicators(result.get('indicators') or {})}
 <table id="summary">{summary}</table>
 <h2>What explains the gap</h2><ul id="gap">{gap}</ul>
 {''.join(parts)}

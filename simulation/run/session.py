@@ -249,9 +249,12 @@ class Session:
         self.event("window_closed")
 
     def _snapshot_bot(self) -> None:
-        """The bot's own view at the window's end (needs the bot running)."""
+        """The bot's own view at the window's end (needs the bot running): status, profit and its analyzed
+        candles per pair (the indicator diff compares them with the backtest's)."""
         try:
             (self.out / "bot_status.json").write_text(json.dumps({"status": self.client.status(), "profit": self.client.profit()}, default=str))
+            candles = {pair: self.client.pair_candles(pair, self.spec.timeframe) for pair in self.spec.pairs}
+            (self.out / "bot_candles.json").write_text(json.dumps(candles, default=str))
         except (requests.RequestException, ValueError) as exc:
             logger.warning("could not read the bot's final status: %s", exc)
 
