@@ -46,6 +46,7 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert abs(gap["waterfall"]["residual"]) < 1e-6, gap["waterfall"]
     assert gap["waterfall"]["total"] == pytest.approx(gap["pnl_sim"] - gap["pnl_backtest"], abs=1e-6)
     assert matched + gap["missed_unfilled"] + gap["missed_no_signal"] + gap["reentries_after_cancel"] == result["trades_backtest"]
+    assert sum(gap["missed_not_attempted"].values()) == gap["missed_no_signal"]
     assert matched + gap["extra_trades"] + gap["reentries_after_cancel"] == result["trades_sim"]
     for key in ("signal_precision", "signal_recall"):
         assert result[key] is None or 0 <= result[key] <= 1

@@ -26,7 +26,7 @@ from simulation.run.discrepancy import (
     trade_statistics,
     waterfall,
 )
-from simulation.run.indicators import bot_frame, indicator_diff
+from simulation.run.indicators import bot_frame, bot_signalled, indicator_diff
 from simulation.run.predictions import backtest_predictions, live_predictions, prediction_diff
 from simulation.run.spec import RunSpec
 from simulation.timeframes import DAY_MS, interval_ms
@@ -164,6 +164,10 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
         return bool(((delay >= 0) & (delay <= tf)).any())
     unfilled = missed[missed.apply(attempted, axis=1)] if len(missed) else missed
     no_signal = missed.drop(unfilled.index)
+    # Why the bot did not even try: its own analyzed frame says whether it saw the entry signal (then slots,
+    # stake, protections or confirm_trade_entry held it back) or not (indicators or predictions differed).
+    frames = load_bot_frames(spec)
+    why = [bot_signalled(frames, r.pair, int(r.bt_open_ms) - tf) for r in no_signal.itertuples()]
     extra = table[table.bt_open_ms.isna()]
     links = link_reentries(unfilled, extra, tf)
     steps = waterfall(matched, missed, extra, pnl_sim - pnl_bt)
@@ -174,6 +178,9 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
         "waterfall": steps,
         "missed_unfilled": len(unfilled) - len(links),
         "missed_no_signal": len(no_signal),
+        "missed_not_attempted": {"bot_had_no_signal": sum(w is False for w in why),
+                                 "bot_signalled_but_did_not_enter": sum(w is True for w in why),
+                                 "unknown": sum(w is None for w in why)},
         "extra_trades": len(extra) - len(links),
         "reentries_after_cancel": len(links),
         "missed_unfilled_profit": -float(unfilled.bt_profit.sum()),
@@ -213,19 +220,26 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
     return result, table, curves
 
 
+def load_bot_frames(spec: RunSpec) -> dict[str, pd.DataFrame]:
+    """The bot's analyzed candles per pair as it served them at the window's end ({} if not saved)."""
+    path = spec.out_dir / "bot_candles.json"
+    if not path.is_file():
+        return {}
+    return {pair: bot_frame(payload) for pair, payload in json.loads(path.read_text()).items() if payload}
+
+
 def indicators_at_signals(spec: RunSpec) -> dict:
     """The backtest's entry-signal candles against the bot's analyzed frame (`bot_candles.json`, saved by
     the session before the bot stopped)."""
     from freqtrade.data.btanalysis import load_backtest_analysis_data
 
-    path = spec.out_dir / "bot_candles.json"
-    if not path.is_file():
+    bot = load_bot_frames(spec)
+    if not bot:
         return {"skipped": "the session saved no analyzed candles"}
     try:
         signals = (load_backtest_analysis_data(spec.out_dir / "backtest", "signals") or {}).get(spec.strategy, {})
     except (OSError, ValueError) as exc:
         return {"skipped": f"no backtest signal export: {exc}"}
-    bot = {pair: bot_frame(payload) for pair, payload in json.loads(path.read_text()).items()}
     lo, hi = pd.Timestamp(spec.start_ms, unit="ms", tz="UTC"), pd.Timestamp(spec.end_ms, unit="ms", tz="UTC")
     inside = {p: df[(pd.to_datetime(df["date"], utc=True) >= lo) & (pd.to_datetime(df["date"], utc=True) < hi)]
               for p, df in signals.items() if df is not None and len(df)}
@@ -264,6 +278,12 @@ def explain(gap: dict) -> list[str]:
         if abs(value) > 1e-9:
             lines.append(f"{value:+.2f} USDT from {WATERFALL_WORDS[key]}")
     lines.append(f"residual (unexplained): {w['residual']:+.6f} USDT")
+    why = gap.get("missed_not_attempted") or {}
+    if gap.get("missed_no_signal"):
+        lines.append(f"{gap['missed_no_signal']} backtest trades the bot never tried: it had no entry signal on "
+                     f"{why.get('bot_had_no_signal', 0)}, signalled but did not enter (slots, stake, protections or "
+                     f"confirm_trade_entry) on {why.get('bot_signalled_but_did_not_enter', 0)}, "
+                     f"unknown {why.get('unknown', 0)}")
     return lines
 
 

@@ -69,3 +69,13 @@ def indicator_diff(bt_signals: dict[str, pd.DataFrame], bot: dict[str, pd.DataFr
             "columns_differing": dict(sorted(columns.items(), key=lambda kv: -kv[1])),
             "bot_signalled_too": sum(v * w for v, w in reproduced) / n if n else None,
             "pairs": pairs}
+
+
+def bot_signalled(bot: dict[str, pd.DataFrame], pair: str, candle_ms: int) -> bool | None:
+    """Did the bot's analyzed frame show an entry signal on the candle that opens at `candle_ms`? None
+    when the frame does not hold that candle."""
+    df = bot.get(pair)
+    if df is None or "enter_long" not in df or "date" not in df:
+        return None
+    row = df[df["date"] == pd.Timestamp(candle_ms, unit="ms", tz="UTC")]
+    return None if not len(row) else bool(row["enter_long"].fillna(0).iloc[-1] == 1)
