@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,3 +26,12 @@ class BaseEstimator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params})"
+
+
+def compute_threads(default: int) -> int:
+    """Threads for a library with its own pool (CatBoost, YDF): OMP_NUM_THREADS when a supervisor set it
+    (jobs sharing a machine), else `default`."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return default

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from freqaimodels.estimators.base import BaseEstimator, as_array
+from freqaimodels.estimators.base import BaseEstimator, as_array, compute_threads
 
 
 class LightGBMEstimator(BaseEstimator):
@@ -36,7 +36,10 @@ class CatBoostEstimator(BaseEstimator):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> CatBoostEstimator:
         from catboost import CatBoostRegressor
 
-        self.model_ = CatBoostRegressor(**self.params)
+        params = dict(self.params)
+        if params.get("thread_count") == -1:  # "all cores", unless jobs share the machine
+            params["thread_count"] = compute_threads(-1)
+        self.model_ = CatBoostRegressor(**params)
         self.model_.fit(as_array(X), np.asarray(y, float).ravel(), sample_weight=sample_weight)
         return self
 
@@ -48,7 +51,7 @@ class XGBoostEstimator(BaseEstimator):
     """The mean-reversion bot's second model (spec: random forest + XGBoost); histogram trees."""
 
     defaults = {"n_estimators": 200, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.8,
-                "colsample_bytree": 0.8, "tree_method": "hist", "n_jobs": 2, "random_state": 42}
+                "colsample_bytree": 0.8, "tree_method": "hist", "n_jobs": None, "random_state": 42}
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> XGBoostEstimator:
         from xgboost import XGBRegressor

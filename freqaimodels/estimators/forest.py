@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from freqaimodels.estimators.base import BaseEstimator, as_array
+from freqaimodels.estimators.base import BaseEstimator, as_array, compute_threads
 from freqaimodels.estimators.tfsupport import bytes_to_dir, dir_to_bytes, quiet_tensorflow
 
 
@@ -32,7 +32,8 @@ class TFDFRandomForestEstimator(BaseEstimator):
         if sample_weight is not None:
             data["w"] = np.asarray(sample_weight, np.float32).ravel()
             weights = "w"
-        learner = ydf.RandomForestLearner(label="y", weights=weights, task=ydf.Task.REGRESSION, **self.params)
+        params = {**self.params, "num_threads": compute_threads(self.params["num_threads"])}
+        learner = ydf.RandomForestLearner(label="y", weights=weights, task=ydf.Task.REGRESSION, **params)
         self.model_ = learner.train(data, verbose=0)
         self._compile()
         return self

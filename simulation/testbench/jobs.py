@@ -45,6 +45,7 @@ class FoldJob:
     freqai_identifier: str | None
     fold_days: int
     pairs: tuple[str, ...] | None = None
+    threads: int | None = None  # compute threads of its freqtrade process (None: the library defaults)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,14 @@ class StressJob:
     download_range: str = "20240101-"
     freqai_identifier: str | None = None
     pairs: tuple[str, ...] | None = None
+    threads: int | None = None
+
+
+def jobs_threads(workers: int, ray_address: str | None = None) -> int | None:
+    """Compute threads per job when `workers` jobs share this machine (None on a cluster or alone)."""
+    if workers <= 1 or ray_address or os.environ.get("RAY_ADDRESS"):
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _slim(trades: pd.DataFrame) -> list[dict]:
@@ -91,7 +100,7 @@ def run_fold(job: FoldJob) -> dict:
     t0 = time.perf_counter()
     stats = backtest(Path(job.overlay_path), Path(job.datadir), list(job.configs), Path(job.userdir), job.timerange,
                      Path(job.out), job.strategy, _freqai_overlay(job.freqai_identifier, f"fold{job.index}", job.fold_days),
-                     list(job.pairs) if job.pairs else None)
+                     list(job.pairs) if job.pairs else None, threads=job.threads)
     trades = trades_frame(stats["trades"])
     start, end = timerange_bounds(job.timerange)
     return {"fold": job.index, "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end),
@@ -110,7 +119,7 @@ def run_stress(job: StressJob) -> dict:
         stats = backtest(market.overlay, market.datadir, list(job.configs), Path(job.userdir), job.timerange,
                          out / "backtest", job.strategy,
                          _freqai_overlay(job.freqai_identifier, f"stress-{job.name}", max(1, (end - start).days)),
-                         list(job.pairs) if job.pairs else None)
+                         list(job.pairs) if job.pairs else None, threads=job.threads)
     trades = trades_frame(stats["trades"])
     violations = limit_violations(trades, job.start_balance, job.max_open, RiskLimits.from_config({"risk": job.risk}))
     log = (out / "backtest" / "backtest.log").read_text(errors="replace")

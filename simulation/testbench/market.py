@@ -61,7 +61,8 @@ def cfg_args(configs: list[str]) -> list[str]:
 
 
 def backtest(exchange_overlay: Path, datadir: Path, configs: list[str], userdir: Path, timerange: str, out: Path,
-             strategy: str, overlay: dict | None = None, pairs: list[str] | None = None, timeout: float = 7200) -> dict:
+             strategy: str, overlay: dict | None = None, pairs: list[str] | None = None, timeout: float = 7200,
+             threads: int | None = None) -> dict:
     """One `freqtrade backtesting` run against a market's gateway overlay and datadir; freqtrade's stats."""
     out.mkdir(parents=True, exist_ok=True)
     cfgs = [*configs, str(exchange_overlay)]
@@ -73,5 +74,5 @@ def backtest(exchange_overlay: Path, datadir: Path, configs: list[str], userdir:
             "--export", "trades", "--backtest-directory", str(out)]
     if pairs:
         args += ["--pairs", *pairs]
-    run_freqtrade(args, out / "backtest.log", timeout=timeout)
+    run_freqtrade(args, out / "backtest.log", timeout=timeout, threads=threads)
     return latest_backtest_stats(out)["strategy"][strategy]

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from simulation.freqtrade_runner import run_freqtrade
 from simulation.paths import REPO_ROOT
 from simulation.synthetic import Scenario
-from simulation.testbench.jobs import FoldJob, StressJob, parallel_map, run_fold, run_stress
+from simulation.testbench.jobs import FoldJob, StressJob, jobs_threads, parallel_map, run_fold, run_stress
 from simulation.testbench.market import Market, cfg_args
 from simulation.testbench.metrics import trade_metrics, trades_frame
 from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
@@ -210,7 +210,8 @@ class Bench:
     def _folds(self, market: Market, ranges: list[str], progress: Progress) -> tuple[list[dict], str]:
         s = self.spec
         jobs = [FoldJob(i, r, s.strategy, tuple(s.configs()), str(market.overlay), str(market.datadir), str(self.userdir),
-                        str(self.out / "folds" / f"{i:02d}"), self.wallet, self.identifier, s.fold_days, s.pairs)
+                        str(self.out / "folds" / f"{i:02d}"), self.wallet, self.identifier, s.fold_days, s.pairs,
+                        jobs_threads(s.workers, s.ray_address))
                 for i, r in enumerate(ranges)]
         task = progress.add_task(f"walk-forward ({len(jobs)} folds)", total=len(jobs))
         t0 = time.perf_counter()
@@ -301,7 +302,7 @@ class Bench:
                                   int(self.cfg.get("max_open_trades", 1)), self.cfg.get("risk", {}), s.seed,
                                   market_days, f"{market_start:%Y-%m-%d}", tuple(self.timeframes),
                                   f"{market_start:%Y%m%d}-", self.identifier,
-                                  s.pairs if s.datadir is None else None))
+                                  s.pairs if s.datadir is None else None, jobs_threads(s.workers, s.ray_address)))
         task = progress.add_task(f"stress ({len(jobs)} scenarios)", total=len(jobs))
         t0 = time.perf_counter()
         results, _ = parallel_map(run_stress, jobs, s.workers, s.ray_address, lambda _r: progress.advance(task))
