@@ -153,3 +153,46 @@ def test_lstm_sequences_are_causal():
     short = lstm.predict(x[:1100])
     longer = lstm.predict(x[:1150])
     np.testing.assert_allclose(longer[:1100], short, rtol=1e-6, atol=1e-9)
+
+
+def test_feature_selection_uses_only_the_training_rows_and_finds_the_signal():
+    from freqaimodels.estimators.selection import select_columns
+
+    x, y = signal_data(2000, d=60)
+    cols = select_columns(x[:1000], y[:1000], 10)
+    assert len(cols) == 10 and {0, 1} <= set(cols) and np.all(np.diff(cols) > 0)
+    # rows after the training window cannot change the choice: scramble them, same columns
+    x2 = x.copy()
+    x2[1000:] = np.random.default_rng(5).normal(size=x2[1000:].shape)
+    assert np.array_equal(select_columns(x2[:1000], y[:1000], 10), cols)
+    assert np.array_equal(select_columns(x, y, None), np.arange(60))
+    with pytest.raises(ValueError, match="max_features"):
+        select_columns(x, y, -3)
+
+
+def test_default_ensemble_is_one_hold_out_on_selected_columns_with_an_equal_weight_combiner():
+    x, y = signal_data(2400, d=60)
+    ens = StackedEnsemble(**TINY, purge=12, max_features=12).fit(x[:2000], y[:2000])
+    assert ens.params["models"] == ["lightgbm", "catboost", "lstm"] and ens.meta_kind_ == "mean"
+    (train, test), = ens.folds_  # a single hold-out: the second half, trained on the first minus the purge
+    assert test[0] == 1000 and train[-1] == 1000 - 12 - 1
+    assert len(ens.columns_) == 12 and {0, 1} <= set(ens.columns_)
+    pred = ens.predict(x[2000:])
+    assert np.corrcoef(pred, y[2000:])[0, 1] > 0.3
+    assert set(ens.timings_) == {"lightgbm", "catboost", "lstm", "selection"}
+
+
+def test_lstm_training_reuses_one_network_without_touching_fitted_models():
+    """Fits share a compiled network (reset before each): the same seed gives the same model, and a later
+    fit never changes what an earlier estimator predicts."""
+    x, y = signal_data(800, d=8)
+    params = {"epochs": 2, "units": (8, 4), "stride": 1}
+    first = KerasLSTMEstimator(**params).fit(x[:600], y[:600])
+    before = first.predict(x[600:])
+    other = KerasLSTMEstimator(**params, seed=7).fit(x[:600], -y[:600])  # trains the shared network on other data
+    np.testing.assert_array_equal(first.predict(x[600:]), before)
+    again = KerasLSTMEstimator(**params).fit(x[:600], y[:600])
+    np.testing.assert_allclose(again.predict(x[600:]), before, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(other.predict(x[600:]), before)
+    warm = KerasLSTMEstimator(**params).fit(x[:300], y[:300]).warm_fit(x[:600], y[:600])
+    assert warm.predict(x[600:]).shape == before.shape
