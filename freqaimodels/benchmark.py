@@ -225,7 +225,7 @@ def _bucket(name: str, accuracy: float, candles: int, label_period: int) -> dict
     z = 1.96
     centre = (accuracy + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
     half = z * np.sqrt(accuracy * (1 - accuracy) / n_eff + z * z / (4 * n_eff * n_eff)) / (1 + z * z / n_eff)
-    return {"bucket": name, "direction_accuracy": accuracy, "candles": candles, "effective_n": round(n_eff, 1),
+    return {"bucket": name, "direction_accuracy": accuracy, "candles": candles, "effective_n": n_eff,
             "ci95": [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]}
 
 
