@@ -93,6 +93,8 @@ def test_config_errors_are_clear():
     ({"emergency_file": "  "}, "risk.emergency_file must name a file"),
     ({"max_drawdown": 0.2, "emergency_drawdown": 0.15}, "emergency_drawdown .* must be >= risk.max_drawdown"),
     ({"ledger": None}, "risk.ledger must be a string"),
+    ({"watch_interval_s": 0}, "risk.watch_interval_s must be positive"),
+    ({"watch_interval_s": "fast"}, "risk.watch_interval_s must be a number"),
 ])
 def test_config_validation_is_strict_and_names_the_key(setting, message):
     with pytest.raises(ValueError, match=message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cryptobot_ops.live import NotLoopbackError, assert_loopback
+from cryptobot_ops.risk import RiskLimits
 from simulation.gateway.freqtrade_config import exchange_overlay
 from simulation.run.spec import RunSpec
 
@@ -26,6 +27,9 @@ def bot_overlay(spec: RunSpec, gateway_url: str, api_port: int, db_path: str) ->
             # paused: the loop runs (indicators, FreqAI trains) but no entry until /start at the window
             "initial_state": "paused",
             "db_url": f"sqlite:///{db_path}",
+            # libfaketime scales sleeps too: a poll every 50 ms of process time would spin `speed` times
+            # faster in wall time and take the bot's CPU (measured: most of its compute at x100)
+            "risk": {"watch_interval_s": RiskLimits.watch_interval_s * max(1.0, spec.speed)},
             "api_server": {
                 "enabled": True,
                 "listen_ip_address": "127.0.0.1",

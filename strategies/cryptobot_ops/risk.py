@@ -35,7 +35,6 @@ from cryptobot_ops.alerts import alert, check_api_security, check_live
 logger = logging.getLogger(__name__)
 
 EPS = 1e-9  # limits are compared with a tolerance: 1 - 9000/10000 is not exactly 0.1 in floats
-WATCH_INTERVAL_S = 0.05  # the emergency watcher's poll of the operator's file and the shared ledger
 REASONS = ("emergency_stop", "risk_error", "max_drawdown", "daily_loss", "portfolio_heat", "correlation")
 
 
@@ -54,6 +53,9 @@ class RiskLimits:
     ledger: str = "risk_ledger.sqlite"  # shared by every bot that names the same file; "" = this bot alone
     ledger_ttl_s: float = 900.0  # a bot silent for longer drops out of the portfolio (logged)
     emergency_rest_exit: bool = True  # exit at once through the bot's own REST API (when it runs one)
+    # the emergency watcher's poll of the operator's file and the shared ledger, in process-clock seconds
+    # (an accelerated simulation scales it by its speed so the poll keeps its wall-clock rate)
+    watch_interval_s: float = 0.05
 
     def __post_init__(self) -> None:
         """Strict: a value of the wrong type is an error naming its key, never a silent default
@@ -82,6 +84,8 @@ class RiskLimits:
                              f"({self.max_drawdown}): the emergency stop is the harder limit")
         if not self.emergency_file.strip():
             raise ValueError("risk.emergency_file must name a file (an empty name would be the user_data folder itself)")
+        if self.watch_interval_s <= 0:
+            raise ValueError(f"risk.watch_interval_s must be positive, got {self.watch_interval_s!r}")
         if self.ledger_ttl_s <= 0:
             raise ValueError(f"risk.ledger_ttl_s must be positive, got {self.ledger_ttl_s!r}")
 
@@ -424,7 +428,7 @@ class RiskControlled:
             if found and self.trigger_emergency(*found):
                 self._force_exit_all()
                 return
-            time.sleep(WATCH_INTERVAL_S)
+            time.sleep(self.risk_limits.watch_interval_s)
 
     def _force_exit_all(self) -> None:
         """Exit every open trade through the bot's own REST API (freqtrade's /forceexit)."""
