@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         train_candles=args.train_candles or params.train_candles,
         refit_every=args.refit_every or params.refit_every,
         burn_in=params.burn_in,
+        min_dwell=params.min_dwell,
     )
     report = WalkForwardReport()
     try:

@@ -4,6 +4,10 @@ Synthetic (ground truth known):
     python -m regime.evaluate --seed 0 --seed 1 --candles 100000 --out regime.json
 Real data (no ground truth: regime statistics and a price chart coloured by regime):
     python -m regime.evaluate --datadir ../shared/data/binance --pair BTC/USDT --timeframe 1h --out btc.json
+Someone else's market or labels (a feather with `date` and `regime`, our four names):
+    python -m regime.evaluate --datadir D --pair P --timeframe 1h --labels labels.feather --out o.json
+    scores exactly what strategies receive (walk-forward refits on that timeframe, the detector's own
+    names, no re-mapping against the truth), with block-bootstrap 95% intervals; see docs/regime.md.
 
 The detector is fitted on the first --train-fraction of the candles and then run causally
 (forward filter, one candle at a time) over the rest. References on the same candles: the smoothed
@@ -18,6 +22,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,8 @@ from rich.console import Console
 from rich.progress import track
 
 from regime.detector import REGIMES, RegimeDetector
-from regime.features import FEATURES, FeatureWindows
+from regime.features import FEATURES, FeatureWindows, observations
+from regime.walkforward import WalkForwardParams, causal_regimes, segments
 
 console = Console(stderr=True)
 
@@ -220,6 +226,90 @@ def evaluate_real(datadir: Path, pair: str, timeframe: str, train_fraction: floa
     }
 
 
+def walkforward_rule_baseline(df: pd.DataFrame, timeframe: str, params: WalkForwardParams) -> np.ndarray:
+    """`rule_baseline` on the detector's refit schedule: thresholds from each segment's training window."""
+    obs = observations(df, FeatureWindows.for_timeframe(timeframe)).to_numpy()
+    out = np.full(len(df), None, dtype=object)
+    for lo, _s, b, e in segments(df, timeframe, params):
+        train, test = obs[lo:b], obs[b:e]
+        if np.isnan(train).all(axis=0).any():
+            continue
+        ok = ~np.isnan(test).any(axis=1)
+        out[b:e][ok] = rule_baseline(train, test[ok])
+    return out
+
+
+def block_bootstrap(series: dict[str, np.ndarray], block: int, reps: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+    """95% intervals of each per-candle series' mean (x1000 for keys ending in `per_1000`) from a
+    circular moving-block bootstrap: regimes persist, so candles are not independent draws."""
+    n = len(next(iter(series.values())))
+    rng = np.random.default_rng(seed)
+    k = -(-n // block)
+    idx = (rng.integers(0, n, (reps, k))[:, :, None] + np.arange(block)).reshape(reps, -1)[:, :n] % n
+    out = {}
+    for name, x in series.items():
+        means = np.asarray(x, float)[idx].mean(axis=1) * (1000 if name.endswith("per_1000") else 1)
+        out[name] = [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+    return out
+
+
+def load_labels(path: Path) -> pd.DataFrame:
+    """`date` (UTC) and `regime` (our four names); a clear error for anything else."""
+    if not path.exists():
+        raise FileNotFoundError(f"no labels file {path}")
+    labels = pd.read_feather(path) if path.suffix == ".feather" else pd.read_csv(path)
+    missing = {"date", "regime"} - set(labels.columns)
+    if missing:
+        raise ValueError(f"labels file {path} lacks columns {sorted(missing)} (needs date, regime)")
+    unknown = sorted(set(labels["regime"].dropna().astype(str)) - set(REGIMES))
+    if unknown:
+        raise ValueError(f"labels file {path} has regimes {unknown}; use {list(REGIMES)}")
+    return pd.DataFrame({"date": pd.to_datetime(labels["date"], utc=True), "truth": labels["regime"]})
+
+
+def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path, params: WalkForwardParams | None = None) -> dict:
+    """Score the labels strategies get (walk-forward, the detector's names) against someone else's."""
+    path = datadir / f"{pair.replace('/', '_')}-{timeframe}.feather"
+    if not path.exists():
+        raise FileNotFoundError(f"no data file {path}")
+    df = pd.read_feather(path)
+    df["date"] = pd.to_datetime(df["date"], utc=True)
+    p = params or WalkForwardParams.for_timeframe(timeframe)
+    console.print(f"{pair} {timeframe}: {len(df)} candles, walk-forward refits every {p.refit_every} candles on "
+                  f"{p.train_candles}, min dwell {p.min_dwell}...")
+    t0 = time.perf_counter()
+    pred = causal_regimes(df, timeframe, p)["regime"].to_numpy()
+    seconds = time.perf_counter() - t0
+    base = walkforward_rule_baseline(df, timeframe, p)
+    merged = df[["date"]].assign(pred=pred, base=base).merge(load_labels(labels_path), on="date", how="inner")
+    scored = merged[merged["pred"].notna() & merged["base"].notna() & merged["truth"].notna()].reset_index(drop=True)
+    if len(scored) < 100:
+        raise ValueError(f"only {len(scored)} candles have a label, a prediction and a baseline: "
+                         f"need a longer history (the first {p.train_candles} candles only train)")
+    truth, y, b = (scored[c].to_numpy().astype(str) for c in ("truth", "pred", "base"))
+    result = score_against_truth(truth, {"causal": y, "baseline": b, "smoothed": y, "fit_seconds": seconds,
+                                         "update_us_p50": None, "update_us_p99": None, "n_train": p.train_candles})
+    for k in ("smoothed_accuracy", "update_us_p50", "update_us_p99"):
+        result.pop(k)
+    spells = np.diff(np.flatnonzero(np.r_[True, truth[1:] != truth[:-1], True]))
+    block = int(min(max(24, round(spells.mean())), max(24, len(truth) // 10)))
+    flip = lambda x: np.r_[0, x[1:] != x[:-1]].astype(float)
+    correct, base_correct = (y == truth).astype(float), (b == truth).astype(float)
+    intervals = block_bootstrap({"accuracy": correct, "baseline_accuracy": base_correct,
+                                 "accuracy_minus_baseline": correct - base_correct,
+                                 "flips_per_1000": flip(y), "true_flips_per_1000": flip(truth)}, block)
+    return {
+        "pair": pair, "timeframe": timeframe, "labels": str(labels_path),
+        "scored_from": str(scored["date"].iloc[0]), "scored_to": str(scored["date"].iloc[-1]),
+        "walk_forward": {"train_candles": p.train_candles, "refit_every": p.refit_every, "burn_in": p.burn_in,
+                         "min_dwell": p.min_dwell},
+        **result,
+        "baseline_flips_per_1000": flips_per_1000(b),
+        "flip_ratio": result["flips_per_1000"] / result["true_flips_per_1000"] if result["true_flips_per_1000"] else None,
+        "ci95": intervals, "bootstrap_block_candles": block, "bootstrap_reps": 1000,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m regime.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, action="append", help="synthetic seed; repeat for several (default: 0)")
@@ -229,13 +319,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pair", default="BTC/USDT")
     p.add_argument("--timeframe", default="1h")
     p.add_argument("--plot", type=Path, help="real data: PNG path (default: next to --out)")
+    p.add_argument("--labels", type=Path, help="with --datadir: a feather/CSV of date, regime to score against")
+    p.add_argument("--min-dwell", type=int, help="candles a new regime must lead before the label switches "
+                   "(default: 4 hours of the timeframe; 1 = raw most-probable state)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not 0.05 <= args.train_fraction <= 0.9:
         p.error("--train-fraction must be within [0.05, 0.9]")
     try:
-        if args.datadir:
+        if args.labels and not args.datadir:
+            p.error("--labels needs --datadir (and --pair, --timeframe) for the candles")
+        if args.min_dwell is not None and args.min_dwell < 1:
+            p.error("--min-dwell must be at least 1")
+        if args.labels:
+            params = WalkForwardParams.for_timeframe(args.timeframe)
+            if args.min_dwell is not None:
+                params = replace(params, min_dwell=args.min_dwell)
+            result = evaluate_labels(args.datadir, args.pair, args.timeframe, args.labels, params)
+            ci = result["ci95"]
+            summary = (f"accuracy {result['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], rule baseline "
+                       f"{result['baseline_accuracy']:.3f} [{ci['baseline_accuracy'][0]:.3f}, {ci['baseline_accuracy'][1]:.3f}]; "
+                       f"flips per 1000 {result['flips_per_1000']:.1f} vs truth {result['true_flips_per_1000']:.1f} "
+                       f"({len(result['confusion_matrix']['labels'])} regimes, {result['test_candles']} candles)")
+        elif args.datadir:
             plot = args.plot or args.out.with_suffix(".png")
             result = evaluate_real(args.datadir, args.pair, args.timeframe, args.train_fraction, plot)
             summary = f"{args.pair} {args.timeframe}: " + ", ".join(

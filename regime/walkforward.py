@@ -31,6 +31,7 @@ class WalkForwardParams:
     train_candles: int = 8640  # 30 days of 5m
     refit_every: int = 2016  # weekly on 5m
     burn_in: int = 288
+    min_dwell: int = 48  # 4 hours of 5m: a switch counts once the new regime has led that long
 
     @classmethod
     def for_timeframe(cls, timeframe: str) -> WalkForwardParams:
@@ -39,6 +40,7 @@ class WalkForwardParams:
             train_candles=max(500, round(8640 * scale)),
             refit_every=max(24, round(2016 * scale)),
             burn_in=max(48, round(288 * scale)),
+            min_dwell=max(1, round(48 * scale)),
         )
 
 
@@ -114,6 +116,37 @@ def _fresh_fit(det: RegimeDetector, obs: np.ndarray, cache: FitCache | None, rep
     return model
 
 
+def segments(df: pd.DataFrame, timeframe: str, p: WalkForwardParams) -> list[tuple[int, int, int, int]]:
+    """(train start, filter start, segment start, segment end) row indices of each refit segment with a
+    complete history: segments begin at the first candle at or after each absolute `refit_every`
+    boundary, train on the `train_candles` before it and start the filter `burn_in` candles before it."""
+    dates = pd.to_datetime(df["date"], utc=True)
+    ts = dates.astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    seg_id = ts // (p.refit_every * interval_ms(timeframe))
+    starts = np.flatnonzero(np.r_[True, seg_id[1:] != seg_id[:-1]])
+    ends = np.r_[starts[1:], len(df)]
+    return [(b - p.train_candles, b - p.burn_in, int(b), int(e)) for b, e in zip(starts, ends, strict=True)
+            if min(b - p.train_candles, b - p.burn_in) >= 0]
+
+
+def dwell_filter(codes: np.ndarray, min_dwell: int) -> np.ndarray:
+    """Minimum-dwell hysteresis on integer labels (-1 = unknown): the label switches only once the new
+    regime has been the most probable for `min_dwell` consecutive candles; until the first such run the
+    raw label stands. Equivalently, the label at t is that of the latest run of >= `min_dwell` candles
+    ending at or before t, so it depends on a bounded past only."""
+    out = codes.copy()
+    if min_dwell <= 1 or len(codes) == 0:
+        return out
+    stable, run = -1, 0
+    for t in range(len(codes)):
+        run = run + 1 if t and codes[t] == codes[t - 1] else 1
+        if codes[t] >= 0 and run >= min_dwell:
+            stable = codes[t]
+        if stable >= 0:
+            out[t] = stable
+    return out
+
+
 def causal_regimes(
     df: pd.DataFrame,
     timeframe: str,
@@ -123,6 +156,7 @@ def causal_regimes(
     cache: FitCache | None = FIT_CACHE,
 ) -> pd.DataFrame:
     """Per-candle regime probabilities (p_* columns) and label; NaN / None before the first fit.
+    The label is the most probable regime, held for `min_dwell` candles before a switch counts.
 
     `cache=None` refits every window (the result is the same; only the time differs)."""
     p = params or WalkForwardParams.for_timeframe(timeframe)
@@ -130,19 +164,12 @@ def causal_regimes(
     rep = report if report is not None else WalkForwardReport()
     fallbacks = 0
     dates = pd.to_datetime(df["date"], utc=True)
-    ts = dates.astype("datetime64[ms, UTC]").astype("int64").to_numpy()
-    period = p.refit_every * interval_ms(timeframe)
     obs = det.observations(df).to_numpy()
     valid = ~np.isnan(obs).any(axis=1)
     probs = np.full((len(df), len(REGIMES)), np.nan)
-    # Segment starts: first candle at or after each absolute boundary.
-    seg_id = ts // period
-    starts = np.flatnonzero(np.r_[True, seg_id[1:] != seg_id[:-1]])
-    ends = np.r_[starts[1:], len(df)]
-    for b, e in zip(starts, ends, strict=True):
-        lo = b - p.train_candles
-        s = b - p.burn_in
-        if min(lo, s) < 0 or not valid[min(lo, s) : b].all():
+    codes = np.full(len(df), -1)
+    for lo, s, b, e in segments(df, timeframe, p):
+        if not valid[min(lo, s) : b].all():
             continue  # incomplete history: leave NaN rather than fit on a shorter window
         t0 = time.perf_counter()
         previous = det.model
@@ -159,8 +186,16 @@ def causal_regimes(
         rep.fit_seconds += time.perf_counter() - t0
         m = det.model
         seg = np.flatnonzero(valid[s:e]) + s
-        state_probs = m.forward(m.scaler(obs[seg]))
+        seg_probs = m.to_regime_probs(m.forward(m.scaler(obs[seg])))
+        # the dwell runs over the burn-in too, so a segment's first labels have the same past in any frame
+        seg_codes = dwell_filter(np.argmax(seg_probs, axis=1), p.min_dwell)
         keep = seg >= b
-        probs[seg[keep]] = m.to_regime_probs(state_probs[keep])
+        probs[seg[keep]] = seg_probs[keep]
+        codes[seg[keep]] = seg_codes[keep]
     rep.fallbacks = fallbacks
-    return regime_frame(probs, df.index)
+    out = regime_frame(probs, df.index)
+    known = codes >= 0
+    labels = np.full(len(df), None, dtype=object)
+    labels[known] = np.array(REGIMES, dtype=object)[codes[known]]
+    out["regime"] = labels
+    return out

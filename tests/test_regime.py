@@ -12,7 +12,7 @@ import pytest
 
 from regime import PROB_COLUMNS, REGIMES, RegimeDetector, RegimeFitError, name_states
 from regime.evaluate import main as evaluate_main
-from regime.walkforward import FitCache, WalkForwardParams, WalkForwardReport, causal_regimes
+from regime.walkforward import FitCache, WalkForwardParams, WalkForwardReport, causal_regimes, dwell_filter
 from simulation.synthetic import SyntheticConfig, generate
 
 N = 100_000
@@ -51,7 +51,22 @@ def test_walk_forward_is_causal_and_independent_of_the_start(btc):
     both = later_start[cols].notna().all(axis=1)
     assert both.sum() > 5_000
     np.testing.assert_allclose(later_start.loc[both, cols], full.loc[later_start.index[both], cols], atol=1e-12)
+    # the dwell-filtered label too: its memory is the segment's burn-in, present in both frames
+    assert later_start.loc[both, "regime"].equals(full.loc[later_start.index[both], "regime"])
+    assert full["regime"].equals(longer["regime"])
     assert full[cols].iloc[:8640].isna().all().all(), "nothing before a complete training window"
+
+
+def test_dwell_filter_holds_a_label_until_the_new_one_leads_long_enough():
+    raw = np.array([-1, 0, 0, 1, 0, 0, 2, 2, 2, 1, 2, 2])
+    assert dwell_filter(raw, 1).tolist() == raw.tolist()
+    # the first run of >= 2 confirms 0; the lone 1 is ignored; 2 takes over once it led 2 candles
+    assert dwell_filter(raw, 2).tolist() == [-1, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2]
+    # nothing confirmed yet: raw labels stand
+    assert dwell_filter(np.array([0, 1, 0, 1]), 3).tolist() == [0, 1, 0, 1]
+    flips = lambda x: int((x[1:] != x[:-1]).sum())
+    noisy = np.random.default_rng(0).integers(0, 4, 500)
+    assert flips(dwell_filter(noisy, 3)) < flips(noisy)
 
 
 def test_fit_cache_reuses_fits_of_a_sliding_window_and_changes_no_value(btc):
@@ -180,3 +195,54 @@ def test_bad_input_gives_clear_errors(btc):
         det.fit(btc[["date", "open"]])
     with pytest.raises(ValueError, match="bad candle"):
         RegimeDetector().fit(btc.iloc[:TRAIN]).step(float("nan"), 1.0)
+
+
+def test_independent_market_family_has_its_own_spells_and_labels_at_the_close(tmp_path):
+    from simulation.synthetic.independent import generate_independent, resample, write
+
+    df, labels = generate_independent(seed=3, days=400)
+    assert df.equals(generate_independent(seed=3, days=400)[0]), "seeded"
+    assert set(labels) == set(REGIMES)
+    assert (df["high"] >= df[["open", "close"]].max(axis=1)).all() and (df["low"] <= df[["open", "close"]].min(axis=1)).all()
+    runs = np.diff(np.flatnonzero(np.r_[True, labels.to_numpy()[1:] != labels.to_numpy()[:-1], True]))
+    assert runs.min() >= 12 and np.median(runs) > 288, "spells of days, not candles"
+    hourly, hourly_labels = resample(df, labels, "1h")
+    assert hourly_labels.iloc[5] == labels.iloc[5 * 12 + 11], "an hour is labelled with the regime at its close"
+    assert hourly["close"].iloc[5] == df["close"].iloc[5 * 12 + 11]
+    names = {p.name for p in write(3, 100, tmp_path)}
+    assert names == {"BTC_USDT-5m.feather", "BTC_USDT-1h.feather", "labels-5m.feather", "labels-1h.feather"}
+
+
+def test_external_labels_score_what_strategies_receive(tmp_path, capsys):
+    """`--labels`: the walk-forward labels on the file's timeframe, scored against someone else's truth,
+    with intervals; the accuracy equals a direct recomputation; bad input is a clear error."""
+    from simulation.synthetic.independent import write
+
+    write(5, 150, tmp_path)
+    out = tmp_path / "ev.json"
+    args = ["--datadir", str(tmp_path), "--pair", "BTC/USDT", "--timeframe", "1h", "--labels",
+            str(tmp_path / "labels-1h.feather"), "--out", str(out)]
+    assert evaluate_main(args) == 0
+    r = json.loads(out.read_text())
+    assert {"accuracy", "baseline_accuracy", "per_regime", "confusion_matrix", "detection_delay", "flips_per_1000",
+            "true_flips_per_1000", "baseline_flips_per_1000", "flip_ratio", "ci95", "walk_forward", "test_candles"} <= set(r)
+    assert r["walk_forward"]["min_dwell"] == 4
+    for key in ("accuracy", "baseline_accuracy", "flips_per_1000"):
+        lo, hi = r["ci95"][key]
+        assert lo <= r[key] <= hi and lo < hi, key
+    # recompute: the labels strategies get, on the candles that were scored
+    df = pd.read_feather(tmp_path / "BTC_USDT-1h.feather")
+    truth = pd.read_feather(tmp_path / "labels-1h.feather")["regime"].to_numpy()
+    pred = causal_regimes(df, "1h")["regime"].to_numpy()
+    scored = pd.to_datetime(df["date"], utc=True) >= pd.Timestamp(r["scored_from"])
+    assert scored.sum() == r["test_candles"]
+    assert r["accuracy"] == pytest.approx(float((pred[scored] == truth[scored]).mean()))
+    assert sum(map(sum, r["confusion_matrix"]["rows_true_cols_pred"])) == r["test_candles"]
+    # the raw argmax flips at least as often as the dwell-filtered label
+    assert evaluate_main([*args[:-1], str(tmp_path / "raw.json"), "--min-dwell", "1"]) == 0
+    assert json.loads((tmp_path / "raw.json").read_text())["flips_per_1000"] >= r["flips_per_1000"]
+
+    bad = tmp_path / "bad.feather"
+    pd.DataFrame({"date": df["date"], "regime": "bullish"}).to_feather(bad)
+    assert evaluate_main([*args[:6], "--labels", str(bad), "--out", str(out)]) == 2
+    assert "use ['trending_bull'" in capsys.readouterr().err
