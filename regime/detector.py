@@ -86,6 +86,34 @@ def name_states(means: np.ndarray) -> np.ndarray:
     return mapping
 
 
+# `name_states_relative`: a state is high-volatility when its volatility is 1.5x the training window's
+# median or more; otherwise a trend when its mean momentum t-stat is at least half its no-drift noise
+# (|t| >= 0.5), by sign; otherwise sideways. Set once from these definitions, not fitted to any market.
+HIGH_VOL_RATIO = 1.5
+TREND_T = 0.5
+NAMINGS = ("rank", "relative")
+
+
+def name_states_relative(means: np.ndarray, scaler: Standardizer, train_obs: np.ndarray) -> np.ndarray:
+    """Map HMM state index -> regime index from what a state means in any market: its volatility
+    relative to the training window's median and its momentum t-stat (already in units of the long-run
+    noise). Several states may share a name and a name may go unused: a calm month has no
+    high-volatility state, where `name_states` would still call its busiest state that."""
+    vol, mom = FEATURES.index("volatility"), FEATURES.index("momentum")
+    raw = means * scaler.std + scaler.mean
+    ref = float(np.median(train_obs[:, vol]))
+    mapping = np.empty(means.shape[0], dtype=int)
+    for s in range(means.shape[0]):
+        if raw[s, vol] - ref >= np.log(HIGH_VOL_RATIO):
+            name = "high_volatility"
+        elif abs(raw[s, mom]) >= TREND_T:
+            name = "trending_bull" if raw[s, mom] > 0 else "trending_bear"
+        else:
+            name = "sideways"
+        mapping[s] = REGIMES.index(name)
+    return mapping
+
+
 def regime_frame(probs: np.ndarray, index: pd.Index) -> pd.DataFrame:
     """p_* columns plus the argmax label (None where the probabilities are NaN)."""
     out = pd.DataFrame(probs, columns=list(PROB_COLUMNS), index=index)
@@ -174,11 +202,15 @@ class RegimeDetector:
         min_state_share: float = 0.01,
         sticky_spell: float = 300.0,
         sticky_weight: float = 0.0,
+        naming: str = "rank",
     ) -> None:
         if n_states != len(REGIMES):
             raise ValueError(f"the detector names exactly {len(REGIMES)} states")
         if covariance_type not in ("full", "diag"):
             raise ValueError("covariance_type must be 'full' or 'diag'")
+        if naming not in NAMINGS:
+            raise ValueError(f"naming must be one of {list(NAMINGS)}, got {naming!r}")
+        self.naming = naming
         self.n_states = n_states
         self.n_restarts = n_restarts
         self.n_iter = n_iter
@@ -198,7 +230,7 @@ class RegimeDetector:
         """Everything a fresh fit depends on besides the data (a cache key)."""
         return (
             self.n_states, self.n_restarts, self.n_iter, self.tol, self.covariance_type, self.windows,
-            self.random_state, self.min_state_share, self.sticky_spell, self.sticky_weight,
+            self.random_state, self.min_state_share, self.sticky_spell, self.sticky_weight, self.naming,
         )
 
     # -- fitting -----------------------------------------------------------------------------
@@ -246,7 +278,8 @@ class RegimeDetector:
             logger.warning("regime refit failed (all restarts degenerate); keeping the last good model")
             return self.model
         score, hmm = best
-        fitted = FittedModel(hmm, scaler, name_states(hmm.means_), float(score), time.perf_counter() - t0)
+        names = name_states(hmm.means_) if self.naming == "rank" else name_states_relative(hmm.means_, scaler, obs)
+        fitted = FittedModel(hmm, scaler, names, float(score), time.perf_counter() - t0)
         self.model = fitted
         return fitted
 

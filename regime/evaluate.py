@@ -30,7 +30,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import track
 
-from regime.detector import REGIMES, RegimeDetector
+from regime.detector import NAMINGS, REGIMES, RegimeDetector
 from regime.features import FEATURES, FeatureWindows, observations
 from regime.walkforward import WalkForwardParams, causal_regimes, segments
 
@@ -268,7 +268,8 @@ def load_labels(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"date": pd.to_datetime(labels["date"], utc=True), "truth": labels["regime"]})
 
 
-def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path, params: WalkForwardParams | None = None) -> dict:
+def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path, params: WalkForwardParams | None = None,
+                    naming: str = "rank") -> dict:
     """Score the labels strategies get (walk-forward, the detector's names) against someone else's."""
     path = datadir / f"{pair.replace('/', '_')}-{timeframe}.feather"
     if not path.exists():
@@ -279,7 +280,8 @@ def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path,
     console.print(f"{pair} {timeframe}: {len(df)} candles, walk-forward refits every {p.refit_every} candles on "
                   f"{p.train_candles}, min dwell {p.min_dwell}...")
     t0 = time.perf_counter()
-    pred = causal_regimes(df, timeframe, p)["regime"].to_numpy()
+    detector = RegimeDetector(windows=FeatureWindows.for_timeframe(timeframe), naming=naming)
+    pred = causal_regimes(df, timeframe, p, detector=detector)["regime"].to_numpy()
     seconds = time.perf_counter() - t0
     base = walkforward_rule_baseline(df, timeframe, p)
     merged = df[["date"]].assign(pred=pred, base=base).merge(load_labels(labels_path), on="date", how="inner")
@@ -301,6 +303,7 @@ def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path,
         "scored_from": str(scored["date"].iloc[0]), "scored_to": str(scored["date"].iloc[-1]),
         "walk_forward": {"train_candles": p.train_candles, "refit_every": p.refit_every, "burn_in": p.burn_in,
                          "min_dwell": p.min_dwell},
+        "naming": naming,
         **result,
         "baseline_flips_per_1000": flips_per_1000(b),
         "flip_ratio": result["flips_per_1000"] / result["true_flips_per_1000"] if result["true_flips_per_1000"] else None,
@@ -318,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeframe", default="1h")
     p.add_argument("--plot", type=Path, help="real data: PNG path (default: next to --out)")
     p.add_argument("--labels", type=Path, help="with --datadir: a feather/CSV of date, regime to score against")
+    p.add_argument("--naming", choices=NAMINGS, default="rank", help="how states get names (docs/regime.md)")
     p.add_argument("--min-dwell", type=int, help="candles a new regime must lead before the label switches "
                    "(default: 4 hours of the timeframe; 1 = raw most-probable state)")
     p.add_argument("--out", type=Path, required=True)
@@ -334,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             params = WalkForwardParams.for_timeframe(args.timeframe)
             if args.min_dwell is not None:
                 params = replace(params, min_dwell=args.min_dwell)
-            result = evaluate_labels(args.datadir, args.pair, args.timeframe, args.labels, params)
+            result = evaluate_labels(args.datadir, args.pair, args.timeframe, args.labels, params, args.naming)
             ci = result["ci95"]
             summary = (f"accuracy {result['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], rule baseline "
                        f"{result['baseline_accuracy']:.3f} [{ci['baseline_accuracy'][0]:.3f}, {ci['baseline_accuracy'][1]:.3f}]; "

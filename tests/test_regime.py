@@ -165,6 +165,28 @@ def test_name_states_is_a_deterministic_function_of_the_means():
         assert names == [expected[i] for i in perm]
 
 
+def test_relative_names_mean_the_same_in_every_window():
+    """`naming="relative"`: names from volatility relative to the window's median and the momentum
+    t-stat, so a calm window names no state high-volatility and two states may share a name."""
+    from regime.detector import Standardizer, name_states_relative
+
+    rng = np.random.default_rng(0)
+    # raw observations: log-vol around -5 (typical), volume ratio, efficiency, momentum t-stat
+    train = np.column_stack([rng.normal(-5.0, 0.1, 1000), rng.normal(0, 0.3, 1000), rng.uniform(0, 1, 1000),
+                             rng.normal(0, 1, 1000)])
+    scaler = Standardizer.fit(train)
+    raw_means = np.array([[-5.0, 0, 0.3, 0.1],    # typical volatility, no drift  -> sideways
+                          [-4.9, 0, 0.3, 0.2],    # 10% above the median           -> sideways too
+                          [-5.0, 0, 0.6, 1.2],    # drifting up                    -> bull
+                          [-4.5, 0, 0.4, -2.0]])  # 1.65x the median volatility    -> high volatility
+    names = [REGIMES[i] for i in name_states_relative(scaler(raw_means), scaler, train)]
+    assert names == ["sideways", "sideways", "trending_bull", "high_volatility"]
+    # the rank rule must use all four names: it calls the second calm state a trend
+    assert sorted(REGIMES[i] for i in name_states(scaler(raw_means))) == sorted(REGIMES)
+    with pytest.raises(ValueError, match="naming must be one of"):
+        RegimeDetector(naming="by_hand")
+
+
 def test_warm_refit_and_fallback_to_the_last_good_model(fitted, btc, caplog):
     det = RegimeDetector()
     det.fit(btc.iloc[:TRAIN])

@@ -215,7 +215,7 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
         "gap": gap,
     }
     result["predictions"] = predictions_in_window(spec)
-    result["indicators"] = indicators_at_signals(spec)
+    result["indicators"] = indicators_at_signals(spec, frames)
     curves = {"time_ms": grid.tolist(), "backtest": eq_bt.tolist(), "sim": eq_sim.tolist()}
     return result, table, curves
 
@@ -228,19 +228,17 @@ def load_bot_frames(spec: RunSpec) -> dict[str, pd.DataFrame]:
     return {pair: bot_frame(payload) for pair, payload in json.loads(path.read_text()).items() if payload}
 
 
-def indicators_at_signals(spec: RunSpec) -> dict:
-    """The backtest's entry-signal candles against the bot's analyzed frame (`bot_candles.json`, saved by
-    the session before the bot stopped)."""
+def indicators_at_signals(spec: RunSpec, bot: dict[str, pd.DataFrame]) -> dict:
+    """The backtest's entry-signal candles against the bot's analyzed frames (`load_bot_frames`)."""
     from freqtrade.data.btanalysis import load_backtest_analysis_data
 
-    bot = load_bot_frames(spec)
     if not bot:
         return {"skipped": "the session saved no analyzed candles"}
     try:
         signals = (load_backtest_analysis_data(spec.out_dir / "backtest", "signals") or {}).get(spec.strategy, {})
     except (OSError, ValueError) as exc:
         return {"skipped": f"no backtest signal export: {exc}"}
-    lo, hi = pd.Timestamp(spec.start_ms, unit="ms", tz="UTC"), pd.Timestamp(spec.end_ms, unit="ms", tz="UTC")
+    lo, hi = spec.window
     inside = {p: df[(pd.to_datetime(df["date"], utc=True) >= lo) & (pd.to_datetime(df["date"], utc=True) < hi)]
               for p, df in signals.items() if df is not None and len(df)}
     return indicator_diff(inside, bot)
@@ -255,7 +253,7 @@ def predictions_in_window(spec: RunSpec) -> dict:
     models = spec.userdir / "models" / fa["identifier"]
     bt = backtest_predictions(models, spec.pairs)
     live = live_predictions(models, set((bt["trained_ms"] // 1000).astype(int)) if len(bt) else set())
-    lo, hi = pd.Timestamp(spec.start_ms, unit="ms", tz="UTC"), pd.Timestamp(spec.end_ms, unit="ms", tz="UTC")
+    lo, hi = spec.window
     return prediction_diff(bt[(bt["date"] >= lo) & (bt["date"] < hi)], live[(live["date"] >= lo) & (live["date"] < hi)])
 
 

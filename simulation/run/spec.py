@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 MODES = ("dry-run", "paper")
 
 
@@ -77,6 +79,11 @@ class RunSpec:
     def userdir(self) -> Path:
         """The run's own freqtrade user dir: FreqAI models of one run never leak into another."""
         return (Path(self.out) / "user_data").resolve()
+
+    @property
+    def window(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The compared window [start, end) as UTC timestamps."""
+        return pd.Timestamp(self.start_ms, unit="ms", tz="UTC"), pd.Timestamp(self.end_ms, unit="ms", tz="UTC")
 
     @property
     def fake_start_ms(self) -> int:
