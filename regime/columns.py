@@ -7,10 +7,15 @@ with freqtrade's `merge_informative_pair`, which shifts them so only closed 1h c
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from regime.detector import PROB_COLUMNS, REGIMES
+from regime.intrahour import intrahour_regimes
 from regime.walkforward import WalkForwardParams, causal_regimes
+
+logger = logging.getLogger(__name__)
 
 REGIME_IDS = {name: i for i, name in enumerate(REGIMES)}
 
@@ -24,6 +29,23 @@ def add_regime_columns(
     """Adds `{prefix}` (label or None), `{prefix}_id` (0..3, NaN before the first fit) and
     `{prefix}_p_<regime>` probabilities. Causal: values at a candle use candles up to it only."""
     reg = causal_regimes(dataframe, timeframe, params)
+    for col in PROB_COLUMNS:
+        dataframe[f"{prefix}_{col}"] = reg[col].to_numpy()
+    dataframe[prefix] = reg["regime"].to_numpy()
+    dataframe[f"{prefix}_id"] = reg["regime"].map(REGIME_IDS).astype(float).to_numpy()
+    return dataframe
+
+
+def add_intrahour_regime_columns(dataframe: pd.DataFrame, timeframe: str, hourly: pd.DataFrame,
+                                 prefix: str = "regime_now") -> pd.DataFrame:
+    """`{prefix}` and `{prefix}_p_<regime>` updated every candle of `timeframe` between 1h closes
+    (`regime.intrahour`); `hourly` is the pair's 1h history (later hours are ignored, so backtesting's
+    full-range data provider is safe). Unusable input leaves the columns unknown, with a warning."""
+    try:
+        reg = intrahour_regimes(dataframe, timeframe, hourly, "1h")
+    except (ValueError, KeyError) as exc:
+        logger.warning("intrahour regime unavailable (%s): columns left unknown", exc)
+        return unknown_regime_columns(dataframe, prefix)
     for col in PROB_COLUMNS:
         dataframe[f"{prefix}_{col}"] = reg[col].to_numpy()
     dataframe[prefix] = reg["regime"].to_numpy()
@@ -61,4 +83,4 @@ def regime_allows(label: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
     return label.isin(allowed) & label.notna()
 
 
-__all__ = ["REGIME_IDS", "add_regime_columns", "freqai_regime_features", "regime_allows", "regime_plot", "unknown_regime_columns"]
+__all__ = ["REGIME_IDS", "add_intrahour_regime_columns", "add_regime_columns", "freqai_regime_features", "regime_allows", "regime_plot", "unknown_regime_columns"]

@@ -32,6 +32,7 @@ from rich.progress import track
 
 from regime.detector import NAMINGS, REGIMES, RegimeDetector
 from regime.features import FEATURES, FeatureWindows, observations
+from regime.intrahour import intrahour_regimes
 from regime.walkforward import WalkForwardParams, causal_regimes, segments
 
 console = Console(stderr=True)
@@ -268,22 +269,44 @@ def load_labels(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"date": pd.to_datetime(labels["date"], utc=True), "truth": labels["regime"]})
 
 
-def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path, params: WalkForwardParams | None = None,
-                    naming: str = "rank") -> dict:
-    """Score the labels strategies get (walk-forward, the detector's names) against someone else's."""
+def _read_candles(datadir: Path, pair: str, timeframe: str) -> pd.DataFrame:
     path = datadir / f"{pair.replace('/', '_')}-{timeframe}.feather"
     if not path.exists():
         raise FileNotFoundError(f"no data file {path}")
     df = pd.read_feather(path)
     df["date"] = pd.to_datetime(df["date"], utc=True)
+    return df
+
+
+def _as_of_closed(dates: pd.Series, timeframe: str, coarse_dates: pd.Series, coarse_tf: str, values: np.ndarray) -> np.ndarray:
+    """Per candle, the coarse value of the last coarse candle closed by the candle's close."""
+    from freqtrade.exchange import timeframe_to_msecs as interval_ms
+
+    left = pd.DataFrame({"t": dates + pd.Timedelta(milliseconds=interval_ms(timeframe))})
+    right = pd.DataFrame({"t": coarse_dates + pd.Timedelta(milliseconds=interval_ms(coarse_tf)), "v": values})
+    return pd.merge_asof(left, right, on="t", direction="backward")["v"].to_numpy()
+
+
+def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path, params: WalkForwardParams | None = None,
+                    naming: str = "rank", cadence: str | None = None) -> dict:
+    """Score the labels strategies get (walk-forward, the detector's names) against someone else's.
+    With `cadence` (e.g. "5m"): the labels updated every such candle (`regime.intrahour`), scored
+    against labels at that cadence; the baseline is the hourly rule as of the last closed hour."""
+    df = _read_candles(datadir, pair, timeframe)
     p = params or WalkForwardParams.for_timeframe(timeframe)
     console.print(f"{pair} {timeframe}: {len(df)} candles, walk-forward refits every {p.refit_every} candles on "
-                  f"{p.train_candles}, min dwell {p.min_dwell}...")
+                  f"{p.train_candles}, min dwell {p.min_dwell}{f', updated every {cadence}' if cadence else ''}...")
     t0 = time.perf_counter()
     detector = RegimeDetector(windows=FeatureWindows.for_timeframe(timeframe), naming=naming)
-    pred = causal_regimes(df, timeframe, p, detector=detector)["regime"].to_numpy()
-    seconds = time.perf_counter() - t0
     base = walkforward_rule_baseline(df, timeframe, p)
+    if cadence:
+        fine = _read_candles(datadir, pair, cadence)
+        pred = intrahour_regimes(fine, cadence, df, timeframe, p, detector)["regime"].to_numpy()
+        base = _as_of_closed(fine["date"], cadence, df["date"], timeframe, base)
+        df = fine
+    else:
+        pred = causal_regimes(df, timeframe, p, detector=detector)["regime"].to_numpy()
+    seconds = time.perf_counter() - t0
     merged = df[["date"]].assign(pred=pred, base=base).merge(load_labels(labels_path), on="date", how="inner")
     scored = merged[merged["pred"].notna() & merged["base"].notna() & merged["truth"].notna()].reset_index(drop=True)
     if len(scored) < 100:
@@ -299,7 +322,7 @@ def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path,
                                  "accuracy_minus_baseline": correct - base_correct,
                                  "flips_per_1000": flip(y), "true_flips_per_1000": flip(truth)}, block)
     return {
-        "pair": pair, "timeframe": timeframe, "labels": str(labels_path),
+        "pair": pair, "timeframe": timeframe, "cadence": cadence or timeframe, "labels": str(labels_path),
         "scored_from": str(scored["date"].iloc[0]), "scored_to": str(scored["date"].iloc[-1]),
         "walk_forward": {"train_candles": p.train_candles, "refit_every": p.refit_every, "burn_in": p.burn_in,
                          "min_dwell": p.min_dwell},
@@ -321,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeframe", default="1h")
     p.add_argument("--plot", type=Path, help="real data: PNG path (default: next to --out)")
     p.add_argument("--labels", type=Path, help="with --datadir: a feather/CSV of date, regime to score against")
+    p.add_argument("--cadence", help="with --labels: score the labels updated every candle of this timeframe "
+                   "(e.g. 5m; its candle file and a labels file at that cadence), as strategies' regime_now")
     p.add_argument("--naming", choices=NAMINGS, default="rank", help="how states get names (docs/regime.md)")
     p.add_argument("--min-dwell", type=int, help="candles a new regime must lead before the label switches "
                    "(default: 4 hours of the timeframe; 1 = raw most-probable state)")
@@ -338,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             params = WalkForwardParams.for_timeframe(args.timeframe)
             if args.min_dwell is not None:
                 params = replace(params, min_dwell=args.min_dwell)
-            result = evaluate_labels(args.datadir, args.pair, args.timeframe, args.labels, params, args.naming)
+            result = evaluate_labels(args.datadir, args.pair, args.timeframe, args.labels, params, args.naming, args.cadence)
             ci = result["ci95"]
             summary = (f"accuracy {result['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], rule baseline "
                        f"{result['baseline_accuracy']:.3f} [{ci['baseline_accuracy'][0]:.3f}, {ci['baseline_accuracy'][1]:.3f}]; "

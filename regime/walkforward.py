@@ -147,18 +147,27 @@ def dwell_filter(codes: np.ndarray, min_dwell: int) -> np.ndarray:
     return out
 
 
-def causal_regimes(
+@dataclass
+class WalkForwardState:
+    """Per candle: regime probabilities, dwell-filtered label codes (-1 unknown), the filter's state
+    probabilities and the index into `models` of the model that produced them (-1 none)."""
+
+    probs: np.ndarray
+    codes: np.ndarray
+    alpha: np.ndarray
+    model_idx: np.ndarray
+    models: list[FittedModel]
+
+
+def walk_forward(
     df: pd.DataFrame,
     timeframe: str,
     params: WalkForwardParams | None = None,
     detector: RegimeDetector | None = None,
     report: WalkForwardReport | None = None,
     cache: FitCache | None = FIT_CACHE,
-) -> pd.DataFrame:
-    """Per-candle regime probabilities (p_* columns) and label; NaN / None before the first fit.
-    The label is the most probable regime, held for `min_dwell` candles before a switch counts.
-
-    `cache=None` refits every window (the result is the same; only the time differs)."""
+) -> WalkForwardState:
+    """The walk-forward behind `causal_regimes`, keeping the filter state for intrahour updates."""
     p = params or WalkForwardParams.for_timeframe(timeframe)
     det = detector or RegimeDetector(windows=FeatureWindows.for_timeframe(timeframe))
     rep = report if report is not None else WalkForwardReport()
@@ -166,8 +175,8 @@ def causal_regimes(
     dates = pd.to_datetime(df["date"], utc=True)
     obs = det.observations(df).to_numpy()
     valid = ~np.isnan(obs).any(axis=1)
-    probs = np.full((len(df), len(REGIMES)), np.nan)
-    codes = np.full(len(df), -1)
+    st = WalkForwardState(np.full((len(df), len(REGIMES)), np.nan), np.full(len(df), -1),
+                          np.full((len(df), det.n_states), np.nan), np.full(len(df), -1), [])
     for lo, s, b, e in segments(df, timeframe, p):
         if not valid[min(lo, s) : b].all():
             continue  # incomplete history: leave NaN rather than fit on a shorter window
@@ -186,16 +195,36 @@ def causal_regimes(
         rep.fit_seconds += time.perf_counter() - t0
         m = det.model
         seg = np.flatnonzero(valid[s:e]) + s
-        seg_probs = m.to_regime_probs(m.forward(m.scaler(obs[seg])))
+        alpha = m.forward(m.scaler(obs[seg]))
+        seg_probs = m.to_regime_probs(alpha)
         # the dwell runs over the burn-in too, so a segment's first labels have the same past in any frame
         seg_codes = dwell_filter(np.argmax(seg_probs, axis=1), p.min_dwell)
         keep = seg >= b
-        probs[seg[keep]] = seg_probs[keep]
-        codes[seg[keep]] = seg_codes[keep]
+        st.models.append(m)
+        st.probs[seg[keep]] = seg_probs[keep]
+        st.codes[seg[keep]] = seg_codes[keep]
+        st.alpha[seg[keep]] = alpha[keep]
+        st.model_idx[seg[keep]] = len(st.models) - 1
     rep.fallbacks = fallbacks
-    out = regime_frame(probs, df.index)
-    known = codes >= 0
+    return st
+
+
+def causal_regimes(
+    df: pd.DataFrame,
+    timeframe: str,
+    params: WalkForwardParams | None = None,
+    detector: RegimeDetector | None = None,
+    report: WalkForwardReport | None = None,
+    cache: FitCache | None = FIT_CACHE,
+) -> pd.DataFrame:
+    """Per-candle regime probabilities (p_* columns) and label; NaN / None before the first fit.
+    The label is the most probable regime, held for `min_dwell` candles before a switch counts.
+
+    `cache=None` refits every window (the result is the same; only the time differs)."""
+    st = walk_forward(df, timeframe, params, detector, report, cache)
+    out = regime_frame(st.probs, df.index)
+    known = st.codes >= 0
     labels = np.full(len(df), None, dtype=object)
-    labels[known] = np.array(REGIMES, dtype=object)[codes[known]]
+    labels[known] = np.array(REGIMES, dtype=object)[st.codes[known]]
     out["regime"] = labels
     return out

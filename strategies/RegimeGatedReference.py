@@ -2,7 +2,9 @@
 
 The regime comes from the 1h informative timeframe (live bots cannot hold the 5m history the
 detector's 30-day windows need) and is merged so that only closed 1h candles are used. Entries are
-taken only in `trending_bull` / `sideways`, with a regime-specific RSI threshold.
+taken only in `trending_bull` / `sideways`, with a regime-specific RSI threshold. The gate uses the
+hourly label (held for its minimum dwell); `regime_now*` columns carry the same detector updated every
+candle (`regime.intrahour`) for display and for strategies that want the faster, noisier signal.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from freqtrade.strategy import informative
 from pandas import DataFrame
 from ReferenceStrategy import ReferenceStrategy
 
-from regime.columns import add_regime_columns, regime_allows, regime_plot, unknown_regime_columns
+from regime.columns import (
+    add_intrahour_regime_columns,
+    add_regime_columns,
+    regime_allows,
+    regime_plot,
+    unknown_regime_columns,
+)
 
 
 class RegimeGatedReference(ReferenceStrategy):
@@ -34,6 +42,13 @@ class RegimeGatedReference(ReferenceStrategy):
         if getattr(self, "emergency_active", False):  # RiskControlled subclasses: exit first, analyse later
             return unknown_regime_columns(dataframe)
         return add_regime_columns(dataframe, "1h")
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe = super().populate_indicators(dataframe, metadata)
+        if getattr(self, "emergency_active", False) or self.dp is None:
+            return unknown_regime_columns(dataframe, "regime_now")
+        hourly = self.dp.get_pair_dataframe(metadata["pair"], "1h")
+        return add_intrahour_regime_columns(dataframe, self.timeframe, hourly)
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         regime = dataframe["regime_1h"]

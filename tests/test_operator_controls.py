@@ -241,6 +241,8 @@ def test_companion_bot_commands_against_a_real_bot(replay):
         regime, risk, models = (m["text"] for m in request.sent)
         assert "BTC/USDT:" in regime and "ETH/USDT:" in regime and "trending_bull" in regime, regime
         assert re.search(r"BTC/USDT: (trending_bull|trending_bear|sideways|high_volatility) \(", regime), regime
+        # the same detector updated every 5m candle (regime.intrahour), beside the hourly label
+        assert re.search(r"; now (trending_bull|trending_bear|sideways|high_volatility) \(\d+%, updated every candle\)", regime), regime
         assert "drawdown" in risk and "portfolio heat" in risk and "emergency stop: off" in risk, risk
         assert "no FreqAI model" in models
         asyncio.run(run(["/emergency"], 777))

@@ -264,7 +264,57 @@ def test_external_labels_score_what_strategies_receive(tmp_path, capsys):
     assert evaluate_main([*args[:-1], str(tmp_path / "raw.json"), "--min-dwell", "1"]) == 0
     assert json.loads((tmp_path / "raw.json").read_text())["flips_per_1000"] >= r["flips_per_1000"]
 
+    # every 5 minutes (strategies' regime_now): 12 scored candles per hourly one, the baseline as of the last hour
+    assert evaluate_main([*args[:6], "--labels", str(tmp_path / "labels-5m.feather"), "--cadence", "5m",
+                          "--out", str(tmp_path / "5m.json")]) == 0
+    fine = json.loads((tmp_path / "5m.json").read_text())
+    assert fine["cadence"] == "5m" and abs(fine["test_candles"] - 12 * r["test_candles"]) <= 12
+    assert 0 <= fine["accuracy"] <= 1 and fine["ci95"]["accuracy"][0] <= fine["accuracy"] <= fine["ci95"]["accuracy"][1]
+
     bad = tmp_path / "bad.feather"
     pd.DataFrame({"date": df["date"], "regime": "bullish"}).to_feather(bad)
     assert evaluate_main([*args[:6], "--labels", str(bad), "--out", str(out)]) == 2
     assert "use ['trending_bull'" in capsys.readouterr().err
+
+
+def _hourly(df5: pd.DataFrame) -> pd.DataFrame:
+    h = df5.set_index("date").resample("1h", label="left", closed="left").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    return h.dropna().reset_index()
+
+
+def test_intrahour_regime_updates_every_base_candle_causally():
+    """The regime at 5m cadence: equal to the hourly walk-forward at every hour's close, updated in
+    between, and computable from what was known at each candle's close (truncated frames, and a 1h
+    frame that runs into the future as backtesting's data provider hands it)."""
+    from regime.intrahour import intrahour_regimes
+
+    df5 = generate(SyntheticConfig(seed=3, days=80)).candles["BTC/USDT"]
+    h1 = _hourly(df5)
+    cols = list(PROB_COLUMNS)
+    out = intrahour_regimes(df5, "5m", h1)
+    hourly = causal_regimes(h1, "1h")
+    closes = pd.to_datetime(df5["date"], utc=True) + pd.Timedelta(minutes=5)
+    at_close = (closes.dt.minute == 0).to_numpy()
+    known = out[cols].notna().all(axis=1).to_numpy()
+    assert known.sum() > 2000
+    idx = np.flatnonzero(known & at_close)
+    hour_of = pd.to_datetime(df5["date"], utc=True).iloc[idx].dt.floor("1h")
+    ref = hourly.set_index(pd.to_datetime(h1["date"], utc=True))[cols].loc[hour_of].to_numpy()
+    np.testing.assert_allclose(out[cols].to_numpy()[idx], ref, atol=1e-12)
+    # within the hour the probabilities move: not a copy of the last hour
+    within = np.flatnonzero(known & ~at_close)
+    prev = out[cols].where(pd.Series(at_close, index=out.index), axis=0).ffill().to_numpy()[within]  # last hour's close
+    assert (np.abs(out[cols].to_numpy()[within] - prev).max(axis=1) > 1e-6).mean() > 0.5
+    assert np.allclose(out[cols].to_numpy()[known].sum(axis=1), 1.0)
+    # causal: cut the 5m frame at a mid-hour candle and the 1h frame at the hours closed by then
+    for cut in (int(np.flatnonzero(known)[500]) + 7, len(df5) - 40):
+        end = closes.iloc[cut - 1]
+        short5 = df5.iloc[:cut]
+        short1 = h1[pd.to_datetime(h1["date"], utc=True) + pd.Timedelta(hours=1) <= end]
+        a = intrahour_regimes(short5, "5m", short1)[cols].to_numpy()[-30:]
+        b = intrahour_regimes(short5, "5m", h1)[cols].to_numpy()[-30:]  # future hours present: unused
+        np.testing.assert_allclose(a, out[cols].to_numpy()[cut - 30 : cut], atol=1e-12)
+        np.testing.assert_allclose(b, a, atol=1e-12)
+    with pytest.raises(ValueError, match="gaps"):
+        intrahour_regimes(df5.drop(index=100), "5m", h1)

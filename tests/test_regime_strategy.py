@@ -41,6 +41,8 @@ def test_backtest_enters_only_in_allowed_regimes(setup):
         seen |= set(df["regime_1h"])
         probs = df[[c for c in df.columns if c.startswith("regime_p_")]].sum(axis=1)
         assert ((probs - 1).abs() < 1e-9).all(), pair
+        now = df[[f"regime_now_p_{r}" for r in ("trending_bull", "trending_bear", "sideways", "high_volatility")]]
+        assert ((now.sum(axis=1) - 1).abs() < 1e-9).all() and df["regime_now"].notna().all(), pair  # every 5m candle
     assert seen and seen <= {"trending_bull", "sideways"}, seen
 
 

@@ -41,7 +41,11 @@ class Companion:
                 continue
             row = dict(zip(cols, rows[-1], strict=False))
             probs = ", ".join(f"{r} {row.get(f'regime_p_{r}_1h') or 0:.0%}" for r in REGIMES)
-            lines.append(f"{pair}: {row['regime_1h']} ({probs})")
+            line = f"{pair}: {row['regime_1h']} ({probs})"
+            now = row.get("regime_now")
+            if now:  # strategies with the every-candle update (regime.intrahour)
+                line += f"; now {now} ({row.get(f'regime_now_p_{now}') or 0:.0%}, updated every candle)"
+            lines.append(line)
         return "Regime (1h, causal filter)\n" + "\n".join(lines or ["no pairs"])
 
     def risk_text(self) -> str:
