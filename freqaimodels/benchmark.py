@@ -31,6 +31,7 @@ from scipy.stats import spearmanr
 
 from freqaimodels import features
 from freqaimodels.estimators import StackedEnsemble
+from freqaimodels.estimators.combiners import rolling_hit_rate_weights
 from freqaimodels.estimators.lstm import KerasLSTMEstimator
 from freqaimodels.estimators.stacking import BASE_MODELS
 
@@ -121,6 +122,20 @@ def _metrics(pred: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
+def _hit_rate_combined(ens: StackedEnsemble, y_tr: np.ndarray, gap_preds: np.ndarray, y_gap: np.ndarray,
+                       base_test: np.ndarray, y_te: np.ndarray, label_period: int, window: int) -> np.ndarray:
+    """The adaptive combiner measured beside the others: each base model weighted by its direction hit
+    rate over the last `window` candles whose outcome is known (combiners.rolling_hit_rate_weights),
+    scored on the training window's out-of-fold rows, then the purged gap and test rows as they mature."""
+    tail = slice(max(0, len(ens.oof_) - window), len(ens.oof_))
+    n_test = len(y_te)
+    preds = np.vstack([ens.oof_[tail], gap_preds, base_test])
+    realized = np.r_[y_tr[ens.oof_rows_][tail], y_gap, y_te]
+    start = len(preds) - n_test
+    w = rolling_hit_rate_weights(preds, realized, label_period, window, start=start)
+    return (w * base_test).sum(axis=1)
+
+
 def _latency(fn, x_last: np.ndarray, repeats: int = 200) -> tuple[float, float]:
     fn(x_last)
     ts = []
@@ -166,13 +181,19 @@ def run(cfg: BenchConfig) -> dict:
                 ens_s = time.perf_counter() - t0
                 pred, conf = ens.predict_with_confidence(x_ctx)
                 pred, conf = pred[-len(y_te):], conf[-len(y_te):]
-                base_preds = ens.base_predictions(x_ctx)[-len(y_te):]
+                all_base = ens.base_predictions(x_ctx)
+                base_preds = all_base[-len(y_te):]
                 rows = {"StackedEnsemble": (pred, ens_s)}
                 if len(ens.metas_) > 1:  # meta="auto": each candidate's own out-of-sample score too
                     for kind in ens.metas_:
                         rows[f"StackedEnsemble[{kind}]"] = (ens.predict_meta(x_ctx, kind)[-len(y_te):], ens_s)
                 for j, name in enumerate(ens.bases_):
                     rows[name] = (base_preds[:, j], ens.timings_[name])
+                gap = slice(lo + n_train - cfg.label_period + 1, lo + n_train - 1)  # purged rows before the test
+                y_gap = data.loc[gap, features.TARGET].to_numpy()
+                rows["StackedEnsemble[hit_rate]"] = (_hit_rate_combined(ens, y_tr, all_base[-(len(y_te) + len(y_gap)) : -len(y_te)],
+                                                                        y_gap, base_preds, y_te, cfg.label_period,
+                                                                        int(86_400_000 / candle_ms)), ens_s)
                 progress.update(task, description=f"{pair} fold {k + 1}/{cfg.folds}: baseline")
                 t0 = time.perf_counter()
                 base = LGBMRegressor(verbose=-1).fit(x_tr, y_tr)
@@ -289,6 +310,9 @@ def _latencies(ens: StackedEnsemble, baseline, x_ctx: np.ndarray) -> dict[str, t
     out["StackedEnsemble"] = _latency(ens.predict_with_confidence, window)
     for kind in ens.metas_:
         out[f"StackedEnsemble[{kind}]"] = _latency(lambda w, k=kind: ens.predict_meta(w, k), window)
+    # the adaptive combiner per candle: the base predictions and a weighted sum (its weights update in O(models))
+    weights = np.full(len(ens.bases_), 1.0 / len(ens.bases_))
+    out["StackedEnsemble[hit_rate]"] = _latency(lambda w: ens.base_predictions(w)[-1] @ weights, window)
     out[BASELINE] = _latency(baseline.predict, last)
     return out
 

@@ -50,7 +50,7 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
     result = json.loads(out.read_text())
     assert result["baseline"] == "LightGBMRegressor"
     expected = {"StackedEnsemble", "lightgbm", "catboost", "random_forest", "lstm", "xgboost", "LightGBMRegressor",
-                *(f"StackedEnsemble[{k}]" for k in ("passthrough", "bases", "mean", "ic_weighted"))}
+                *(f"StackedEnsemble[{k}]" for k in ("passthrough", "bases", "mean", "ic_weighted", "hit_rate"))}
     assert set(result["models"]) == expected
     for name, m in result["models"].items():
         assert 0 <= m["direction_accuracy"] <= 1 and m["rmse"] > 0 and -1 <= m["ic"] <= 1, name

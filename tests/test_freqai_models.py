@@ -15,7 +15,7 @@ from freqaimodels.estimators import (
     StackedEnsemble,
     TFDFRandomForestEstimator,
 )
-from freqaimodels.estimators.combiners import WeightedAverage
+from freqaimodels.estimators.combiners import WeightedAverage, rolling_hit_rate_weights
 
 TINY = {
     "lightgbm": {"n_estimators": 30},
@@ -98,6 +98,24 @@ def test_weighted_average_ignores_base_models_without_positive_ic():
     assert np.allclose(WeightedAverage("equal").fit(X, y).weights_, 1 / 3)
     # no base model with positive IC: equal weights, not a silent zero prediction
     assert np.allclose(WeightedAverage("ic").fit(X[:, [2]], y).predict(X[:3, [2]]), X[:3, 2])
+
+
+def test_rolling_hit_rate_weights_read_only_outcomes_known_at_each_row():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=400)
+    preds = np.column_stack([y + rng.normal(0, 0.3, 400), -y, rng.normal(size=400)])  # good, inverted, noise
+    w = rolling_hit_rate_weights(preds, y, label_period=12, window=50)
+    assert np.allclose(w.sum(axis=1), 1.0)
+    assert np.allclose(w[:12], 1 / 3), "nothing scored before the first label is known"
+    assert (w[100:, 0] > 0.6).all(), "the good model leads"
+    assert np.allclose(w[100:, 1], 0.0), "the inverted model gets no say"
+    # causal: outcomes after t - label_period cannot change row t's weights
+    for t in (60, 200, 399):
+        changed = y.copy()
+        changed[t - 11 :] = -changed[t - 11 :]
+        np.testing.assert_array_equal(rolling_hit_rate_weights(preds, changed, 12, 50)[t], w[t])
+    # `start`: earlier rows only feed the hit rates
+    assert np.array_equal(rolling_hit_rate_weights(preds, y, 12, 50, start=300), w[300:])
 
 
 def test_mean_and_ic_weighted_stacks_predict_without_an_intercept():

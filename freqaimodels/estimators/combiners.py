@@ -53,3 +53,33 @@ class WeightedAverage:
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     ic = spearmanr(a, b).statistic
     return 0.0 if np.isnan(ic) else float(ic)
+
+
+def rolling_hit_rate_weights(preds: np.ndarray, realized: np.ndarray, label_period: int, window: int,
+                             start: int = 0) -> np.ndarray:
+    """Per row t >= `start`, weights of the base models (columns of `preds`) proportional to how far each
+    model's direction hit rate over the last `window` rows whose outcome is known at t (rows
+    s <= t - `label_period`) is above a coin flip; equal weights where none is. Causal by construction:
+    row t reads `realized` only up to t - `label_period`, the outcome a live bot can score from the closes
+    it already has. Rows before `start` only feed the hit rates (e.g. the training window's out-of-fold
+    predictions, so the first test rows are not equal-weighted blind)."""
+    preds, realized = np.asarray(preds, np.float64), np.asarray(realized, np.float64)
+    n, k = preds.shape
+    hits = (np.sign(preds) == np.sign(realized)[:, None]).astype(float)
+    known = ~np.isnan(realized)
+    hits[~known] = 0.0
+    csum = np.vstack([np.zeros((1, k)), np.cumsum(hits, axis=0)])
+    ccount = np.r_[0, np.cumsum(known)]
+    weights = np.full((n, k), 1.0 / k)
+    for t in range(start, n):
+        hi = t - label_period + 1  # rows [lo, hi) are scored by t
+        if hi <= 0:
+            continue
+        lo = max(0, hi - window)
+        count = ccount[hi] - ccount[lo]
+        if count == 0:
+            continue
+        edge = np.clip((csum[hi] - csum[lo]) / count - 0.5, 0.0, None)
+        if edge.sum() > 0:
+            weights[t] = edge / edge.sum()
+    return weights[start:]
