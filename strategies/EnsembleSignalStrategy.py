@@ -6,10 +6,13 @@ Run: freqtrade backtesting --config config/freqai.json --strategy EnsembleSignal
 
 from __future__ import annotations
 
+import time
+
 from ensemble_base import FreqAIFeatureHooks
 from freqtrade.strategy import DecimalParameter, IStrategy
 from pandas import DataFrame
 
+from cryptobot_ops.monitoring import monitor_for
 from freqaimodels.estimators.freqai_adapter import CONFIDENCE
 
 
@@ -33,8 +36,15 @@ class EnsembleSignalStrategy(FreqAIFeatureHooks, IStrategy):
         },
     }
 
+    def bot_start(self, **kwargs) -> None:
+        monitor_for(self)  # dry-run/live: the predictions store (and metrics when monitoring.metrics_port is set)
+
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        return self.freqai.start(dataframe, metadata, self)
+        t0 = time.perf_counter()
+        dataframe = self.freqai.start(dataframe, metadata, self)
+        if (mon := monitor_for(self)) is not None:
+            mon.on_analysis(dataframe, metadata["pair"], time.perf_counter() - t0)
+        return dataframe
 
     def _confidence(self, dataframe: DataFrame):
         return dataframe.get(CONFIDENCE, 1.0)

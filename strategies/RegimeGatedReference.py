@@ -13,6 +13,7 @@ from freqtrade.strategy import informative
 from pandas import DataFrame
 from ReferenceStrategy import ReferenceStrategy
 
+from cryptobot_ops.monitoring import monitor_for
 from regime.columns import (
     add_intrahour_regime_columns,
     add_regime_columns,
@@ -48,7 +49,13 @@ class RegimeGatedReference(ReferenceStrategy):
         if getattr(self, "emergency_active", False) or self.dp is None:
             return unknown_regime_columns(dataframe, "regime_now")
         hourly = self.dp.get_pair_dataframe(metadata["pair"], "1h")
-        return add_intrahour_regime_columns(dataframe, self.timeframe, hourly)
+        dataframe = add_intrahour_regime_columns(dataframe, self.timeframe, hourly)
+        if (mon := monitor_for(self)) is not None:  # dry-run/live: regime metric and change alerts
+            mon.on_analysis(dataframe, metadata["pair"], None)
+        return dataframe
+
+    def bot_start(self, **kwargs) -> None:
+        monitor_for(self)  # a bad `monitoring` section stops the bot at startup
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         regime = dataframe["regime_1h"]

@@ -7,10 +7,13 @@ trailing stop, exits, FreqUI plot config, risk limits — lives here.
 
 from __future__ import annotations
 
+import time
+
 import talib.abstract as ta
 from freqtrade.strategy import IStrategy, informative
 from pandas import DataFrame, Series
 
+from cryptobot_ops.monitoring import monitor_for
 from cryptobot_ops.risk import RiskControlled
 from freqaimodels import features
 from freqaimodels.estimators.freqai_adapter import CONFIDENCE
@@ -73,7 +76,10 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
         if getattr(self, "emergency_active", False):  # no prediction needed to exit; do_predict 0 keeps every signal off
             dataframe[["do_predict", PREDICTION, CONFIDENCE]] = (0, 0.0, 0.0)
         else:
+            t0 = time.perf_counter()
             dataframe = self.freqai.start(dataframe, metadata, self)
+            if (mon := monitor_for(self)) is not None:  # dry-run/live: the predictions store and metrics
+                mon.on_analysis(dataframe, metadata["pair"], time.perf_counter() - t0)
         dataframe["atr"] = ta.ATR(dataframe, timeperiod=14)
         return dataframe
 

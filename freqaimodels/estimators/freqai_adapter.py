@@ -16,6 +16,11 @@ from freqaimodels.estimators.base import BaseEstimator
 
 logger = logging.getLogger(__name__)
 CONFIDENCE = "&-confidence"
+BASE_PREFIX = "&-base_"  # one column per base model of an ensemble: what the predictions store scores
+
+
+def base_column(name: str) -> str:
+    return f"{BASE_PREFIX}{name}"
 
 
 class EstimatorRegressionModel(BaseRegressionModel):
@@ -68,14 +73,23 @@ class EstimatorRegressionModel(BaseRegressionModel):
 
 
 class ConfidenceRegressionModel(EstimatorRegressionModel):
-    """Adds the estimator's `&-confidence` column next to the prediction."""
+    """Adds the estimator's `&-confidence` column next to the prediction, and for an ensemble each
+    base model's prediction (`&-base_<name>`, in the label's units) so each can be scored live."""
 
     def predict(self, unfiltered_df: DataFrame, dk: FreqaiDataKitchen, **kwargs: Any):
         features, outliers = self._features_for_prediction(unfiltered_df, dk)
-        pred, conf = self.model.predict_with_confidence(features)
+        parts = getattr(self.model, "predict_parts", None)
+        pred, conf, base = parts(features) if parts else (*self.model.predict_with_confidence(features), None)
         pred_df, do_predict = self._finish(DataFrame({dk.label_list[0]: pred}), outliers, dk)
         pred_df[CONFIDENCE] = conf
         # FreqAI keeps running mean/std per output column of live predictions.
         dk.data.setdefault("labels_mean", {})[CONFIDENCE] = 0.5
         dk.data.setdefault("labels_std", {})[CONFIDENCE] = 0.0
+        if base is not None and base.shape[1] > 1:
+            label = dk.label_list[0]
+            for name, column in zip(self.model.bases_, base.T, strict=True):
+                unscaled, _, _ = dk.label_pipeline.inverse_transform(DataFrame({label: column}))
+                pred_df[base_column(name)] = unscaled[label].to_numpy()
+                dk.data["labels_mean"][base_column(name)] = 0.0
+                dk.data["labels_std"][base_column(name)] = 0.0
         return pred_df, do_predict

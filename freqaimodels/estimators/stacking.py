@@ -176,11 +176,15 @@ class StackedEnsemble(BaseEstimator):
         x = as_array(X)[:, self.columns_]
         return np.column_stack([est.predict(x) for est in self.bases_.values()])
 
-    def predict_with_confidence(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+    def predict_parts(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prediction, confidence, base predictions: one column per base model) in one pass."""
         x = as_array(X)
         base = self.base_predictions(x)
         pred = self.meta_.predict(self._meta_inputs(base, x[:, self.columns_]))
-        return pred, self.calibrator_.predict(self._score(pred, base))
+        return pred, self.calibrator_.predict(self._score(pred, base)), base
+
+    def predict_with_confidence(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self.predict_parts(X)[:2]
 
     def predict_meta(self, X: Any, kind: str) -> np.ndarray:
         """Prediction of one fitted meta-learner candidate (for comparing them; `predict` uses the chosen one)."""

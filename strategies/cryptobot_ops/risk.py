@@ -31,6 +31,7 @@ import pandas as pd
 from freqtrade.exceptions import OperationalException
 
 from cryptobot_ops.alerts import alert, check_api_security, check_live
+from cryptobot_ops.monitoring import monitor_for
 
 logger = logging.getLogger(__name__)
 
@@ -312,6 +313,7 @@ class RiskControlled:
         if getattr(self, "ignore_roi_if_entry_signal", False):
             raise OperationalException("refusing to start: ignore_roi_if_entry_signal would let an entry signal block "
                                        "the emergency exit; set it to false")
+        monitor_for(self)  # a bad `monitoring` section stops the bot here, with its key named
         if self._is_live():
             self._start_watcher()
 
@@ -333,6 +335,8 @@ class RiskControlled:
             if counter is None:
                 counter = self.risk_rejections = Counter()
             counter[d.reason] += 1
+            if (mon := getattr(self, "_monitor", None)) is not None:
+                mon.on_rejection(d.reason)
             logger.warning("risk: entry %s rejected (%s): %s [count %d]", pair, d.reason, d.detail, counter[d.reason])
             if d.reason in ("max_drawdown", "daily_loss") and self._breach_day != current_time.date():
                 self._breach_day = current_time.date()  # one critical alert per breach and day
@@ -368,12 +372,17 @@ class RiskControlled:
             found = self._operator_trigger()
             if found:
                 self.trigger_emergency(*found)
+        mon = monitor_for(self)
         try:
             state = self._equity_state(current_time)  # once per loop; publishes to the ledger
         except Exception as exc:
             logger.exception("risk: equity state unavailable")
             self._alert_safely("critical", f"risk state unavailable ({type(exc).__name__}: {exc}); entries will be rejected")
+            if mon is not None:
+                mon.on_loop(current_time, None, self.risk_limits, self.emergency_active)
             return
+        if mon is not None:
+            mon.on_loop(current_time, state, self.risk_limits, self.emergency_active)
         dd = drawdown(state.equity, state.peak)
         if not self.emergency_active and dd >= self.risk_limits.emergency_drawdown - EPS:
             self.trigger_emergency(f"drawdown {dd:.2%} >= emergency {self.risk_limits.emergency_drawdown:.2%}")

@@ -1,0 +1,169 @@
+"""The predictions store: every live prediction of our FreqAI models with its realized outcome.
+
+Why: a model that was good in its walk-forward can decay live, and nobody sees it unless each
+prediction is kept and scored once its label horizon has passed. One SQLite file in WAL mode beside
+freqtrade's database (default user_data/predictions.sqlite), one row per (pair, model, candle):
+the ensemble and each base model, the confidence, the 1h regime, the model's id and age.
+
+- written inside the strategy's analysis, committed before the entry signal is computed, so a
+  prediction the bot acts on is on disk first; `INSERT OR IGNORE` keeps the first prediction of a
+  candle (the one acted on) when a restarted bot analyses the same candle again;
+- outcomes are filled from the closes of the bot's own analyzed candles (`settle`): the label
+  definition of training, log(close[t + horizon] / close[t]), so the score is the one the model was
+  trained for; predictions made before a crash are settled after the restart;
+- `missing_candles` lists the candles the bot never predicted (it was down): reported, never filled in.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    pair TEXT NOT NULL, model TEXT NOT NULL, candle_ms INTEGER NOT NULL, timeframe TEXT NOT NULL,
+    horizon INTEGER NOT NULL, prediction REAL NOT NULL, confidence REAL, do_predict INTEGER NOT NULL,
+    regime TEXT, model_id TEXT, model_age_s REAL, close REAL NOT NULL, recorded_ms INTEGER NOT NULL,
+    outcome REAL, outcome_ms INTEGER,
+    PRIMARY KEY (pair, model, candle_ms));
+CREATE INDEX IF NOT EXISTS unsettled ON predictions (pair, timeframe) WHERE outcome IS NULL;
+"""
+ENSEMBLE = "ensemble"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    pair: str
+    model: str  # "ensemble" or a base model's name
+    candle_ms: int  # open time of the candle whose close the prediction is made at
+    timeframe: str
+    horizon: int  # label_period_candles
+    prediction: float  # predicted log return over `horizon` candles
+    confidence: float | None
+    do_predict: int
+    regime: str | None
+    model_id: str | None
+    model_age_s: float | None
+    close: float  # the candle's close: the outcome's starting price
+
+    def __post_init__(self) -> None:
+        for name in ("prediction", "close"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"prediction {self.pair} {self.model} {self.candle_ms}: {name} is not finite")
+        if self.close <= 0 or self.horizon < 1:
+            raise ValueError(f"prediction {self.pair} {self.model} {self.candle_ms}: close and horizon must be positive")
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a hit rate (sound at small n and near 0 or 1)."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+class PredictionStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA synchronous=FULL")  # a committed prediction survives a power cut, not only kill -9
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def record(self, rows: Iterable[Prediction]) -> int:
+        """Insert in one transaction; a (pair, model, candle) already stored is kept. Returns rows added."""
+        now = int(time.time() * 1000)
+        values = [(*asdict(r).values(), now) for r in rows]
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO predictions (pair, model, candle_ms, timeframe, horizon, prediction, confidence, "
+                "do_predict, regime, model_id, model_age_s, close, recorded_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
+            added = db.total_changes - before
+            db.execute("COMMIT")
+        return added
+
+    def settle(self, pair: str, timeframe: str, candles: pd.DataFrame, timeframe_ms: int) -> int:
+        """Fill the outcome of every stored prediction of `pair` whose horizon candle is in `candles`
+        (closed candles: `date` = open time, `close`). Returns how many were settled."""
+        if candles.empty:
+            return 0
+        dates = pd.to_datetime(candles["date"], utc=True)
+        closes = pd.Series(candles["close"].to_numpy(float), index=dates.dt.as_unit("ns").astype("int64").to_numpy() // 1_000_000)
+        with self._connect() as db:
+            open_rows = db.execute("SELECT model, candle_ms, horizon, close FROM predictions "
+                                   "WHERE pair = ? AND timeframe = ? AND outcome IS NULL", (pair, timeframe)).fetchall()
+            updates = []
+            for model, candle_ms, horizon, close in open_rows:
+                target_ms = candle_ms + horizon * timeframe_ms
+                end = closes.get(target_ms)
+                if end is not None and math.isfinite(end) and end > 0:
+                    updates.append((math.log(end / close), target_ms, pair, model, candle_ms))
+            if updates:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("UPDATE predictions SET outcome = ?, outcome_ms = ? "
+                               "WHERE pair = ? AND model = ? AND candle_ms = ? AND outcome IS NULL", updates)
+                db.execute("COMMIT")
+        return len(updates)
+
+    def frame(self, settled_only: bool = False, last: int | None = None, predicted_only: bool = False) -> pd.DataFrame:
+        """The stored rows, oldest first; `last`: only each (model, pair)'s newest `last` rows."""
+        where = [c for c, on in (("outcome IS NOT NULL", settled_only), ("do_predict = 1", predicted_only)) if on]
+        query = "SELECT * FROM predictions" + (" WHERE " + " AND ".join(where) if where else "")
+        if last:
+            query = (f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY model, pair ORDER BY candle_ms DESC) AS k "
+                     f"FROM ({query})) WHERE k <= {int(last)}")
+        with self._connect() as db:
+            return pd.read_sql_query(query + " ORDER BY candle_ms", db).drop(columns="k", errors="ignore")
+
+    def scores(self, by: tuple[str, ...] = ("model", "pair"), last: int | None = None,
+               predicted_only: bool = True) -> pd.DataFrame:
+        """Direction accuracy (with its 95% Wilson interval) and rank IC of the settled predictions per
+        group, over each group's `last` settled predictions (all when None). A hit is a prediction and
+        an outcome of the same sign; exact zeros (no direction) are left out of the count.
+        `predicted_only` keeps FreqAI's do_predict == 1 rows (the ones a strategy may act on)."""
+        df = self.frame(settled_only=True, predicted_only=predicted_only, last=last if by == ("model", "pair") else None)
+        df = df[(df["prediction"] != 0) & (df["outcome"] != 0)]
+        cols = ["n", "hits", "accuracy", "accuracy_lo", "accuracy_hi", "ic", "first_ms", "last_ms"]
+        if df.empty:
+            return pd.DataFrame(columns=[*by, *cols])
+        rows = []
+        for key, g in df.groupby(list(by), sort=True):
+            g = g.tail(last) if last else g
+            hits = int((np.sign(g["prediction"]) == np.sign(g["outcome"])).sum())
+            lo, hi = wilson(hits, len(g))
+            varied = len(g) > 2 and g["prediction"].nunique() > 1 and g["outcome"].nunique() > 1
+            ic = g["prediction"].rank().corr(g["outcome"].rank()) if varied else math.nan
+            rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)), "n": len(g), "hits": hits,
+                         "accuracy": hits / len(g), "accuracy_lo": lo, "accuracy_hi": hi, "ic": ic,
+                         "first_ms": int(g["candle_ms"].iloc[0]), "last_ms": int(g["candle_ms"].iloc[-1])})
+        return pd.DataFrame(rows)
+
+    def missing_candles(self, pair: str, timeframe_ms: int, model: str = ENSEMBLE) -> list[int]:
+        """Open times between the pair's first and last stored prediction that have none (bot down)."""
+        with self._connect() as db:
+            got = [r[0] for r in db.execute("SELECT candle_ms FROM predictions WHERE pair = ? AND model = ? "
+                                            "ORDER BY candle_ms", (pair, model))]
+        if not got:
+            return []
+        return sorted(set(range(got[0], got[-1] + 1, timeframe_ms)) - set(got))

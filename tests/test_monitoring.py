@@ -1,0 +1,241 @@
+"""Monitoring without a bot: the predictions store (outcomes, scores, durability under kill -9), the
+settings' errors, the exporter's text, and the Prometheus alert rules under promtool."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import yaml
+from freqtrade.exceptions import ConfigurationError
+from prometheus_client.parser import text_string_to_metric_families
+
+from cryptobot_ops import monitoring
+from cryptobot_ops.monitoring import BotMetrics, Monitor, MonitoringSettings
+from cryptobot_ops.predictions import ENSEMBLE, Prediction, PredictionStore, wilson
+from simulation.gateway.process import free_port
+from simulation.paths import REPO_ROOT
+
+TF_MS = 300_000
+T0 = int(pd.Timestamp("2024-03-01", tz="UTC").value // 1_000_000)
+
+
+def _pred(i: int, value: float, model: str = ENSEMBLE, close: float = 100.0, pair: str = "BTC/USDT", **kw) -> Prediction:
+    base = {"pair": pair, "model": model, "candle_ms": T0 + i * TF_MS, "timeframe": "5m", "horizon": 2,
+            "prediction": value, "confidence": 0.6, "do_predict": 1, "regime": "sideways", "model_id": "m/1",
+            "model_age_s": 60.0, "close": close}
+    return Prediction(**{**base, **kw})
+
+
+def _candles(closes: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"date": pd.to_datetime([T0 + i * TF_MS for i in range(len(closes))], unit="ms", utc=True),
+                         "close": closes})
+
+
+def test_outcomes_are_the_training_label_and_scores_count_hits(tmp_path):
+    store = PredictionStore(tmp_path / "p.sqlite")
+    closes = [100, 101, 99, 102, 104, 103, 100, 100]
+    # predictions at candles 0..5 with signs: right, wrong, right, wrong, right (the last is unsettled)
+    signs = [+1, +1, +1, +1, -1, +1]
+    assert store.record(_pred(i, 0.01 * s, close=closes[i]) for i, s in enumerate(signs)) == 6
+    assert store.settle("BTC/USDT", "5m", _candles(closes[:7]), TF_MS) == 5  # candle 7 missing: row 5 waits
+    df = store.frame()
+    settled = df.dropna(subset=["outcome"])
+    expected = [math.log(closes[i + 2] / closes[i]) for i in range(5)]
+    assert np.allclose(settled["outcome"], expected)
+    assert settled["outcome_ms"].tolist() == [T0 + (i + 2) * TF_MS for i in range(5)]
+    hits = sum(np.sign(s) == np.sign(e) for s, e in zip(signs, expected, strict=False))
+    s = store.scores().iloc[0]
+    assert (s["n"], s["hits"]) == (5, hits) and s["accuracy"] == pytest.approx(hits / 5)
+    assert s["accuracy_lo"] < s["accuracy"] < s["accuracy_hi"]
+    assert store.settle("BTC/USDT", "5m", _candles(closes), TF_MS) == 1  # the last one once its candle closed
+    assert store.settle("BTC/USDT", "5m", _candles(closes), TF_MS) == 0  # settled once
+
+
+def test_first_prediction_of_a_candle_is_kept_and_gaps_are_reported(tmp_path):
+    path = tmp_path / "p.sqlite"
+    store = PredictionStore(path)
+    store.record([_pred(0, 0.01), _pred(1, 0.02), _pred(1, 0.02, model="lightgbm")])
+    assert store.record([_pred(1, -0.5)]) == 0  # a restarted bot re-analysing candle 1
+    store = PredictionStore(path)  # reopened: same rows
+    df = store.frame()
+    assert len(df) == 3 and df.loc[(df["model"] == ENSEMBLE) & (df["candle_ms"] == T0 + TF_MS), "prediction"].item() == 0.02
+    store.record([_pred(4, 0.01)])
+    assert store.missing_candles("BTC/USDT", TF_MS) == [T0 + 2 * TF_MS, T0 + 3 * TF_MS]
+
+
+def test_scores_per_model_window_and_do_predict(tmp_path):
+    store = PredictionStore(tmp_path / "p.sqlite")
+    closes = list(100 + np.cumsum(np.random.default_rng(0).normal(0, 1, 60)))
+    rows = []
+    for i in range(55):
+        truth = math.log(closes[i + 2] / closes[i])
+        rows.append(_pred(i, truth, model="oracle", close=closes[i]))  # always right
+        rows.append(_pred(i, -truth, model="contrarian", close=closes[i]))  # always wrong
+        rows.append(_pred(i, truth, close=closes[i], do_predict=0 if i % 2 else 1))
+    store.record(rows)
+    store.settle("BTC/USDT", "5m", _candles(closes), TF_MS)
+    sc = store.scores().set_index("model")
+    assert sc.loc["oracle", "accuracy"] == 1.0 and sc.loc["contrarian", "accuracy"] == 0.0
+    assert sc.loc["oracle", "ic"] == pytest.approx(1.0) and sc.loc["contrarian", "ic"] == pytest.approx(-1.0)
+    assert sc.loc[ENSEMBLE, "n"] == 28  # outliers (do_predict 0) are not what a strategy acts on
+    assert store.scores(last=10).set_index("model").loc["oracle", "n"] == 10
+    assert store.scores(last=10).set_index("model").loc["oracle", "first_ms"] == T0 + 45 * TF_MS
+
+
+def test_wilson_interval():
+    lo, hi = wilson(55, 100)
+    assert lo == pytest.approx(0.4524, abs=1e-4) and hi == pytest.approx(0.6438, abs=1e-4)
+    assert wilson(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and all(math.isnan(v) for v in wilson(0, 0))
+
+
+def test_bad_predictions_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="not finite"):
+        _pred(0, float("nan"))
+    with pytest.raises(ValueError, match="positive"):
+        _pred(0, 0.1, close=0.0)
+
+
+WRITER = """
+import sys, time
+from cryptobot_ops.predictions import Prediction, PredictionStore
+store = PredictionStore(sys.argv[1])
+i = 0
+while True:
+    store.record([Prediction("BTC/USDT", m, {t0} + i * 300000, "5m", 2, 0.01, None, 1, None, None, None, 100.0)
+                  for m in ("ensemble", "lightgbm")])
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_rows_committed_before_kill_9_survive_and_none_is_half_written(tmp_path):
+    path = tmp_path / "p.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER.format(t0=T0), str(path)], stdout=subprocess.PIPE, text=True,
+                            cwd=REPO_ROOT)
+    acked = -1
+    deadline = time.monotonic() + 60
+    while acked < 50 and time.monotonic() < deadline:
+        acked = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    df = PredictionStore(path).frame()
+    per_candle = df.groupby("candle_ms")["model"].count()
+    assert (per_candle == 2).all(), "a candle's predictions are one transaction"
+    assert len(per_candle) >= acked + 1, "every acknowledged write is on disk"
+    assert not df.duplicated(["pair", "model", "candle_ms"]).any()
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"metrics_port": "9101"}, "metrics_port"), ({"metrics_port": 0}, "metrics_port"),
+    ({"min_accuracy": 1.5}, "min_accuracy"), ({"accuracy_window": 5}, "accuracy_window"),
+    ({"stale_candles": True}, "stale_candles"), ({"metric_port": 9101}, "unknown monitoring settings"),
+])
+def test_bad_monitoring_settings_name_their_key(section, message):
+    with pytest.raises(ConfigurationError, match=message):
+        MonitoringSettings.from_config({"monitoring": section})
+
+
+def test_column_names_match_the_models():
+    from freqaimodels.estimators.freqai_adapter import BASE_PREFIX, CONFIDENCE
+    from freqaimodels.features import TARGET
+    from regime.detector import REGIMES
+
+    assert (monitoring.TARGET, monitoring.CONFIDENCE, monitoring.BASE_PREFIX) == (TARGET, CONFIDENCE, BASE_PREFIX)
+    assert set(REGIMES) <= set(monitoring.REGIMES)
+
+
+class _Strategy(SimpleNamespace):
+    """The few attributes the monitor reads from a strategy, and the messages freqtrade would send."""
+
+
+def test_exporter_serves_the_documented_metrics_and_alerts_fire_on_state_changes(tmp_path):
+    sent = []
+    port = free_port()
+    strategy = _Strategy(config={"user_data_dir": str(tmp_path), "monitoring": {"metrics_port": port, "accuracy_window": 10}},
+                         dp=SimpleNamespace(send_msg=lambda msg, always_send=False: sent.append(msg)))
+    mon = Monitor(strategy)
+    limits = SimpleNamespace(max_drawdown=0.1, daily_loss=0.03, portfolio_heat=0.15, emergency_drawdown=0.15)
+    state = SimpleNamespace(equity=910.0, peak=1000.0, day_start=950.0, positions=[])
+    strategy.dp.current_whitelist = list
+    mon.on_loop(pd.Timestamp.now(tz="UTC").to_pydatetime(), state, limits, emergency=False)
+    mon.on_loop(pd.Timestamp.now(tz="UTC").to_pydatetime(), state, limits, emergency=False)
+    mon.on_rejection("portfolio_heat")
+    mon._on_regime("BTC/USDT", "sideways")
+    mon._on_regime("BTC/USDT", "trending_bull")
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert values[("cryptobot_drawdown_ratio", ())] == pytest.approx(0.09)
+    assert values[("cryptobot_daily_pnl_ratio", ())] == pytest.approx(910 / 950 - 1)
+    assert values[("cryptobot_risk_rejections_total", (("reason", "portfolio_heat"),))] == 1
+    assert values[("cryptobot_risk_rejections_total", (("reason", "daily_loss"),))] == 0
+    assert values[("cryptobot_regime", (("pair", "BTC/USDT"), ("regime", "trending_bull")))] == 1
+    assert values[("cryptobot_regime_changes_total", (("pair", "BTC/USDT"),))] == 1
+    assert values[("cryptobot_risk_limit_ratio", (("limit", "max_drawdown"),))] == 0.1
+    # warnings and info through freqtrade's channel, once per change of state
+    assert sent == ["[WARNING] drawdown 9.00% is near its limit 10%", "[INFO] regime change BTC/USDT: sideways -> trending_bull"]
+    mon.on_loop(pd.Timestamp.now(tz="UTC").to_pydatetime(), SimpleNamespace(**{**vars(state), "equity": 990.0}), limits, False)
+    assert sent[-1].startswith("[INFO] drawdown 1.00% back below")
+
+
+def test_accuracy_alert_from_the_store(tmp_path):
+    sent = []
+    strategy = _Strategy(config={"user_data_dir": str(tmp_path), "monitoring": {"accuracy_window": 10}},
+                         dp=SimpleNamespace(send_msg=lambda msg, always_send=False: sent.append(msg)))
+    mon = Monitor(strategy)
+    closes = [100.0 + i for i in range(30)]  # rising: a model predicting falls is always wrong
+    mon.store.record([_pred(i, -0.01, close=closes[i]) for i in range(25)])
+    mon.store.settle("BTC/USDT", "5m", _candles(closes), TF_MS)
+    mon._refresh_scores()
+    assert sent and sent[0].startswith("[WARNING] model accuracy BTC/USDT: 0.0% over the last 10 predictions")
+
+
+def test_alert_rules_pass_promtool_and_compose_scrapes_every_bot():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool comes with Debian's prometheus package (make setup installs it)"
+    rules = REPO_ROOT / "docker" / "prometheus"
+    out = subprocess.run([promtool, "test", "rules", "alerts_test.yml"], cwd=rules, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    checked = subprocess.run([promtool, "check", "rules", "alerts.yml"], cwd=rules, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0 and "10 rules found" in checked.stdout, checked.stdout + checked.stderr
+    names = {r["alert"] for g in yaml.safe_load((rules / "alerts.yml").read_text())["groups"] for r in g["rules"]}
+    tested = {t["alertname"] for case in yaml.safe_load((rules / "alerts_test.yml").read_text())["tests"]
+              for t in case["alert_rule_test"]}
+    assert names - {"PredictionLatencyHigh"} <= tested  # each rule's firing is tested (latency: same shape as the gateway's)
+    # compose: every bot service exports on the port the scrape config looks for
+    compose = {**yaml.safe_load((REPO_ROOT / "docker" / "docker-compose.yml").read_text())["services"],
+               **yaml.safe_load((REPO_ROOT / "docker" / "docker-compose.live.yml").read_text())["services"]}
+    prom = yaml.safe_load((REPO_ROOT / "docker" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j["dns_sd_configs"][0] for j in prom["scrape_configs"]}
+    bots = {n for n in compose if n.startswith("bot-")}
+    assert set(jobs["bots"]["names"]) == bots and jobs["gateway"]["names"] == ["gateway"]
+    for name in bots:
+        env = compose[name].get("environment") or {}
+        merged = {**(compose.get("bot-simulation", {}).get("environment") or {}), **env}
+        assert str(merged.get("FREQTRADE__MONITORING__METRICS_PORT")) == str(jobs["bots"]["port"]), name
+    mounted = " ".join(compose["prometheus"]["volumes"])
+    assert "alerts.yml:/etc/prometheus/alerts.yml" in mounted and prom["rule_files"] == ["/etc/prometheus/alerts.yml"]
+
+
+def test_trading_dashboard_queries_metrics_the_bots_export():
+    exported = {m.name for m in BotMetrics().registry.collect()}
+    dash = json.loads((REPO_ROOT / "docker" / "grafana" / "dashboards" / "cryptobot-trading.json").read_text())
+    for panel in dash["panels"]:
+        for target in panel["targets"]:
+            names = set(re.findall(r"\b(cryptobot_[a-z_]+?)(?:_total|_bucket)?\b", target["expr"]))
+            assert names and names <= exported, (panel["title"], names - exported)
