@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the project needs at run/test time (CI starts bare). Installs only what is missing.
 set -euo pipefail
-PACKAGES=(faketime chromium)   # faketime: accelerated simulation clock; chromium: HTML report checks
+PACKAGES=(faketime chromium prometheus)   # faketime: accelerated simulation clock; chromium: HTML report checks;
+# prometheus: the alert rules run in a real server and promtool (tests/test_monitoring.py, test_operator_controls.py)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -84,3 +84,55 @@ FORCE_ORDERS = {
     "order_types": {"entry": "limit", "exit": "market", "force_entry": "market", "force_exit": "market",
                     "emergency_exit": "market", "stoploss": "market", "stoploss_on_exchange": False},
 }
+
+
+class PrometheusServer:
+    """A real Prometheus (Debian's package) scraping `targets` {job: ["host:port", ...]} every second,
+    evaluating the repository's alert rules every second."""
+
+    def __init__(self, tmp: Path, targets: dict[str, list[str]]) -> None:
+        import shutil
+
+        import yaml
+
+        binary = shutil.which("prometheus")
+        assert binary, "Debian's prometheus package is missing (make setup installs it)"
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                  "rule_files": [str(REPO_ROOT / "docker" / "prometheus" / "alerts.yml")],
+                  "scrape_configs": [{"job_name": job, "static_configs": [{"targets": t}]} for job, t in targets.items()]}
+        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "prometheus.log"
+        with open(self.log, "w") as fh:
+            self.proc = subprocess.Popen([binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                                          f"--web.listen-address=127.0.0.1:{self.port}"], stdout=fh, stderr=subprocess.STDOUT)
+        wait_for(self._ready, 60, f"prometheus ready ({self.log})")
+
+    def _ready(self) -> bool:
+        import requests
+
+        assert self.proc.poll() is None, self.log.read_text()[-2000:]
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def query(self, expr: str) -> list[dict]:
+        import requests
+
+        reply = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5).json()
+        assert reply["status"] == "success", reply
+        return reply["data"]["result"]
+
+    def alerts(self) -> list[dict]:
+        import requests
+
+        return requests.get(f"{self.url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

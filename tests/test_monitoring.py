@@ -239,3 +239,15 @@ def test_trading_dashboard_queries_metrics_the_bots_export():
         for target in panel["targets"]:
             names = set(re.findall(r"\b(cryptobot_[a-z_]+?)(?:_total|_bucket)?\b", target["expr"]))
             assert names and names <= exported, (panel["title"], names - exported)
+
+
+def test_companion_accuracy_text_without_and_with_settled_predictions(tmp_path):
+    from cryptobot_ops.companion.bot import live_accuracy_text
+
+    assert "no predictions store yet" in live_accuracy_text(tmp_path)
+    store = PredictionStore(tmp_path / "predictions.sqlite")
+    store.record([_pred(0, 0.01, close=100), _pred(1, 0.01, close=101)])
+    assert "no settled prediction yet" in live_accuracy_text(tmp_path)
+    store.settle("BTC/USDT", "5m", _candles([100, 101, 102, 99]), TF_MS)  # up from 100, down from 101
+    text = live_accuracy_text(tmp_path)
+    assert "ensemble BTC/USDT: 50.0% (" in text and "n=2), IC n/a" in text, text

@@ -11,7 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from bot_helpers import FORCE_ORDERS, RunningBot, api_env, api_section, start_bot, wait_for
+from bot_helpers import FORCE_ORDERS, PrometheusServer, RunningBot, api_env, api_section, start_bot, wait_for
 from telegram import Bot, Update
 from telegram.request import BaseRequest
 
@@ -54,6 +54,7 @@ def replay(tmp_path):
     # RiskReference's 1h regime needs ~75 days of 1h candles at startup
     with GatewayProcess(["--synthetic", "--seed", "3", "--days", "100", "--replay", "--replay-start", "2024-03-25"],
                         log_path=tmp_path / "gw.log") as gw:
+        (tmp_path / "gateway_url").write_text(gw.url)
         yield tmp_path, write_overlay(tmp_path / "exchange.json", gw.url, ["BTC/USDT", "ETH/USDT"])
 
 
@@ -129,15 +130,34 @@ def test_bot_refuses_settings_that_block_the_emergency_exit(replay):
 
 
 def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
+    """...and is seen by a real Prometheus scraping the bot's exporter and the gateway, whose alert
+    rules fire EmergencyStopActive; warnings reach people through freqtrade's webhook."""
     tmp, overlay = replay
     hook = Receiver()
+    metrics_port = free_port()
+    # stale after 0.001 candles: the data-freshness warning fires on the first loop (plumbing, not threshold)
     extra = {**FORCE_ORDERS, "max_open_trades": 3, "minimal_roi": {"0": 100},
+             "monitoring": {"metrics_port": metrics_port, "stale_candles": 0.001},
              "webhook": {"enabled": True, "url": hook.url, "format": "json", "retries": 1, "allow_custom_messages": True,
                          "strategy_msg": {"type": "{type}", "msg": "{msg}"}}}
     bot = RunningBot(tmp, [*CONFIGS, str(overlay)], extra, "RiskReference")
     client, log = bot.client, bot.log
+    gateway = (tmp / "gateway_url").read_text().removeprefix("http://")
+    prom = PrometheusServer(tmp, {"gateway": [gateway], "bots": [f"127.0.0.1:{metrics_port}"]})
     try:
         bot.wait_running()
+        wait_for(lambda: {r["metric"]["job"]: r["value"][1] for r in prom.query("up")} == {"gateway": "1", "bots": "1"},
+                 60, f"both targets up in Prometheus ({prom.query('up')})")
+        wait_for(lambda: prom.query("cryptobot_equity"), 60, "the bot's equity scraped")
+        # no trade yet: the equity the risk controls mark to market is freqtrade's own starting capital
+        assert float(prom.query("cryptobot_equity")[0]["value"][1]) == pytest.approx(client.balance()["starting_capital"])
+        wait_for(lambda: len(prom.query("cryptobot_regime == 1")) == 2, 60, "a regime per pair")
+        assert prom.query("sum(sim_requests_total) > 0"), "the gateway's request counter"
+        ages = {r["metric"]["pair"]: float(r["value"][1]) for r in prom.query("cryptobot_candle_age_candles")}
+        assert set(ages) == {"BTC/USDT", "ETH/USDT"} and all(0 <= a < 2 for a in ages.values()), ages
+        assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "DataStale"]  # fresh by the rules' 2 candles
+        wait_for(lambda: any(str(m.get("msg", "")).startswith("[WARNING] data stale") for m in hook.messages), 60,
+                 f"the bot's warning through freqtrade's webhook (got {hook.messages})")
         for pair in ("BTC/USDT", "ETH/USDT"):
             client.forceenter(pair, "long")
         wait_for(lambda: len([t for t in client.status() if t.get("is_open")]) == 2, 60, "two open trades")
@@ -165,9 +185,20 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
         time.sleep(3)
         assert not client.status()
         assert "rejected (emergency_stop)" in log.read_text()
+
+        def firing(name):
+            return [a for a in prom.alerts() if a["labels"]["alertname"] == name and a["state"] == "firing"]
+
+        wait_for(lambda: firing("EmergencyStopActive"), 30, f"EmergencyStopActive firing ({prom.alerts()})")
+        assert firing("EmergencyStopActive")[0]["labels"]["severity"] == "critical"
+        wait_for(lambda: prom.query('cryptobot_risk_rejections_total{reason="emergency_stop"} >= 1'), 30, "the rejection counted")
+        bot.stop()
+        wait_for(lambda: [a for a in prom.alerts() if a["labels"]["alertname"] == "BotExporterDown"], 30,
+                 "BotExporterDown pending once the bot is gone")
     finally:
         bot.stop()
         hook.close()
+        prom.stop()
 
 
 class RecordingRequest(BaseRequest):

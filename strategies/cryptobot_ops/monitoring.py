@@ -181,7 +181,8 @@ class Monitor:
         rows = [Prediction(model=ENSEMBLE, prediction=float(last[TARGET]),
                            confidence=None if conf is None else float(conf), **common)]
         rows += [Prediction(model=c.removeprefix(BASE_PREFIX), prediction=float(last[c]), confidence=None, **common)
-                 for c in df.columns if c.startswith(BASE_PREFIX) and math.isfinite(float(last[c]))]
+                 for c in df.columns if c.startswith(BASE_PREFIX) and not c.endswith(("_mean", "_std"))  # FreqAI's statistics
+                 and math.isfinite(float(last[c]))]
         added = self.store.record(rows)
         if added:
             self.metrics.recorded.labels(pair).inc(added)

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     outcome REAL, outcome_ms INTEGER,
     PRIMARY KEY (pair, model, candle_ms));
 CREATE INDEX IF NOT EXISTS unsettled ON predictions (pair, timeframe) WHERE outcome IS NULL;
+CREATE TABLE IF NOT EXISTS series (pair TEXT NOT NULL, model TEXT NOT NULL, PRIMARY KEY (pair, model));
 """
 ENSEMBLE = "ensemble"
 
@@ -100,6 +101,7 @@ class PredictionStore:
                 "INSERT OR IGNORE INTO predictions (pair, model, candle_ms, timeframe, horizon, prediction, confidence, "
                 "do_predict, regime, model_id, model_age_s, close, recorded_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
             added = db.total_changes - before
+            db.executemany("INSERT OR IGNORE INTO series VALUES (?, ?)", {(r[0], r[1]) for r in values})
             db.execute("COMMIT")
         return added
 
@@ -129,12 +131,17 @@ class PredictionStore:
     def frame(self, settled_only: bool = False, last: int | None = None, predicted_only: bool = False) -> pd.DataFrame:
         """The stored rows, oldest first; `last`: only each (model, pair)'s newest `last` rows."""
         where = [c for c, on in (("outcome IS NOT NULL", settled_only), ("do_predict = 1", predicted_only)) if on]
-        query = "SELECT * FROM predictions" + (" WHERE " + " AND ".join(where) if where else "")
-        if last:
-            query = (f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY model, pair ORDER BY candle_ms DESC) AS k "
-                     f"FROM ({query})) WHERE k <= {int(last)}")
         with self._connect() as db:
-            return pd.read_sql_query(query + " ORDER BY candle_ms", db).drop(columns="k", errors="ignore")
+            if not last:
+                query = "SELECT * FROM predictions" + "".join(f" {'WHERE' if i == 0 else 'AND'} {c}" for i, c in enumerate(where))
+                return pd.read_sql_query(query + " ORDER BY candle_ms", db)
+            # newest rows first along the primary key, per group: milliseconds on a year of candles
+            groups = db.execute("SELECT pair, model FROM series").fetchall()
+            cond = "".join(f" AND {c}" for c in where)
+            one = f"SELECT * FROM (SELECT * FROM predictions WHERE pair = ? AND model = ?{cond} ORDER BY candle_ms DESC LIMIT {int(last)})"
+            query = " UNION ALL ".join([one] * len(groups)) or "SELECT * FROM predictions LIMIT 0"
+            df = pd.read_sql_query(query, db, params=[v for g in groups for v in g])
+        return df.sort_values("candle_ms", kind="stable", ignore_index=True)
 
     def scores(self, by: tuple[str, ...] = ("model", "pair"), last: int | None = None,
                predicted_only: bool = True) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from freqtrade_client import FtRestClient
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
+from cryptobot_ops.predictions import PredictionStore
 from regime.detector import REGIMES
 
 
@@ -79,7 +80,7 @@ class Companion:
             pair = m.parent.name.removeprefix("sub-train-")
             latest[pair] = max(latest.get(pair, 0.0), m.stat().st_mtime)
         return "Models (" + ident + ")\n" + "\n".join(
-            f"{pair}: trained {(now - t) / 3600:.1f} h ago" for pair, t in sorted(latest.items()))
+            f"{pair}: trained {(now - t) / 3600:.1f} h ago" for pair, t in sorted(latest.items())) + "\n" + live_accuracy_text(self.user_data)
 
     def emergency(self) -> str:
         flag = self.user_data / "EMERGENCY_STOP"
@@ -90,6 +91,19 @@ class Companion:
     # -- Telegram -------------------------------------------------------------------------
     def authorized(self, update: Update) -> bool:
         return update.effective_chat is not None and update.effective_chat.id in self.allowed_chat_ids
+
+
+def live_accuracy_text(user_data: Path, last: int = 200) -> str:
+    """Live direction accuracy per model and pair from the predictions store (cryptobot_ops.predictions)."""
+    path = user_data / "predictions.sqlite"
+    if not path.exists():
+        return "Live accuracy: no predictions store yet (user_data/predictions.sqlite)."
+    scores = PredictionStore(path).scores(last=last)
+    if scores.empty:
+        return "Live accuracy: no settled prediction yet (each settles after its label horizon)."
+    lines = [f"{r.model} {r.pair}: {r.accuracy:.1%} ({r.accuracy_lo:.0%}-{r.accuracy_hi:.0%}, n={r.n}), "
+             f"IC {'n/a' if r.ic != r.ic else f'{r.ic:+.2f}'}" for r in scores.itertuples()]
+    return f"Live accuracy, last {last} settled predictions (95% CI)\n" + "\n".join(lines)
 
 
 def build_application(companion: Companion, token: str | None = None, bot=None) -> Application:
