@@ -3,9 +3,11 @@ mark-to-market equity, fail-closed decisions, triggers before bookkeeping, the s
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -88,6 +90,19 @@ def test_open_losses_count_in_drawdown(db, tmp_path):
     assert s.risk_rejections["max_drawdown"] == 1
     s.bot_loop_start(current_time=NOW)
     assert s.emergency_active and "drawdown 15.00%" in s.emergency_trigger["reason"]
+
+
+def test_the_starting_balance_is_read_once(db, tmp_path):
+    """freqtrade's starting balance comes from the free balance, which lags a fill until the wallets
+    sync: read each loop it dipped by a trade's stake and raised a false drawdown emergency."""
+    s = make_strategy(tmp_path, {"ledger": ""})
+    readings = itertools.chain([10_000.0, 6_700.0], itertools.repeat(10_000.0))  # 6,700: a stake not yet back in `free`
+    s.wallets = SimpleNamespace(get_starting_balance=lambda: next(readings))
+    set_price(s, "ETH/USDT", 10.0)
+    s.bot_start()
+    assert s._equity_state(NOW).equity == pytest.approx(10_000)
+    s.bot_loop_start(current_time=NOW)
+    assert s._equity_state(NOW).equity == pytest.approx(10_000) and not s.emergency_active
 
 
 def test_an_error_in_the_decision_rejects_the_entry(db, tmp_path):

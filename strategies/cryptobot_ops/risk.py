@@ -217,6 +217,7 @@ class RiskControlled:
         self._breach_day = None
         self._summary_day = None
         self._peak: float | None = None
+        self._start: float | None = None  # starting balance, read once (see _equity_state)
         self._day: tuple | None = None  # (UTC date, mark-to-market equity at its first observation)
         self._started = time.time()
         self._emergency_lock = threading.Lock()
@@ -253,7 +254,12 @@ class RiskControlled:
         peak and the UTC day's starting value; across every bot that shares the ledger."""
         from freqtrade.persistence import Trade
 
-        start = float(self.wallets.get_starting_balance()) if self.wallets else float(self.config.get("dry_run_wallet", 1000))
+        if self._start is None:
+            # Read once: freqtrade derives it from the free balance, which lags a fill until the next wallet
+            # sync; read on every loop it dropped by a trade's stake for a moment (a false 33% drawdown and
+            # emergency, seen in a dry-run test). Capital moved in or out counts after a restart.
+            self._start = float(self.wallets.get_starting_balance()) if self.wallets else float(self.config.get("dry_run_wallet", 1000))
+        start = self._start
         closed = [t for t in Trade.get_trades_proxy(is_open=False) if t.close_date is not None]
         closed.sort(key=lambda t: t.close_date)
         curve = start + np.concatenate([[0.0], np.cumsum([t.close_profit_abs or 0.0 for t in closed])])
