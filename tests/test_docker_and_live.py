@@ -84,7 +84,8 @@ def test_grafana_dashboard_queries_metrics_the_gateway_exports():
         names = set(re.findall(r"\b(sim_[a-z_]+?)(?:_total|_bucket)?\b", panel["targets"][0]["expr"]))
         assert names and names <= exported, (panel["title"], names - exported)
     prom = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
-    assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == ["gateway:8765"]
+    gateway = next(j for j in prom["scrape_configs"] if j["job_name"] == "gateway")
+    assert gateway["dns_sd_configs"][0]["names"] == ["gateway"] and gateway["dns_sd_configs"][0]["port"] == 8765
     provisioning = yaml.safe_load((DOCKER / "grafana" / "provisioning" / "dashboards" / "cryptobot.yml").read_text())
     assert provisioning["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 

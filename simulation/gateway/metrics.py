@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS_MS = (5, 10, 20, 30, 40, 50, 60, 70, 80, 100, 125, 150, 200, 300, 500, 1000, 2000)
 SLIPPAGE_BUCKETS_BPS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 100, 200)
@@ -28,6 +28,8 @@ class GatewayMetrics:
         self.slippage = Histogram(
             "sim_fill_slippage_bps", "Fill price vs mid at arrival, adverse positive (bps)", ["side"], buckets=SLIPPAGE_BUCKETS_BPS, registry=r
         )
+        self.ws_messages = Counter("sim_ws_messages", "Stream messages pushed over WebSocket", registry=r)
+        self.ws_connections = Gauge("sim_ws_connections", "Open WebSocket stream connections", registry=r)
         self._log = None
         if request_log:
             Path(request_log).parent.mkdir(parents=True, exist_ok=True)

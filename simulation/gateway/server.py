@@ -24,6 +24,7 @@ from simulation.gateway.api import BinanceSpotAPI
 from simulation.gateway.faults import FaultSpec
 from simulation.gateway.metrics import GatewayMetrics
 from simulation.gateway.private import add_private_routes
+from simulation.gateway.streams import StreamHub
 from simulation.venue import ApiCredentials, Venue
 from simulation.wire import BinanceError
 
@@ -88,8 +89,10 @@ def create_app(
             logger.exception("internal error on %s %s", request.method, request.path_qs)
             response = _json({"code": -1000, "msg": "An unknown error occurred while processing the request."}, 500)
         if not request.path.startswith(ADMIN_PREFIXES):
+            # the route's pattern, not the raw path: a client (or a fuzzer) cannot grow the label set
+            resource = request.match_info.route.resource
             metrics.observe(
-                api.clock.now_ms(), request.method, request.path, response.status,
+                api.clock.now_ms(), request.method, resource.canonical if resource else "unmatched", response.status,
                 request.get("latency_ms", 0.0), (time.perf_counter() - t0) * 1e3, fault or request.get("fault"),
             )
         return response
@@ -183,6 +186,15 @@ def create_app(
         logger.warning("faults now %s", state["faults"].describe())
         return _json(state["faults"].describe())
 
+    hub = StreamHub(api, latency, metrics=metrics)
+    hub.routes(app)
+
+    async def close_streams(app: web.Application) -> None:
+        for conn in list(hub.connections):
+            await conn.ws.close(code=1001, message=b"gateway shutting down")
+
+    app.on_shutdown.append(close_streams)
+    app["streams"] = hub
     app.router.add_get("/metrics", prom)
     app.router.add_get("/sim/status", sim_status)
     app.router.add_put("/sim/faults", set_faults)

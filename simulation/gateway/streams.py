@@ -1,0 +1,229 @@
+"""Binance public market streams over WebSocket, driven by the gateway's replay clock.
+
+The protocol as ccxt's binance client and Binance's own connectors use it:
+- `/ws`, `/ws/<stream>` (raw payloads) and `/stream`, `/stream?streams=a/b` (each payload wrapped as
+  `{"stream": name, "data": payload}`); any path tail is accepted (ccxt connects to `/ws/0`-style URLs);
+- requests `{"method": "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST_SUBSCRIPTIONS", "params": [...], "id": n}`
+  answered `{"result": null | [...], "id": n}`; errors `{"error": {"code", "msg"}, "id"}` with Binance's
+  codes (2 invalid request, 3 invalid JSON);
+- `<symbol>@kline_<interval>`: the forming candle about every `update_s` seconds of exchange time
+  (Binance: 2 s) with `"x": false`, and at each candle's close its final state with `"x": true`, sent
+  as soon as the clock crosses the close (the gateway wakes at candle boundaries);
+- `<symbol>@bookTicker` and `<symbol>@depth5|10|20` (partial book) from the same synthetic book as REST.
+
+One-way network delay: half a round trip of the gateway's latency model before each push. Streams
+need a replay clock (history served statically has no "now" to stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+from simulation.execution import LatencyModel
+from simulation.gateway.api import BinanceSpotAPI
+from simulation.timeframes import INTERVAL_MS
+from simulation.wire import BinanceError, fmt_num
+
+logger = logging.getLogger("simulation.gateway.streams")
+STREAM = re.compile(r"^(?P<symbol>[a-z0-9]+)@(?P<kind>kline_(?P<interval>\w+)|bookTicker|depth(?P<levels>5|10|20)(@100ms)?)$")
+MAX_STREAMS_PER_CONNECTION = 1024  # Binance's limit
+MAX_MESSAGE_BYTES = 4096
+
+
+class StreamError(ValueError):
+    """A request the stream server refuses: (Binance code, message)."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code, self.msg = code, msg
+
+
+@dataclass
+class Subscription:
+    name: str
+    symbol: str  # upper case, as in REST
+    kind: str  # kline | bookTicker | depth
+    interval: str | None = None
+    levels: int = 0
+    last_open: int | None = None  # kline: open time of the candle last pushed
+
+
+@dataclass(eq=False)  # hashed by identity: one per socket
+class Connection:
+    ws: web.WebSocketResponse
+    combined: bool
+    subs: dict[str, Subscription] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class StreamHub:
+    def __init__(self, api: BinanceSpotAPI, latency: LatencyModel | None = None, update_s: float = 2.0, metrics=None) -> None:
+        self.api = api
+        self.latency = latency or LatencyModel(enabled=False)
+        self.update_s = update_s
+        self.metrics = metrics
+        self.connections: set[Connection] = set()
+
+    def routes(self, app: web.Application) -> None:
+        for prefix in ("/ws", "/stream"):
+            app.router.add_get(prefix, self.handle)
+            app.router.add_get(prefix + "/{tail:.*}", self.handle)
+
+    # -- requests ---------------------------------------------------------------------------
+    def parse(self, name: str) -> Subscription:
+        m = STREAM.match(name) if isinstance(name, str) else None
+        if m is None:
+            raise StreamError(2, f"Invalid request: unknown or unsupported stream {name!r} (served: "
+                                 "<symbol>@kline_<interval>, <symbol>@bookTicker, <symbol>@depth5|10|20)")
+        symbol = m["symbol"].upper()
+        try:
+            pair = self.api._pair(symbol)
+        except BinanceError:
+            raise StreamError(2, f"Invalid request: unknown symbol in {name!r}") from None
+        if m["interval"] is not None:
+            interval = m["interval"]
+            if interval not in INTERVAL_MS or not self.api.store.supports(pair, interval):
+                raise StreamError(2, f"Invalid request: interval {interval!r} not served for {symbol}")
+            return Subscription(name, symbol, "kline", interval=interval)
+        if m["levels"] is not None:
+            return Subscription(name, symbol, "depth", levels=int(m["levels"]))
+        return Subscription(name, symbol, "bookTicker")
+
+    def request(self, conn: Connection, text: str) -> dict:
+        """Answer one client message (the reply always echoes the id when there was one)."""
+        try:
+            msg = json.loads(text)
+        except (json.JSONDecodeError, TypeError):
+            return {"error": {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"}, "id": None}
+        if not isinstance(msg, dict):
+            return {"error": {"code": 2, "msg": "Invalid request: the message must be a JSON object"}, "id": None}
+        rid = msg.get("id")
+        if not isinstance(rid, int | str) or isinstance(rid, bool):
+            return {"error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"}, "id": None}
+        method, params = msg.get("method"), msg.get("params", [])
+        try:
+            if method == "LIST_SUBSCRIPTIONS":
+                return {"result": sorted(conn.subs), "id": rid}
+            if method not in ("SUBSCRIBE", "UNSUBSCRIBE"):
+                raise StreamError(2, f"Invalid request: unknown method {method!r}")
+            if not isinstance(params, list) or not params:
+                raise StreamError(2, "Invalid request: params must be a non-empty list of stream names")
+            if method == "UNSUBSCRIBE":
+                for name in params:
+                    conn.subs.pop(name, None)
+                return {"result": None, "id": rid}
+            parsed = [self.parse(name) for name in params]  # all or nothing
+            if self.api.clock.data_now() is None:
+                raise StreamError(2, "Invalid request: streams need a replay clock (start the gateway with --replay)")
+            if len(conn.subs) + len(parsed) > MAX_STREAMS_PER_CONNECTION:
+                raise StreamError(2, f"Invalid request: more than {MAX_STREAMS_PER_CONNECTION} streams")
+            for sub in parsed:
+                conn.subs.setdefault(sub.name, sub)
+            conn.wake.set()  # the first update at once, not at the next tick
+            return {"result": None, "id": rid}
+        except StreamError as err:
+            return {"error": {"code": err.code, "msg": err.msg}, "id": rid}
+
+    # -- pushes -----------------------------------------------------------------------------
+    def _kline(self, sub: Subscription, candle, closed: bool, event_ms: int) -> dict:
+        row = self.api._kline_row(candle)
+        return {"e": "kline", "E": event_ms, "s": sub.symbol, "k": {
+            "t": row[0], "T": row[6], "s": sub.symbol, "i": sub.interval, "f": -1, "L": -1, "o": row[1], "c": row[4],
+            "h": row[2], "l": row[3], "v": row[5], "n": row[8], "x": closed, "q": row[7], "V": row[9], "Q": row[10], "B": "0"}}
+
+    def updates(self, sub: Subscription) -> list[dict]:
+        """What `sub` pushes now: for a kline, the closing state of any candle that closed since the last
+        push (x = true), then the forming candle (x = false)."""
+        clock = self.api.clock
+        now = clock.now_ms()
+        if sub.kind == "kline":
+            pair = self.api._pair(sub.symbol)
+            candles = self.api.store.candles(pair, sub.interval, clock.data_now(), limit=2)
+            if not candles:
+                return []
+            forming, out = candles[-1], []
+            if sub.last_open is not None and forming.open_time != sub.last_open and len(candles) == 2:
+                out.append(self._kline(sub, candles[-2], True, now))  # the candle that just closed
+            sub.last_open = forming.open_time
+            out.append(self._kline(sub, forming, False, now))
+            return out
+        book = self.api.book(sub.symbol, max(5, sub.levels))
+        if sub.kind == "bookTicker":
+            return [{"u": now, "s": sub.symbol, "b": fmt_num(book.bids[0][0]), "B": fmt_num(book.bids[0][1]),
+                     "a": fmt_num(book.asks[0][0]), "A": fmt_num(book.asks[0][1])}]
+        return [{"lastUpdateId": now, "bids": [[fmt_num(p), fmt_num(q)] for p, q in book.bids[: sub.levels]],
+                 "asks": [[fmt_num(p), fmt_num(q)] for p, q in book.asks[: sub.levels]]}]
+
+    def _sleep_s(self, conn: Connection) -> float:
+        """Exchange seconds until the next push: the update period, or sooner when a candle closes."""
+        now = self.api.clock.now_ms()
+        wait_ms = self.update_s * 1000.0
+        for sub in conn.subs.values():
+            if sub.kind == "kline":
+                step = INTERVAL_MS[sub.interval]
+                wait_ms = min(wait_ms, step - now % step + 1)  # 1 ms after the boundary
+        return wait_ms / 1000.0 / getattr(self.api.clock, "speed", 1.0)
+
+    async def _pusher(self, conn: Connection) -> None:
+        while not conn.ws.closed:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(conn.wake.wait(), timeout=self._sleep_s(conn))
+            conn.wake.clear()
+            batch = [(sub.name, payload) for sub in list(conn.subs.values()) for payload in self.updates(sub)]
+            if not batch:
+                continue
+            rtt = self.latency.sample_ms()
+            if rtt:
+                await asyncio.sleep(rtt / 2000.0)
+            for name, payload in batch:
+                body = {"stream": name, "data": payload} if conn.combined else payload
+                try:
+                    await conn.ws.send_str(json.dumps(body))
+                except (ConnectionResetError, RuntimeError):
+                    return
+            if self.metrics is not None:
+                self.metrics.ws_messages.inc(len(batch))
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None, autoping=True, max_msg_size=MAX_MESSAGE_BYTES)
+        await ws.prepare(request)
+        conn = Connection(ws, combined=request.path.startswith("/stream"))
+        initial = request.query.get("streams", "")
+        tail = request.match_info.get("tail", "")
+        names = [n for n in initial.split("/") if n] + ([tail] if tail and "@" in tail else [])
+        if names:
+            reply = self.request(conn, json.dumps({"method": "SUBSCRIBE", "params": names, "id": 0}))
+            if "error" in reply:
+                await ws.send_str(json.dumps(reply))
+                await ws.close()
+                return ws
+        self.connections.add(conn)
+        if self.metrics is not None:
+            self.metrics.ws_connections.inc()
+        pusher = asyncio.create_task(self._pusher(conn))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await ws.send_str(json.dumps(self.request(conn, msg.data)))
+                elif msg.type == WSMsgType.BINARY:
+                    await ws.send_str(json.dumps({"error": {"code": 3, "msg": "Invalid JSON: binary frame"}, "id": None}))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        except Exception:  # after the upgrade no HTTP error can be sent: log, close with 1011
+            logger.exception("stream connection failed")
+            await ws.close(code=1011, message=b"internal error")
+        finally:
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pusher
+            self.connections.discard(conn)
+            if self.metrics is not None:
+                self.metrics.ws_connections.dec()
+        return ws

@@ -1,0 +1,135 @@
+"""The gateway's Binance-compatible WebSocket streams: the protocol (acks, errors, raw vs combined),
+kline pushes that equal REST's candles, ccxt's own websocket client, and a freqtrade dry-run bot with
+freqtrade's default `enable_ws: true` that stops polling klines over REST once the stream serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+
+import aiohttp
+import pytest
+import requests
+from bot_helpers import RunningBot, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
+from simulation.freqtrade_runner import run_freqtrade
+from simulation.gateway import GatewayProcess, write_overlay
+from simulation.gateway.ingestion import measure
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fast_replay(tmp_path_factory):
+    """A replay at x60: a 5m candle closes every 5 wall seconds."""
+    tmp = tmp_path_factory.mktemp("streams")
+    with GatewayProcess(["--synthetic", "--seed", "2", "--days", "20", "--replay", "--speed", "60"],
+                        log_path=tmp / "gw.log") as gw:
+        yield gw.url
+
+
+async def _session(url: str, path: str, sends: list, receive: int, timeout: float = 20.0, until_id: int | None = None) -> list:
+    out = []
+    async with aiohttp.ClientSession() as s, s.ws_connect(url.replace("http", "ws") + path) as ws:
+        for m in sends:
+            if isinstance(m, float):  # a pause: let the pushes run
+                await asyncio.sleep(m)
+                continue
+            await ws.send_str(m if isinstance(m, str) else json.dumps(m))
+        deadline = time.monotonic() + timeout
+        while len(out) < receive and time.monotonic() < deadline:
+            msg = await ws.receive(timeout=timeout)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            out.append(json.loads(msg.data))
+            if until_id is not None and out[-1].get("id") == until_id:
+                break
+    return out
+
+
+def test_requests_are_acknowledged_and_bad_ones_answered_with_binance_codes(fast_replay):
+    sends = [{"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m", "ethusdt@bookTicker"], "id": 1}, 1.0,
+             {"method": "LIST_SUBSCRIPTIONS", "id": 2}, "not json", {"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 3},
+             {"method": "SUBSCRIBE", "params": ["xxxusdt@kline_5m"], "id": 4}, {"method": "SUBSCRIBE", "params": ["btcusdt@kline_7m"], "id": 5},
+             {"method": "FOO", "id": 6}, {"method": "UNSUBSCRIBE", "params": ["ethusdt@bookTicker"], "id": 7},
+             {"method": "LIST_SUBSCRIPTIONS", "id": 8}]
+    got = asyncio.run(_session(fast_replay, "/ws", sends, receive=100_000, until_id=8))
+    replies = {m["id"]: m for m in got if "id" in m and ("result" in m or "error" in m)}
+    assert replies[1] == {"result": None, "id": 1}
+    assert replies[2] == {"result": ["btcusdt@kline_5m", "ethusdt@bookTicker"], "id": 2}
+    assert replies[None]["error"]["code"] == 3  # invalid JSON
+    for rid, text in ((3, "unsupported stream"), (4, "unknown symbol"), (5, "interval"), (6, "unknown method")):
+        assert replies[rid]["error"]["code"] == 2 and text in replies[rid]["error"]["msg"], replies[rid]
+    assert replies[7] == {"result": None, "id": 7} and replies[8] == {"result": ["btcusdt@kline_5m"], "id": 8}
+    pushes = [m for m in got if "e" in m or "u" in m]
+    assert pushes and all("stream" not in m for m in pushes)  # /ws: raw payloads
+    tickers = [m for m in pushes if "u" in m]
+    assert tickers and all(float(t["b"]) < float(t["a"]) and t["s"] == "ETHUSDT" for t in tickers)
+
+
+def test_kline_pushes_close_each_candle_once_and_equal_rest(fast_replay):
+    got = asyncio.run(_session(fast_replay, "/stream?streams=btcusdt@kline_5m", [], receive=400, timeout=30))
+    assert all(m["stream"] == "btcusdt@kline_5m" for m in got)  # /stream: wrapped
+    klines = [m["data"]["k"] for m in got]
+    closed = [k for k in klines if k["x"]]
+    assert len(closed) >= 2, f"{len(klines)} pushes, none closed"
+    assert len({k["t"] for k in closed}) == len(closed)  # each candle closes once
+    for k in closed:  # the final state is the candle REST serves for that open time
+        row = requests.get(f"{fast_replay}/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "5m",
+                                                                  "startTime": k["t"], "limit": 1}, timeout=10).json()[0]
+        assert [row[0], row[1], row[2], row[3], row[4], row[5], row[6]] == [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"]]
+    # forming updates carry x = false and never run ahead of the clock
+    forming = [k for k in klines if not k["x"]]
+    assert forming and all(k["t"] <= f["t"] for k, f in itertools.pairwise(forming))
+
+
+def test_ccxt_websocket_client_sees_the_same_closed_candles_as_rest(fast_replay):
+    result = asyncio.run(measure(fast_replay, seconds=16, tf="5m", poll_s=0.5))
+    assert result["websocket"]["n"] >= 2 and result["closed_candles_compared"] >= 1, result
+    assert result["closed_candles_identical"], result
+
+
+def test_streams_need_a_replay_clock(tmp_path):
+    with GatewayProcess(["--synthetic", "--seed", "2", "--days", "5"], log_path=tmp_path / "gw.log") as gw:
+        got = asyncio.run(_session(gw.url, "/ws", [{"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 9}], receive=1))
+    assert got[0]["id"] == 9 and "replay" in got[0]["error"]["msg"]
+
+
+def _klines_requests(url: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "sim_requests_total" and s.labels.get("endpoint") == "/api/v3/klines")
+
+
+def test_freqtrade_dry_run_takes_candles_from_the_stream(tmp_path):
+    """Real time (speed 1), 1m candles: once a candle has closed on the stream, freqtrade reads klines
+    from ccxt's websocket cache and the gateway sees no more REST kline requests."""
+    run_freqtrade(["create-userdir", "--userdir", str(tmp_path / "ud")], tmp_path / "ud.log")
+    with GatewayProcess(["--synthetic", "--seed", "4", "--days", "4", "--timeframe", "1m", "--replay"],
+                        log_path=tmp_path / "gw.log") as gw:
+        overlay = write_overlay(tmp_path / "exchange.json", gw.url, ["BTC/USDT", "ETH/USDT"])
+        bot = RunningBot(tmp_path, ["config/simulation.json", str(overlay)],
+                         {"timeframe": "1m", "initial_state": "running", "verbosity": 1,
+                          "internals": {"process_throttle_secs": 2}}, "ReferenceStrategy")
+        try:
+            bot.wait_running()
+            assert bot.client.show_config()["timeframe"] == "1m"
+            log = bot.log
+            wait_for(lambda: "reuse watch result" in log.read_text(), 200, "freqtrade reading the websocket cache")
+            before = _klines_requests(gw.url)
+            time.sleep(70)  # a full candle more, served by the stream
+            assert _klines_requests(gw.url) == before, "REST klines polled although the stream serves them"
+            text = log.read_text()
+            ws = requests.get(f"{gw.url}/metrics", timeout=10).text
+            assert re.search(r"^sim_ws_connections [1-9]", ws, re.MULTILINE), ws[-2000:]
+            reused = text[text.index("reuse watch result"):]
+            assert "falling back to REST api" not in reused, "freqtrade fell back to REST after the stream served it"
+            candles = bot.client.pair_candles("BTC/USDT", "1m", limit=3)
+            newest_ms = candles["data"][-1][candles["columns"].index("__date_ts")]
+            assert time.time() * 1000 - newest_ms < 3 * 60_000, "the analyzed candles are current"
+        finally:
+            bot.stop()
