@@ -98,6 +98,8 @@ class BotMetrics:
         self.regime = Gauge("cryptobot_regime", "1 for the pair's current 1h regime", ["pair", "regime"], registry=r)
         self.regime_changes = Counter("cryptobot_regime_changes", "1h regime changes seen live", ["pair"], registry=r)
         self.loop = Gauge("cryptobot_last_loop_timestamp_seconds", "Wall time of the bot's last loop", registry=r)
+        for gauge in (self.equity, self.drawdown, self.daily_pnl, self.positions, self.heat):
+            gauge.set(math.nan)  # unknown until the first loop: never a plausible-looking 0
         for reason in ("emergency_stop", "risk_error", "max_drawdown", "daily_loss", "portfolio_heat", "correlation"):
             self.rejections.labels(reason)  # every reason exported from the start (rate() needs the zero)
 
