@@ -188,6 +188,7 @@ def analyse(spec: RunSpec) -> dict:
     if meta.get("wall_seconds"):
         result["session"]["effective_speed"] = meta["simulated_s"] / meta["wall_seconds"]
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
+    result["session"]["failed_starts"] = sum(e["event"] == "bot_start_failed" for e in meta["events"])
     result["session"]["slow_analyses"] = slow_analyses(out / "freqtrade.log", spec.speed)
     result["comparability"] = comparability_rows(spec, out)
     result["assumptions"] = {"path": spec.path().describe(), "path_model": spec.path_model, "path_seed": spec.path_seed,

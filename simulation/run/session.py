@@ -111,6 +111,18 @@ class Session:
             time.sleep(self.sim_s(0.5))
         raise TimeoutError("freqtrade's API did not come up within 180 s")
 
+    def restart_bot(self, attempts: int = 3) -> None:
+        """Start the bot again as a supervisor would (docker's restart policy): freqtrade exits when it
+        cannot load the markets through injected faults, so a failed start is retried, each one logged."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.start_bot()
+                return
+            except RuntimeError as exc:
+                self.event("bot_start_failed", attempt=attempt, error=str(exc))
+                if attempt == attempts:
+                    raise
+
     def start_trading(self) -> None:
         reply = self.client.start()
         self.event("bot_started", reply=reply)
@@ -240,7 +252,7 @@ class Session:
                 if kill_ms is not None and t >= kill_ms:
                     kill_ms = None
                     self.kill_bot()
-                    self.start_bot()
+                    self.restart_bot()
                     self.start_trading()
                 bar.update(task, completed=min(total, (t - s.start_ms) / 1000),
                            clock=time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
