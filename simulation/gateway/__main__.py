@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
 
+import ccxt
 import pandas as pd
 from aiohttp import web
 
@@ -19,6 +22,7 @@ from simulation.gateway.metrics import GatewayMetrics
 from simulation.gateway.server import create_app
 from simulation.marketdata import CandleStore, DataSourceError, open_source
 from simulation.marketdata.path import PATH_MODELS, PathModel
+from simulation.marketdata.relay import UPSTREAMS, UpstreamRelay
 from simulation.paths import SHARED_DATA
 from simulation.synthetic import SyntheticConfig
 from simulation.synthetic.__main__ import parse_scenario
@@ -37,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--datadir", type=Path, help=f"freqtrade feather datadir (default: {SHARED_DATA} when present)")
     src.add_argument("--synthetic", action="store_true", help="serve the synthetic market (default when no datadir)")
+    src.add_argument("--upstream", choices=UPSTREAMS, help="relay a live exchange through ccxt (needs a network) and record it")
+    relay = p.add_argument_group("upstream relay (--upstream)")
+    relay.add_argument("--upstream-url", help="base URL of a Binance-compatible upstream (e.g. another gateway) instead of the exchange's")
+    relay.add_argument("--record", type=Path, help="record relayed candles (freqtrade feather) and books here "
+                                                   "(default: user_data/relay/<exchange>)")
+    relay.add_argument("--relay-timeframes", nargs="+", default=["5m", "1h"], help="timeframes relayed (default: 5m 1h)")
+    relay.add_argument("--relay-poll", type=float, default=2.0, help="upstream poll period, s (default: 2)")
+    relay.add_argument("--relay-history", type=int, default=1000, help="candles fetched per timeframe at start (default: 1000)")
     p.add_argument("--seed", type=int, default=42, help="synthetic market seed (default: 42)")
     p.add_argument("--days", type=float, default=120.0, help="synthetic market length in days (default: 120)")
     p.add_argument("--start", default="2024-01-01", help="synthetic market first candle (default: 2024-01-01)")
@@ -100,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed <= 0:
         logger.error("--speed must be positive")
         return 2
+    if args.upstream:
+        return run_relay(args)
     datadir = args.datadir
     if datadir is None and not args.synthetic and SHARED_DATA.is_dir():
         datadir = SHARED_DATA
@@ -156,6 +170,60 @@ def main(argv: list[str] | None = None) -> int:
     # runs: raise the limits so the middleware answers long queries in Binance JSON (414) instead.
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
                 max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT)
+    logger.info("gateway stopped")
+    return 0
+
+
+def run_relay(args: argparse.Namespace) -> int:
+    """Serve (and record) a live upstream; the app is built inside the server's event loop, where the
+    ccxt client lives."""
+    if args.venue:
+        logger.error("--venue with --upstream: paper trading against the relayed book is not built yet")
+        return 2
+    if not args.pairs:
+        logger.error("--upstream needs --pairs (e.g. --pairs BTC/USDT ETH/USDT)")
+        return 2
+    record = args.record or Path("user_data") / "relay" / args.upstream
+    try:
+        params = ExecutionParams.from_file(args.sim_config)
+        params.latency.enabled = args.latency
+        faults = FaultSpec.parse(args.faults, seed=args.seed)
+    except (OSError, ValueError) as exc:
+        logger.error("cannot start gateway: %s", exc)
+        return 2
+    relay = UpstreamRelay(args.upstream, args.pairs, args.relay_timeframes, record, args.upstream_url,
+                          args.relay_history, args.relay_poll)
+
+    async def make_app() -> web.Application:
+        try:
+            store = await relay.open()
+        except Exception:
+            await relay.close()
+            raise
+        logger.info("data: %s; recording to %s", store.source.describe(), record)
+        app = create_app(BinanceSpotAPI(store, relay.clock, params.book), None, None, params.latency, faults,
+                         GatewayMetrics(args.request_log))
+
+        async def poller(app: web.Application):
+            task = asyncio.create_task(relay.run())
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await relay.close()
+
+        app.cleanup_ctx.append(poller)
+        return app
+
+    try:
+        web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
+                    max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT)
+    except (DataSourceError, OSError) as exc:
+        logger.error("cannot start the relay: %s", exc)
+        return 2
+    except ccxt.BaseError as exc:  # ccxt's network and exchange errors: one line, not a traceback
+        logger.error("cannot start the relay: upstream %s: %s: %s", args.upstream, type(exc).__name__, exc)
+        return 2
     logger.info("gateway stopped")
     return 0
 

@@ -270,6 +270,9 @@ class BinanceSpotAPI:
 
     def _book(self, symbol: str, limit: int) -> OrderBook:
         pair = self._pair(symbol)
+        relayed = getattr(self.store, "books", {}).get(pair)  # an upstream relay's live book, as relayed
+        if relayed is not None:
+            return OrderBook(relayed.bids[:limit], relayed.asks[:limit])
         data_now = self.clock.data_now()
         last = self.store.last_candle(pair, data_now)
         key = (pair, last.open_time)  # the day's volume and volatility move once per candle
