@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -71,10 +72,68 @@ def test_relay_serves_and_records_what_the_upstream_serves(tmp_path):
 def test_relay_refuses_bad_starts_with_one_line(tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"
     for args, text in ((["--upstream", "binance", "--upstream-url", dead, "--pairs", "BTC/USDT"], "cannot start the relay"),
-                       (["--upstream", "binance", "--pairs", "BTC/USDT", "--venue"], "not built yet"),
+                       (["--upstream", "binance", "--pairs", "BTC/USDT", "--venue"], "needs SIMULATOR_API_KEY"),
                        (["--upstream", "kraken", "--upstream-url", dead, "--pairs", "BTC/USDT"], "Binance-compatible"),
                        (["--upstream", "binance"], "needs --pairs")):
+        env = {k: v for k, v in os.environ.items() if k not in ("SIMULATOR_API_KEY", "SIMULATOR_API_SECRET")}
         out = subprocess.run([sys.executable, "-m", "simulation.gateway", "--port", str(free_port()), *args], cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=120, check=False)
+                             capture_output=True, text=True, timeout=120, check=False, env=env)
         assert out.returncode == 2 and text in out.stderr, (args, out.stderr[-1500:])
         assert "Traceback" not in out.stderr, out.stderr[-1500:]
+
+
+def _store():
+    import pandas as pd
+
+    from simulation.marketdata.relay import LiveCandleStore, RelaySource
+    from simulation.markets import MarketSpec
+
+    t0 = 1_700_000_100_000 // 300_000 * 300_000
+    hist = pd.DataFrame({"date": pd.to_datetime([t0 - 300_000], unit="ms", utc=True), "open": [100.0], "high": [101.0],
+                         "low": [99.0], "close": [100.0], "volume": [10.0]})
+    src = RelaySource({"BTC/USDT": {"5m": hist}}, {"BTC/USDT": MarketSpec("BTC", "USDT", 0.01, 0.00001)}, "test")
+    return LiveCandleStore(src), t0
+
+
+def test_traded_range_between_polls_comes_from_what_the_polls_saw():
+    store, t0 = _store()
+    # polls at t0+1s, +2s, +3s of the forming candle: the high rises to 103 between the 1st and 2nd
+    store.update("BTC/USDT", "5m", [[t0, 100, 101, 99.5, 100.5, 1.0]], t0 + 1000)
+    store.update("BTC/USDT", "5m", [[t0, 100, 103, 99.5, 102.0, 3.0]], t0 + 2000)
+    store.update("BTC/USDT", "5m", [[t0, 100, 103, 98.0, 99.0, 4.5]], t0 + 3000)
+    assert store.traded_range("BTC/USDT", t0 + 1000, t0 + 2000) == (102.0, 103.0, 2.0)
+    assert store.traded_range("BTC/USDT", t0 + 2000, t0 + 3000) == (98.0, 99.0, 1.5)
+    low, high, vol = store.traded_range("BTC/USDT", t0 + 3000, t0 + 4000)  # nothing polled: last price, no volume
+    assert (low, high, vol) == (99.0, 99.0, 0.0)
+    # the forming candle is served as polled; once a newer candle appears it is closed and kept
+    assert store.candles("BTC/USDT", "5m", None, limit=1)[0].close == 99.0
+    assert store.update("BTC/USDT", "5m", [[t0, 100, 103, 98.0, 99.5, 5.0], [t0 + 300_000, 99.5, 99.5, 99.5, 99.5, 0.1]],
+                        t0 + 300_500) == [[t0, 100, 103, 98.0, 99.5, 5.0]]
+    assert [c.open_time for c in store.candles("BTC/USDT", "5m", None)] == [t0 - 300_000, t0, t0 + 300_000]
+
+
+def test_paper_orders_on_the_relay_fill_against_the_relayed_book(tmp_path):
+    from urllib.parse import urlencode
+
+    from simulation.venue import ApiCredentials
+    from simulation.venue.auth import KEY_ENV, SECRET_ENV
+
+    creds = ApiCredentials("k" * 64, "s" * 64)
+    env = {**os.environ, KEY_ENV: creds.key, SECRET_ENV: creds.secret}
+    upstream_args = ["--synthetic", "--seed", "6", "--days", "20", "--replay", "--speed", "60", "--pairs", "BTC/USDT"]
+    with GatewayProcess(upstream_args, log_path=tmp_path / "up.log") as up, \
+         GatewayProcess(["--upstream", "binance", "--upstream-url", up.url, "--pairs", "BTC/USDT", "--record", str(tmp_path / "rec"),
+                         "--relay-poll", "1", "--relay-history", "300", "--venue", "--balances", "USDT=100000"],
+                        log_path=tmp_path / "relay.log", env=env) as relay:
+        book = requests.get(f"{relay.url}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 20}, timeout=10).json()
+        params = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01",
+                  "timestamp": requests.get(f"{relay.url}/api/v3/time", timeout=5).json()["serverTime"]}
+        q = urlencode(params)
+        r = requests.post(f"{relay.url}/api/v3/order?{q}&signature={creds.sign(q)}", headers={"X-MBX-APIKEY": creds.key}, timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "FILLED"
+    price = float(body["fills"][0]["price"])
+    asks = [float(p) for p, _ in book["asks"]]
+    # the relayed book at most one poll earlier; market impact may push the price past the touch
+    assert min(asks) * 0.99 <= price <= max(asks) * 1.01, (price, asks[:3])

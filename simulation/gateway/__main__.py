@@ -177,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
 def run_relay(args: argparse.Namespace) -> int:
     """Serve (and record) a live upstream; the app is built inside the server's event loop, where the
     ccxt client lives."""
-    if args.venue:
-        logger.error("--venue with --upstream: paper trading against the relayed book is not built yet")
-        return 2
     if not args.pairs:
         logger.error("--upstream needs --pairs (e.g. --pairs BTC/USDT ETH/USDT)")
         return 2
@@ -188,8 +185,13 @@ def run_relay(args: argparse.Namespace) -> int:
         params = ExecutionParams.from_file(args.sim_config)
         params.latency.enabled = args.latency
         faults = FaultSpec.parse(args.faults, seed=args.seed)
+        balances = parse_balances(args.balances)
     except (OSError, ValueError) as exc:
         logger.error("cannot start gateway: %s", exc)
+        return 2
+    creds = credentials_from_env()
+    if args.venue and creds is None:
+        logger.error("--venue needs SIMULATOR_API_KEY and SIMULATOR_API_SECRET in the environment")
         return 2
     relay = UpstreamRelay(args.upstream, args.pairs, args.relay_timeframes, record, args.upstream_url,
                           args.relay_history, args.relay_poll)
@@ -201,8 +203,12 @@ def run_relay(args: argparse.Namespace) -> int:
             await relay.close()
             raise
         logger.info("data: %s; recording to %s", store.source.describe(), record)
-        app = create_app(BinanceSpotAPI(store, relay.clock, params.book), None, None, params.latency, faults,
-                         GatewayMetrics(args.request_log))
+        api = BinanceSpotAPI(store, relay.clock, params.book)
+        venue = None
+        if args.venue:  # paper trading on the live market: fills against the relayed book and trades
+            venue = Venue(store, relay.clock, api.book, params, balances, ledger_path=args.ledger)
+            logger.info("venue on the relayed market: balances %s", balances)
+        app = create_app(api, venue, creds if venue else None, params.latency, faults, GatewayMetrics(args.request_log))
 
         async def poller(app: web.Application):
             task = asyncio.create_task(relay.run())

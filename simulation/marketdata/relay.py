@@ -104,6 +104,9 @@ class LiveCandleStore(CandleStore):
         super().__init__(source)
         self.forming: dict[tuple[str, str], Candle] = {}
         self.books: dict[str, OrderBook] = {}
+        # per pair, what each poll saw of the finest timeframe's forming candle: (time, close, high, low,
+        # volume, open time); the venue's matching reads the market traded between two polls from it
+        self.ticks: dict[str, list[tuple[int, float, float, float, float, int]]] = {}
 
     def update(self, pair: str, tf: str, rows: list[list], now: int) -> list[list]:
         """Merge upstream rows, oldest first; returns the newly closed ones. As on any exchange the last
@@ -123,7 +126,36 @@ class LiveCandleStore(CandleStore):
         if rows and rows[-1] not in closed:
             r = rows[-1]
             self.forming[(pair, tf)] = Candle(int(r[0]), *(float(v) for v in r[1:6]), int(r[0]) + step - 1)
+            if tf == self.native_timeframes(pair)[0]:
+                ticks = self.ticks.setdefault(pair, [])
+                ticks.append((now, float(r[4]), float(r[2]), float(r[3]), float(r[5]), int(r[0])))
+                del ticks[:-10_000]  # bounded
         return new
+
+    def traded_range(self, pair: str, t0: int, t1: int) -> tuple[float, float, float]:
+        """(low, high, volume) traded between t0 and t1, at poll resolution: each poll's price, plus a new
+        high or low of the forming candle since the previous poll (it traded in between), and the
+        candle's volume growth. Nothing polled in between: the last price, no volume."""
+        ticks = self.ticks.get(pair) or []
+        seen, prices, volume = None, [], 0.0
+        for tick in ticks:
+            t, close, high, low, vol, opened = tick
+            if t0 < t <= t1:
+                prices.append(close)
+                if seen is not None and seen[5] == opened:
+                    if high > seen[2]:
+                        prices.append(high)
+                    if low < seen[3]:
+                        prices.append(low)
+                    volume += max(0.0, vol - seen[4])
+                else:
+                    volume += vol if seen is not None else 0.0
+            if t <= t1:
+                seen = tick
+        if not prices:
+            px = self.last_candle(pair, t1).close
+            return px, px, 0.0
+        return min(prices), max(prices), volume
 
     def candles(self, pair, interval, data_now, start=None, end=None, limit=500):
         closed = super().candles(pair, interval, None, start=start, end=end, limit=limit)
