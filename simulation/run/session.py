@@ -118,7 +118,11 @@ class Session:
             try:
                 self.start_bot()
                 return
-            except RuntimeError as exc:
+            except (RuntimeError, TimeoutError) as exc:
+                # a freqtrade that gave up may hang in its shutdown (its websocket thread): stop it first
+                if self.bot is not None and self.bot.poll() is None:
+                    self.bot.kill()
+                    self.bot.wait()
                 self.event("bot_start_failed", attempt=attempt, error=str(exc))
                 if attempt == attempts:
                     raise
