@@ -90,6 +90,13 @@ def make_clock(args: argparse.Namespace, store: CandleStore) -> Clock:
     return ReplayClock(start, speed=args.speed)
 
 
+def execution_settings(args: argparse.Namespace) -> tuple[ExecutionParams, FaultSpec, dict[str, float]]:
+    """The execution models, faults and venue balances the command line asks for (ValueError/OSError if bad)."""
+    params = ExecutionParams.from_file(args.sim_config)
+    params.latency.enabled = args.latency
+    return params, FaultSpec.parse(args.faults, seed=args.seed), parse_balances(args.balances)
+
+
 def parse_balances(text: str) -> dict[str, float]:
     out = {}
     for part in filter(None, text.split(",")):
@@ -139,10 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("clock: %s", clock.describe())
     logger.info("intra-candle path: %s", store.path.describe())
     try:
-        params = ExecutionParams.from_file(args.sim_config)
-        params.latency.enabled = args.latency
-        faults = FaultSpec.parse(args.faults, seed=args.seed)
-        balances = parse_balances(args.balances)
+        params, faults, balances = execution_settings(args)
     except (OSError, ValueError) as exc:
         logger.error("cannot start gateway: %s", exc)
         return 2
@@ -182,10 +186,7 @@ def run_relay(args: argparse.Namespace) -> int:
         return 2
     record = args.record or Path("user_data") / "relay" / args.upstream
     try:
-        params = ExecutionParams.from_file(args.sim_config)
-        params.latency.enabled = args.latency
-        faults = FaultSpec.parse(args.faults, seed=args.seed)
-        balances = parse_balances(args.balances)
+        params, faults, balances = execution_settings(args)
     except (OSError, ValueError) as exc:
         logger.error("cannot start gateway: %s", exc)
         return 2
