@@ -44,6 +44,9 @@ KNOWN_MARKETS: dict[str, MarketSpec] = {
     )
 }
 
+# A datadir may carry its venue's trading rules (the relay records them): {pair: MarketSpec fields}.
+MARKETS_FILE = "markets.json"
+
 QUOTES = ("USDT", "FDUSD", "USDC", "BTC", "ETH", "BNB")
 
 

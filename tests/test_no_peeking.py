@@ -174,3 +174,31 @@ def test_simulated_bot_polls_at_its_wall_clock_rate():
     risk = bot_overlay(spec, "http://127.0.0.1:1", 8080, "/tmp/x.sqlite")["risk"]
     assert risk["watch_interval_s"] / 500 == pytest.approx(RiskLimits().watch_interval_s)
     assert RiskLimits.from_config({"risk": risk}).watch_interval_s == pytest.approx(25.0)
+
+
+class SteppingClock(ManualClock):
+    """Moves forward by `step` ms every time it is read: a request that reads the clock twice sees two
+    instants, as it may on a loaded machine (or at x300)."""
+
+    def __init__(self, t: int, step: int) -> None:
+        super().__init__(t)
+        self.step = step
+
+    def data_now(self) -> int | None:
+        now, self.t = self.t, self.t + self.step
+        return now
+
+
+def test_a_candle_closing_during_a_request_is_never_served_partial_afterwards(base):
+    """The klines answer decides 'forming' and formats candles at one instant: a candle still forming
+    when the request started is not cached as closed with its partial values."""
+    start = int(base.load(PAIR, "5m")["date"].astype("datetime64[ms, UTC]").astype("int64").iloc[0])
+    close_at = start + 500 * FIVE_MIN
+    store = CandleStore(base)
+    api = BinanceSpotAPI(store, SteppingClock(close_at - 1, step=2))  # forming at the first read, closed at the next
+    api.klines({"symbol": SYMBOL, "interval": "5m", "limit": "3"})
+    later = BinanceSpotAPI(store, ManualClock(close_at + FIVE_MIN))
+    api.clock = ManualClock(close_at + FIVE_MIN)
+    closed = {r[0]: r for r in later.klines({"symbol": SYMBOL, "interval": "5m", "limit": "5"})}
+    again = {r[0]: r for r in api.klines({"symbol": SYMBOL, "interval": "5m", "limit": "5"})}
+    assert again == closed, "the candle that closed during the first request is served with its final values"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -107,9 +108,14 @@ def test_traded_range_between_polls_comes_from_what_the_polls_saw():
     assert (low, high, vol) == (99.0, 99.0, 0.0)
     # the forming candle is served as polled; once a newer candle appears it is closed and kept
     assert store.candles("BTC/USDT", "5m", None, limit=1)[0].close == 99.0
-    assert store.update("BTC/USDT", "5m", [[t0, 100, 103, 98.0, 99.5, 5.0], [t0 + 300_000, 99.5, 99.5, 99.5, 99.5, 0.1]],
-                        t0 + 300_500) == [[t0, 100, 103, 98.0, 99.5, 5.0]]
+    assert store.update("BTC/USDT", "5m", [[t0, 100, 103, 97.0, 99.5, 5.0], [t0 + 300_000, 99.5, 100.2, 99.4, 100.0, 0.5]],
+                        t0 + 300_500) == [[t0, 100, 103, 97.0, 99.5, 5.0]]
     assert [c.open_time for c in store.candles("BTC/USDT", "5m", None)] == [t0 - 300_000, t0, t0 + 300_000]
+    # what this poll brought: the closed candle's final low (97) and the whole range of the candle that
+    # opened since (up to 100.2); volume 0.5 + 0.5. Stamped on arrival: a venue that checked its orders
+    # up to just before the poll still matches them against it
+    assert store.traded_range("BTC/USDT", t0 + 300_499, t0 + 300_500) == (97.0, 100.2, 1.0)
+    assert store.traded_range("BTC/USDT", t0 + 3000, t0 + 300_499)[2] == 0.0, "nothing arrived before the poll"
 
 
 def test_paper_orders_on_the_relay_fill_against_the_relayed_book(tmp_path):
@@ -137,3 +143,64 @@ def test_paper_orders_on_the_relay_fill_against_the_relayed_book(tmp_path):
     asks = [float(p) for p, _ in book["asks"]]
     # the relayed book at most one poll earlier; market impact may push the price past the touch
     assert min(asks) * 0.99 <= price <= max(asks) * 1.01, (price, asks[:3])
+
+
+def test_paper_session_on_a_relayed_market_is_recorded_and_compared(tmp_path):
+    """`simulation.run --upstream local`: the bot trades on the relay's venue, the relay records what it
+    relays, and the backtest replays exactly that recording against the bot's trades."""
+    import pandas as pd
+
+    from simulation.marketdata import open_source
+    from simulation.synthetic import SyntheticConfig
+
+    out = tmp_path / "relayed"
+    cmd = [sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic", "--speed", "300",
+           "--upstream", "local", "--mode", "paper", "--timerange", "20240301T1000-20240301T1600", "--out", str(out)]
+    proc = subprocess.run(cmd, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((out / "comparison.json").read_text())
+    rec = result["recording"]
+    assert rec["complete"] and rec["expected_per_pair"] == 72, rec
+    assert all(p["book_snapshots"] > 0 for p in rec["pairs"].values())
+    assert {"setting": "market data", "differs": False}.items() <= next(
+        r for r in result["comparability"] if r["setting"] == "market data").items()
+    assert result["assumptions"]["path"].startswith("relayed")
+    # the recording is the upstream's market, candle for candle (the relay invents nothing)
+    truth = open_source(synthetic=SyntheticConfig(seed=42), pairs=["BTC/USDT", "ETH/USDT"]).load("BTC/USDT", "5m")
+    recorded = pd.read_feather(out / "recording" / "BTC_USDT-5m.feather")
+    both = recorded.merge(truth, on="date", suffixes=("", "_up"))
+    assert len(both) >= 72 and len(both) == len(recorded)
+    assert (both[["open", "high", "low", "close"]].to_numpy() == both[["open_up", "high_up", "low_up", "close_up"]].to_numpy()).all()
+    # the bot traded on the relay's venue; its limit orders filled only where the relayed market traded through
+    venue = json.loads((out / "venue_orders.json").read_text())
+    fills = [(o, t) for o in venue["orders"] if o["type"] == "LIMIT" for t in o["trades"]]
+    assert fills, "the venue filled the bot's orders on the relayed market"
+    bars = {p: pd.read_feather(out / "recording" / f"{p.replace('/', '_')}-5m.feather").set_index("date") for p in ("BTC/USDT", "ETH/USDT")}
+    for order, trade in fills:
+        at = pd.Timestamp(trade["time"], unit="ms", tz="UTC").floor("5min")
+        near = bars[order["pair"]].loc[at - pd.Timedelta("5min"):at]  # this candle, or the one whose close it learned
+        assert (near.low < trade["price"]).any() if order["side"] == "BUY" else (near.high > trade["price"]).any(), (order, near)
+    assert result["reconciliation"]["ok"], result["reconciliation"]
+    # the discrepancy report over the recorded session: its invariants hold
+    gap, matched = result["gap"], result["trades_matched"]
+    assert result["trades_backtest"] >= 1 and result["trades_sim"] >= 1
+    assert abs(gap["waterfall"]["residual"]) < 1e-6
+    assert matched + gap["missed_unfilled"] + gap["missed_no_signal"] + gap["reentries_after_cancel"] == result["trades_backtest"]
+    assert (out / "report.html").stat().st_size > 10_000
+
+
+def test_live_session_arguments_fail_with_one_line():
+    from simulation.run.__main__ import build_parser, make_spec
+
+    base = ["--strategy", "ReferenceStrategy", "--synthetic"]
+    for extra, text in ((["--upstream", "binance"], "needs --duration"),
+                        (["--upstream", "binance", "--duration", "4h", "--timerange", "20240301-20240302"], "--timerange is for replayed"),
+                        (["--upstream", "binance", "--duration", "4x"], "expected a number and a unit"),
+                        (["--upstream", "binance", "--duration", "4h", "--speed", "10"], "wall clock: --speed 1"),
+                        (["--duration", "4h"], "--duration is for a live --upstream"),
+                        (["--upstream-url", "http://127.0.0.1:1"], "--upstream-url needs --upstream")):
+        with pytest.raises(ValueError, match=re.escape(text)):
+            make_spec(build_parser().parse_args(base + extra))
+    spec = make_spec(build_parser().parse_args([*base, "--upstream", "kraken", "--duration", "90m"]))
+    assert spec.live and spec.speed == 1 and spec.end_ms - spec.start_ms == 90 * 60_000 and spec.start_ms % 300_000 == 0
+    assert spec.start_ms >= time.time() * 1000 + 25_000 - 1, "trading starts after the warm-up"

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--relay-timeframes", nargs="+", default=["5m", "1h"], help="timeframes relayed (default: 5m 1h)")
     relay.add_argument("--relay-poll", type=float, default=2.0, help="upstream poll period, s (default: 2)")
     relay.add_argument("--relay-history", type=int, default=1000, help="candles fetched per timeframe at start (default: 1000)")
+    relay.add_argument("--upstream-timeout", type=float, default=10.0, help="upstream request timeout, s (default: 10)")
     p.add_argument("--seed", type=int, default=42, help="synthetic market seed (default: 42)")
     p.add_argument("--days", type=float, default=120.0, help="synthetic market length in days (default: 120)")
     p.add_argument("--start", default="2024-01-01", help="synthetic market first candle (default: 2024-01-01)")
@@ -185,6 +186,9 @@ def run_relay(args: argparse.Namespace) -> int:
         logger.error("--upstream needs --pairs (e.g. --pairs BTC/USDT ETH/USDT)")
         return 2
     record = args.record or Path("user_data") / "relay" / args.upstream
+    if args.relay_poll <= 0 or args.upstream_timeout <= 0 or args.relay_history < 1:
+        logger.error("--relay-poll and --upstream-timeout must be positive, --relay-history at least 1")
+        return 2
     try:
         params, faults, balances = execution_settings(args)
     except (OSError, ValueError) as exc:
@@ -195,7 +199,7 @@ def run_relay(args: argparse.Namespace) -> int:
         logger.error("--venue needs SIMULATOR_API_KEY and SIMULATOR_API_SECRET in the environment")
         return 2
     relay = UpstreamRelay(args.upstream, args.pairs, args.relay_timeframes, record, args.upstream_url,
-                          args.relay_history, args.relay_poll)
+                          args.relay_history, args.relay_poll, timeout_s=args.upstream_timeout)
 
     async def make_app() -> web.Application:
         try:

@@ -150,16 +150,18 @@ class BinanceSpotAPI:
         if start is not None and end is not None and start > end:
             raise BinanceError(-1023, "Start time is greater than end time.")
         to_data = self.clock.to_data
+        # One "now" for both the candles and what counts as closed: read twice, a candle still forming at
+        # the first read could close by the second and be cached, partial, as closed for good.
+        cutoff = self.clock.data_now()
         candles = self.store.candles(
             pair,
             interval,
-            self.clock.data_now(),
+            cutoff,
             start=None if start is None else to_data(start),
             end=None if end is None else to_data(end),
             limit=limit,
         )
         # Closed candles never change: format each once (a bot re-reads the same history all day).
-        cutoff = self.clock.data_now()
         cache = self._rows.setdefault((pair, interval), {})
         rows = []
         for c in candles:

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import ccxt
@@ -26,20 +27,21 @@ from simulation.book import OrderBook
 from simulation.clock import Clock, wall_ms
 from simulation.marketdata.sources import OHLCV, DataSource, DataSourceError
 from simulation.marketdata.store import Candle, CandleSeries, CandleStore
-from simulation.markets import MarketSpec, split_pair
+from simulation.markets import MARKETS_FILE, MarketSpec, split_pair
 from simulation.timeframes import interval_ms
 
 logger = logging.getLogger("simulation.relay")
 UPSTREAMS = ("binance", "coinbase", "kraken")
 
 
-def make_exchange(exchange_id: str, url: str | None = None):
-    """The ccxt async client of the upstream; `url` points a binance client at another gateway (tests)."""
+def make_exchange(exchange_id: str, url: str | None = None, timeout_s: float = 10.0):
+    """The ccxt async client of the upstream; `url` points a binance client at another gateway (tests).
+    `timeout_s` is on the process clock (an accelerated session scales it)."""
     import ccxt.async_support as ccxt_async
 
     if exchange_id not in UPSTREAMS:
         raise DataSourceError(f"--upstream must be one of {UPSTREAMS}, got {exchange_id!r}")
-    config: dict = {"enableRateLimit": True}
+    config: dict = {"enableRateLimit": True, "timeout": int(timeout_s * 1000)}
     if url:
         if exchange_id != "binance":
             raise DataSourceError("--upstream-url is for a Binance-compatible upstream (another gateway)")
@@ -108,10 +110,15 @@ class LiveCandleStore(CandleStore):
         # volume, open time); the venue's matching reads the market traded between two polls from it
         self.ticks: dict[str, list[tuple[int, float, float, float, float, int]]] = {}
 
-    def update(self, pair: str, tf: str, rows: list[list], now: int) -> list[list]:
+    def update(self, pair: str, tf: str, rows: list[list], now: int, arrived: int | None = None) -> list[list]:
         """Merge upstream rows, oldest first; returns the newly closed ones. As on any exchange the last
         row is the forming candle unless the upstream's clock (`now`) is past its close; every earlier
-        row is closed (so the rule holds whatever the upstream's clock speed)."""
+        row is closed (so the rule holds whatever the upstream's clock speed).
+
+        Ticks (what the venue matches against) are stamped `arrived`, when the relay learned them (its
+        own clock, default `now`): the venue matches on what has arrived, so a price stamped with the
+        upstream's earlier time would land behind orders already checked past it, and never fill them."""
+        arrived = now if arrived is None else arrived
         step = interval_ms(tf)
         closed = rows[:-1] + [r for r in rows[-1:] if r[0] + step <= now]
         series = self._native[pair][tf]
@@ -123,19 +130,28 @@ class LiveCandleStore(CandleStore):
                                                          for f in ("open_time", "open", "high", "low", "close", "volume")))
             for key in [k for k in self._derived if k[0] == pair]:
                 del self._derived[key]
+        finest = tf == self.native_timeframes(pair)[0]
+        ticks = self.ticks.setdefault(pair, [])
+        if finest and ticks:
+            # a candle that closed since the last poll traded its final extremes in between (the last
+            # poll's candle, or one that opened and closed between two polls): its final state
+            for r in new:
+                if r[0] >= ticks[-1][5]:
+                    ticks.append((arrived, float(r[4]), float(r[2]), float(r[3]), float(r[5]), int(r[0])))
         if rows and rows[-1] not in closed:
             r = rows[-1]
             self.forming[(pair, tf)] = Candle(int(r[0]), *(float(v) for v in r[1:6]), int(r[0]) + step - 1)
-            if tf == self.native_timeframes(pair)[0]:
-                ticks = self.ticks.setdefault(pair, [])
-                ticks.append((now, float(r[4]), float(r[2]), float(r[3]), float(r[5]), int(r[0])))
-                del ticks[:-10_000]  # bounded
+            if finest:
+                ticks.append((arrived, float(r[4]), float(r[2]), float(r[3]), float(r[5]), int(r[0])))
+        del ticks[:-10_000]  # bounded
         return new
 
     def traded_range(self, pair: str, t0: int, t1: int) -> tuple[float, float, float]:
         """(low, high, volume) traded between t0 and t1, at poll resolution: each poll's price, plus a new
         high or low of the forming candle since the previous poll (it traded in between), and the
-        candle's volume growth. Nothing polled in between: the last price, no volume."""
+        candle's volume growth; a candle that opened since the previous poll traded all of its range in
+        between, and a candle that closed since counts with its final state. Nothing arrived in between:
+        the last price, no volume."""
         ticks = self.ticks.get(pair) or []
         seen, prices, volume = None, [], 0.0
         for tick in ticks:
@@ -148,8 +164,9 @@ class LiveCandleStore(CandleStore):
                     if low < seen[3]:
                         prices.append(low)
                     volume += max(0.0, vol - seen[4])
-                else:
-                    volume += vol if seen is not None else 0.0
+                elif seen is not None:  # opened after the previous poll: its whole range so far is new
+                    prices += [high, low]
+                    volume += vol
             if t <= t1:
                 seen = tick
         if not prices:
@@ -177,17 +194,20 @@ class UpstreamRelay:
     """Fetches history at start, then polls the upstream and records what it relays."""
 
     def __init__(self, exchange_id: str, pairs: list[str], timeframes: list[str], record_dir: Path | None,
-                 url: str | None = None, history: int = 1000, poll_s: float = 2.0, book_levels: int = 20) -> None:
+                 url: str | None = None, history: int = 1000, poll_s: float = 2.0, book_levels: int = 20,
+                 timeout_s: float = 10.0) -> None:
         self.exchange_id, self.pairs, self.timeframes = exchange_id, list(pairs), list(timeframes)
         self.record_dir = Path(record_dir) if record_dir else None
         self.url, self.history, self.poll_s, self.book_levels = url, history, poll_s, book_levels
+        self.timeout_s = timeout_s
         self.store: LiveCandleStore | None = None
         self.exchange = None
         self.recorded = 0
         self.clock = RelayClock()
+        self._clock_samples: list[tuple[int, int]] = []  # (round trip, offset) of the recent polls
 
     async def open(self) -> LiveCandleStore:
-        self.exchange = make_exchange(self.exchange_id, self.url)
+        self.exchange = make_exchange(self.exchange_id, self.url, self.timeout_s)
         markets = await self.exchange.load_markets()
         missing = [p for p in self.pairs if p not in markets]
         if missing:
@@ -205,6 +225,7 @@ class UpstreamRelay:
                     raise DataSourceError(f"upstream {self.exchange_id} returned no closed {tf} candle for {pair}")
                 frames[pair][tf] = _frame(closed)
         self.store = LiveCandleStore(RelaySource(frames, specs, self.exchange_id))
+        self._record_markets(specs)
         for pair in self.pairs:
             for tf in self.timeframes:
                 self._record(pair, tf)
@@ -212,10 +233,14 @@ class UpstreamRelay:
         return self.store
 
     async def _sync_clock(self) -> int:
-        """The upstream's time now (ccxt fetch_time), and the relay clock's offset to it."""
+        """The upstream's time now (ccxt fetch_time), and the relay clock's offset to it: as NTP does,
+        the offset of the fastest of the recent round trips (a slow one's midpoint can be far off)."""
         t0 = wall_ms()
         server = int(await self.exchange.fetch_time())
-        self.clock.offset_ms = server - (t0 + wall_ms()) // 2
+        t1 = wall_ms()
+        self._clock_samples.append((t1 - t0, server - (t0 + t1) // 2))
+        del self._clock_samples[:-30]
+        self.clock.offset_ms = min(self._clock_samples)[1]
         return server
 
     async def _history(self, pair: str, tf: str) -> list[list]:
@@ -247,7 +272,7 @@ class UpstreamRelay:
         for pair in self.pairs:
             for tf in self.timeframes:
                 rows = await self.exchange.fetch_ohlcv(pair, tf, limit=3)
-                if self.store.update(pair, tf, rows, now):
+                if self.store.update(pair, tf, rows, now, arrived=self.clock.now_ms()):
                     self._record(pair, tf)
             book = await self.exchange.fetch_order_book(pair, limit=self.book_levels)
             if book.get("bids") and book.get("asks"):
@@ -280,6 +305,14 @@ class UpstreamRelay:
         self.record_dir.mkdir(parents=True, exist_ok=True)
         FeatherDataHandler(self.record_dir).ohlcv_store(pair, tf, df, CandleType.SPOT)
         self.recorded += 1
+
+    def _record_markets(self, specs: dict[str, MarketSpec]) -> None:
+        """The upstream's trading rules beside the candles: a replay of the recording then rounds prices
+        and amounts as the relayed venue did, instead of inferring them from the prices."""
+        if self.record_dir is None:
+            return
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        (self.record_dir / MARKETS_FILE).write_text(json.dumps({p: asdict(m) for p, m in specs.items()}, indent=2))
 
     def _record_book(self, pair: str, now: int, book: dict) -> None:
         if self.record_dir is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from abc import ABC, abstractmethod
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulation.markets import MarketSpec, infer_market
+from simulation.markets import MARKETS_FILE, MarketSpec, infer_market
 from simulation.synthetic import SyntheticConfig, generate
 from simulation.timeframes import is_valid_interval
 
@@ -120,6 +121,12 @@ class FeatherDirSource(DataSource):
         return self._cache[key]
 
     def market(self, pair: str) -> MarketSpec:
+        if not self._markets and (self.datadir / MARKETS_FILE).is_file():  # recorded rules beat inferred ones
+            try:
+                recorded = json.loads((self.datadir / MARKETS_FILE).read_text())
+                self._markets = {p: MarketSpec(**fields) for p, fields in recorded.items() if p in self._files}
+            except (ValueError, TypeError) as exc:
+                raise DataSourceError(f"{self.datadir / MARKETS_FILE}: unreadable trading rules ({exc})") from exc
         if pair not in self._markets:
             tf = self.timeframes(pair)[0]
             df = self.load(pair, tf)

@@ -22,10 +22,11 @@ import pandas as pd
 from freqtrade.exceptions import ConfigurationError
 
 from simulation.execution import ExecutionParams
+from simulation.marketdata.relay import UPSTREAMS
 from simulation.paths import REPO_ROOT, SHARED_DATA
 from simulation.run.discrepancy import comparability
 from simulation.run.spec import MODES, RunSpec, freqtrade_version, strategy_digest
-from simulation.timeframes import DAY_MS, timerange_bounds
+from simulation.timeframes import DAY_MS, interval_ms, timerange_bounds
 
 logger = logging.getLogger("simulation.run")
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="config/simulation.json", help="freqtrade config (our overlay goes on top)")
     p.add_argument("--mode", choices=MODES, default="dry-run",
                    help="dry-run: freqtrade's own fills on our delayed data and book; paper: our venue fills signed orders")
-    p.add_argument("--speed", type=float, default=100.0, help="simulated seconds per wall-clock second")
+    p.add_argument("--speed", type=float, help="simulated seconds per wall-clock second (default: 100; 1 on a live upstream)")
     p.add_argument("--timerange", help="window, freqtrade syntax YYYYMMDD[THHMM]-YYYYMMDD[THHMM] (default: 2 days before the data's last 5 days, "
                    "or 2024-03-01..03 on the synthetic market)")
     p.add_argument("--datadir", type=Path, help=f"freqtrade feather datadir (default: {SHARED_DATA} when present, else synthetic)")
@@ -67,15 +68,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-days", type=float, default=120.0, help="synthetic market length")
     p.add_argument("--synthetic-start", default="2024-01-01", help="synthetic market first candle")
     p.add_argument("--warmup", type=float, default=25.0, help="wall-clock seconds the bot gets to start before the window")
+    relay = p.add_argument_group("paper trading on a relayed market (the gateway relays an upstream and records it)")
+    relay.add_argument("--upstream", choices=("local", *UPSTREAMS),
+                       help="'local': a second gateway replays the market above as the upstream (accelerated, offline); "
+                            "an exchange: its live market through ccxt (needs a network; wall clock, --duration)")
+    relay.add_argument("--upstream-url", help="a Binance-compatible upstream's base URL instead of the exchange's")
+    relay.add_argument("--duration", help="live upstream: how long to trade after the warm-up, e.g. 90m, 4h, 2d")
+    relay.add_argument("--relay-history", type=int, default=1000, help="candles per timeframe the relay fetches at start "
+                       "(the bot's startup candles; a FreqAI strategy needs its training window)")
     p.add_argument("--analyse-only", action="store_true", help="skip the session; re-run backtest + report on OUTDIR")
     return p
 
 
+def _duration_ms(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd])\s*", text or "")
+    if not m:
+        raise ValueError(f"--duration {text!r}: expected a number and a unit m, h or d (e.g. 90m, 4h, 2d)")
+    ms = float(m[1]) * {"m": 60_000, "h": 3_600_000, "d": DAY_MS}[m[2]]
+    if ms < 60_000:
+        raise ValueError("--duration must be at least a minute")
+    return int(ms)
+
+
+def live_window(args: argparse.Namespace) -> tuple[int, int]:
+    """A live upstream trades from the first candle boundary after the warm-up, for --duration."""
+    if args.timerange:
+        raise ValueError("--timerange is for replayed markets; a live upstream trades from now for --duration")
+    if not args.duration:
+        raise ValueError(f"--upstream {args.upstream} needs --duration (how long to trade, e.g. 4h)")
+    step = interval_ms(args.timeframe)
+    start = -(-(int(time.time() * 1000) + int(args.warmup * 1000)) // step) * step
+    return start, start + _duration_ms(args.duration)
+
+
 def make_spec(args: argparse.Namespace) -> RunSpec:
+    live = args.upstream not in (None, "local")
+    if args.duration and not live:
+        raise ValueError("--duration is for a live --upstream; a replayed market takes --timerange")
+    if args.upstream_url and args.upstream is None:
+        raise ValueError("--upstream-url needs --upstream")
+    speed = args.speed if args.speed is not None else (1.0 if live else 100.0)
     datadir = None if args.synthetic else (args.datadir or (SHARED_DATA if SHARED_DATA.is_dir() else None))
     if datadir is not None and not Path(datadir).is_dir():
         raise SystemExit(f"error: --datadir {datadir} does not exist")
-    if args.timerange:
+    if live:
+        start, end = live_window(args)
+        datadir = None
+    elif args.timerange:
         start, end = _timerange(args.timerange)
     elif datadir is None:
         start, end = _timerange("20240301-20240303")
@@ -86,13 +125,14 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
         end = (last // DAY_MS - 5) * DAY_MS
         start = end - 2 * DAY_MS
     return RunSpec(
-        strategy=args.strategy, config=str(args.config), mode=args.mode, speed=args.speed, start_ms=start, end_ms=end,
+        strategy=args.strategy, config=str(args.config), mode=args.mode, speed=speed, start_ms=start, end_ms=end,
         pairs=list(args.pairs), timeframe=args.timeframe, out=str(args.out.resolve()), faults=args.faults,
-        kill_at=args.kill_bot_at, latency=not args.no_latency, seed=args.seed, warmup_s=args.warmup * args.speed,
+        kill_at=args.kill_bot_at, latency=not args.no_latency, seed=args.seed, warmup_s=args.warmup * speed,
         sim_config=str(args.sim_config) if args.sim_config else None, wallet=args.wallet,
         datadir=str(Path(datadir).resolve()) if datadir else None, stoploss_on_exchange=args.stoploss_on_exchange,
         synthetic_days=args.synthetic_days, synthetic_start=args.synthetic_start,
         path_model=args.path_model, path_seed=args.path_seed,
+        upstream=args.upstream, upstream_url=args.upstream_url, relay_history=args.relay_history,
     )
 
 
@@ -101,16 +141,19 @@ def faketime_command(spec: RunSpec, argv: list[str]) -> tuple[list[str], dict]:
     libfaketime reads '@YYYY-MM-DD HH:MM:SS' in local time, so on a New York host the window would
     otherwise start 4-5 hours off (and move by an hour across a DST change)."""
     env = {**os.environ, "FAKETIME_DONT_RESET": "1", "PYTHONPATH": str(REPO_ROOT), "TZ": "UTC"}
+    if spec.live:  # a live market runs on the real clock
+        return argv, env
     return ["faketime", "-f", spec.faketime_spec(), *argv], env
 
 
 def run_session(spec: RunSpec) -> None:
     """Start the session under faketime; every child shares the one accelerated clock."""
-    if shutil.which("faketime") is None:
+    if shutil.which("faketime") is None and not spec.live:
         raise SystemExit("error: the simulator needs Debian's `faketime` (make setup installs it: apt-get install faketime)")
     spec_path = spec.save(spec.out_dir / "spec.json")
     cmd, env = faketime_command(spec, [sys.executable, "-m", "simulation.run.session", str(spec_path)])
-    logger.info("session under faketime %r", spec.faketime_spec())
+    logger.info("session on the wall clock (live upstream %s)" if spec.live else "session under faketime %r",
+                spec.upstream if spec.live else spec.faketime_spec())
     t0 = time.perf_counter()
     rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env)
     wall = time.perf_counter() - t0
@@ -160,6 +203,7 @@ def analyse(spec: RunSpec) -> dict:
         entry_attempts,
         executions,
         load_db,
+        recording_coverage,
         stoploss_reaction,
         venue_stop_reaction,
     )
@@ -191,7 +235,16 @@ def analyse(spec: RunSpec) -> dict:
     result["session"]["failed_starts"] = sum(e["event"] == "bot_start_failed" for e in meta["events"])
     result["session"]["slow_analyses"] = slow_analyses(out / "freqtrade.log", spec.speed)
     result["comparability"] = comparability_rows(spec, out)
-    result["assumptions"] = {"path": spec.path().describe(), "path_model": spec.path_model, "path_seed": spec.path_seed,
+    if spec.upstream:
+        cover = recording_coverage(store, spec.pairs, spec.timeframe, spec.start_ms, spec.end_ms, spec.recording / "books")
+        result["recording"] = {"upstream": spec.upstream, "path": str(spec.recording), "relay_poll_s": meta.get("relay_poll_s"), **cover}
+        result["comparability"].append({
+            "setting": "market data", "backtest": f"the relay's recording ({spec.recording})",
+            "simulation": f"relayed live from {spec.upstream}" + (" (a local replay)" if spec.upstream == "local" else ""),
+            "differs": not cover["complete"]})
+    path = (f"relayed: the upstream's forming candle as polled every {meta.get('relay_poll_s'):g} s" if spec.upstream
+            else spec.path().describe())
+    result["assumptions"] = {"path": path, "path_model": spec.path_model, "path_seed": spec.path_seed,
                              "limit_fills": fill_rule(spec)}
     table.to_csv(out / "trade_matching.csv", index=False)
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
@@ -214,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.analyse_only:
         for stale in ("tradesv3.sqlite", "requests.csv", "venue_ledger.jsonl", "freqtrade.log", "venue_orders.json"):
             (spec.out_dir / stale).unlink(missing_ok=True)
+        shutil.rmtree(spec.out_dir / "recording", ignore_errors=True)  # a new session records afresh
         run_session(spec)
     result = analyse(spec)
     from rich.console import Console
@@ -242,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         differing = ", ".join(f"{c} ({n})" for c, n in list(ind["columns_differing"].items())[:8]) or "none"
         console.print(f" - indicators at {ind['in_bot_frame']} backtest entry candles: columns the bot computed differently: "
                       f"{differing}", markup=False, highlight=False)
+    if "recording" in result:
+        rec = result["recording"]
+        gaps = {p: v["missing"] for p, v in rec["pairs"].items() if v["missing"]}
+        console.print(f" - market relayed from {rec['upstream']} and recorded in {rec['path']}: "
+                      f"{'complete' if rec['complete'] else f'candles missing {gaps}'} "
+                      f"({rec['expected_per_pair']} {rec['timeframe']} candles per pair in the window)", markup=False, highlight=False)
     if "reconciliation" in result:
         console.print("reconciliation ok:", result["reconciliation"]["ok"])
     console.print(f"report: {spec.out_dir / 'report.html'}")

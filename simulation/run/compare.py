@@ -38,7 +38,7 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
     """`freqtrade download-data` + `backtesting` over the run's window, from the same market."""
     out = spec.out_dir / "backtest"
     out.mkdir(parents=True, exist_ok=True)
-    args = [*spec.source_args(), "--pairs", *spec.pairs, "--seed", str(spec.seed)]
+    args = [*spec.analysis_source_args(), "--pairs", *spec.pairs, "--seed", str(spec.seed)]
     with GatewayProcess(args, log_path=out / "gateway.log") as gw:
         overlay = exchange_overlay(gw.url, spec.pairs)
         overlay.update({"strategy": spec.strategy, "timeframe": spec.timeframe, "dry_run_wallet": spec.wallet})
@@ -50,8 +50,7 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
             run_freqtrade(["create-userdir", "--userdir", str(spec.userdir)], out / "userdir.log")
         # FreqAI's training window, the 1h regime's startup and FreqAI's extra timeframes
         first = spec.start_ms - days_before * DAY_MS
-        fa = load_from_files([spec.config]).get("freqai", {})
-        tfs = sorted({spec.timeframe, "1h", *fa.get("feature_parameters", {}).get("include_timeframes", [])}, key=interval_ms)
+        tfs = spec.timeframes()
         run_freqtrade(["download-data", *base, "--timerange", f"{first // 1000}-{spec.end_ms // 1000}",
                        "--timeframes", *tfs, "--prepend"], out / "download.log")
         # backtesting loads the markets from the exchange too: keep the gateway up.

@@ -139,3 +139,24 @@ def entry_attempts(log_path: Path) -> pd.DataFrame:
                 ts = pd.Timestamp(m.group(1), tz="UTC")  # the session runs with TZ=UTC
                 rows.append({"pair": m.group(3), "time_ms": int(ts.value // 10**6)})
     return pd.DataFrame(rows, columns=["pair", "time_ms"])
+
+
+def recording_coverage(store: CandleStore, pairs: list[str], timeframe: str, start_ms: int, end_ms: int,
+                       books_dir: Path | None = None) -> dict:
+    """How completely the relay recorded the window: the backtest over the recording can only be the
+    bot's market where every candle it saw was recorded (a relay outage leaves a gap, reported here,
+    never filled in)."""
+    step = interval_ms(timeframe)
+    expected = list(range(start_ms, end_ms - step + 1, step))  # candles that closed inside the window
+    out: dict = {"timeframe": timeframe, "expected_per_pair": len(expected), "pairs": {}}
+    for pair in pairs:
+        have = {c.open_time for c in store.candles(pair, timeframe, None, start=start_ms, end=end_ms, limit=len(expected) + 1)}
+        missing = [t for t in expected if t not in have]
+        books = 0
+        if books_dir is not None and (path := books_dir / f"{pair.replace('/', '_')}.jsonl").exists():
+            with path.open() as fh:
+                books = sum(1 for _ in fh)
+        out["pairs"][pair] = {"recorded": len(expected) - len(missing), "missing": len(missing),
+                              "first_missing_ms": missing[0] if missing else None, "book_snapshots": books}
+    out["complete"] = all(p["missing"] == 0 for p in out["pairs"].values())
+    return out

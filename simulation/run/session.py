@@ -8,6 +8,7 @@ simulated seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -77,10 +78,29 @@ class Session:
         logger.info("%s %s", kind, info or "")
 
     # -- processes ------------------------------------------------------------------------
-    def gateway_args(self) -> list[str]:
+    def upstream_args(self) -> list[str]:
+        """The local upstream of a relayed session: this spec's market replayed as a live exchange."""
         s = self.spec
-        args = [*s.source_args(), "--pairs", *s.pairs, "--replay", "--replay-start", "now", "--seed", str(s.seed),
-                "--request-log", str(self.out / "requests.csv"), "--path-model", s.path_model, "--path-seed", str(s.path_seed)]
+        return [*s.source_args(), "--pairs", *s.pairs, "--replay", "--replay-start", "now", "--seed", str(s.seed),
+                "--path-model", s.path_model, "--path-seed", str(s.path_seed)]
+
+    def relay_poll_s(self) -> float:
+        """Upstream poll period on the session's clock: 2 s live (what a polling relay does), and at
+        most 5 polls per wall second when accelerated (each poll is 2 requests per pair and timeframe)."""
+        return max(2.0, self.spec.speed / 5)
+
+    def gateway_args(self, upstream_url: str | None = None) -> list[str]:
+        s = self.spec
+        if s.upstream:
+            exchange = "binance" if s.upstream == "local" else s.upstream
+            args = ["--upstream", exchange, "--pairs", *s.pairs, "--record", str(s.recording), "--relay-timeframes", *s.timeframes(),
+                    "--relay-poll", f"{self.relay_poll_s():g}", "--relay-history", str(s.relay_history),
+                    "--upstream-timeout", f"{self.sim_s(10):g}", "--seed", str(s.seed), "--request-log", str(self.out / "requests.csv")]
+            if upstream_url or s.upstream_url:
+                args += ["--upstream-url", upstream_url or s.upstream_url]
+        else:
+            args = [*s.source_args(), "--pairs", *s.pairs, "--replay", "--replay-start", "now", "--seed", str(s.seed),
+                    "--request-log", str(self.out / "requests.csv"), "--path-model", s.path_model, "--path-seed", str(s.path_seed)]
         if s.latency:
             args.append("--latency")
         if s.sim_config:
@@ -155,8 +175,19 @@ class Session:
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> dict:
+        with contextlib.ExitStack() as stack:
+            upstream_url = None
+            if self.spec.upstream == "local":
+                up = GatewayProcess(self.upstream_args(), log_path=self.out / "upstream.log", startup_timeout=self.sim_s(60))
+                upstream_url = stack.enter_context(up).url
+                self.event("upstream_ready", url=upstream_url)
+            return self._run(upstream_url)
+
+    def _run(self, upstream_url: str | None) -> dict:
         s = self.spec
-        gw = GatewayProcess(self.gateway_args(), log_path=self.out / "gateway.log", startup_timeout=self.sim_s(60), env=self.env)
+        # the relay fetches its history at start: give it the time a live exchange's pages take
+        gw = GatewayProcess(self.gateway_args(upstream_url), log_path=self.out / "gateway.log",
+                            startup_timeout=self.sim_s(180 if s.upstream else 60), env=self.env)
         with gw:
             self.gateway_url = gw.url
             self.gateway_pid = gw.proc.pid
@@ -188,7 +219,8 @@ class Session:
             "mode": s.mode, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
             "strategy": s.strategy, "simulated_s": (s.end_ms - s.start_ms) / 1000, "events": self.events,
             "faults": s.faults, "kill_at": s.kill_at, "compute": self.compute_report(),
-            "strategy_sha256": self.strategy_sha256,
+            "strategy_sha256": self.strategy_sha256, "upstream": s.upstream,
+            "relay_poll_s": self.relay_poll_s() if s.upstream else None,
         }
         (self.out / "session.json").write_text(json.dumps(meta, indent=2))
         return meta

@@ -36,6 +36,13 @@ class RunSpec:
     synthetic_start: str = "2024-01-01"
     path_model: str = "random"  # the forming candle's path (simulation.marketdata.path)
     path_seed: int = 0
+    # Paper trading on a relayed market: the bot talks to a relay gateway (`simulation.gateway
+    # --upstream`) that records every candle and book it relays into OUTDIR/recording; the backtest then
+    # replays exactly that recording. "local": the upstream is a second gateway replaying this spec's
+    # market (accelerated, testable offline); an exchange id: the live exchange, on the wall clock.
+    upstream: str | None = None
+    upstream_url: str | None = None
+    relay_history: int = 1000  # candles per timeframe the relay fetches at start (the bot's startup)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -48,7 +55,30 @@ class RunSpec:
             raise ValueError("--stoploss-on-exchange needs --mode paper (the venue holds the stop order)")
         if self.kill_at is not None and not 0 < self.kill_at < 1:
             raise ValueError("--kill-bot-at must be a fraction of the window in (0, 1)")
+        if self.upstream is not None:
+            from simulation.marketdata.relay import UPSTREAMS
+
+            if self.upstream not in ("local", *UPSTREAMS):
+                raise ValueError(f"--upstream must be 'local' or one of {UPSTREAMS}")
+            if self.live and self.speed != 1:
+                raise ValueError("a live upstream runs on the wall clock: --speed 1 only")
+            if self.relay_history < 1:
+                raise ValueError("--relay-history must be at least 1 candle")
         self.path()  # validates the path model and seed
+
+    @property
+    def live(self) -> bool:
+        """A real exchange upstream: no fake clock, the window is wall-clock time."""
+        return self.upstream not in (None, "local")
+
+    @property
+    def recording(self) -> Path | None:
+        """Where the relay records what it relayed (freqtrade feather + books/), when there is a relay."""
+        return Path(self.out) / "recording" if self.upstream else None
+
+    def analysis_source_args(self) -> list[str]:
+        """The market the backtest replays: the relay's recording when the bot traded on a relay."""
+        return ["--datadir", str(self.recording.resolve())] if self.upstream else self.source_args()
 
     def path(self):
         from simulation.marketdata.path import PathModel
@@ -62,10 +92,12 @@ class RunSpec:
         return ["--synthetic", "--days", f"{self.synthetic_days:g}", "--start", self.synthetic_start]
 
     def open_store(self):
-        """The same market, in-process (for signal prices and marks)."""
+        """The market the bot saw, in-process (for signal prices and marks): the recording on a relay."""
         from simulation.marketdata import CandleStore, open_source
         from simulation.synthetic import SyntheticConfig
 
+        if self.upstream:
+            return CandleStore(open_source(datadir=self.recording, pairs=self.pairs), self.path())
         if self.datadir:
             return CandleStore(open_source(datadir=Path(self.datadir), pairs=self.pairs), self.path())
         synth = SyntheticConfig(seed=self.seed, days=self.synthetic_days, start=self.synthetic_start)
@@ -88,6 +120,16 @@ class RunSpec:
     @property
     def fake_start_ms(self) -> int:
         return self.start_ms - int(self.warmup_s * 1000)
+
+    def timeframes(self) -> list[str]:
+        """Timeframes the strategy needs: its own, the 1h regime and FreqAI's extra timeframes."""
+        from freqtrade.configuration.load_config import load_from_files
+
+        from simulation.timeframes import interval_ms
+
+        fa = load_from_files([self.config]).get("freqai", {})
+        tfs = {self.timeframe, "1h", *fa.get("feature_parameters", {}).get("include_timeframes", [])}
+        return sorted(tfs, key=interval_ms)
 
     def faketime_spec(self) -> str:
         start = datetime.fromtimestamp(self.fake_start_ms / 1000, tz=UTC)
