@@ -204,3 +204,57 @@ def test_live_session_arguments_fail_with_one_line():
     spec = make_spec(build_parser().parse_args([*base, "--upstream", "kraken", "--duration", "90m"]))
     assert spec.live and spec.speed == 1 and spec.end_ms - spec.start_ms == 90 * 60_000 and spec.start_ms % 300_000 == 0
     assert spec.start_ms >= time.time() * 1000 + 25_000 - 1, "trading starts after the warm-up"
+
+
+class _Upstream:
+    """A ccxt-like async upstream over a list of 5m candles, at a time the test moves: the candle
+    forming at `now` is served partial (its close still moving)."""
+
+    def __init__(self, t0: int, n: int) -> None:
+        self.rows = [[t0 + i * 300_000, 100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i, 10.0] for i in range(n)]
+        self.now = t0
+        self.on_page = None  # called after each page (time passes while paging)
+
+    async def fetch_time(self):
+        return self.now
+
+    async def fetch_ohlcv(self, pair, tf, since=None, limit=500):
+        live = [r for r in self.rows if r[0] <= self.now and (since is None or r[0] >= since)]
+        page = [list(r) for r in live[:limit]]
+        if page and page[-1][0] + 300_000 > self.now:
+            page[-1][4] = 0.0  # partial: not the final close
+        if self.on_page:
+            self.on_page()
+        return page
+
+    async def fetch_order_book(self, pair, limit=20):
+        return {"bids": [], "asks": []}
+
+
+def test_relay_history_and_polls_never_keep_a_partial_candle_or_skip_one():
+    import pandas as pd
+
+    from simulation.marketdata.relay import LiveCandleStore, RelaySource, UpstreamRelay
+    from simulation.markets import MarketSpec
+
+    t0 = 1_700_000_100_000 // 300_000 * 300_000
+    up = _Upstream(t0, 3000)
+    start = up.now = t0 + 1000 * 300_000 + 150_000  # 1000 candles closed, the 1001st forming
+
+    def moves():  # the first page (1000 rows) ends with the forming candle; by the next page it has closed
+        up.now += 300_000
+    up.on_page = moves
+    relay = UpstreamRelay("binance", ["BTC/USDT"], ["5m"], None, history=1000)
+    relay.exchange = up
+    rows = asyncio.run(relay._history("BTC/USDT", "5m", start))
+    assert len(rows) == 1000 and all(r[4] != 0.0 for r in rows), "only candles closed before paging began"
+    up.on_page = None
+    hist = pd.DataFrame(rows, columns=["date", "open", "high", "low", "close", "volume"])
+    hist["date"] = pd.to_datetime(hist["date"], unit="ms", utc=True)
+    relay.store = LiveCandleStore(RelaySource({"BTC/USDT": {"5m": hist}}, {"BTC/USDT": MarketSpec("BTC", "USDT", 0.01, 0.00001)}, "t"))
+    up.now += 20 * 300_000  # an outage of 20 candles before the next poll
+    asyncio.run(relay.poll_once())
+    got = relay.store.candles("BTC/USDT", "5m", None, limit=2000)
+    closed = [c for c in got if c.open_time + 300_000 <= up.now]
+    assert [c.open_time for c in closed] == [r[0] for r in up.rows if r[0] + 300_000 <= up.now], "no candle skipped"
+    assert all(c.close == up.rows[(c.open_time - t0) // 300_000][4] for c in closed), "every closed candle final"

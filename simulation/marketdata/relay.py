@@ -219,8 +219,7 @@ class UpstreamRelay:
         for pair in self.pairs:
             frames[pair] = {}
             for tf in self.timeframes:
-                rows = await self._history(pair, tf)
-                closed = rows[:-1] + [r for r in rows[-1:] if r[0] + interval_ms(tf) <= now]
+                closed = await self._history(pair, tf, now)
                 if not closed:
                     raise DataSourceError(f"upstream {self.exchange_id} returned no closed {tf} candle for {pair}")
                 frames[pair][tf] = _frame(closed)
@@ -243,9 +242,12 @@ class UpstreamRelay:
         self.clock.offset_ms = min(self._clock_samples)[1]
         return server
 
-    async def _history(self, pair: str, tf: str) -> list[list]:
+    async def _history(self, pair: str, tf: str, now: int) -> list[list]:
+        """The candles closed by `now` (the upstream's time before the first page). A page's last row may
+        be the candle forming when that page was fetched: a later page makes it look closed, partial;
+        candles after `now` come with the first poll instead."""
         step = interval_ms(tf)
-        since = self.clock.now_ms() - self.history * step
+        since = (now // step - self.history) * step  # the last `history` closed candles
         rows: list[list] = []
         while len(rows) < self.history + 1:
             page = await self.exchange.fetch_ohlcv(pair, tf, since=since, limit=1000)
@@ -255,7 +257,7 @@ class UpstreamRelay:
             if len(page) < 1000:
                 break
             since = page[-1][0] + step
-        return rows
+        return [r for r in rows if r[0] + step <= now]
 
     @staticmethod
     def _spec(pair: str, market: dict) -> MarketSpec:
@@ -271,7 +273,10 @@ class UpstreamRelay:
         now = await self._sync_clock()
         for pair in self.pairs:
             for tf in self.timeframes:
-                rows = await self.exchange.fetch_ohlcv(pair, tf, limit=3)
+                # everything since the last closed candle: after an outage (or a long start) every
+                # candle missed comes back, none is skipped
+                since = int(self.store._native[pair][tf].open_time[-1]) + interval_ms(tf)
+                rows = await self.exchange.fetch_ohlcv(pair, tf, since=since, limit=1000)
                 if self.store.update(pair, tf, rows, now, arrived=self.clock.now_ms()):
                     self._record(pair, tf)
             book = await self.exchange.fetch_order_book(pair, limit=self.book_levels)
