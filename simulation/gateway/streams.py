@@ -191,9 +191,13 @@ class StreamHub:
             if self.metrics is not None:
                 self.metrics.ws_messages.inc(len(batch))
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=None, autoping=True, max_msg_size=MAX_MESSAGE_BYTES)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the client gave up during the handshake (its timeout): nothing to serve
+            logger.info("websocket client left during the handshake on %s", request.path)
+            return web.Response(status=499, text="client closed the connection")  # nginx's code; never sent
         conn = Connection(ws, combined=request.path.startswith("/stream"))
         initial = request.query.get("streams", "")
         tail = request.match_info.get("tail", "")

@@ -92,6 +92,77 @@ def generate_independent(seed: int, days: float, start: str = "2023-01-01", pric
     return df, pd.Series(labels, index=df.index, name="regime")
 
 
+def _t4_logpdf(z: np.ndarray) -> np.ndarray:
+    """log density of Student's t with 4 degrees of freedom."""
+    return np.log(3.0 / 8.0) - 2.5 * np.log1p(z * z / T_DOF)
+
+
+def spell_hazard(max_steps: int = 200 * 288) -> np.ndarray:
+    """hazard[r, a]: probability that a spell of regime r ends after exactly `a` candles, given it lasted
+    that long (the generator's max(12, int(log-normal)) law)."""
+    from scipy.stats import lognorm
+
+    d = np.arange(max_steps + 1)
+    out = np.empty((len(REGIMES), max_steps + 1))
+    for i, r in enumerate(REGIMES):
+        cdf = lognorm.cdf(d, s=SPELL_SIGMA, scale=REGIME_SET[r].median_days * 288)  # P(X < d)
+        pmf = np.diff(cdf, append=1.0)  # P(d <= X < d + 1) = P(int(X) = d)
+        pmf[12] += cdf[12]  # max(12, .): everything shorter lasts 12
+        pmf[:12] = 0.0
+        survival = np.cumsum(pmf[::-1])[::-1]  # P(D >= d)
+        out[i] = np.where(survival > 1e-12, pmf / np.maximum(survival, 1e-300), 1.0)
+    return out
+
+
+def bayes_filter(df: pd.DataFrame, particles: int = 4000, seed: int = 0) -> np.ndarray:
+    """P(regime | candles up to t) for every 5m candle, by a particle filter that knows this generator's
+    every parameter (spell-length laws as hazards, volatility process, shocks, jumps, wicks): about the
+    best a causal detector could do on this market, up to the filter's Monte Carlo error. A reference
+    for scoring detectors (a ceiling), never a detector: it reads parameters no one has on a real
+    market. Columns in `REGIMES` order."""
+    rng = np.random.default_rng(seed)
+    o, h, lo, c = (df[k].to_numpy(float) for k in ("open", "high", "low", "close"))
+    ret = np.log(c / o)
+    wick_up, wick_dn = np.log(h / np.maximum(o, c)), np.log(np.minimum(o, c) / lo)
+    sets = [REGIME_SET[r] for r in REGIMES]
+    drift = np.array([r.drift for r in sets]) / YEAR_5M
+    level = np.log(np.array([r.vol for r in sets]) / np.sqrt(YEAR_5M))
+    log_jump, log_nojump = (np.log(np.array([r.jumps_per_day for r in sets]) / 288),
+                            np.log1p(-np.array([r.jumps_per_day for r in sets]) / 288))
+    hazard = spell_hazard()
+    t_scale = np.sqrt((T_DOF - 2) / T_DOF)
+    k = np.zeros(particles, dtype=int)  # the generator's first spell starts with the data
+    k[:] = rng.integers(len(REGIMES), size=particles)
+    age = np.zeros(particles, dtype=int)
+    lv = level[k].copy()
+    logw = np.zeros(particles)
+    out = np.empty((len(df), len(REGIMES)))
+    for t in range(len(df)):
+        if t:  # a spell ends with its hazard at this age; the next regime is one of the other three
+            age += 1
+            ended = rng.random(particles) < hazard[k, np.minimum(age, hazard.shape[1] - 1)]
+            if ended.any():
+                k[ended] = (k[ended] + rng.integers(1, len(REGIMES), ended.sum())) % len(REGIMES)
+                age[ended] = 0
+            lv = level[k] + SV_PHI * (lv - level[k]) + rng.normal(0.0, SV_ETA, particles)
+        sigma = np.exp(lv)
+        scale = sigma * t_scale
+        centred = ret[t] - drift[k] + 0.5 * sigma**2
+        jump_scale = np.sqrt(scale**2 + JUMP_SIZE**2)  # a jump candle: shock + jump, as one wider t
+        like = np.logaddexp(log_nojump[k] + _t4_logpdf(centred / scale) - np.log(scale),
+                            log_jump[k] + _t4_logpdf(centred / jump_scale) - np.log(jump_scale))
+        half = 0.5 * sigma  # wicks: |t4| x sigma x 0.5 each
+        like += _t4_logpdf(wick_up[t] / half) + _t4_logpdf(wick_dn[t] / half) - 2 * np.log(half)
+        logw += like
+        w = np.exp(logw - logw.max())
+        w /= w.sum()
+        out[t] = np.bincount(k, weights=w, minlength=len(REGIMES))
+        if 1.0 / np.sum(w * w) < particles / 2:  # systematic resampling
+            idx = np.minimum(np.searchsorted(np.cumsum(w), (rng.random() + np.arange(particles)) / particles), particles - 1)
+            k, age, lv, logw = k[idx], age[idx], lv[idx], np.zeros(particles)
+    return out
+
+
 def resample(df: pd.DataFrame, labels: pd.Series, rule: str) -> tuple[pd.DataFrame, pd.Series]:
     """Complete candles of a coarser timeframe; each labelled with the regime at its close."""
     frame = df.assign(regime=labels.to_numpy()).set_index("date")
