@@ -26,10 +26,13 @@ def reconcile(venue: dict, orders: pd.DataFrame, trades: pd.DataFrame, lot_steps
         base = pair.split("/")[0]
         free, locked = venue["balances"].get(base, [0.0, 0.0])
         in_db = float(trades[(trades.pair == pair) & (trades.is_open == 1)].amount.sum())
-        # Binance rounds sells down to the lot step: dust below one step may stay on the venue.
+        # A buy's fee is paid in the base asset and freqtrade floors what is left to the lot step, so each
+        # trade may leave up to one step of dust on the venue (as on Binance): it adds up over the trades.
+        n = int((trades.pair == pair).sum())
         diff = free + locked - in_db
-        holdings.append({"asset": base, "venue": free + locked, "db_open_amount": in_db, "diff": diff,
-                         "ok": -1e-12 <= diff < lot_steps.get(base, 0.0) + 1e-12})
+        allowed = n * lot_steps.get(base, 0.0)
+        holdings.append({"asset": base, "venue": free + locked, "db_open_amount": in_db, "diff": diff, "trades": n,
+                         "dust_allowed": allowed, "ok": -1e-12 <= diff < allowed + 1e-12})
     dup_client_ids = [c for c, n in pd.Series([o["client_order_id"] for o in venue["orders"]]).value_counts().items() if n > 1]
     return {
         "venue_orders": len(v),
