@@ -34,6 +34,7 @@ from regime.detector import NAMINGS, REGIMES, RegimeDetector
 from regime.features import FEATURES, FeatureWindows, observations
 from regime.intrahour import intrahour_regimes
 from regime.walkforward import WalkForwardParams, causal_regimes, segments
+from simulation.timeframes import interval_ms
 
 console = Console(stderr=True)
 
@@ -288,7 +289,8 @@ def _as_of_closed(dates: pd.Series, timeframe: str, coarse_dates: pd.Series, coa
 
 
 def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path, params: WalkForwardParams | None = None,
-                    naming: str = "rank", cadence: str | None = None) -> dict:
+                    naming: str = "rank", cadence: str | None = None, score_from: pd.Timestamp | None = None,
+                    windows: FeatureWindows | None = None) -> dict:
     """Score the labels strategies get (walk-forward, the detector's names) against someone else's.
     With `cadence` (e.g. "5m"): the labels updated every such candle (`regime.intrahour`), scored
     against labels at that cadence; the baseline is the hourly rule as of the last closed hour."""
@@ -297,7 +299,7 @@ def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path,
     console.print(f"{pair} {timeframe}: {len(df)} candles, walk-forward refits every {p.refit_every} candles on "
                   f"{p.train_candles}, min dwell {p.min_dwell}{f', updated every {cadence}' if cadence else ''}...")
     t0 = time.perf_counter()
-    detector = RegimeDetector(windows=FeatureWindows.for_timeframe(timeframe), naming=naming)
+    detector = RegimeDetector(windows=windows or FeatureWindows.for_timeframe(timeframe), naming=naming)
     base = walkforward_rule_baseline(df, timeframe, p)
     if cadence:
         fine = _read_candles(datadir, pair, cadence)
@@ -308,7 +310,10 @@ def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path,
         pred = causal_regimes(df, timeframe, p, detector=detector)["regime"].to_numpy()
     seconds = time.perf_counter() - t0
     merged = df[["date"]].assign(pred=pred, base=base).merge(load_labels(labels_path), on="date", how="inner")
-    scored = merged[merged["pred"].notna() & merged["base"].notna() & merged["truth"].notna()].reset_index(drop=True)
+    keep = merged["pred"].notna() & merged["base"].notna() & merged["truth"].notna()
+    if score_from is not None:  # the same candles for settings whose first training windows differ
+        keep &= merged["date"] >= score_from
+    scored = merged[keep].reset_index(drop=True)
     if len(scored) < 100:
         raise ValueError(f"only {len(scored)} candles have a label, a prediction and a baseline: "
                          f"need a longer history (the first {p.train_candles} candles only train)")
@@ -349,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--naming", choices=NAMINGS, default="rank", help="how states get names (docs/regime.md)")
     p.add_argument("--min-dwell", type=int, help="candles a new regime must lead before the label switches "
                    "(default: 4 hours of the timeframe; 1 = raw most-probable state)")
+    p.add_argument("--train-days", type=float, help="with --labels: each refit's training window in days (default: 30)")
+    p.add_argument("--feature-windows", help="with --labels: override feature windows in candles, e.g. vol=24,momentum=72")
+    p.add_argument("--score-from", help="with --labels: score candles from this date on (compare settings on the same candles)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -363,7 +371,19 @@ def main(argv: list[str] | None = None) -> int:
             params = WalkForwardParams.for_timeframe(args.timeframe)
             if args.min_dwell is not None:
                 params = replace(params, min_dwell=args.min_dwell)
-            result = evaluate_labels(args.datadir, args.pair, args.timeframe, args.labels, params, args.naming, args.cadence)
+            if args.train_days is not None:
+                if args.train_days < 7:
+                    p.error("--train-days must be at least 7")
+                params = replace(params, train_candles=round(args.train_days * 86_400_000 / interval_ms(args.timeframe)))
+            score_from = pd.Timestamp(args.score_from, tz="UTC") if args.score_from else None
+            windows = FeatureWindows.for_timeframe(args.timeframe)
+            if args.feature_windows:
+                try:
+                    windows = replace(windows, **{k: int(v) for k, v in (kv.split("=") for kv in args.feature_windows.split(","))})
+                except (TypeError, ValueError) as exc:
+                    p.error(f"--feature-windows: {exc} (fields: vol, volume_fast, volume_slow, trend, momentum)")
+            result = evaluate_labels(args.datadir, args.pair, args.timeframe, args.labels, params, args.naming, args.cadence,
+                                     score_from, windows)
             ci = result["ci95"]
             summary = (f"accuracy {result['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], rule baseline "
                        f"{result['baseline_accuracy']:.3f} [{ci['baseline_accuracy'][0]:.3f}, {ci['baseline_accuracy'][1]:.3f}]; "

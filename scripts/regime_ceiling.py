@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from regime.evaluate import block_bootstrap, evaluate_labels
+from regime.evaluate import block_bootstrap, evaluate_labels, flips_per_1000
 from simulation.synthetic.independent import REGIMES, bayes_filter, generate_independent, write
 
 
@@ -49,7 +49,8 @@ def one_seed(seed: int, days: float, particles: int) -> dict:
     scored = hourly.merge(truth, on="date")
     lo, hi = pd.Timestamp(detector["scored_from"]), pd.Timestamp(detector["scored_to"])
     scored = scored[(scored["date"] >= lo) & (scored["date"] <= hi)].reset_index(drop=True)
-    correct = (scored["oracle"].to_numpy() == scored["regime"].to_numpy().astype(str)).astype(float)
+    pred, truth_labels = scored["oracle"].to_numpy().astype(str), scored["regime"].to_numpy().astype(str)
+    correct = (pred == truth_labels).astype(float)
     block = detector["bootstrap_block_candles"]
     ci = block_bootstrap({"accuracy": correct}, block)["accuracy"]
     buckets = {}
@@ -59,8 +60,10 @@ def one_seed(seed: int, days: float, particles: int) -> dict:
     return {
         "seed": seed, "days": days, "scored_candles": len(scored), "scored_from": str(lo), "scored_to": str(hi),
         "oracle": {"accuracy": float(correct.mean()), "ci95": ci, "mean_confidence": float(scored["confidence"].mean()),
+                   "flips_per_1000": flips_per_1000(pred), "true_flips_per_1000": flips_per_1000(truth_labels),
                    "calibration": buckets, "particles": particles, "seconds": oracle_s},
         "detector": {"accuracy": detector["accuracy"], "ci95": detector["ci95"]["accuracy"], "seconds": detector_s,
+                     "flips_per_1000": detector["flips_per_1000"],
                      "baseline_accuracy": detector["baseline_accuracy"], "baseline_ci95": detector["ci95"]["baseline_accuracy"],
                      "test_candles": detector["test_candles"]},
     }
@@ -82,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(r)
         o, d = r["oracle"], r["detector"]
         print(f"  {r['scored_candles']} hours: Bayes filter {o['accuracy']:.3f} [{o['ci95'][0]:.3f}, {o['ci95'][1]:.3f}] "
-              f"(confidence {o['mean_confidence']:.3f}, {o['seconds']:.0f} s); detector {d['accuracy']:.3f} "
-              f"[{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]; rule baseline {d['baseline_accuracy']:.3f}", flush=True)
+              f"(confidence {o['mean_confidence']:.3f}, flips/1000 {o['flips_per_1000']:.1f} vs truth {o['true_flips_per_1000']:.1f}, "
+              f"{o['seconds']:.0f} s); detector {d['accuracy']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}] "
+              f"(flips {d['flips_per_1000']:.1f}); rule baseline {d['baseline_accuracy']:.3f}", flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"runs": runs}, indent=2))
     print(f"written {a.out}")

@@ -318,3 +318,23 @@ def test_intrahour_regime_updates_every_base_candle_causally():
         np.testing.assert_allclose(b, a, atol=1e-12)
     with pytest.raises(ValueError, match="gaps"):
         intrahour_regimes(df5.drop(index=100), "5m", h1)
+
+
+def test_bayes_filter_ceiling_is_causal_calibrated_and_sees_every_regime():
+    """The generator's own Bayes filter (the ceiling detectors are scored against): its posterior at t
+    comes from candles up to t only, is a probability over the four names, is calibrated (its
+    confidence predicts its hit rate) and recognises the regimes that are not the most common one."""
+    from simulation.synthetic.independent import REGIMES, bayes_filter, generate_independent
+
+    df, labels = generate_independent(seed=11, days=120)
+    assert labels.nunique() >= 3, "a market with several regimes"
+    post = bayes_filter(df, particles=2000, seed=0)
+    assert post.shape == (len(df), 4) and np.allclose(post.sum(axis=1), 1.0) and (post >= 0).all()
+    cut = len(df) // 4
+    assert np.array_equal(bayes_filter(df.iloc[:cut], particles=2000, seed=0), post[:cut]), "causal"
+    pred, truth = np.array(REGIMES)[post.argmax(axis=1)], labels.to_numpy().astype(str)
+    accuracy = (pred == truth).mean()
+    assert abs(post.max(axis=1).mean() - accuracy) < 0.05, "calibrated within 5 pp"
+    common = pd.Series(truth).value_counts().index[0]
+    others = truth != common
+    assert (pred[others] == truth[others]).mean() > 0.4, "not a constant guess of the common regime"
