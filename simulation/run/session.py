@@ -78,8 +78,8 @@ class Session:
         logger.info("%s %s", kind, info or "")
 
     # -- processes ------------------------------------------------------------------------
-    def upstream_args(self) -> list[str]:
-        """The local upstream of a relayed session: this spec's market replayed as a live exchange."""
+    def replay_args(self) -> list[str]:
+        """This spec's market replayed as a live exchange: the bot's gateway, or a relay's local upstream."""
         s = self.spec
         return [*s.source_args(), "--pairs", *s.pairs, "--replay", "--replay-start", "now", "--seed", str(s.seed),
                 "--path-model", s.path_model, "--path-seed", str(s.path_seed)]
@@ -99,8 +99,7 @@ class Session:
             if upstream_url or s.upstream_url:
                 args += ["--upstream-url", upstream_url or s.upstream_url]
         else:
-            args = [*s.source_args(), "--pairs", *s.pairs, "--replay", "--replay-start", "now", "--seed", str(s.seed),
-                    "--request-log", str(self.out / "requests.csv"), "--path-model", s.path_model, "--path-seed", str(s.path_seed)]
+            args = [*self.replay_args(), "--request-log", str(self.out / "requests.csv")]
         if s.latency:
             args.append("--latency")
         if s.sim_config:
@@ -178,7 +177,7 @@ class Session:
         with contextlib.ExitStack() as stack:
             upstream_url = None
             if self.spec.upstream == "local":
-                up = GatewayProcess(self.upstream_args(), log_path=self.out / "upstream.log", startup_timeout=self.sim_s(60))
+                up = GatewayProcess(self.replay_args(), log_path=self.out / "upstream.log", startup_timeout=self.sim_s(60))
                 upstream_url = stack.enter_context(up).url
                 self.event("upstream_ready", url=upstream_url)
             return self._run(upstream_url)
