@@ -31,6 +31,7 @@ from scipy.stats import spearmanr
 
 from freqaimodels import features
 from freqaimodels.estimators import StackedEnsemble
+from freqaimodels.estimators.base import compute_threads
 from freqaimodels.estimators.combiners import rolling_hit_rate_weights
 from freqaimodels.estimators.lstm import KerasLSTMEstimator
 from freqaimodels.estimators.stacking import BASE_MODELS
@@ -196,7 +197,7 @@ def run(cfg: BenchConfig) -> dict:
                                                                         int(86_400_000 / candle_ms)), ens_s)
                 progress.update(task, description=f"{pair} fold {k + 1}/{cfg.folds}: baseline")
                 t0 = time.perf_counter()
-                base = LGBMRegressor(verbose=-1).fit(x_tr, y_tr)
+                base = LGBMRegressor(verbose=-1, n_jobs=compute_threads(None)).fit(x_tr, y_tr)  # as our estimators
                 rows[BASELINE] = (base.predict(x_te), time.perf_counter() - t0)
                 for name, (p, secs) in rows.items():
                     rec = records.setdefault(name, {"pred": [], "y": [], "train_s": []})

@@ -42,10 +42,12 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF
 
 
 def thread_env(threads: int | None) -> dict[str, str]:
-    """Environment that caps a child's compute threads (OpenMP for LightGBM/XGBoost, BLAS, TensorFlow;
-    our CatBoost and forest estimators read OMP_NUM_THREADS too). Jobs running side by side on a small
-    machine must not each spin a thread per core: LightGBM's OpenMP threads then wait on each other."""
-    return {} if not threads else dict.fromkeys(THREAD_VARS, str(int(threads)))
+    """Environment that caps a child's compute threads (OpenMP for XGBoost, BLAS, TensorFlow; our LightGBM,
+    CatBoost and forest estimators read OMP_NUM_THREADS too). Jobs running side by side on a small
+    machine must not each spin a thread per core: OpenMP threads then wait on each other, busily."""
+    if not threads:
+        return {}
+    return {**dict.fromkeys(THREAD_VARS, str(int(threads))), "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def run_freqtrade(args: list[str], log_path: Path, timeout: float = 1800, check: bool = True,

@@ -214,3 +214,14 @@ def test_lstm_training_reuses_one_network_without_touching_fitted_models():
     assert not np.allclose(other.predict(x[600:]), before)
     warm = KerasLSTMEstimator(**params).fit(x[:300], y[:300]).warm_fit(x[:600], y[:600])
     assert warm.predict(x[600:]).shape == before.shape
+
+
+def test_lightgbm_follows_a_supervisors_thread_cap(monkeypatch):
+    """LightGBM's sklearn API takes every physical core when n_jobs is None, whatever OMP_NUM_THREADS says;
+    two such fits side by side on two cores spin against each other (80x slower, measured)."""
+    x, y = signal_data(n=400, d=5)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert LightGBMEstimator(n_estimators=5).fit(x, y).model_.get_params()["n_jobs"] == 1
+    assert LightGBMEstimator(n_estimators=5, n_jobs=2).fit(x, y).model_.get_params()["n_jobs"] == 2  # explicit wins
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert LightGBMEstimator(n_estimators=5).fit(x, y).model_.get_params()["n_jobs"] is None  # LightGBM's default

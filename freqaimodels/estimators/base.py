@@ -28,9 +28,10 @@ class BaseEstimator:
         return f"{type(self).__name__}({self.params})"
 
 
-def compute_threads(default: int) -> int:
-    """Threads for a library with its own pool (CatBoost, YDF): OMP_NUM_THREADS when a supervisor set it
-    (jobs sharing a machine), else `default`."""
+def compute_threads(default: int | None) -> int | None:
+    """Threads for a library that does not follow OMP_NUM_THREADS on its own (CatBoost, YDF, LightGBM's
+    sklearn API): OMP_NUM_THREADS when a supervisor set it (jobs sharing a machine), else `default`.
+    Two jobs whose OpenMP teams outnumber the cores spin against each other: a 1-second fit takes 80."""
     try:
         return max(1, int(os.environ["OMP_NUM_THREADS"]))
     except (KeyError, ValueError):

@@ -18,7 +18,10 @@ class LightGBMEstimator(BaseEstimator):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LightGBMEstimator:
         from lightgbm import LGBMRegressor
 
-        self.model_ = LGBMRegressor(**self.params).fit(as_array(X), np.asarray(y, float).ravel(), sample_weight=sample_weight)
+        params = dict(self.params)
+        if params.get("n_jobs") is None:  # LightGBM's None = every physical core, whatever OMP_NUM_THREADS says
+            params["n_jobs"] = compute_threads(None)
+        self.model_ = LGBMRegressor(**params).fit(as_array(X), np.asarray(y, float).ravel(), sample_weight=sample_weight)
         self.booster_ = self.model_.booster_
         return self
 
