@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
@@ -42,11 +43,11 @@ class RunningBot:
     """A started dry-run bot with API: `client`, `password`, `port`, `proc`, `log`."""
 
     def __init__(self, tmp: Path, configs: list[str], extra: dict, strategy: str | None = None, name: str = "bot",
-                 password: str | None = None) -> None:
+                 password: str | None = None, env: dict | None = None) -> None:
         self.port = free_port()
         self.password = password or secrets.token_urlsafe(18)
-        self.proc, self.log = start_bot(tmp, configs, {**api_section(self.port), **extra}, api_env(self.password),
-                                        strategy, name)
+        self.proc, self.log = start_bot(tmp, configs, {**api_section(self.port), **extra},
+                                        {**api_env(self.password), **(env or {})}, strategy, name)
         self.url = f"http://127.0.0.1:{self.port}"
         self.client = FtRestClient(self.url, "op", self.password)
 
@@ -62,6 +63,16 @@ class RunningBot:
 
     def stop(self) -> None:
         stop_process(self.proc, 60)
+
+
+def candle_phase_env(lead_s: float, timeframe_s: int = 300) -> dict:
+    """Environment for a gateway replaying at speed 1 and the bot on it: both clocks shifted (libfaketime)
+    so that the next candle closes `lead_s` seconds from now. A replay follows the wall clock, so without
+    it a test waits 0-5 minutes for what only a new candle brings (FreqAI's first prediction)."""
+    libs = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    assert libs, "libfaketime not found: make setup installs Debian's faketime"
+    offset = -(time.time() + lead_s) % timeframe_s  # (now + offset + lead) is a candle boundary
+    return {"LD_PRELOAD": libs[0], "FAKETIME": f"+{offset:.3f}"}
 
 
 def stop_process(proc: subprocess.Popen, timeout: float) -> None:

@@ -5,10 +5,11 @@ prediction / confidence / regime series in the chart (headless Debian chromium v
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
-from bot_helpers import FORCE_ORDERS, RunningBot, wait_for
+from bot_helpers import FORCE_ORDERS, RunningBot, candle_phase_env, wait_for
 from playwright.sync_api import sync_playwright
 
 from simulation.freqtrade_runner import run_freqtrade
@@ -30,11 +31,14 @@ SERIES = ["&-target", "&-confidence", "regime_p_trending_bull_1h", "regime_p_sid
 def bot(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("frequi")
     run_freqtrade(["create-userdir", "--userdir", str(tmp / "ud")], tmp / "ud.log")
+    # FreqAI predicts from the first candle that closes after its first training (~30 s here): the shared
+    # clock puts that close 60 s after the start instead of anywhere in the next 5 minutes
+    clock = candle_phase_env(lead_s=60)
     with GatewayProcess(["--synthetic", "--seed", "3", "--days", "100", "--replay", "--replay-start", "2024-03-25"],
-                        log_path=tmp / "gw.log") as gw:
+                        log_path=tmp / "gw.log", env={**os.environ, **clock}) as gw:
         overlay = write_overlay(tmp / "exchange.json", gw.url)
         extra = {**FORCE_ORDERS, "use_exit_signal": False, "freqai": LIGHT}
-        bot = RunningBot(tmp, [*CONFIGS, str(overlay)], extra)
+        bot = RunningBot(tmp, [*CONFIGS, str(overlay)], extra, env=clock)
         try:
             bot.wait_running()
             yield tmp, bot

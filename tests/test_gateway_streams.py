@@ -105,6 +105,11 @@ def _klines_requests(url: str) -> float:
                if s.name == "sim_requests_total" and s.labels.get("endpoint") == "/api/v3/klines")
 
 
+def _newest_candle_ms(bot: RunningBot) -> int:
+    candles = bot.client.pair_candles("BTC/USDT", "1m", limit=3)
+    return candles["data"][-1][candles["columns"].index("__date_ts")]
+
+
 def test_freqtrade_dry_run_takes_candles_from_the_stream(tmp_path):
     """Real time (speed 1), 1m candles: once a candle has closed on the stream, freqtrade reads klines
     from ccxt's websocket cache and the gateway sees no more REST kline requests."""
@@ -121,15 +126,15 @@ def test_freqtrade_dry_run_takes_candles_from_the_stream(tmp_path):
             log = bot.log
             wait_for(lambda: "reuse watch result" in log.read_text(), 200, "freqtrade reading the websocket cache")
             before = _klines_requests(gw.url)
-            time.sleep(70)  # a full candle more, served by the stream
+            forming_ms = int(time.time() // 60 * 60_000)  # replayed at speed 1: data time is wall time
+            # the candle forming now closes and the bot analyses it: all of it served by the stream
+            wait_for(lambda: _newest_candle_ms(bot) >= forming_ms, 150, "the bot analysing the next candle")
             assert _klines_requests(gw.url) == before, "REST klines polled although the stream serves them"
             text = log.read_text()
             ws = requests.get(f"{gw.url}/metrics", timeout=10).text
             assert re.search(r"^sim_ws_connections [1-9]", ws, re.MULTILINE), ws[-2000:]
             reused = text[text.index("reuse watch result"):]
             assert "falling back to REST api" not in reused, "freqtrade fell back to REST after the stream served it"
-            candles = bot.client.pair_candles("BTC/USDT", "1m", limit=3)
-            newest_ms = candles["data"][-1][candles["columns"].index("__date_ts")]
-            assert time.time() * 1000 - newest_ms < 3 * 60_000, "the analyzed candles are current"
+            assert time.time() * 1000 - _newest_candle_ms(bot) < 3 * 60_000, "the analyzed candles are current"
         finally:
             bot.stop()
