@@ -2,21 +2,19 @@ from __future__ import annotations
 
 import os
 
+from simulation.freqtrade_runner import LOG_COLUMNS, thread_env  # loads no numeric library
+
 # Two xdist workers share two cores: one compute thread per process (and per freqtrade child, which
-# inherits this). Left at "all cores", LightGBM's OpenMP threads spin against the other worker's and a
-# 1-second fit takes 80 (measured). Passive waits, should any library start a team anyway. Set before numpy,
-# LightGBM or TensorFlow load.
+# inherits this), with passive OpenMP waits. Left at "all cores", OpenMP threads spin against the other
+# worker's and a 1-second LightGBM fit takes 80 (measured). Set before numpy, LightGBM or TensorFlow load.
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                 "TF_NUM_INTEROP_THREADS"):
-        os.environ.setdefault(_var, "1")
+    for _var, _value in thread_env(1).items():
+        os.environ.setdefault(_var, _value)
 
 from pathlib import Path
 
 import pytest
 
-from simulation.freqtrade_runner import LOG_COLUMNS
 from simulation.gateway import GatewayProcess, write_overlay
 
 # The bots the tests start log through rich: the same wide lines as run_freqtrade's, so logs read back unwrapped.
