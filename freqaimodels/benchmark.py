@@ -37,6 +37,7 @@ from freqaimodels.estimators.lstm import KerasLSTMEstimator
 from freqaimodels.estimators.stacking import BASE_MODELS
 
 BASELINE = "LightGBMRegressor"
+WITH_BASELINE = "StackedEnsemble[+baseline]"  # the mean of the members and FreqAI's baseline
 # Piped or logged output gets room for the whole table (rich would assume 80 columns and cut names).
 console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=150)
 
@@ -199,6 +200,8 @@ def run(cfg: BenchConfig) -> dict:
                 t0 = time.perf_counter()
                 base = LGBMRegressor(verbose=-1, n_jobs=compute_threads(None)).fit(x_tr, y_tr)  # as our estimators
                 rows[BASELINE] = (base.predict(x_te), time.perf_counter() - t0)
+                # FreqAI's model as one more equal-weight member (trained once, for both rows)
+                rows[WITH_BASELINE] = (np.column_stack([base_preds, rows[BASELINE][0]]).mean(axis=1), ens_s + rows[BASELINE][1])
                 for name, (p, secs) in rows.items():
                     rec = records.setdefault(name, {"pred": [], "y": [], "train_s": []})
                     rec["pred"].append(p)
@@ -315,6 +318,7 @@ def _latencies(ens: StackedEnsemble, baseline, x_ctx: np.ndarray) -> dict[str, t
     weights = np.full(len(ens.bases_), 1.0 / len(ens.bases_))
     out["StackedEnsemble[hit_rate]"] = _latency(lambda w: ens.base_predictions(w)[-1] @ weights, window)
     out[BASELINE] = _latency(baseline.predict, last)
+    out[WITH_BASELINE] = _latency(lambda w: np.r_[ens.base_predictions(w)[-1], baseline.predict(w[-1:])].mean(), window)
     return out
 
 
@@ -335,10 +339,30 @@ def _budget(m: dict) -> str:
     return f"{'ok' if m['predict_within_budget'] else 'OVER'} < {m['predict_p99_budget_ms']}"
 
 
+def paired(folds: list[dict], a: str, b: str) -> dict | None:
+    """Direction accuracy of `a` minus `b` fold by fold (same candles): mean, its standard error, and in
+    how many pair-folds `a` was better. Pairing removes the folds' common luck, so it is the fair test."""
+    d = np.array([f[f"{a}_acc"] - f[f"{b}_acc"] for f in folds if f"{a}_acc" in f and f"{b}_acc" in f])
+    if len(d) < 2:
+        return None
+    return {"a": a, "b": b, "diff_pp": float(100 * d.mean()), "se_pp": float(100 * d.std(ddof=1) / np.sqrt(len(d))),
+            "a_better": int((d > 0).sum()), "pair_folds": len(d)}
+
+
+def comparisons(result: dict) -> list[dict]:
+    """The ensemble against its best member and the baseline, and every combiner against the default."""
+    g = result["goal"]
+    pairs = [("StackedEnsemble", g["best_base"]), ("StackedEnsemble", BASELINE)]
+    pairs += [(n, "StackedEnsemble") for n in result["models"] if n.startswith("StackedEnsemble[")]
+    pairs += [(WITH_BASELINE, BASELINE)] if WITH_BASELINE in result["models"] else []
+    return [c for a, b in pairs if b is not None and (c := paired(result["folds"], a, b)) is not None]
+
+
 def complete(result: dict) -> dict:
     """Fold spread and goal verdict: for a fresh run, and for one written before they existed."""
     _add_fold_spread(result["models"], result["folds"])
     result["goal"] = goal(result["models"])
+    result["paired"] = comparisons(result)
     result["cost"] = cost(result["folds"])
     return result
 

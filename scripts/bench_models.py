@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from freqaimodels import features
+from rich.markup import escape
+
 from freqaimodels.benchmark import BenchConfig, complete, console, goal_line, report, run, write
 from freqaimodels.estimators.stacking import MODEL_SETS
 from simulation.paths import SHARED_DATA
@@ -18,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datadir", type=Path, default=SHARED_DATA)
     p.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT"])
     p.add_argument("--timeframe", default="5m")
+    p.add_argument("--informative", nargs="*", default=["15m", "1h"],
+                   help="informative timeframes merged into the features (default: 15m 1h; none: the base timeframe only)")
     p.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (default: all data)")
     p.add_argument("--folds", type=int, default=6)
     p.add_argument("--train-days", type=float, default=30)
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ensemble = dict(args.ensemble_params or {})
     if args.model_set:
         ensemble.setdefault("models", MODEL_SETS[args.model_set])
-    cfg = BenchConfig(datadir=args.datadir, pairs=args.pairs, timeframe=args.timeframe, timerange=args.timerange,
+    cfg = BenchConfig(datadir=args.datadir, pairs=args.pairs, timeframe=args.timeframe, informative=tuple(args.informative), timerange=args.timerange,
                       folds=args.folds, train_days=args.train_days, test_days=args.test_days,
                       label_period=args.label_period, target_scale=args.target_scale, ensemble_params=ensemble or None)
     try:
@@ -60,6 +64,9 @@ def _print(result: dict) -> None:
     console.print("accuracy by confidence bucket (95% interval on the effective count): " + ", ".join(
         f"{b['bucket']} {b['direction_accuracy']:.3f} [{_ci(b)}] (n={b['candles']})" for b in result["confidence_buckets"]))
     console.print(goal_line(result))
+    for c in result.get("paired", []):
+        console.print(f"paired over pair-folds: {escape(c['a'])} - {escape(c['b'])}: {c['diff_pp']:+.2f} pp +- {c['se_pp']:.2f} "
+                      f"(better in {c['a_better']} of {c['pair_folds']})", highlight=False)
 
 
 def _ci(bucket: dict) -> str:

@@ -50,7 +50,7 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
     result = json.loads(out.read_text())
     assert result["baseline"] == "LightGBMRegressor"
     expected = {"StackedEnsemble", "lightgbm", "catboost", "random_forest", "lstm", "xgboost", "LightGBMRegressor",
-                *(f"StackedEnsemble[{k}]" for k in ("passthrough", "bases", "mean", "ic_weighted", "hit_rate"))}
+                *(f"StackedEnsemble[{k}]" for k in ("passthrough", "bases", "mean", "ic_weighted", "hit_rate", "+baseline"))}
     assert set(result["models"]) == expected
     for name, m in result["models"].items():
         assert 0 <= m["direction_accuracy"] <= 1 and m["rmse"] > 0 and -1 <= m["ic"] <= 1, name
@@ -65,6 +65,12 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
     assert goal["best_base_accuracy"] == max(acc[n] for n in ("lightgbm", "catboost", "random_forest", "lstm", "xgboost"))
     assert goal["met"] == (acc["StackedEnsemble"] >= goal["best_base_accuracy"] and acc["StackedEnsemble"] > acc["LightGBMRegressor"])
     assert goal["spec_target_met"] == (acc["StackedEnsemble"] > 0.55)
+    # paired differences fold by fold: the ensemble against its best member and the baseline, each combiner against it
+    paired = {(c["a"], c["b"]): c for c in result["paired"]}
+    assert ("StackedEnsemble", goal["best_base"]) in paired and ("StackedEnsemble[hit_rate]", "StackedEnsemble") in paired
+    c = paired[("StackedEnsemble", "LightGBMRegressor")]
+    diffs = [f["StackedEnsemble_acc"] - f["LightGBMRegressor_acc"] for f in result["folds"]]
+    assert c["pair_folds"] == 2 and c["diff_pp"] == pytest.approx(100 * sum(diffs) / 2) and c["a_better"] == sum(d > 0 for d in diffs)
     # the cost goal: per pair-fold training time of the ensemble over the baseline's on the same rows
     cost = result["cost"]
     ratios = [f["ensemble_train_s"] / f["baseline_train_s"] for f in result["folds"]]
@@ -81,7 +87,7 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
     # re-reporting an earlier run trains nothing and prints the same table and verdict
     again = _bench("--from-json", str(out))
     assert again.returncode == 0 and "StackedEnsemble[ic_weighted]" in again.stderr and "accuracy goal (ensemble >=" in again.stderr
-    assert "cost goal (ensemble training <= 4x" in again.stderr
+    assert "cost goal (ensemble training <= 4x" in again.stderr and "paired over pair-folds: StackedEnsemble - LightGBMRegressor" in again.stderr
     assert _bench("--from-json", str(tmp_path / "none.json")).returncode == 2
 
 
@@ -91,3 +97,10 @@ def test_benchmark_names_missing_data(tmp_path):
     err = proc.stderr.replace("\n", "")  # rich wraps long paths
     assert "missing" in err and "BTC_USDT-5m.feather" in err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_benchmark_names_a_missing_informative_timeframe(datadir, tmp_path):
+    proc = _bench("--datadir", str(datadir), "--pairs", "BTC/USDT", "--informative", "4h", "--out", str(tmp_path / "x.json"))
+    assert proc.returncode == 2
+    err = proc.stderr.replace("\n", "")
+    assert "missing" in err and "BTC_USDT-4h.feather" in err
