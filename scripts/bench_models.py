@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from freqaimodels import features
 from rich.markup import escape
 
+from freqaimodels import features
 from freqaimodels.benchmark import BenchConfig, complete, console, goal_line, report, run, write
 from freqaimodels.estimators.stacking import MODEL_SETS
 from simulation.paths import SHARED_DATA
