@@ -71,6 +71,18 @@ def test_backtest_trains_predicts_and_trades(env):
         assert (df["&-confidence"] >= 0.55).all(), "entries only above the strategy's confidence gate"
 
 
+def test_continual_learning_is_refused_before_any_training(env):
+    """Our models retrain from scratch: a config asking FreqAI to continue from the last model fails, clearly."""
+    tmp, base, _userdir = env
+    cl = tmp / "continual.json"
+    cl.write_text(json.dumps({"freqai": {"continual_learning": True}}))
+    run = run_freqtrade(["backtesting", *base, "--config", str(cl), "--timerange", "20240125-20240131", "--cache", "none"],
+                        tmp / "continual.log", check=False)
+    log = run.log_path.read_text()
+    assert run.returncode != 0 and "does not support freqai.continual_learning: set it to false" in log
+    assert "Training model on" not in log
+
+
 def test_saved_models_reload_in_a_new_process_with_identical_predictions(env):
     tmp, _base, userdir = env
     models = sorted((userdir / "models" / "ci-ensemble").rglob("*_model.joblib"))

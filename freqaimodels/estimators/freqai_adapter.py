@@ -35,6 +35,13 @@ class EstimatorRegressionModel(BaseRegressionModel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if self.continual_learning:
+            # FreqAI would hand fit() the previous model; ours start afresh each retrain, and the ensemble
+            # picks its columns per training window, so a previous model's inputs would mean other things.
+            raise OperationalException(
+                f"{type(self).__name__} retrains from scratch every time and does not support "
+                "freqai.continual_learning: set it to false"
+            )
         if self.sequential:
             split = self.freqai_info.get("data_split_parameters", {})
             if split.get("shuffle", False):
