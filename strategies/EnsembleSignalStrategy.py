@@ -41,7 +41,7 @@ class EnsembleSignalStrategy(FreqAIFeatureHooks, IStrategy):
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         t0 = time.perf_counter()
-        dataframe = self.freqai.start(dataframe, metadata, self)
+        dataframe = self.start_freqai(dataframe, metadata)
         if (mon := monitor_for(self)) is not None:
             mon.on_analysis(dataframe, metadata["pair"], time.perf_counter() - t0)
         return dataframe

@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 
 import talib.abstract as ta
+from freqtrade.enums import RunMode
 from freqtrade.strategy import IStrategy, informative
-from pandas import DataFrame, Series
+from pandas import DataFrame, Series, concat
 
 from cryptobot_ops.monitoring import monitor_for
 from cryptobot_ops.risk import RiskControlled
@@ -36,6 +37,19 @@ class FreqAIFeatureHooks:
 
     def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
         return features.set_targets(dataframe, self.freqai_info["feature_parameters"]["label_period_candles"])
+
+    def start_freqai(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """`self.freqai.start`, in dry-run/live on the frame from its first candle that closes with every
+        informative timeframe's candle (`features.informative_aligned_start`: freqtrade's informative merge is
+        slow otherwise); the few oldest startup candles dropped for it come back without predictions."""
+        if self.dp.runmode not in (RunMode.DRY_RUN, RunMode.LIVE):
+            return self.freqai.start(dataframe, metadata, self)
+        tfs = self.freqai_info["feature_parameters"].get("include_timeframes", [])
+        k = features.informative_aligned_start(dataframe["date"], self.config["timeframe"], tfs)
+        if k == 0:
+            return self.freqai.start(dataframe, metadata, self)
+        out = self.freqai.start(dataframe.iloc[k:].reset_index(drop=True), metadata, self)
+        return concat([dataframe.iloc[:k], out], ignore_index=True)
 
 
 class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
@@ -77,7 +91,7 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
             dataframe[["do_predict", PREDICTION, CONFIDENCE]] = (0, 0.0, 0.0)
         else:
             t0 = time.perf_counter()
-            dataframe = self.freqai.start(dataframe, metadata, self)
+            dataframe = self.start_freqai(dataframe, metadata)
             if (mon := monitor_for(self)) is not None:  # dry-run/live: the predictions store and metrics
                 mon.on_analysis(dataframe, metadata["pair"], time.perf_counter() - t0)
         dataframe["atr"] = ta.ATR(dataframe, timeperiod=14)

@@ -5,8 +5,9 @@ from freqaimodels.features.freqai_hooks import (
     TARGET_SCALES,
     expand_all,
     expand_basic,
+    informative_aligned_start,
     set_targets,
     standard,
 )
 
-__all__ = ["TARGET", "TARGET_SCALES", "expand_all", "expand_basic", "set_targets", "standard"]
+__all__ = ["TARGET", "TARGET_SCALES", "expand_all", "expand_basic", "informative_aligned_start", "set_targets", "standard"]
