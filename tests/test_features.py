@@ -82,3 +82,14 @@ def test_aligned_start_makes_freqtrades_informative_merge_cheap_on_a_wide_frame(
 
     untrimmed, trimmed = best_of_3(main), best_of_3(main.iloc[k:].reset_index(drop=True))
     assert trimmed < untrimmed / 3, (trimmed, untrimmed)
+
+
+@pytest.mark.parametrize("config", ["freqai.json", "trend-following.json", "mean-reversion.json", "arbitrage-scout.json"])
+def test_live_bots_retrain_on_the_backtests_cadence(config):
+    """A dry-run bot that retrains continuously predicts with other models than the backtest it is compared with."""
+    from freqtrade.configuration.load_config import load_from_files
+
+    from simulation.paths import REPO_ROOT
+
+    fa = load_from_files([str(REPO_ROOT / "config" / config)])["freqai"]
+    assert fa["live_retrain_hours"] == 24 * fa["backtest_period_days"]
