@@ -42,10 +42,10 @@ class FreqAIFeatureHooks:
         """`self.freqai.start`, in dry-run/live on the frame from its first candle that closes with every
         informative timeframe's candle (`features.informative_aligned_start`: freqtrade's informative merge is
         slow otherwise); the few oldest startup candles dropped for it come back without predictions."""
-        if self.dp.runmode not in (RunMode.DRY_RUN, RunMode.LIVE):
-            return self.freqai.start(dataframe, metadata, self)
-        tfs = self.freqai_info["feature_parameters"].get("include_timeframes", [])
-        k = features.informative_aligned_start(dataframe["date"], self.config["timeframe"], tfs)
+        k = 0
+        if self.dp.runmode in (RunMode.DRY_RUN, RunMode.LIVE):
+            tfs = self.freqai_info["feature_parameters"].get("include_timeframes", [])
+            k = features.informative_aligned_start(dataframe["date"], self.config["timeframe"], tfs)
         if k == 0:
             return self.freqai.start(dataframe, metadata, self)
         out = self.freqai.start(dataframe.iloc[k:].reset_index(drop=True), metadata, self)

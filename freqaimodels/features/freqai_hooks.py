@@ -114,24 +114,23 @@ def _assign(dataframe: pd.DataFrame, columns: dict[str, pd.Series]) -> pd.DataFr
     return pd.concat([keep, new], axis=1)
 
 
-def informative_aligned_start(dates: pd.Series, timeframe: str, informative: list[str], limit: int | None = None) -> int:
+def informative_aligned_start(dates: pd.Series, timeframe: str, informative: list[str]) -> int:
     """Rows to drop from the front of a frame so that its first candle is the last base candle of a
     candle of every informative timeframe (15m base, 1h informative: a candle opening at :45).
 
     Why: freqtrade's `merge_informative_pair` fills the rows before the first informative value column
-    by column when the first candle is not such a candle (O(columns^2) in pandas 3: 0.3-1.5 s per merge on
-    FreqAI's few hundred columns), and a live bot's frame rolls forward one candle per analysis, so most
+    by column when the first candle is not such a candle (O(columns^2) in pandas 3: 0.26 s per merge on
+    400 columns, 4 ms aligned), and a live bot's frame rolls forward one candle per analysis, so most
     analyses paid it for every higher timeframe and correlated pair. The dropped rows are the oldest startup
     candles; the features are start-independent after the startup candles (tests/test_feature_causality.py).
-    Returns 0 when no such candle is within `limit` rows (default: the largest ratio of timeframes)."""
+    Returns 0 when none of the first (largest informative / base) rows is such a candle."""
     from freqtrade.exchange import timeframe_to_msecs
 
     base = timeframe_to_msecs(timeframe)
     steps = [timeframe_to_msecs(tf) for tf in informative if timeframe_to_msecs(tf) > base]
     if not steps or dates.empty:
         return 0
-    limit = limit if limit is not None else max(steps) // base
     epoch = pd.Timestamp(0, tz="UTC")
-    ms = ((pd.to_datetime(dates.iloc[:limit], utc=True) - epoch) // pd.Timedelta(milliseconds=1)).to_numpy(np.int64)
+    ms = ((pd.to_datetime(dates.iloc[: max(steps) // base], utc=True) - epoch) // pd.Timedelta(milliseconds=1)).to_numpy(np.int64)
     ok = np.all([(ms + base) % step == 0 for step in steps], axis=0)
     return int(np.argmax(ok)) if ok.any() else 0
