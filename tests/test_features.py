@@ -63,7 +63,7 @@ def test_aligned_start_changes_no_merged_value_and_leaves_no_gap_at_the_first_ca
 
 
 def test_aligned_start_makes_freqtrades_informative_merge_cheap_on_a_wide_frame():
-    """The reason for the trim, measured: on FreqAI's width (~400 columns) freqtrade's gap fill costs ~0.5 s a merge."""
+    """The reason for the trim, measured: on FreqAI's width (~400 columns) freqtrade's gap fill costs ~0.26 s a merge, 4 ms aligned."""
     import time
 
     from freqtrade.strategy import merge_informative_pair
