@@ -14,31 +14,39 @@ import argparse
 import copy
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 from freqtrade.configuration.load_config import load_from_files
 from freqtrade.exceptions import OperationalException
 
-from cryptobot_ops.live import CONFIRM_ENV, preflight
+from cryptobot_ops.live import CCXT_CONFIGS, CCXT_REDIRECTS, CONFIRM_ENV, preflight
 
-# Where freqtrade configs hold secrets; each has a FREQTRADE__... environment variable instead.
-SECRET_PATHS = (
-    ("exchange", "key"), ("exchange", "secret"), ("exchange", "password"), ("exchange", "uid"),
-    ("exchange", "walletAddress"), ("exchange", "privateKey"),
-    ("api_server", "password"), ("api_server", "jwt_secret_key"), ("api_server", "ws_token"),
-    ("telegram", "token"), ("discord", "webhook_url"), ("webhook", "url"),
-)
-CCXT_SECRETS = ("apiKey", "secret", "password", "uid", "privateKey", "walletAddress", "token")
+# Where freqtrade configs hold secrets under names that do not say so; each has a FREQTRADE__...
+# environment variable instead.
+SECRET_PATHS = (("discord", "webhook_url"), ("webhook", "url"))
+# A key whose name (lower case, without - and _) says it holds a credential, wherever it sits: exchange
+# keys, ccxt's apiKey/secret/password/privateKey in any of the three ccxt configs, an X-MBX-APIKEY or
+# Authorization header, the API server's password / JWT secret / ws token, the Telegram token.
+CREDENTIAL_NAME = re.compile(r"^(key|uid|apikey|walletaddress|accountid)$|apikey|secret|passw|passphrase|token|"
+                             r"privatekey|signature|authorization|cookie|credential")
+# A URL that carries a password (a db_url such as postgresql://user:PASSWORD@host/db).
+URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.IGNORECASE)
 
 
-def secrets_in(config: dict) -> list[str]:
-    """Dotted keys of secrets written in the config files themselves."""
-    found = [".".join(path) for path in SECRET_PATHS
-             if str((config.get(path[0]) or {}).get(path[1]) or "").strip()]
-    for key in ("ccxt_config", "ccxt_async_config"):
-        ccxt = (config.get("exchange") or {}).get(key) or {}
-        found += [f"exchange.{key}.{k}" for k in CCXT_SECRETS if str(ccxt.get(k) or "").strip()]
+def secrets_in(config: dict, path: str = "") -> list[str]:
+    """Dotted keys of every credential-shaped value in the config files themselves, wherever it sits."""
+    found = []
+    for key, value in config.items() if isinstance(config, dict) else enumerate(config):
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(value, dict | list):
+            found += secrets_in(value, here)
+        elif value not in (None, "", False) and str(value).strip():
+            name = str(key).lower().replace("-", "").replace("_", "")
+            if (isinstance(key, str) and CREDENTIAL_NAME.search(name)) or URL_WITH_PASSWORD.match(str(value)) \
+                    or tuple(here.split(".")) in SECRET_PATHS:
+                found.append(here)
     return found
 
 
@@ -65,14 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     except (OperationalException, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not isinstance(config.get("exchange"), dict):
+        print("error: the configs define no 'exchange' section (an object)", file=sys.stderr)
+        return 2
     in_files = secrets_in(config)
     if in_files:
         print(f"refusing to start live: secrets in the config files ({', '.join(in_files)}); remove them and set "
               "them in the environment (FREQTRADE__SECTION__KEY, e.g. FREQTRADE__EXCHANGE__SECRET)", file=sys.stderr)
         return 2
     config.pop("add_config_files", None)
-    for key in ("ccxt_config", "ccxt_async_config"):
-        config.get("exchange", {}).get(key, {}).pop("urls", None)
+    for key in CCXT_CONFIGS:  # every client freqtrade builds talks to the exchange's own URLs
+        for redirect in CCXT_REDIRECTS:
+            if isinstance(config["exchange"].get(key), dict):
+                config["exchange"][key].pop(redirect, None)
     config["exchange"].pop("only_from_ccxt", None)
     check = copy.deepcopy(config)  # secrets only in memory, from the environment
     check["exchange"]["key"] = os.environ.get("FREQTRADE__EXCHANGE__KEY", "")

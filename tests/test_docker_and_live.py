@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
 import sys
 from importlib.metadata import version
+from urllib.parse import urlparse
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cryptobot_ops.live import CONFIRM_ENV, is_real_exchange, preflight
+from cryptobot_ops.live import (
+    CONFIRM_ENV,
+    TRADING_APIS,
+    NotLoopbackError,
+    assert_loopback,
+    is_real_exchange,
+    preflight,
+)
 from simulation.gateway.metrics import GatewayMetrics
 from simulation.paths import REPO_ROOT
 
@@ -122,10 +133,18 @@ def _exchange(sync_urls, async_urls=None) -> dict:
     ({"api": {"sapi": "http://127.0.0.1:8765/sapi/v1"}}, None),  # sapi only: orders go to the exchange
     ({"api": {**LOCAL_API, "private": "https://api.binance.com/api/v3"}}, None),  # the real exchange's own URL
     ({"api": {**LOCAL_API, "public": "http://gateway:8765/api/v3"}}, None),  # a host that is not loopback
-    ({"api": LOCAL_API}, {}),  # the async client (candles) left on the exchange
+    ({"api": LOCAL_API}, {"api": {"public": "https://api.binance.com/api/v3"}}),  # candles from the exchange
 ])
 def test_live_guard_has_no_url_bypass(urls, async_urls):
     assert is_real_exchange(_exchange(urls, async_urls))
+    assert not _all_loopback(_freqtrade_clients(_exchange(urls, async_urls)["exchange"]))
+
+
+def test_an_empty_async_overlay_inherits_ccxt_config():
+    """freqtrade merges ccxt_config into every client: an empty ccxt_async_config is local too."""
+    exchange = _exchange({"api": LOCAL_API}, {})["exchange"]
+    assert not is_real_exchange({"dry_run": False, "exchange": exchange})
+    assert _all_loopback(_freqtrade_clients(exchange))
 
 
 def test_live_guard_accepts_a_local_simulator():
@@ -200,3 +219,95 @@ def test_live_launcher_output_is_owner_only(tmp_path):
     run = _launch(tmp_path, None)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "out.json").stat().st_mode & 0o077 == 0
+
+
+# --- every ccxt client freqtrade builds (freqtrade 2026.9 `Exchange.__init__`) ---------------------------
+REAL = "https://api.binance.com/api/v3"
+CCXT_KEYS = ("ccxt_config", "ccxt_sync_config", "ccxt_async_config")
+
+
+def _freqtrade_clients(exchange: dict) -> list:
+    """The ccxt objects stock freqtrade builds from this exchange section: orders, candles, websocket."""
+    from freqtrade.enums import RunMode
+    from freqtrade.resolvers import ExchangeResolver
+
+    config = {"dry_run": False, "runmode": RunMode.LIVE, "stake_currency": "USDT",
+              "exchange": {"name": "binance", **copy.deepcopy(exchange)}}
+    ex = ExchangeResolver.load_exchange(config, validate=False)
+    try:
+        return [{g: c.urls["api"][g] for g in TRADING_APIS} for c in (ex._api, ex._api_async, ex._ws_async)]
+    finally:
+        ex.close()
+
+
+def _all_loopback(clients: list) -> bool:
+    return all(urlparse(u).hostname in {"127.0.0.1", "localhost"} for c in clients for u in c.values())
+
+
+@pytest.mark.parametrize("key", CCXT_KEYS)
+def test_live_guard_sees_a_real_url_in_each_ccxt_config(key):
+    """The bypass: ccxt_config and ccxt_async_config on loopback, ccxt_sync_config (merged into the
+    client that signs orders) pointing at the real exchange. Each of the three configs, checked."""
+    exchange = {k: {"urls": {"api": dict(LOCAL_API)}} for k in ("ccxt_config", "ccxt_async_config")}
+    exchange.setdefault(key, {"urls": {"api": {}}})["urls"]["api"]["private"] = REAL
+    assert not _all_loopback(_freqtrade_clients(exchange))  # freqtrade really would sign there
+    assert is_real_exchange({"dry_run": False, "exchange": exchange})
+    with pytest.raises(NotLoopbackError, match="not a loopback|cannot resolve"):  # CI has no DNS
+        assert_loopback(exchange)
+
+
+_overlay = st.fixed_dictionaries({}, optional={
+    "urls": st.fixed_dictionaries({}, optional={"api": st.dictionaries(
+        st.sampled_from(TRADING_APIS), st.sampled_from([LOCAL_API["public"], REAL, "http://localhost:8765/sapi/v1"]),
+        max_size=3)})})
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.fixed_dictionaries({}, optional={k: _overlay for k in CCXT_KEYS}))
+def test_live_guard_agrees_with_the_clients_freqtrade_builds(exchange):
+    """Property: the guard calls a config local exactly when every trading URL of every ccxt client
+    stock freqtrade constructs from it (orders, candles, websocket) is loopback."""
+    assert is_real_exchange({"dry_run": False, "exchange": exchange}) != _all_loopback(_freqtrade_clients(exchange))
+
+
+def test_live_guard_fails_closed_on_odd_input():
+    assert is_real_exchange({"dry_run": False, "exchange": "binance"})
+    assert is_real_exchange({"dry_run": False, "exchange": {"name": "binance", "ccxt_sync_config": "x"}})
+    long_label = {"api": {g: f"http://{'a' * 64}.localhost/api" for g in TRADING_APIS}}
+    with pytest.raises(NotLoopbackError, match="cannot resolve"):  # idna refuses a 64-character label
+        assert_loopback({"ccxt_config": {"urls": long_label}})
+
+
+@pytest.mark.parametrize("key", CCXT_KEYS)
+def test_live_preflight_refuses_url_overlays_in_any_ccxt_config(monkeypatch, key):
+    """A live bot talks to the exchange's own URLs only, whatever brought an overlay in (a file, an
+    environment variable freqtrade merges): our strategies' bot_start runs this preflight too."""
+    monkeypatch.setenv(CONFIRM_ENV, "yes")
+    config = copy.deepcopy(LIVE)
+    config["exchange"][key] = {"urls": {"api": {"private": "https://elsewhere.example/api/v3"}}}
+    assert any(f"remove exchange.{key}.urls" in p for p in preflight(config))
+
+
+@pytest.mark.parametrize(("extra", "where"), [
+    ({"exchange": {"ccxt_sync_config": {"apiKey": "k-in-a-file", "secret": "s-in-a-file"}}},
+     "exchange.ccxt_sync_config.apiKey, exchange.ccxt_sync_config.secret"),
+    ({"exchange": {"ccxt_config": {"headers": {"X-MBX-APIKEY": "k-in-a-header"}}}},
+     "exchange.ccxt_config.headers.X-MBX-APIKEY"),
+    ({"exchange": {"ccxt_async_config": {"options": {"privateKey": "pk"}}}}, "exchange.ccxt_async_config.options.privateKey"),
+    ({"db_url": "postgresql://bot:db-password@db.internal/trades"}, "db_url"),
+    ({"discord": {"enabled": True, "webhook_url": "https://discord.example/hook"}}, "discord.webhook_url"),
+])
+def test_live_launcher_refuses_credentials_wherever_they_sit(tmp_path, extra, where):
+    run = _launch(tmp_path, extra)
+    assert run.returncode == 2 and f"secrets in the config files ({where})" in run.stderr, run.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_live_launcher_drops_every_url_overlay(tmp_path):
+    """No overlay survives into the live config: the order client must talk to the exchange itself."""
+    redirect = {"urls": {"api": {"private": "https://elsewhere.example/api/v3"}}, "hostname": "elsewhere.example"}
+    run = _launch(tmp_path, {"exchange": {k: copy.deepcopy(redirect) for k in CCXT_KEYS}})
+    assert run.returncode == 0, run.stderr
+    exchange = json.loads((tmp_path / "out.json").read_text())["exchange"]
+    assert "elsewhere" not in json.dumps(exchange)
+    assert all(c["private"] == REAL for c in _freqtrade_clients(exchange))

@@ -142,8 +142,8 @@ def test_paper_mode_refuses_non_loopback_urls():
         assert_loopback({"ccxt_config": {"urls": {"api": bad}}, "ccxt_async_config": {"urls": {"api": local}}})
     with pytest.raises(NotLoopbackError, match="does not override"):
         assert_loopback({"ccxt_config": {}})
-    with pytest.raises(NotLoopbackError, match=r"ccxt_async_config.*does not override"):
-        assert_loopback({"ccxt_config": {"urls": {"api": local}}})
+    with pytest.raises(NotLoopbackError, match=r"order client.*does not override"):
+        assert_loopback({"ccxt_async_config": {"urls": {"api": local}}})
 
 
 def _signed(gw, method, path, creds, **params):
