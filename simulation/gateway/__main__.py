@@ -13,7 +13,7 @@ import ccxt
 import pandas as pd
 from aiohttp import web
 
-from simulation.clock import Clock, ReplayClock, StaticClock, wall_ms
+from simulation.clock import Clock, ReplayClock, StaticClock, session_event_loop, wall_ms
 from simulation.execution import ExecutionParams
 from simulation.gateway.api import BinanceSpotAPI
 from simulation.gateway.faults import FaultSpec
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     # aiohttp answers request lines / headers over its parser limits in plain text before any handler
     # runs: raise the limits so the middleware answers long queries in Binance JSON (414) instead.
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
-                max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT)
+                max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT, loop=session_event_loop())
     logger.info("gateway stopped")
     return 0
 
@@ -228,7 +228,7 @@ def run_relay(args: argparse.Namespace) -> int:
 
     try:
         web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
-                    max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT)
+                    max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT, loop=session_event_loop())
     except (DataSourceError, OSError) as exc:
         logger.error("cannot start the relay: %s", exc)
         return 2

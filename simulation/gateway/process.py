@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -26,13 +27,18 @@ class GatewayProcess:
     """`with GatewayProcess(["--synthetic", "--seed", "7"]) as gw: gw.url ...`"""
 
     def __init__(
-        self, args: list[str], port: int | None = None, log_path: Path | None = None, startup_timeout: float = 60.0, env: dict | None = None
+        self, args: list[str], port: int | None = None, log_path: Path | None = None, startup_timeout: float = 60.0, env: dict | None = None,
+        spawn: Callable[..., subprocess.Popen] | None = None, wait: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`spawn(cmd, env=..., **popen)` starts the process (e.g. on a session clock: `SessionClock.spawn`),
+        `wait(seconds)` passes time between readiness probes (e.g. while that clock runs)."""
         self.port = port or free_port()
         self.args = args
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self.base_env = env
+        self.spawn = spawn or (lambda cmd, env, **popen: subprocess.Popen(cmd, env=env, **popen))
+        self.wait = wait
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -46,7 +52,7 @@ class GatewayProcess:
         root = REPO_ROOT
         base = os.environ if self.base_env is None else self.base_env
         env = {**base, "PYTHONPATH": f"{root}{os.pathsep}{base.get('PYTHONPATH', '')}"}
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=root, env=env)
+        self.proc = self.spawn(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=root)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -56,7 +62,7 @@ class GatewayProcess:
                     return self
             except requests.ConnectionError:
                 pass
-            time.sleep(0.2)
+            self.wait(0.2)
         self.stop()
         raise TimeoutError(f"gateway did not answer within {self.startup_timeout}s")
 

@@ -1,6 +1,7 @@
-"""`python -m simulation.run --strategy NAME [--mode dry-run|paper] [--speed X] [--timerange A-B] ...`
+"""`python -m simulation.run --strategy NAME [--mode dry-run|paper] [--clock compute|constant] [--timerange A-B] ...`
 
-1. the session (gateway + `freqtrade trade`) runs under `faketime` at --speed, sharing one clock;
+1. the session (gateway + `freqtrade trade`) runs on one session clock (libfaketime, driven by the
+   supervisor): by default the compute clock, which charges the bot's compute and skips idle time;
 2. `freqtrade backtesting` replays the exact window from the same market;
 3. OUTDIR/comparison.json + OUTDIR/report.html (+ executions.csv, metrics.prom, logs).
 """
@@ -10,10 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import shutil
-import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
@@ -23,7 +23,7 @@ from freqtrade.exceptions import ConfigurationError
 
 from simulation.execution import ExecutionParams
 from simulation.marketdata.relay import UPSTREAMS
-from simulation.paths import REPO_ROOT, SHARED_DATA
+from simulation.paths import SHARED_DATA
 from simulation.run.discrepancy import comparability
 from simulation.run.spec import MODES, RunSpec, freqtrade_version, strategy_digest
 from simulation.timeframes import DAY_MS, interval_ms, timerange_bounds
@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="config/simulation.json", help="freqtrade config (our overlay goes on top)")
     p.add_argument("--mode", choices=MODES, default="dry-run",
                    help="dry-run: freqtrade's own fills on our delayed data and book; paper: our venue fills signed orders")
-    p.add_argument("--speed", type=float, help="simulated seconds per wall-clock second (default: 100; 1 on a live upstream)")
+    p.add_argument("--clock", default="compute", help="compute: session time at the real rate while anything computes, "
+                   "jumps while everything waits (faithful compute); constant: --speed session seconds per wall second "
+                   "throughout, the bot's compute stretched by it (reproduces runs made before the compute clock)")
+    p.add_argument("--speed", type=float, help="the constant clock's rate (default 100); the compute clock has none")
     p.add_argument("--timerange", help="window, freqtrade syntax YYYYMMDD[THHMM]-YYYYMMDD[THHMM] (default: 2 days before the data's last 5 days, "
                    "or 2024-03-01..03 on the synthetic market)")
     p.add_argument("--datadir", type=Path, help=f"freqtrade feather datadir (default: {SHARED_DATA} when present, else synthetic)")
@@ -67,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path-seed", type=int, default=0, help="seed of the random path model")
     p.add_argument("--synthetic-days", type=float, default=120.0, help="synthetic market length")
     p.add_argument("--synthetic-start", default="2024-01-01", help="synthetic market first candle")
-    p.add_argument("--warmup", type=float, default=25.0, help="wall-clock seconds the bot gets to start before the window")
+    p.add_argument("--warmup", type=float, help="session seconds the bot gets to start (and FreqAI to train) before the window "
+                   "(default 600 on the compute clock, where idle warm-up costs nothing; 25 wall s x speed on the constant "
+                   "clock; wall seconds on a live upstream)")
     relay = p.add_argument_group("paper trading on a relayed market (the gateway relays an upstream and records it)")
     relay.add_argument("--upstream", choices=("local", *UPSTREAMS),
                        help="'local': a second gateway replays the market above as the upstream (accelerated, offline); "
@@ -97,8 +102,31 @@ def live_window(args: argparse.Namespace) -> tuple[int, int]:
     if not args.duration:
         raise ValueError(f"--upstream {args.upstream} needs --duration (how long to trade, e.g. 4h)")
     step = interval_ms(args.timeframe)
-    start = -(-(int(time.time() * 1000) + int(args.warmup * 1000)) // step) * step
+    start = -(-(int(time.time() * 1000) + int((args.warmup or 25.0) * 1000)) // step) * step
     return start, start + _duration_ms(args.duration)
+
+
+def clock_settings(args: argparse.Namespace, live: bool) -> tuple[str, float, float]:
+    """(clock, speed, warm-up in session seconds), refusing combinations that mean nothing."""
+    from simulation.run.sessionclock import ClockUnavailable, check_available
+
+    if args.warmup is not None and not args.warmup >= 0:
+        raise ValueError("--warmup must be a non-negative number of seconds")
+    if live:
+        if args.speed not in (None, 1.0) or args.clock != "compute":
+            raise ValueError("a live upstream runs on the wall clock: no --clock, no --speed")
+        return "wall", 1.0, args.warmup if args.warmup is not None else 25.0
+    if args.clock == "compute" and args.speed is not None:
+        raise ValueError("--speed sets the constant clock's rate: add --clock constant (the compute clock charges compute "
+                         "as it happens and skips idle time, it has no speed)")
+    speed = 1.0 if args.clock == "compute" else (100.0 if args.speed is None else args.speed)
+    try:
+        check_available(args.clock, speed)
+    except ClockUnavailable as exc:
+        raise ValueError(str(exc)) from None
+    if args.clock == "compute":
+        return "compute", 1.0, args.warmup if args.warmup is not None else 600.0
+    return "constant", speed, (args.warmup if args.warmup is not None else 25.0) * speed
 
 
 def make_spec(args: argparse.Namespace) -> RunSpec:
@@ -107,10 +135,10 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
         raise ValueError("--duration is for a live --upstream; a replayed market takes --timerange")
     if args.upstream_url and args.upstream is None:
         raise ValueError("--upstream-url needs --upstream")
-    speed = args.speed if args.speed is not None else (1.0 if live else 100.0)
+    clock, speed, warmup_s = clock_settings(args, live)
     datadir = None if args.synthetic else (args.datadir or (SHARED_DATA if SHARED_DATA.is_dir() else None))
     if datadir is not None and not Path(datadir).is_dir():
-        raise SystemExit(f"error: --datadir {datadir} does not exist")
+        raise ValueError(f"--datadir {datadir} does not exist")
     if live:
         start, end = live_window(args)
         datadir = None
@@ -127,41 +155,32 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
     return RunSpec(
         strategy=args.strategy, config=str(args.config), mode=args.mode, speed=speed, start_ms=start, end_ms=end,
         pairs=list(args.pairs), timeframe=args.timeframe, out=str(args.out.resolve()), faults=args.faults,
-        kill_at=args.kill_bot_at, latency=not args.no_latency, seed=args.seed, warmup_s=args.warmup * speed,
+        kill_at=args.kill_bot_at, latency=not args.no_latency, seed=args.seed, warmup_s=warmup_s,
         sim_config=str(args.sim_config) if args.sim_config else None, wallet=args.wallet,
         datadir=str(Path(datadir).resolve()) if datadir else None, stoploss_on_exchange=args.stoploss_on_exchange,
         synthetic_days=args.synthetic_days, synthetic_start=args.synthetic_start,
         path_model=args.path_model, path_seed=args.path_seed,
-        upstream=args.upstream, upstream_url=args.upstream_url, relay_history=args.relay_history,
+        upstream=args.upstream, upstream_url=args.upstream_url, relay_history=args.relay_history, clock=clock,
     )
 
 
-def faketime_command(spec: RunSpec, argv: list[str]) -> tuple[list[str], dict]:
-    """`argv` under the session's accelerated clock. TZ=UTC for faketime itself and every child:
-    libfaketime reads '@YYYY-MM-DD HH:MM:SS' in local time, so on a New York host the window would
-    otherwise start 4-5 hours off (and move by an hour across a DST change)."""
-    env = {**os.environ, "FAKETIME_DONT_RESET": "1", "PYTHONPATH": str(REPO_ROOT), "TZ": "UTC"}
-    if spec.live:  # a live market runs on the real clock
-        return argv, env
-    return ["faketime", "-f", spec.faketime_spec(), *argv], env
-
-
 def run_session(spec: RunSpec) -> None:
-    """Start the session under faketime; every child shares the one accelerated clock."""
-    if shutil.which("faketime") is None and not spec.live:
-        raise SystemExit("error: the simulator needs Debian's `faketime` (make setup installs it: apt-get install faketime)")
-    spec_path = spec.save(spec.out_dir / "spec.json")
-    cmd, env = faketime_command(spec, [sys.executable, "-m", "simulation.run.session", str(spec_path)])
-    logger.info("session on the wall clock (live upstream %s)" if spec.live else "session under faketime %r",
-                spec.upstream if spec.live else spec.faketime_spec())
+    """The session on its clock; a failed session leaves its reason in session.json and exits non-zero."""
+    from simulation.run.session import Session, SessionFailed
+
+    spec.save(spec.out_dir / "spec.json")
     t0 = time.perf_counter()
-    rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+    try:
+        Session(spec).run()
+    except SessionFailed as exc:
+        raise SystemExit(f"error: the simulation session failed: {exc}") from None
+    except Exception as exc:
+        logger.exception("the simulation session failed")
+        raise SystemExit(f"error: the simulation session failed ({type(exc).__name__}: {exc}); logs in {spec.out_dir}") from None
     wall = time.perf_counter() - t0
-    if rc != 0:
-        raise SystemExit(f"error: the simulation session failed (exit {rc}); logs in {spec.out_dir}")
     meta_path = spec.out_dir / "session.json"
     meta = json.loads(meta_path.read_text())
-    meta["wall_seconds"] = wall  # the session's own clock is the accelerated one
+    meta["wall_seconds"] = wall
     meta_path.write_text(json.dumps(meta, indent=2))
 
 
@@ -228,7 +247,8 @@ def analyse(spec: RunSpec) -> dict:
         result["reconciliation"] = recon
         result["stoploss_venue_reaction_ms"] = venue_stop_reaction(venue, store)
     meta = json.loads((out / "session.json").read_text())
-    result["session"] = {k: meta.get(k) for k in ("mode", "speed", "simulated_s", "wall_seconds", "faults", "kill_at", "compute")}
+    result["session"] = {k: meta.get(k) for k in ("mode", "clock", "speed", "simulated_s", "wall_seconds", "faults", "kill_at",
+                                                  "compute", "clock_report")}
     if meta.get("wall_seconds"):
         result["session"]["effective_speed"] = meta["simulated_s"] / meta["wall_seconds"]
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
@@ -265,15 +285,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     if not args.analyse_only:
-        for stale in ("tradesv3.sqlite", "requests.csv", "venue_ledger.jsonl", "freqtrade.log", "venue_orders.json"):
-            (spec.out_dir / stale).unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup (no orphaned bot) on SIGTERM too
+        for stale in ("tradesv3.sqlite", "requests.csv", "venue_ledger.jsonl", "freqtrade.log", "venue_orders.json",
+                      "session.json", "comparison.json", "report.html", "executions.csv", "trade_matching.csv"):
+            (spec.out_dir / stale).unlink(missing_ok=True)  # nothing of an earlier run is presented as this one's
         shutil.rmtree(spec.out_dir / "recording", ignore_errors=True)  # a new session records afresh
         run_session(spec)
     result = analyse(spec)
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{spec.strategy} {spec.mode} x{spec.speed:g} vs backtest")
+    clock = "compute clock" if spec.clock == "compute" else ("wall clock" if spec.clock == "wall" else f"constant x{spec.speed:g}")
+    t = Table(title=f"{spec.strategy} {spec.mode} ({clock}) vs backtest")
     t.add_column("metric")
     t.add_column("value", justify="right")
     for k in ("signal_consistency", "fill_consistency", "pnl_deviation", "equity_correlation", "mean_slippage_bps", "p99_latency_ms",
@@ -282,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         t.add_row(k, "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
     console = Console()
     console.print(t)
+    from simulation.run.report import clock_lines
+
+    for line in clock_lines(json.loads((spec.out_dir / "session.json").read_text())):
+        console.print(" -", line, markup=False, highlight=False)
     for line in result["gap"]["explanation"]:
         console.print(" -", line)
     pred = result.get("predictions") or {}

@@ -11,10 +11,21 @@ API_USER = "simulator"
 __all__ = ["API_USER", "NotLoopbackError", "assert_loopback", "bot_overlay"]
 
 
+def watch_interval_s(spec: RunSpec) -> float:
+    """The emergency watcher's poll in session seconds. On the constant clock libfaketime scales its
+    sleep too: 50 ms of session time would spin `speed` times faster in wall time and take the bot's CPU
+    (measured: most of its compute at x100), so it keeps 50 ms of wall time. On the compute clock each
+    poll is a deadline the clock must stop at: it polls once a bot loop (5 s), which no simulated
+    session uses the operator's emergency file within (the watcher's own latency is tested in real time)."""
+    if spec.clock == "compute":
+        return 5.0
+    return RiskLimits.watch_interval_s * max(1.0, spec.speed)
+
+
 def bot_overlay(spec: RunSpec, gateway_url: str, api_port: int, db_path: str) -> dict:
     """Settings layered over the user's config (loaded last, so they win)."""
     overlay = exchange_overlay(gateway_url, spec.pairs)
-    # ccxt's timeouts run on the (accelerated) process clock: keep them at 10 s of wall time.
+    # ccxt's timeouts run on the session clock: keep them at 10 s of wall time (the constant clock's speed).
     timeout_ms = int(10_000 * max(1.0, spec.speed))
     for key in ("ccxt_config", "ccxt_async_config"):
         overlay["exchange"][key]["timeout"] = timeout_ms
@@ -27,9 +38,7 @@ def bot_overlay(spec: RunSpec, gateway_url: str, api_port: int, db_path: str) ->
             # paused: the loop runs (indicators, FreqAI trains) but no entry until /start at the window
             "initial_state": "paused",
             "db_url": f"sqlite:///{db_path}",
-            # libfaketime scales sleeps too: a poll every 50 ms of process time would spin `speed` times
-            # faster in wall time and take the bot's CPU (measured: most of its compute at x100)
-            "risk": {"watch_interval_s": RiskLimits.watch_interval_s * max(1.0, spec.speed)},
+            "risk": {"watch_interval_s": watch_interval_s(spec)},
             "api_server": {
                 "enabled": True,
                 "listen_ip_address": "127.0.0.1",

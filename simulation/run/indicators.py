@@ -52,8 +52,8 @@ def indicator_diff(bt_signals: dict[str, pd.DataFrame], bot: dict[str, pd.DataFr
     """Per pair and overall over the backtest's entry-signal candles the bot's frame still holds."""
     pairs = {}
     for pair, sig in bt_signals.items():
-        if sig is None or not len(sig) or pair not in bot:
-            continue
+        if sig is None or not len(sig) or pair not in bot or "date" not in bot[pair]:
+            continue  # the bot had no analyzed frame for the pair (e.g. it had not analysed it yet)
         sig = sig.assign(date=pd.to_datetime(sig["date"], utc=True))
         pairs[pair] = _compare(sig, bot[pair], rtol, atol)
     if not pairs:

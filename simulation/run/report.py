@@ -63,17 +63,47 @@ def _indicators(d: dict) -> str:
             f"<table>{cols or '<tr><td>none: every indicator agrees</td></tr>'}</table>")
 
 
-def _compute_note(c: dict, speed: float) -> str:
-    """The bot's measured compute, apart from the simulated delays (loud when it cannot keep up)."""
-    if not c:
-        return ""
-    text = (f"The bot's own compute, measured in wall time: {c['bot_cpu_s']:.1f} CPU s over a {c['window_wall_s']:.0f} s window "
-            f"({100 * (c['bot_cpu_share'] or 0):.0f}% of a core), {c['bot_compute_per_loop_wall_ms']:.1f} ms per bot loop of "
-            f"{c['bot_loop_interval_wall_ms']:.1f} ms at x{speed:g}; the gateway used {100 * (c['gateway_cpu_share'] or 0):.0f}% of a core.")
-    if not c.get("keeps_up"):
-        text = ("<strong>Warning: at this speed the bot cannot keep up (its compute exceeds 10% of a loop), so every delay "
-                f"below includes its compute x{speed:g}; rerun slower for faithful timing.</strong> ") + text
-    return f'<p id="compute">{text}</p>'
+def clock_lines(meta: dict) -> list[str]:
+    """What every report states about time: the clock, the bot's measured compute per candle and the
+    share of session time skipped (plain text, shared by the HTML report and the console)."""
+    c, clk = meta.get("compute") or {}, meta.get("clock_report") or {}
+    kind = meta.get("clock", "constant")
+    if kind == "compute":
+        lines = ["Clock: compute. Session time ran at the real rate while the bot, the gateway or the venue computed "
+                 "and jumped ahead while all of them waited, so every delay below includes the bot's compute exactly "
+                 "as a live bot would spend it" + (f"; {100 * clk['skipped_share']:.1f}% of the session time was skipped "
+                                                    f"in {clk['jumps']} jumps (x{clk['effective_speed']:g} overall)"
+                                                    if clk.get("skipped_share") is not None else "") + "."]
+    elif kind == "wall":
+        lines = ["Clock: the wall clock (a live market)."]
+    else:
+        lines = [f"Clock: constant x{meta['speed']:g}. Every wall-clock millisecond the bot spends computing is "
+                 f"{meta['speed']:g} session milliseconds, so signal-to-order delays overstate what the same bot would "
+                 "show in real time."]
+    per = c.get("bot_cpu_per_candle_s")
+    if per:
+        lines.append(f"The bot's compute per candle (CPU s, all threads): p50 {per['p50']:.3f}, p90 {per['p90']:.3f}, "
+                     f"max {per['max']:.3f}, n = {per['n']} candles.")
+    if c:
+        lines.append(f"In the window the bot used {c['bot_cpu_s']:.1f} CPU s ({c['bot_compute_per_loop_wall_ms']:.1f} ms per "
+                     f"loop) and the gateway {c['gateway_cpu_s']:.1f} CPU s over {c['window_wall_s']:.0f} s of wall time"
+                     + (f" (wall time / compute {c['wall_per_compute']:.2f})" if c.get("wall_per_compute") else "") + ".")
+    if kind == "constant" and c and not c.get("keeps_up"):
+        lines.append(f"Warning: at this speed the bot cannot keep up (its compute exceeds 10% of a {c['bot_loop_interval_wall_ms']:.1f} "
+                     f"ms loop), so every delay includes its compute x{meta['speed']:g}: use the compute clock for faithful timing.")
+    return lines
+
+
+def _clock_name(meta: dict) -> str:
+    kind = meta.get("clock", "constant")
+    return f"constant clock x{meta['speed']:g}" if kind == "constant" else f"{kind} clock"
+
+
+def _clock_note(meta: dict) -> str:
+    lines = clock_lines(meta)
+    warn = [line for line in lines if line.startswith("Warning")]
+    body = " ".join(html.escape(line) for line in lines if not line.startswith("Warning"))
+    return f'<p id="compute">{"".join(f"<strong>{html.escape(w)}</strong> " for w in warn)}{body}</p>'
 
 
 def render(result: dict, table: pd.DataFrame, curves: dict, execs: pd.DataFrame, requests: pd.DataFrame | None,
@@ -130,15 +160,13 @@ def render(result: dict, table: pd.DataFrame, curves: dict, execs: pd.DataFrame,
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Simulation vs backtest: {html.escape(meta['strategy'])}</title>
 <style>body{{font-family:sans-serif;margin:24px;max-width:1200px}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th{{text-align:left}}</style>
 </head><body>
-<h1>{html.escape(meta['strategy'])}: {html.escape(meta['mode'])} x{meta['speed']:g} vs backtest</h1>
+<h1>{html.escape(meta['strategy'])}: {html.escape(meta['mode'])} ({html.escape(_clock_name(meta))}) vs backtest</h1>
 <p>Window {_t(meta['start_ms'])} to {_t(meta['end_ms'])} UTC, pairs {html.escape(', '.join(meta['pairs']))},
 faults: {html.escape(str(meta.get('faults') or 'none'))}, wall clock {meta.get('wall_seconds') or 0:.0f} s.</p>
 <p id="assumptions">Intra-candle path: {html.escape(str((meta.get('assumptions') or {}).get('path', 'unknown')))};
 limit fills: {html.escape(str((meta.get('assumptions') or {}).get('limit_fills', 'unknown')))}.</p>
-<p>Times are simulated. At x{meta['speed']:g} every wall-clock millisecond the bot spends computing is
-{meta['speed']:g} simulated milliseconds, so signal-to-order delays overstate what the same bot would
-show in real time; request latencies are the latency model's (simulated) draws.</p>
-{_compute_note(meta.get('compute') or {}, meta['speed'])}
+<p>Times are session times; request latencies are the latency model's draws.</p>
+{_clock_note(meta)}
 {_comparability(result.get('comparability') or [])}
 {_predictions(result.get('predictions') or {})}
 {_indicators(result.get('indicators') or {})}

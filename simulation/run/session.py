@@ -1,9 +1,9 @@
-"""One simulated trading session: gateway + stock `freqtrade trade`, run under a shared fake clock.
+"""One simulated trading session: gateway + stock `freqtrade trade` on one session clock.
 
-This module runs *inside* `faketime` (see __main__): every process it starts inherits the same
-accelerated clock (FAKETIME_DONT_RESET=1 shares libfaketime's start across child processes), so
-gateway, bot and this supervisor agree on "now" without touching freqtrade. All waits here are in
-simulated seconds.
+The supervisor runs in real time and drives the session clock (`simulation.run.sessionclock`): every
+process it starts (gateway, relay upstream, bot) reads that clock through libfaketime, so they agree on
+"now" without touching freqtrade, and the bot's database holds session (historical) timestamps,
+directly comparable with the backtest. Every wait here is a wait on that clock: `clock.run(...)`.
 """
 
 from __future__ import annotations
@@ -23,27 +23,33 @@ import psutil
 import requests
 from freqtrade_client import FtRestClient
 
-from simulation.freqtrade_runner import LOG_COLUMNS, freqtrade_executable, run_freqtrade
+from simulation.freqtrade_runner import LOG_COLUMNS, run_freqtrade
 from simulation.gateway import GatewayProcess
 from simulation.gateway.process import free_port
 from simulation.gateway.server import ADMIN_HEADER, ADMIN_TOKEN_ENV
 from simulation.paths import REPO_ROOT
 from simulation.run.bot_config import API_USER, bot_overlay
+from simulation.run.sessionclock import SessionClock, make_clock
 from simulation.run.spec import RunSpec, strategy_digest
+from simulation.timeframes import interval_ms
 from simulation.venue.auth import KEY_ENV, SECRET_ENV
 
 logger = logging.getLogger("simulation.run")
+HTTP_TIMEOUT_S = 30.0  # the supervisor's requests to the bot and the gateway (real seconds)
+HEALTH_EVERY_MS = 300_000  # session time between checks that the bot's loop still runs
+HUNG_AFTER_LOOPS = 24  # no bot loop for this many throttle intervals (session time): the bot hangs
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+class SessionFailed(RuntimeError):
+    """The session could not complete (the bot died, hung or never came up); nothing is compared."""
 
 
 class Session:
-    def __init__(self, spec: RunSpec) -> None:
+    def __init__(self, spec: RunSpec, clock: SessionClock | None = None) -> None:
         self.spec = spec
         self.out = spec.out_dir
         self.out.mkdir(parents=True, exist_ok=True)
+        self.clock = clock or make_clock(spec.clock, self.out, spec.speed, interval_ms(spec.timeframe))
         self.api_port = free_port()
         self.password = secrets.token_urlsafe(24)
         key, secret = secrets.token_hex(16), secrets.token_hex(32)
@@ -64,17 +70,13 @@ class Session:
         self.gateway_pid: int | None = None
         self.strategy_sha256: str | None = None
         self._cpu: dict[tuple[str, int], list[float]] = {}
+        self._cpu_wall: list[float] = []
         self.events: list[dict] = []
-        # requests' timeouts are checked against the (accelerated) process clock too: scale them.
         self.api_url = f"http://127.0.0.1:{self.api_port}"
-        self.client = FtRestClient(self.api_url, API_USER, self.password, timeout=self.sim_s(30))
-
-    def sim_s(self, wall_seconds: float) -> float:
-        """A wall-clock allowance expressed on the accelerated clock."""
-        return wall_seconds * self.spec.speed
+        self.client = FtRestClient(self.api_url, API_USER, self.password, timeout=HTTP_TIMEOUT_S)
 
     def event(self, kind: str, **info) -> None:
-        self.events.append({"time_ms": now_ms(), "event": kind, **info})
+        self.events.append({"time_ms": self.clock.now_ms(), "event": kind, **info})
         logger.info("%s %s", kind, info or "")
 
     # -- processes ------------------------------------------------------------------------
@@ -85,8 +87,8 @@ class Session:
                 "--path-model", s.path_model, "--path-seed", str(s.path_seed)]
 
     def relay_poll_s(self) -> float:
-        """Upstream poll period on the session's clock: 2 s live (what a polling relay does), and at
-        most 5 polls per wall second when accelerated (each poll is 2 requests per pair and timeframe)."""
+        """Upstream poll period on the session's clock: 2 s (what a polling relay does), and at most 5
+        polls per wall second on a constant clock (each poll is 2 requests per pair and timeframe)."""
         return max(2.0, self.spec.speed / 5)
 
     def gateway_args(self, upstream_url: str | None = None) -> list[str]:
@@ -95,7 +97,7 @@ class Session:
             exchange = "binance" if s.upstream == "local" else s.upstream
             args = ["--upstream", exchange, "--pairs", *s.pairs, "--record", str(s.recording), "--relay-timeframes", *s.timeframes(),
                     "--relay-poll", f"{self.relay_poll_s():g}", "--relay-history", str(s.relay_history),
-                    "--upstream-timeout", f"{self.sim_s(10):g}", "--seed", str(s.seed), "--request-log", str(self.out / "requests.csv")]
+                    "--upstream-timeout", f"{10 * s.speed:g}", "--seed", str(s.seed), "--request-log", str(self.out / "requests.csv")]
             if upstream_url or s.upstream_url:
                 args += ["--upstream-url", upstream_url or s.upstream_url]
         else:
@@ -108,27 +110,36 @@ class Session:
             args += ["--venue", "--balances", f"USDT={s.wallet:g}", "--ledger", str(self.out / "venue_ledger.jsonl")]
         return args
 
-    def start_bot(self) -> None:
+    def _gateway(self, args: list[str], role: str, log: Path, startup_s: float, env: dict | None = None) -> GatewayProcess:
+        return GatewayProcess(args, log_path=log, startup_timeout=startup_s, env=env,
+                              spawn=lambda cmd, env, **popen: self.clock.spawn(cmd, role, env, **popen),
+                              wait=lambda seconds: self.clock.run(wall_timeout=seconds))
+
+    def _bot_alive(self) -> None:
+        if self.bot is not None and self.bot.poll() is not None:
+            raise SessionFailed(f"freqtrade exited with {self.bot.returncode}; see {self.out / 'freqtrade.log'}")
+
+    def start_bot(self, startup_s: float = 300.0) -> None:
         self.strategy_sha256 = strategy_digest(self.spec.strategy)  # the code the bot loads now
         if not (self.spec.userdir / "strategies").is_dir():
             run_freqtrade(["create-userdir", "--userdir", str(self.spec.userdir)], self.out / "userdir.log")
-        cmd = [*freqtrade_executable(), "trade", "--config", self.spec.config, "--config", str(self.overlay_path),
-               "--userdir", str(self.spec.userdir)]
+        # stock freqtrade through its own entry point; the launcher only adds the clock's wake handler
+        cmd = [sys.executable, "-m", "simulation.run.bot_launcher", "trade", "--config", self.spec.config,
+               "--config", str(self.overlay_path), "--userdir", str(self.spec.userdir)]
         with open(self.out / "freqtrade.log", "a") as log:
-            self.bot = subprocess.Popen(cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.sim_s(180)
-        while time.monotonic() < deadline:
+            self.bot = self.clock.spawn(cmd, "bot", self.env, launcher=True, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
             if self.bot.poll() is not None:
-                raise RuntimeError(f"freqtrade exited with {self.bot.returncode} during startup; see {self.out / 'freqtrade.log'}")
-            try:
-                # FtRestClient.ping() reports "not_running" for a stopped bot: ask the endpoint itself.
-                if requests.get(f"{self.api_url}/api/v1/ping", timeout=self.sim_s(5)).json() == {"status": "pong"}:
-                    self.event("bot_ready", pid=self.bot.pid)
-                    return
+                raise SessionFailed(f"freqtrade exited with {self.bot.returncode} during startup; see {self.out / 'freqtrade.log'}")
+            try:  # FtRestClient.ping() reports "not_running" for a stopped bot: ask the endpoint itself
+                return requests.get(f"{self.api_url}/api/v1/ping", timeout=5).json() == {"status": "pong"}
             except (requests.RequestException, ValueError):
-                pass
-            time.sleep(self.sim_s(0.5))
-        raise TimeoutError("freqtrade's API did not come up within 180 s")
+                return False
+
+        if not self.clock.run(stop=ready, every_s=0.5, wall_timeout=startup_s):
+            raise SessionFailed(f"freqtrade's API did not come up within {startup_s:.0f} s; see {self.out / 'freqtrade.log'}")
+        self.event("bot_ready", pid=self.bot.pid)
 
     def restart_bot(self, attempts: int = 3) -> None:
         """Start the bot again as a supervisor would (docker's restart policy): freqtrade exits when it
@@ -137,7 +148,7 @@ class Session:
             try:
                 self.start_bot()
                 return
-            except (RuntimeError, TimeoutError) as exc:
+            except SessionFailed as exc:
                 # a freqtrade that gave up may hang in its shutdown (its websocket thread): stop it first
                 if self.bot is not None and self.bot.poll() is None:
                     self.bot.kill()
@@ -147,6 +158,7 @@ class Session:
                     raise
 
     def start_trading(self) -> None:
+        self._trading_since = self.clock.now_ms()
         reply = self.client.start()
         self.event("bot_started", reply=reply)
 
@@ -154,14 +166,15 @@ class Session:
         assert self.bot is not None
         os.kill(self.bot.pid, signal.SIGKILL)
         self.bot.wait()
+        self.clock.release(self.bot.pid)
         self.event("bot_killed", signal="SIGKILL", pid=self.bot.pid)
 
     def stop_bot(self) -> None:
         if self.bot and self.bot.poll() is None:
             self.bot.send_signal(signal.SIGINT)
-            try:
-                self.bot.wait(self.sim_s(60))
-            except subprocess.TimeoutExpired:
+            # freqtrade's shutdown can wait on timed lock waits, which never time out under libfaketime (its
+            # clock_nanosleep is faked, glibc's sem_clockwait is not): after 20 s the bot is killed
+            if not self.clock.run(stop=lambda: self.bot.poll() is not None, every_s=0.1, wall_timeout=20):
                 self.bot.kill()
                 self.bot.wait()
         self.event("bot_stopped", returncode=self.bot.returncode if self.bot else None)
@@ -174,19 +187,28 @@ class Session:
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> dict:
-        with contextlib.ExitStack() as stack:
-            upstream_url = None
-            if self.spec.upstream == "local":
-                up = GatewayProcess(self.replay_args(), log_path=self.out / "upstream.log", startup_timeout=self.sim_s(60))
-                upstream_url = stack.enter_context(up).url
-                self.event("upstream_ready", url=upstream_url)
-            return self._run(upstream_url)
+        """The session; on failure session.json holds the reason (and SessionFailed is raised)."""
+        self.clock.start(self.spec.fake_start_ms)
+        try:
+            with contextlib.ExitStack() as stack:
+                upstream_url = None
+                if self.spec.upstream == "local":
+                    up = self._gateway(self.replay_args(), "upstream", self.out / "upstream.log", 120)
+                    upstream_url = stack.enter_context(up).url
+                    self.event("upstream_ready", url=upstream_url)
+                return self._run(upstream_url)
+        except BaseException as exc:
+            reason = str(exc) if isinstance(exc, SessionFailed) else f"{type(exc).__name__}: {exc}"
+            (self.out / "session.json").write_text(json.dumps({"failed": reason, "events": self.events,
+                                                               "clock": self.clock.report()}, indent=2, default=str))
+            raise
+        finally:
+            self.clock.close()
 
     def _run(self, upstream_url: str | None) -> dict:
         s = self.spec
         # the relay fetches its history at start: give it the time a live exchange's pages take
-        gw = GatewayProcess(self.gateway_args(upstream_url), log_path=self.out / "gateway.log",
-                            startup_timeout=self.sim_s(180 if s.upstream else 60), env=self.env)
+        gw = self._gateway(self.gateway_args(upstream_url), "gateway", self.out / "gateway.log", 300 if s.upstream else 120, self.env)
         with gw:
             self.gateway_url = gw.url
             self.gateway_pid = gw.proc.pid
@@ -195,11 +217,10 @@ class Session:
             self.overlay_path.write_text(json.dumps(overlay, indent=2))
             try:
                 self.start_bot()
-                lag = now_ms() - s.start_ms
+                lag = self.clock.now_ms() - s.start_ms
                 if lag > 0:
-                    logger.warning("the bot became ready %.0f simulated s after the window opened (raise --warmup)", lag / 1000)
-                while now_ms() < s.start_ms:
-                    time.sleep(min(self.sim_s(0.2), (s.start_ms - now_ms()) / 1000 + 0.001))
+                    logger.warning("the bot became ready %.0f session s after the window opened (raise --warmup)", lag / 1000)
+                self.clock.run(until_ms=s.start_ms, stop=lambda: self._bot_alive() or False, every_s=0.5)
                 if s.faults:
                     self._set_faults(s.faults)
                 self.start_trading()
@@ -208,18 +229,18 @@ class Session:
                 self._snapshot_bot()
                 self.stop_bot()
                 # The venue after the bot stopped: a snapshot taken while it still runs can miss its last
-                # orders (stop takes simulated minutes at high speed) and then disagree with its database.
+                # orders and then disagree with its database.
                 self._snapshot_venue(gw.url)
             except BaseException:
                 # Never leave a bot trading after the supervisor failed (or was interrupted).
                 self._kill_orphan()
                 raise
         meta = {
-            "mode": s.mode, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
+            "mode": s.mode, "clock": s.clock, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
             "strategy": s.strategy, "simulated_s": (s.end_ms - s.start_ms) / 1000, "events": self.events,
             "faults": s.faults, "kill_at": s.kill_at, "compute": self.compute_report(),
             "strategy_sha256": self.strategy_sha256, "upstream": s.upstream,
-            "relay_poll_s": self.relay_poll_s() if s.upstream else None,
+            "relay_poll_s": self.relay_poll_s() if s.upstream else None, "clock_report": self.clock.report(),
         }
         (self.out / "session.json").write_text(json.dumps(meta, indent=2))
         return meta
@@ -228,7 +249,7 @@ class Session:
         from simulation.gateway.faults import FaultSpec
 
         spec = FaultSpec.parse(text, seed=self.spec.seed).describe()
-        requests.put(f"{self.gateway_url}/sim/faults", json=spec, headers=self.admin_headers, timeout=self.sim_s(30)).raise_for_status()
+        requests.put(f"{self.gateway_url}/sim/faults", json=spec, headers=self.admin_headers, timeout=HTTP_TIMEOUT_S).raise_for_status()
         self.event("faults_on", faults=spec)
 
     def _sample_cpu(self) -> None:
@@ -246,9 +267,9 @@ class Session:
             first_last[1] = used
 
     def compute_report(self) -> dict:
-        """The bot's own compute in wall time, apart from the simulated delays it causes."""
+        """The bot's own compute in real time, apart from the session delays it causes."""
         s = self.spec
-        wall = (s.end_ms - s.start_ms) / 1000 / s.speed
+        wall = self._cpu_wall[1] - self._cpu_wall[0] if len(self._cpu_wall) == 2 else 0.0
         cpu = {role: sum(b - a for (r, _), (a, b) in self._cpu.items() if r == role) for role in ("bot", "gateway")}
         loop_s = float(json.loads(self.overlay_path.read_text()).get("internals", {}).get("process_throttle_secs", 5))
         loops = max(1.0, (s.end_ms - s.start_ms) / 1000 / loop_s)
@@ -256,43 +277,76 @@ class Session:
             "window_wall_s": round(wall, 2), "bot_cpu_s": round(cpu["bot"], 2), "gateway_cpu_s": round(cpu["gateway"], 2),
             "bot_cpu_share": round(cpu["bot"] / wall, 3) if wall > 0 else None,
             "gateway_cpu_share": round(cpu["gateway"] / wall, 3) if wall > 0 else None,
-            "bot_loop_interval_wall_ms": round(loop_s / s.speed * 1000, 2),
             "bot_compute_per_loop_wall_ms": round(cpu["bot"] / loops * 1000, 2),
+            # a session's wall time against the compute it held: 1.0 means the clock itself cost nothing
+            "wall_per_compute": round(wall / (cpu["bot"] + cpu["gateway"]), 3) if cpu["bot"] + cpu["gateway"] > 0 else None,
         }
-        report["keeps_up"] = report["bot_compute_per_loop_wall_ms"] < 0.1 * report["bot_loop_interval_wall_ms"]
-        if not report["keeps_up"]:
-            logger.warning("the bot computed %.1f ms of wall time per %.1f ms loop at x%g (%.0f%% of a core): its simulated "
-                           "delays include that compute x%g; a faithful run needs a lower --speed",
-                           report["bot_compute_per_loop_wall_ms"], report["bot_loop_interval_wall_ms"], s.speed,
-                           100 * (report["bot_cpu_share"] or 0), s.speed)
+        per_candle = getattr(self.clock, "per_candle_cpu", {}).get("bot") or []
+        if per_candle:
+            import numpy as np
+
+            q = np.percentile(per_candle, [50, 90])
+            report["bot_cpu_per_candle_s"] = {"p50": round(float(q[0]), 4), "p90": round(float(q[1]), 4),
+                                              "max": round(max(per_candle), 4), "n": len(per_candle)}
+        if s.clock == "constant":  # compute stretched by the speed: a loop's compute against its wall interval
+            report["bot_loop_interval_wall_ms"] = round(loop_s / s.speed * 1000, 2)
+            report["keeps_up"] = report["bot_compute_per_loop_wall_ms"] < 0.1 * report["bot_loop_interval_wall_ms"]
+            if not report["keeps_up"]:
+                logger.warning("the bot computed %.1f ms of wall time per %.1f ms loop at x%g (%.0f%% of a core): its session "
+                               "delays include that compute x%g; a faithful run needs the compute clock or a lower --speed",
+                               report["bot_compute_per_loop_wall_ms"], report["bot_loop_interval_wall_ms"], s.speed,
+                               100 * (report["bot_cpu_share"] or 0), s.speed)
+        else:  # the compute clock charges compute as it happens: the bot always keeps up
+            report["keeps_up"] = True
         return report
+
+    def _check_health(self, loop_s: float) -> None:
+        """freqtrade's own /health: when did its loop last run (session time)? A bot whose loop stopped
+        for many throttle intervals hangs: the session ends with that reason instead of a result."""
+        try:
+            health = self.client.health() or {}
+        except (requests.RequestException, ValueError):
+            return  # the API may be busy; the next check decides
+        # no loop yet: count from the moment trading started
+        last = float(health.get("last_process_ts") or self._trading_since / 1000)
+        idle = self.clock.now_ms() / 1000 - last
+        if idle > HUNG_AFTER_LOOPS * loop_s:
+            raise SessionFailed(f"the bot hangs: its last loop ran {idle:.0f} session s ago (throttle {loop_s:g} s); "
+                                f"see {self.out / 'freqtrade.log'}")
 
     def _progress_loop(self, kill_ms: int | None) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         s = self.spec
         total = (s.end_ms - s.start_ms) / 1000
+        loop_s = float(json.loads(self.overlay_path.read_text()).get("internals", {}).get("process_throttle_secs", 5))
+        self._sample_cpu()
+        self._cpu_wall = [time.monotonic()]
+        tty = sys.stdout.isatty()
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[clock]}"),
-                      TimeRemainingColumn(), transient=not sys.stdout.isatty(), disable=not sys.stdout.isatty()) as bar:
-            task = bar.add_task(f"{s.mode} x{s.speed:g}", total=total, clock="")
-            logged = -1  # without a terminal the bar is off: a plain log line every 10% instead
-            while (t := now_ms()) < s.end_ms:
+                      TimeRemainingColumn(), transient=not tty, disable=not tty) as bar:
+            task = bar.add_task(f"{s.mode}, {self.clock.describe().split(':')[0]} clock", total=total, clock="")
+            logged, next_health = -1, s.start_ms + HEALTH_EVERY_MS  # without a terminal: a log line every 10%
+            while (t := self.clock.now_ms()) < s.end_ms:
                 done = int(10 * (t - s.start_ms) / 1000 / total)
-                if not sys.stdout.isatty() and done > logged:
+                if not tty and done > logged:
                     logged = done
-                    logger.info("window %d%% done, simulated clock %s", 10 * done, time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
-                if self.bot and self.bot.poll() is not None:
-                    raise RuntimeError(f"freqtrade died (exit {self.bot.returncode}); see {self.out / 'freqtrade.log'}")
-                self._sample_cpu()
+                    logger.info("window %d%% done, session clock %s", 10 * done, time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
                 if kill_ms is not None and t >= kill_ms:
                     kill_ms = None
                     self.kill_bot()
                     self.restart_bot()
                     self.start_trading()
+                if t >= next_health:
+                    self._check_health(loop_s)
+                    next_health = t + HEALTH_EVERY_MS
                 bar.update(task, completed=min(total, (t - s.start_ms) / 1000),
                            clock=time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
-                time.sleep(min(self.sim_s(0.5), max(0.001, (s.end_ms - t) / 1000)))
+                marks = [s.end_ms, next_health, t + int(total * 100)] + ([kill_ms] if kill_ms is not None else [])
+                self.clock.run(until_ms=min(marks), stop=lambda: self._bot_alive() or self._sample_cpu() or False, every_s=0.5,
+                               wall_timeout=0.5)
         self._sample_cpu()
+        self._cpu_wall.append(time.monotonic())
         self.event("window_closed")
 
     def _snapshot_bot(self) -> None:
@@ -307,19 +361,6 @@ class Session:
 
     def _snapshot_venue(self, url: str) -> None:
         """What the operator would look at on the venue side: metrics and the venue's order records."""
-        (self.out / "metrics.prom").write_text(requests.get(f"{url}/metrics", timeout=self.sim_s(30)).text)
+        (self.out / "metrics.prom").write_text(requests.get(f"{url}/metrics", timeout=HTTP_TIMEOUT_S).text)
         if self.spec.mode == "paper":
-            (self.out / "venue_orders.json").write_text(requests.get(f"{url}/sim/orders", headers=self.admin_headers, timeout=self.sim_s(30)).text)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point inside faketime: `python -m simulation.run.session SPEC.json`."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    spec = RunSpec.load(Path((argv or sys.argv[1:])[0]))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup (no orphaned bot) on SIGTERM too
-    Session(spec).run()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            (self.out / "venue_orders.json").write_text(requests.get(f"{url}/sim/orders", headers=self.admin_headers, timeout=HTTP_TIMEOUT_S).text)

@@ -1,15 +1,15 @@
-"""What one simulation run is: strategy, mode, window, market source, speed, faults."""
+"""What one simulation run is: strategy, mode, window, market source, clock, faults."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 MODES = ("dry-run", "paper")
+CLOCKS = ("compute", "constant", "wall")  # see simulation.run.sessionclock; "wall": a live upstream, no fake clock
 
 
 @dataclass
@@ -17,7 +17,7 @@ class RunSpec:
     strategy: str
     config: str
     mode: str
-    speed: float
+    speed: float  # session seconds per second of compute: the constant clock's rate, 1 on the others
     start_ms: int  # window start (data time == simulated wall time)
     end_ms: int
     pairs: list[str]
@@ -43,12 +43,17 @@ class RunSpec:
     upstream: str | None = None
     upstream_url: str | None = None
     relay_history: int = 1000  # candles per timeframe the relay fetches at start (the bot's startup)
+    clock: str = "compute"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"--mode must be one of {MODES}")
-        if self.speed <= 0:
+        if self.clock not in CLOCKS:
+            raise ValueError(f"unknown clock {self.clock!r}: choose one of compute, constant")
+        if not self.speed > 0:
             raise ValueError("--speed must be positive")
+        if self.clock != "constant" and self.speed != 1:
+            raise ValueError(f"--speed is the constant clock's rate: the {self.clock} clock runs compute at the real rate")
         if self.end_ms <= self.start_ms:
             raise ValueError("empty timerange")
         if self.stoploss_on_exchange and self.mode != "paper":
@@ -60,8 +65,8 @@ class RunSpec:
 
             if self.upstream not in ("local", *UPSTREAMS):
                 raise ValueError(f"--upstream must be 'local' or one of {UPSTREAMS}")
-            if self.live and self.speed != 1:
-                raise ValueError("a live upstream runs on the wall clock: --speed 1 only")
+            if self.live and self.clock != "wall":
+                raise ValueError("a live upstream runs on the wall clock (no --clock, no --speed)")
             if self.relay_history < 1:
                 raise ValueError("--relay-history must be at least 1 candle")
         self.path()  # validates the path model and seed
@@ -130,10 +135,6 @@ class RunSpec:
         fa = load_from_files([self.config]).get("freqai", {})
         tfs = {self.timeframe, "1h", *fa.get("feature_parameters", {}).get("include_timeframes", [])}
         return sorted(tfs, key=interval_ms)
-
-    def faketime_spec(self) -> str:
-        start = datetime.fromtimestamp(self.fake_start_ms / 1000, tz=UTC)
-        return f"@{start:%Y-%m-%d %H:%M:%S} x{self.speed:g}"
 
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=2))
