@@ -145,35 +145,22 @@ def test_paths_visit_the_candle_exactly_and_are_seeded():
         PathModel("random", seed=-1)
 
 
-@pytest.mark.parametrize("start", ["2024-03-10T06:30", "2024-11-03T05:30"])  # New York's DST changes
-def test_the_session_clock_is_utc_whatever_the_host_timezone(tmp_path, monkeypatch, start):
-    import subprocess
-    import sys
-
-    from simulation.run.__main__ import faketime_command
-    from simulation.run.spec import RunSpec
-
-    monkeypatch.setenv("TZ", "America/New_York")
-    start_ms = int(pd.Timestamp(start, tz="UTC").timestamp() * 1000)
-    spec = RunSpec(strategy="S", config="c.json", mode="dry-run", speed=10.0, start_ms=start_ms,
-                   end_ms=start_ms + 3_600_000, pairs=["BTC/USDT"], timeframe="5m", out=str(tmp_path))
-    cmd, env = faketime_command(spec, [sys.executable, "-c", "import time; print(time.time())"])
-    seen = float(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, timeout=60).stdout)
-    assert abs(seen * 1000 - spec.fake_start_ms) < 60_000, f"clock starts {(seen * 1000 - spec.fake_start_ms) / 3.6e6:+.2f} h off"
-
-
 def test_simulated_bot_polls_at_its_wall_clock_rate():
-    """libfaketime scales sleeps: the overlay stretches the emergency watcher's process-clock interval by
-    the speed, so at x500 it still polls every 50 ms of wall time (not 10,000 times a second)."""
+    """On the constant clock libfaketime scales sleeps: the overlay stretches the emergency watcher's
+    interval by the speed, so at x500 it still polls every 50 ms of wall time (not 10,000 times a
+    second). On the compute clock every poll is a deadline the clock stops at: once a bot loop."""
     from cryptobot_ops.risk import RiskLimits
     from simulation.run.bot_config import bot_overlay
     from simulation.run.spec import RunSpec
 
-    spec = RunSpec(strategy="S", config="c.json", mode="dry-run", speed=500.0, start_ms=0, end_ms=3_600_000,
-                   pairs=["BTC/USDT"], timeframe="5m", out="/tmp/x")
-    risk = bot_overlay(spec, "http://127.0.0.1:1", 8080, "/tmp/x.sqlite")["risk"]
-    assert risk["watch_interval_s"] / 500 == pytest.approx(RiskLimits().watch_interval_s)
-    assert RiskLimits.from_config({"risk": risk}).watch_interval_s == pytest.approx(25.0)
+    def interval(**kw) -> float:
+        spec = RunSpec(strategy="S", config="c.json", mode="dry-run", start_ms=0, end_ms=3_600_000,
+                       pairs=["BTC/USDT"], timeframe="5m", out="/tmp/x", **kw)
+        return bot_overlay(spec, "http://127.0.0.1:1", 8080, "/tmp/x.sqlite")["risk"]["watch_interval_s"]
+
+    assert interval(speed=500.0, clock="constant") / 500 == pytest.approx(RiskLimits().watch_interval_s)
+    assert RiskLimits.from_config({"risk": {"watch_interval_s": interval(speed=500.0, clock="constant")}}).watch_interval_s == pytest.approx(25.0)
+    assert interval(speed=1.0, clock="compute") == pytest.approx(5.0)
 
 
 class SteppingClock(ManualClock):

@@ -38,7 +38,7 @@ def test_store_survives_kill_9_without_duplicates_or_unsettled_predictions(tmp_p
     cfg = tmp_path / "ml.json"
     cfg.write_text(json.dumps(SMALL))
     start = int(pd.Timestamp("2024-03-01", tz="UTC").value // 1_000_000)
-    spec = RunSpec(strategy="EnsembleSignalStrategy", config=str(cfg), mode="dry-run", speed=60.0, start_ms=start,
+    spec = RunSpec(strategy="EnsembleSignalStrategy", config=str(cfg), mode="dry-run", speed=1.0, start_ms=start,
                    end_ms=start + 90 * 60_000, pairs=["BTC/USDT"], timeframe="5m", out=str(tmp_path / "run"),
                    kill_at=0.4, warmup_s=20 * 60.0, synthetic_days=45, synthetic_start="2024-01-20", seed=5)
     spec.out_dir.mkdir(parents=True)

@@ -154,7 +154,7 @@ def test_paper_session_on_a_relayed_market_is_recorded_and_compared(tmp_path):
     from simulation.synthetic import SyntheticConfig
 
     out = tmp_path / "relayed"
-    cmd = [sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic", "--speed", "300",
+    cmd = [sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic",
            "--upstream", "local", "--mode", "paper", "--timerange", "20240301T1000-20240301T1600", "--out", str(out)]
     proc = subprocess.run(cmd, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -196,7 +196,7 @@ def test_live_session_arguments_fail_with_one_line():
     for extra, text in ((["--upstream", "binance"], "needs --duration"),
                         (["--upstream", "binance", "--duration", "4h", "--timerange", "20240301-20240302"], "--timerange is for replayed"),
                         (["--upstream", "binance", "--duration", "4x"], "expected a number and a unit"),
-                        (["--upstream", "binance", "--duration", "4h", "--speed", "10"], "wall clock: --speed 1"),
+                        (["--upstream", "binance", "--duration", "4h", "--speed", "10"], "runs on the wall clock: no --clock, no --speed"),
                         (["--duration", "4h"], "--duration is for a live --upstream"),
                         (["--upstream-url", "http://127.0.0.1:1"], "--upstream-url needs --upstream")):
         with pytest.raises(ValueError, match=re.escape(text)):

@@ -317,19 +317,24 @@ class _Watched:
                 continue
             self.fds[tid] = tuple(opened)
 
-    def blocked(self, epoll_nrs: tuple[int, ...]) -> bool:
-        """Every thread blocked (none running or runnable); a process with a board waits in its loop."""
+    def blocked(self, epoll_nrs: tuple[int, ...]) -> tuple[bytes, ...] | None:
+        """Every thread blocked (none running or runnable; a process with a board waits in its loop):
+        the threads' schedule counts, else None. Two equal answers mean no thread ran in between (a
+        thread that runs is scheduled in: its count moves), whatever the CPU clocks show (the kernel
+        adds a running thread's time to its process's clock only at a tick)."""
         self._threads()
-        for tid, (stat, sysc, _) in self.fds.items():
+        counts = []
+        for tid, (stat, sysc, sched) in self.fds.items():
             try:
                 raw = os.pread(stat, 512, 0)
-            except OSError:  # the thread exited meanwhile
+                counts.append(os.pread(sched, 128, 0).split()[-1])
+            except (OSError, IndexError):  # the thread exited meanwhile
                 continue
             if raw and raw[raw.rindex(b")") + 2] not in BLOCKED_STATES:
-                return False
+                return None
             if tid == self.pid and self.board_fd is not None and self._syscall(sysc)[:1] not in ([n] for n in epoll_nrs):
-                return False  # blocked elsewhere for a moment (a file write): its board is not the wait in progress
-        return True
+                return None  # blocked elsewhere for a moment (a file write): its board is not the wait in progress
+        return tuple(counts)
 
     @staticmethod
     def _syscall(fd: int) -> list[int]:
@@ -387,6 +392,14 @@ class _Watched:
                 out.append(due)
         return out
 
+    def runs(self, tid: int) -> bytes | None:
+        """How many times the thread has been scheduled (None: it is gone)."""
+        fds = self.fds.get(tid)
+        try:
+            return os.pread(fds[2], 128, 0).split()[-1] if fds else None
+        except (OSError, IndexError):
+            return None
+
     def due(self, target: int) -> tuple[bool, list[int]]:
         """(its event loop is due, sleeping threads due) at session time `target`."""
         return (self.board_due is not None and self.board_due <= target,
@@ -419,6 +432,9 @@ class ComputeClock(SessionClock):
         self._poll = POLL_MIN_S
         self.jumps, self.skipped_ns, self.late_acks = 0, 0, 0
         self._signalled: set[tuple[int, int, int]] = set()
+        # (pid, tid) -> times scheduled when signalled: until a woken thread has run, the processes are
+        # not quiescent (measured: a check right after a signal found the thread still blocked)
+        self._woken: dict[tuple[int, int], bytes | None] = {}
         self._spin_until = 0.0
         self._boundary: tuple[int, dict[str, int]] | None = None
         self.per_candle_cpu: dict[str, list[float]] = {}  # role -> CPU seconds per candle interval
@@ -500,12 +516,20 @@ class ComputeClock(SessionClock):
         """Every process ready for wake signals, every thread blocked, and no CPU used while we looked."""
         if not self.procs or not all(p.check_ready() for p in self.procs.values()):
             return False
+        for key, runs in list(self._woken.items()):
+            p = self.procs.get(key[0])
+            now_runs = None if p is None else p.runs(key[1])
+            if now_runs is not None and now_runs == runs:
+                return False
+            del self._woken[key]
         before = self._cpu()
         if before is None:
             return False
-        if not all(p.blocked(self._nr["epoll"]) for p in self.procs.values()):
+        first = [p.blocked(self._nr["epoll"]) for p in self.procs.values()]
+        if any(c is None for c in first):
             return False
-        return self._cpu() == before
+        again = [p.blocked(self._nr["epoll"]) for p in self.procs.values()]
+        return again == first and self._cpu() == before
 
     def _deadline(self, limit_ns: int | None) -> int | None:
         rt, mo = time.time_ns(), time.monotonic_ns()
@@ -521,6 +545,8 @@ class ComputeClock(SessionClock):
         return min(candidates) if candidates else None
 
     def _tgkill(self, pid: int, tid: int) -> None:
+        p = self.procs.get(pid)
+        self._woken[(pid, tid)] = None if p is None else p.runs(tid)
         self._libc.syscall(self._nr["tgkill"], pid, tid, WAKE_SIGNAL)
 
     def _wake(self, now: int) -> bool:
