@@ -118,7 +118,7 @@ def test_bad_clock_arguments_fail_before_anything_starts(tmp_path):
                         (["--clock", "constant", "--speed", "0"], "--speed must be positive"),
                         (["--speed", "300"], "add --clock constant"),
                         (["--warmup", "-1"], "--warmup must be a non-negative")):
-        proc = subprocess.run(base + extra, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(base + extra, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 2, proc.stderr
         lines = [line for line in proc.stderr.strip().splitlines() if line]
         assert len(lines) == 1 and text in lines[0], proc.stderr
@@ -129,6 +129,6 @@ def test_a_missing_faketime_is_one_line_before_anything_starts(tmp_path):
     env_path = str(tmp_path)  # a PATH without faketime (python is called by its full path)
     proc = subprocess.run([sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic",
                            "--out", str(tmp_path / "o")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-                          env={"PATH": env_path, "HOME": str(tmp_path)})
+                          env={"PATH": env_path, "HOME": str(tmp_path)}, check=False)
     assert proc.returncode == 2 and "needs Debian's `faketime`" in proc.stderr, proc.stderr
     assert not (tmp_path / "o").exists()

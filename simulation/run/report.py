@@ -77,9 +77,9 @@ def clock_lines(meta: dict) -> list[str]:
     elif kind == "wall":
         lines = ["Clock: the wall clock (a live market)."]
     else:
-        lines = [f"Clock: constant x{meta['speed']:g}. Every wall-clock millisecond the bot spends computing is "
-                 f"{meta['speed']:g} session milliseconds, so signal-to-order delays overstate what the same bot would "
-                 "show in real time."]
+        lines = [(f"Clock: constant x{meta['speed']:g}. Every wall-clock millisecond the bot spends computing is "
+                  f"{meta['speed']:g} session milliseconds, so signal-to-order delays overstate what the same bot would "
+                  "show in real time.")]
     per = c.get("bot_cpu_per_candle_s")
     if per:
         lines.append(f"The bot's compute per candle (CPU s, all threads): p50 {per['p50']:.3f}, p90 {per['p90']:.3f}, "

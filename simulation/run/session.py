@@ -281,7 +281,7 @@ class Session:
             # a session's wall time against the compute it held: 1.0 means the clock itself cost nothing
             "wall_per_compute": round(wall / (cpu["bot"] + cpu["gateway"]), 3) if cpu["bot"] + cpu["gateway"] > 0 else None,
         }
-        per_candle = getattr(self.clock, "per_candle_cpu", {}).get("bot") or []
+        per_candle = self.clock.per_candle_cpu.get("bot") or []
         if per_candle:
             import numpy as np
 

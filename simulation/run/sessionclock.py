@@ -97,6 +97,17 @@ def check_available(kind: str, speed: float | None = None) -> None:
             raise ClockUnavailable("the compute clock needs /proc/PID/syscall (a kernel with CONFIG_HAVE_ARCH_TRACEHOOK)")
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def cpu_clock_id(pid: int) -> int:
+    """The clock id of another process's CPU time (clock_getcpuclockid)."""
+    clk = ctypes.c_int()
+    if _LIBC.clock_getcpuclockid(pid, ctypes.byref(clk)) != 0:
+        raise OSError(f"no CPU clock for pid {pid}")
+    return clk.value
+
+
 def _format(ns: int) -> str:
     """libfaketime's absolute start format, to the nanosecond ('@' + strptime's %Y-%m-%d %T + .fraction)."""
     return "@" + time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}"
@@ -107,8 +118,12 @@ class SessionClock(ABC):
 
     name: str
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, candle_ms: int | None = None) -> None:
         self.dir = Path(workdir) / "clock"
+        self.candle_ns = None if candle_ms is None else int(candle_ms) * 1_000_000
+        self.roles: dict[int, tuple[str, int]] = {}  # pid -> (role, its CPU clock id)
+        self._boundary: tuple[int, dict[str, int]] | None = None
+        self.per_candle_cpu: dict[str, list[float]] = {}  # role -> CPU seconds per candle interval
         self.t0_ns = 0
         self.start_real_ns = 0  # the shared start instant S, real time (ns)
         self._host: subprocess.Popen | None = None
@@ -156,14 +171,39 @@ class SessionClock(ABC):
         return dict(self._env)
 
     def release(self, pid: int) -> None:
-        """Stop watching a process (it exited or was killed); only the compute clock watches."""
-        return
+        """Stop watching a process (it exited or was killed)."""
+        self.roles.pop(pid, None)
+
+    def _account(self, proc: subprocess.Popen, role: str) -> subprocess.Popen:
+        """Count the process's CPU per candle under its role (kernel accounting: faketime does not scale it)."""
+        with contextlib.suppress(OSError):
+            self.roles[proc.pid] = (role, cpu_clock_id(proc.pid))
+        return proc
 
     def spawn(self, cmd: list[str], role: str, env: dict[str, str], *, launcher: bool = False, **popen) -> subprocess.Popen:
         """Start a process of the session on this clock and watch it."""
         full = {k: v for k, v in env.items() if not k.startswith("FAKETIME") and k not in (BOARD_ENV, ACK_FD_ENV)}
         full.update(self.env(role))
-        return subprocess.Popen(cmd, env=full, **popen)
+        return self._account(subprocess.Popen(cmd, env=full, **popen), role)
+
+    def _count_candles(self) -> None:
+        """At each candle boundary of session time: the CPU each role used since the previous one."""
+        if self.candle_ns is None:
+            return
+        index = self.now_ns() // self.candle_ns
+        if self._boundary is not None and index == self._boundary[0]:
+            return
+        cpu: dict[str, int] = {}
+        for pid, (role, clock_id) in list(self.roles.items()):
+            try:
+                cpu[role] = cpu.get(role, 0) + time.clock_gettime_ns(clock_id)
+            except OSError:  # exited: its CPU leaves the count (a restart is a new process)
+                self.roles.pop(pid, None)
+        if self._boundary is not None and index == self._boundary[0] + 1:
+            for role, ns in cpu.items():
+                if role in self._boundary[1]:
+                    self.per_candle_cpu.setdefault(role, []).append((ns - self._boundary[1][role]) / 1e9)
+        self._boundary = (index, cpu)
 
     def close(self) -> None:
         if self._host is not None and self._host.poll() is None:
@@ -203,6 +243,7 @@ class SessionClock(ABC):
                     if wall_timeout is not None and wall - t0 > wall_timeout:
                         return False
                     next_check = wall + every_s
+                self._count_candles()
                 self._step(until_ns, max(0.0, next_check - time.monotonic()))
         finally:
             self.wall_s += time.monotonic() - t0
@@ -236,8 +277,8 @@ class ConstantClock(SessionClock):
 
     name = "constant"
 
-    def __init__(self, workdir: Path, speed: float) -> None:
-        super().__init__(workdir)
+    def __init__(self, workdir: Path, speed: float, candle_ms: int | None = None) -> None:
+        super().__init__(workdir, candle_ms)
         self.speed = float(speed)
 
     def _prepare(self) -> None:
@@ -268,10 +309,7 @@ class _Watched:
 
     def __init__(self, libc, proc: subprocess.Popen, role: str, board: Path | None, ack_fd: int | None) -> None:
         self.proc, self.pid, self.role, self.libc = proc, proc.pid, role, libc
-        clk = ctypes.c_int()
-        if libc.clock_getcpuclockid(self.pid, ctypes.byref(clk)) != 0:
-            raise OSError(f"no CPU clock for pid {self.pid}")
-        self.cpu_clock = clk.value
+        self.cpu_clock = cpu_clock_id(self.pid)
         self.board_path, self.board_fd = board, None
         self.ack_fd = ack_fd  # read end of the launcher's acknowledgement pipe
         self.ready = ack_fd is None and board is None  # may it be signalled (its handler installed)?
@@ -419,13 +457,12 @@ class ComputeClock(SessionClock):
     name = "compute"
 
     def __init__(self, workdir: Path, candle_ms: int | None = None) -> None:
-        super().__init__(workdir)
+        super().__init__(workdir, candle_ms)
         # every process reads the clock file at every clock call: on tmpfs when there is one
         shm = Path("/dev/shm")
         self.shm = Path(tempfile.mkdtemp(prefix="cryptobot-clock-", dir=shm)) if shm.is_dir() and os.access(shm, os.W_OK) else None
         self.file = (self.shm or self.dir) / "faketime"
         self.t_ns = 0  # the file's time: session time = t_ns + (real - start_real_ns)
-        self.candle_ns = None if candle_ms is None else int(candle_ms) * 1_000_000
         self.procs: dict[int, _Watched] = {}
         self._libc = ctypes.CDLL(None, use_errno=True)
         self._nr = SYSCALLS.get(platform.machine(), {})
@@ -436,8 +473,6 @@ class ComputeClock(SessionClock):
         # not quiescent (measured: a check right after a signal found the thread still blocked)
         self._woken: dict[tuple[int, int], bytes | None] = {}
         self._spin_until = 0.0
-        self._boundary: tuple[int, dict[str, int]] | None = None
-        self.per_candle_cpu: dict[str, list[float]] = {}  # role -> CPU seconds per candle interval
 
     def _prepare(self) -> None:
         self.t_ns = self.t0_ns
@@ -468,7 +503,7 @@ class ComputeClock(SessionClock):
         if not launcher:
             proc = subprocess.Popen(cmd, env=full, **popen)
             self.procs[proc.pid] = _Watched(self._libc, proc, role, board, None)
-            return proc
+            return self._account(proc, role)
         full.pop(BOARD_ENV)
         r, w = os.pipe()
         os.set_blocking(r, False)
@@ -481,10 +516,11 @@ class ComputeClock(SessionClock):
         finally:
             os.close(w)
         self.procs[proc.pid] = _Watched(self._libc, proc, role, None, r)
-        return proc
+        return self._account(proc, role)
 
     def release(self, pid: int) -> None:
         """Stop watching a process (it exited or was killed)."""
+        super().release(pid)
         watched = self.procs.pop(pid, None)
         if watched is not None:
             watched.close()
@@ -587,26 +623,10 @@ class ComputeClock(SessionClock):
         self._signalled.add(key)
         return True
 
-    def _count_candles(self) -> None:
-        if self.candle_ns is None:
-            return
-        index = self.now_ns() // self.candle_ns
-        cpu = {}
-        for p in self.procs.values():
-            with contextlib.suppress(OSError):
-                cpu[p.role] = cpu.get(p.role, 0) + p.cpu_ns()
-        if self._boundary is None or index != self._boundary[0]:
-            if self._boundary is not None and index == self._boundary[0] + 1:
-                for role, ns in cpu.items():
-                    if role in self._boundary[1]:
-                        self.per_candle_cpu.setdefault(role, []).append((ns - self._boundary[1][role]) / 1e9)
-            self._boundary = (index, cpu)
-
     def _step(self, limit_ns: int | None, max_wait_s: float) -> None:
         """Without a limit (the supervisor waits for something to happen, e.g. a process to start) the
         clock runs at the real rate: an idle process's far timer (aiohttp wakes once an hour) must not
         carry the session away from the time the supervisor set it up for."""
-        self._count_candles()
         if limit_ns is not None and self._quiescent():
             target = self._deadline(limit_ns)
             now = self.now_ns()
@@ -686,5 +706,5 @@ def make_clock(kind: str, workdir: Path, speed: float | None = None, candle_ms: 
         return WallClock(workdir)
     check_available(kind, speed)
     if kind == "constant":
-        return ConstantClock(workdir, speed if speed is not None else 100.0)
+        return ConstantClock(workdir, speed if speed is not None else 100.0, candle_ms)
     return ComputeClock(workdir, candle_ms)

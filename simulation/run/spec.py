@@ -94,7 +94,15 @@ class RunSpec:
         """How the gateway opens the market (its --seed comes separately)."""
         if self.datadir:
             return ["--datadir", self.datadir]
-        return ["--synthetic", "--days", f"{self.synthetic_days:g}", "--start", self.synthetic_start]
+        return ["--synthetic", "--days", f"{self.synthetic_days:g}", "--start", self.synthetic_start,
+                "--timeframe", self.synthetic_timeframe]
+
+    @property
+    def synthetic_timeframe(self) -> str:
+        """The synthetic market's finest candles: 5m, or the strategy's own when it is finer (1m)."""
+        from simulation.timeframes import interval_ms
+
+        return self.timeframe if interval_ms(self.timeframe) < interval_ms("5m") else "5m"
 
     def open_store(self):
         """The market the bot saw, in-process (for signal prices and marks): the recording on a relay."""
@@ -105,7 +113,8 @@ class RunSpec:
             return CandleStore(open_source(datadir=self.recording, pairs=self.pairs), self.path())
         if self.datadir:
             return CandleStore(open_source(datadir=Path(self.datadir), pairs=self.pairs), self.path())
-        synth = SyntheticConfig(seed=self.seed, days=self.synthetic_days, start=self.synthetic_start)
+        synth = SyntheticConfig(seed=self.seed, days=self.synthetic_days, start=self.synthetic_start,
+                                timeframe=self.synthetic_timeframe)
         return CandleStore(open_source(synthetic=synth, pairs=self.pairs), self.path())
 
     @property

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from simulation.freqtrade_runner import FreqtradeError
 from simulation.paths import SHARED_DATA
+from simulation.testbench.recommendation import slow_note
 from simulation.testbench.runner import STRESS, BenchSpec, rerender, run_bench
 
 CONFIGS = {"TrendFollowingEnsemble": "config/trend-following.json", "MeanReversionEnsemble": "config/mean-reversion.json",
@@ -44,9 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated window length; it is placed on the walk-forward's own trades (the latest span "
                         "holding >= 10 of them, else the busiest)")
     p.add_argument("--paper-days", type=float, default=0.5, help="paper run over the window's last days (0: skip)")
-    p.add_argument("--sim-speed", type=float, default=300.0, help="simulated seconds per wall second")
-    p.add_argument("--sim-warmup", type=float, help="wall seconds the bot gets before the window "
-                   "(default: 90 with FreqAI, to start and train; else 30)")
+    p.add_argument("--sim-clock", choices=("compute", "constant"), default="compute",
+                   help="the sessions' clock (python -m simulation.run --clock): compute charges the bot's compute as it "
+                        "happens and skips idle time; constant runs at --sim-speed throughout (reproduces older benches)")
+    p.add_argument("--sim-speed", type=float, help="the constant clock's session seconds per wall second (default 300)")
+    p.add_argument("--sim-warmup", type=float, help="session seconds the bot gets before the window to start and train "
+                   "(default: simulation.run's, 600 on the compute clock)")
     p.add_argument("--skip-sim", action="store_true", help="skip the simulation and paper stages")
     p.add_argument("--workers", type=int, default=1, help="parallel folds / stress scenarios (Ray when installed)")
     p.add_argument("--ray-address", help="Ray cluster address (or RAY_ADDRESS); default: local")
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                      folds=args.folds, fold_days=args.fold_days, end=args.end, seed=args.seed,
                      synthetic_days=args.synthetic_days, mc_paths=args.mc_paths, stress=tuple(args.stress),
                      stress_days=args.stress_days, sim_days=args.sim_days, paper_days=args.paper_days,
-                     sim_speed=args.sim_speed, sim_warmup=args.sim_warmup, skip_sim=args.skip_sim, workers=args.workers, ray_address=args.ray_address)
+                     sim_clock=args.sim_clock, sim_speed=args.sim_speed, sim_warmup=args.sim_warmup, skip_sim=args.skip_sim, workers=args.workers, ray_address=args.ray_address)
     try:
         summary = run_bench(spec, console)
     except (FreqtradeError, ValueError) as exc:
@@ -130,8 +134,8 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
             slow = (r.get("session") or {}).get("slow_analyses") or {}
             if slow.get("count"):
                 console.print(f"  the bot's analysis overran a quarter candle {slow['count']} times (median "
-                              f"{slow['median_wall_s']:.1f} s of wall compute): at this speed it could not keep up; "
-                              "lower --sim-speed", markup=False, highlight=False)
+                              f"{slow['median_wall_s']:.1f} s of wall compute): {slow_note(r.get('session') or {})}",
+                              markup=False, highlight=False)
         elif r:
             console.print(f"{name}: {r.get('skipped') or r.get('error')}", markup=False, highlight=False)
     for st in summary.get("stress") or []:

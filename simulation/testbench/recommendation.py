@@ -30,6 +30,14 @@ def check_metrics(aggregate: dict, bounds: dict) -> list[str]:
             for m, b in bounds.items() if not _passes(m, aggregate.get(m), b)]
 
 
+def slow_note(session: dict) -> str:
+    """What an analysis that overran a quarter candle means on the session's clock."""
+    if session.get("clock") == "constant":
+        return ("it could not keep up at this --sim-speed, so late or missing signals are the simulator's speed, "
+                "not execution (the compute clock charges compute as it happens)")
+    return "the analysis itself is that slow, so a live bot's signals would be as late"
+
+
 def check_comparison(comparison: dict) -> list[str]:
     sim = comparison.get("simulation") or {}
     if sim.get("trades_backtest") == 0 and sim.get("trades_sim") == 0:
@@ -38,8 +46,7 @@ def check_comparison(comparison: dict) -> list[str]:
     slow = (sim.get("session") or {}).get("slow_analyses") or {}
     if slow.get("count"):
         out.append(f"the bot's analysis overran {slow['count']} times (median {slow['median_wall_s']:.1f} s of wall "
-                   "compute): it could not keep up at this --sim-speed, so late or missing signals are the "
-                   "simulator's speed, not execution")
+                   f"compute): {slow_note(sim.get('session') or {})}")
     n = sim.get("trades_backtest")
     if n is not None and n < MIN_COMPARED_TRADES:
         out.append(f"only {n} backtest trades in the simulated window (< {MIN_COMPARED_TRADES}): "

@@ -82,8 +82,9 @@ class BenchSpec:
     stress_days: int = 10
     sim_days: float = 1.0
     paper_days: float = 0.5
-    sim_speed: float = 300.0
-    sim_warmup: float | None = None  # wall seconds before the window (default: SIM_WARMUP_FREQAI_S with FreqAI, else 30)
+    sim_clock: str = "compute"
+    sim_speed: float | None = None  # the constant clock's rate (default 300)
+    sim_warmup: float | None = None  # session seconds before the window (default: simulation.run's)
     skip_sim: bool = False
     workers: int = 1
     ray_address: str | None = None
@@ -115,7 +116,6 @@ def synthetic_start(days: int, today: pd.Timestamp | None = None) -> pd.Timestam
     return min(SYNTHETIC_START, latest - pd.offsets.MonthBegin(1) if latest.day != 1 else latest)
 
 
-SIM_WARMUP_FREQAI_S = 90  # wall seconds before the window: the bot starts, downloads history, trains FreqAI
 
 
 def sim_window(trades: list[dict], sim_days: float, fallback_end: pd.Timestamp,
@@ -240,9 +240,12 @@ class Bench:
         results = {}
         for name, (mode, begin) in runs.items():
             cmd = [sys.executable, "-m", "simulation.run", "--strategy", s.strategy, "--config", str(merged.resolve()),
-                   "--mode", mode, "--speed", str(s.sim_speed), "--timeframe", self.timeframe,
-                   "--timerange", timerange_text(begin, end), "--out", str((self.out / name).resolve()),
-                   "--seed", str(s.seed), "--warmup", str(s.sim_warmup or (SIM_WARMUP_FREQAI_S if self.identifier else 30))]
+                   "--mode", mode, "--clock", s.sim_clock, "--timeframe", self.timeframe,
+                   "--timerange", timerange_text(begin, end), "--out", str((self.out / name).resolve()), "--seed", str(s.seed)]
+            if s.sim_clock == "constant":
+                cmd += ["--speed", str(s.sim_speed or 300.0)]
+            if s.sim_warmup is not None:
+                cmd += ["--warmup", str(s.sim_warmup)]
             cmd += (["--datadir", str(s.datadir)] if s.datadir else
                     ["--synthetic", "--synthetic-days", str(self.market_days), "--synthetic-start", f"{self.market_start:%Y-%m-%d}"])
             if s.pairs:
