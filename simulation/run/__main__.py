@@ -126,7 +126,7 @@ def clock_settings(args: argparse.Namespace, live: bool) -> tuple[str, float, fl
         raise ValueError(str(exc)) from None
     if args.clock == "compute":
         return "compute", 1.0, args.warmup if args.warmup is not None else 600.0
-    return "constant", speed, (args.warmup if args.warmup is not None else 25.0) * speed
+    return "constant", speed, args.warmup if args.warmup is not None else 25.0 * speed
 
 
 def make_spec(args: argparse.Namespace) -> RunSpec:

@@ -28,7 +28,7 @@ from simulation.run.indicators import bot_frame
 REL_TOL, ABS_TOL_MS = 0.10, 20.0
 SIGNALS = ("enter_long", "exit_long", "enter_short", "exit_short")
 SAME = ("strategy", "mode", "pairs", "timeframe", "start_ms", "end_ms", "seed", "path_model", "path_seed", "datadir",
-        "synthetic_days", "synthetic_start", "latency", "faults", "warmup_s", "config")
+        "synthetic_days", "synthetic_start", "latency", "faults", "config")
 
 
 class NotComparable(ValueError):
@@ -91,12 +91,15 @@ def compare_sessions(reference: Path, candidate: Path, rel_tol: float = REL_TOL,
     both = o_ref.merge(o_cand, on=key, suffixes=("_ref", "_cand"))
     lat_ref, lat_cand = both["signal_to_order_ms_ref"].astype(float), both["signal_to_order_ms_cand"].astype(float)
     allowed = (lat_ref.abs() * rel_tol).clip(lower=abs_tol_ms)
-    outside = both[(lat_cand - lat_ref).abs() > allowed]
+    both = both.assign(diff_ms=lat_cand - lat_ref)
+    outside = both[both["diff_ms"].abs() > allowed]
     decisions_equal = k_ref == k_cand and _keys(o_ref, key) == _keys(o_cand, key)
     result = {
         "reference": {"out": str(reference), "clock": ref_spec.get("clock"), "speed": ref_spec.get("speed"),
+                      "warmup_s": ref_spec.get("warmup_s"),
                       "signals": len(k_ref), "orders": len(o_ref)},
         "candidate": {"out": str(candidate), "clock": cand_spec.get("clock"), "speed": cand_spec.get("speed"),
+                      "warmup_s": cand_spec.get("warmup_s"),
                       "signals": len(k_cand), "orders": len(o_cand)},
         "signals_only_reference": sorted(k_ref - k_cand), "signals_only_candidate": sorted(k_cand - k_ref),
         "orders_only_reference": sorted(_keys(o_ref, key) - _keys(o_cand, key)),
@@ -106,9 +109,8 @@ def compare_sessions(reference: Path, candidate: Path, rel_tol: float = REL_TOL,
             "n": len(both), "tolerance": f"±{rel_tol:.0%} or ±{abs_tol_ms:g} ms", "outside": len(outside),
             "reference_median_ms": float(lat_ref.median()) if len(both) else None,
             "candidate_median_ms": float(lat_cand.median()) if len(both) else None,
-            "max_abs_diff_ms": float((lat_cand - lat_ref).abs().max()) if len(both) else None,
-            "worst": outside.assign(diff_ms=lat_cand - lat_ref).sort_values("diff_ms", key=abs, ascending=False)
-                            .head(5).to_dict("records"),
+            "max_abs_diff_ms": float(both["diff_ms"].abs().max()) if len(both) else None,
+            "worst": outside.sort_values("diff_ms", key=abs, ascending=False).head(5).to_dict("records"),
         },
     }
     # nothing compared is not evidence of fidelity
