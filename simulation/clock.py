@@ -104,6 +104,24 @@ class ReplayClock(Clock):
         return f"replay x{self.speed:g}, data time now {start:%Y-%m-%d %H:%M:%S} UTC, shift {self._shift // DAY_MS} days"
 
 
+class FrozenClock(Clock):
+    """Another clock read at one exchange instant: what a message generated then says, whenever it is
+    built (a stream push generated at a candle close and delivered after its network latency)."""
+
+    def __init__(self, base: Clock, exchange_ms: int) -> None:
+        self.base, self.t = base, int(exchange_ms)
+
+    def now_ms(self) -> int:
+        return self.t
+
+    def data_now(self) -> int | None:
+        return None if self.base.data_now() is None else self.t - self.base.shift_ms
+
+    @property
+    def shift_ms(self) -> int:
+        return self.base.shift_ms
+
+
 # -- taking part in a session clock that skips idle time --------------------------------------------
 BOARD_ENV = "CRYPTOBOT_CLOCK_BOARD"  # where a process publishes its next wake-up (set by the supervisor)
 # Interrupts a wait after the clock jumped: the interrupted call is retried against the new time. A

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
+from simulation.clock import FrozenClock
 from simulation.execution import LatencyModel
 from simulation.gateway.api import BinanceSpotAPI
 from simulation.timeframes import INTERVAL_MS
@@ -171,16 +172,36 @@ class StreamHub:
                 wait_ms = min(wait_ms, step - now % step + 1)  # 1 ms after the boundary
         return wait_ms / 1000.0 / getattr(self.api.clock, "speed", 1.0)
 
+    def _batch(self, conn: Connection, generated_ms: int | None) -> list[tuple[str, dict]]:
+        """Every subscription's updates, as of `generated_ms` (exchange time; None: now)."""
+        base = self.api.clock
+        if generated_ms is not None:
+            self.api.clock = FrozenClock(base, generated_ms)  # no await in here: nothing else sees it
+        try:
+            return [(sub.name, payload) for sub in list(conn.subs.values()) for payload in self.updates(sub)]
+        finally:
+            self.api.clock = base
+
     async def _pusher(self, conn: Connection) -> None:
+        """A timed push (the update period, a candle close) is generated at its instant and delivered
+        half a round trip later: the pusher waits once, to the delivery, and builds the message as of
+        its generation. On a session clock that skips idle time every wait is a stop, so one wait per
+        push instead of two halves the stops the streams cost. A new subscription's first update is
+        generated at once and delivered half a round trip later."""
         while not conn.ws.closed:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(conn.wake.wait(), timeout=self._sleep_s(conn))
+            rtt = self.latency.sample_ms()
+            wait_s = self._sleep_s(conn)
+            generated_ms = self.api.clock.now_ms() + round(wait_s * getattr(self.api.clock, "speed", 1.0) * 1000)
+            try:
+                await asyncio.wait_for(conn.wake.wait(), timeout=wait_s + rtt / 2000.0)
+                subscribed = True
+            except TimeoutError:
+                subscribed = False
             conn.wake.clear()
-            batch = [(sub.name, payload) for sub in list(conn.subs.values()) for payload in self.updates(sub)]
+            batch = self._batch(conn, None if subscribed else generated_ms)
             if not batch:
                 continue
-            rtt = self.latency.sample_ms()
-            if rtt:
+            if subscribed and rtt:
                 await asyncio.sleep(rtt / 2000.0)
             for name, payload in batch:
                 body = {"stream": name, "data": payload} if conn.combined else payload

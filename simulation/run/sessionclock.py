@@ -64,11 +64,10 @@ FUTEX_WAIT_BITSET, FUTEX_CMD_MASK, FUTEX_CLOCK_REALTIME = 9, 0x7F, 256
 # A monotonic futex deadline this far beyond the real clock is one of those: a session-time deadline.
 FAKE_DOMAIN_NS = 365 * 86_400 * 1_000_000_000
 BLOCKED_STATES = frozenset(b"STtZXI")  # sleeping, stopped, traced, dead: not runnable, not in a disk wait
-POLL_MIN_S, POLL_MAX_S = 0.0001, 0.002  # the supervisor's idle check, faster right after activity ended
-# Right after it woke a process the supervisor watches the processes' CPU clocks without sleeping for
-# this long (the woken process usually blocks again within a millisecond): sleeping 100 us per check
-# cost more wall time than the processes' own work per jump.
-SPIN_S, QUIET_NS = 0.003, 20_000
+# The supervisor's idle check: every 100 us right after a jump, backing off to 0.5 ms while the processes
+# compute. (Measured on the e2e window: spinning on the CPU clocks instead, or a 2 ms back-off, cost
+# more wall time; the processes' CPU clocks move only at a tick, so they cannot tell "quiet" anyway.)
+POLL_MIN_S, POLL_MAX_S = 0.0001, 0.0005
 # A jump lands this far past the deadline, so that the interrupted wait, recomputed against the new time,
 # finds it due (its own deadline was taken a few microseconds after it was published).
 JUMP_SLACK_NS = 50_000
@@ -319,6 +318,7 @@ class _Watched:
         # session time while the thread has not run since, whatever jumps happened meanwhile
         self.sleeps: dict[int, tuple[bytes, int]] = {}
         self.board_due: int | None = None
+        self._nlink: int | None = None
 
     def cpu_ns(self) -> int:
         return time.clock_gettime_ns(self.cpu_clock)
@@ -336,10 +336,16 @@ class _Watched:
         return self.ready
 
     def _threads(self) -> None:
+        """Keep a file per thread open; the task directory is listed again only when its link count
+        (2 + the number of threads) moved."""
         try:
+            nlink = os.stat(f"/proc/{self.pid}/task").st_nlink
+            if nlink == self._nlink:
+                return
             tids = {int(t) for t in os.listdir(f"/proc/{self.pid}/task")}
         except FileNotFoundError:
-            tids = set()
+            nlink, tids = None, set()
+        self._nlink = nlink
         for tid in set(self.fds) - tids:
             for fd in self.fds.pop(tid):
                 os.close(fd)
@@ -366,7 +372,8 @@ class _Watched:
             try:
                 raw = os.pread(stat, 512, 0)
                 counts.append(os.pread(sched, 128, 0).split()[-1])
-            except (OSError, IndexError):  # the thread exited meanwhile
+            except (OSError, IndexError):  # the thread exited meanwhile: list the threads again
+                self._nlink = None
                 continue
             if raw and raw[raw.rindex(b")") + 2] not in BLOCKED_STATES:
                 return None
@@ -472,7 +479,6 @@ class ComputeClock(SessionClock):
         # (pid, tid) -> times scheduled when signalled: until a woken thread has run, the processes are
         # not quiescent (measured: a check right after a signal found the thread still blocked)
         self._woken: dict[tuple[int, int], bytes | None] = {}
-        self._spin_until = 0.0
 
     def _prepare(self) -> None:
         self.t_ns = self.t0_ns
@@ -539,11 +545,9 @@ class ComputeClock(SessionClock):
     def _cpu(self) -> list[int] | None:
         out = []
         for pid, p in list(self.procs.items()):
-            try:
-                if p.proc.poll() is not None:
-                    raise OSError("exited")
+            try:  # a process that exited counts as blocked (state Z) until it is reaped
                 out.append(p.cpu_ns())
-            except OSError:  # exited: not a participant any more
+            except OSError:  # reaped: not a participant any more
                 self.release(pid)
                 return None
         return out
@@ -639,27 +643,13 @@ class ComputeClock(SessionClock):
             # whatever is due now is woken (a wait begun before a jump would end late on its own)
             if self._wake(self.now_ns()) or (target is not None and target > now):
                 self._poll = POLL_MIN_S
-                self._spin_until = time.monotonic() + SPIN_S
                 return
             self._poll = POLL_MIN_S
             wait = self._poll
         else:
-            if self._spin_until and time.monotonic() < self._spin_until:
-                self._spin()
-                return
             self._poll = min(POLL_MAX_S, self._poll * 1.5)
             wait = self._poll
         time.sleep(min(wait, max_wait_s) if max_wait_s > 0 else wait)
-
-    def _spin(self) -> None:
-        """Watch the CPU clocks until nothing ran for QUIET_NS (or the spin window ends)."""
-        last, since = self._cpu(), time.monotonic_ns()
-        while time.monotonic() < self._spin_until:
-            cpu = self._cpu()
-            if cpu != last:
-                last, since = cpu, time.monotonic_ns()
-            elif time.monotonic_ns() - since >= QUIET_NS:
-                return
 
     def describe(self) -> str:
         return "compute: session time at the real rate while anything computes, jumps while all wait"
