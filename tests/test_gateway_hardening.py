@@ -111,18 +111,39 @@ def test_admin_endpoints_need_a_token_while_the_venue_holds_keys(tmp_path):
         assert ok.status_code == 200 and "orders" in ok.json()
 
 
+ADMIN = {"X-SIM-ADMIN-TOKEN": "admin-" + "o" * 30}
+
+
 @pytest.fixture(scope="module")
 def open_gw(tmp_path_factory):
-    """A gateway without a venue: its admin API is open (loopback tools), but still strict."""
+    """A gateway without a venue, with an admin token: its fault control is strict."""
+    env = {**os.environ, "SIMULATOR_ADMIN_TOKEN": ADMIN["X-SIM-ADMIN-TOKEN"]}
     args = ["--synthetic", "--seed", "5", "--days", "10", "--pairs", "BTC/USDT", "--replay"]
-    with GatewayProcess(args, log_path=tmp_path_factory.mktemp("faults") / "gw.log") as g:
+    with GatewayProcess(args, log_path=tmp_path_factory.mktemp("faults") / "gw.log", env=env) as g:
         yield g
+
+
+def test_the_token_guards_fault_control_without_a_venue_too(open_gw, tmp_path):
+    """Issue 33 item 8: with a token set, no fault spec without it (an unauthenticated one hung every
+    request); without a token a replay or relay exposes no fault control at all, only its status."""
+    assert requests.put(f"{open_gw.url}/sim/faults", json={"timeout": 1.0}, timeout=5).status_code == 401
+    wrong = {"X-SIM-ADMIN-TOKEN": "admin-" + "x" * 30}
+    assert requests.put(f"{open_gw.url}/sim/faults", json={"timeout": 1.0}, headers=wrong, timeout=5).status_code == 401
+    assert requests.get(f"{open_gw.url}/sim/status", timeout=5).status_code == 401
+    assert requests.get(f"{open_gw.url}/api/v3/ping", timeout=5).status_code == 200, "no fault was set"
+    env = {k: v for k, v in os.environ.items() if k != "SIMULATOR_ADMIN_TOKEN"}
+    args = ["--synthetic", "--seed", "5", "--days", "10", "--pairs", "BTC/USDT", "--replay"]
+    with GatewayProcess(args, log_path=tmp_path / "gw.log", env=env) as g:
+        r = requests.put(f"{g.url}/sim/faults", json={"timeout": 1.0}, timeout=5)
+        assert r.status_code == 401 and "SIMULATOR_ADMIN_TOKEN" in r.json()["msg"]
+        assert requests.get(f"{g.url}/sim/status", timeout=5).status_code == 200
+        assert requests.get(f"{g.url}/api/v3/ping", timeout=5).status_code == 200
 
 
 @pytest.mark.parametrize("body", [b"[1, 2]", b"not json", b'{"timeout": 1.0, "timeout_s": 1e9}', b'{"error_5xx": "1"}',
                                   b'{"retry_after_s": 2.5}', b'{"drop": true}', b'{"nope": 1}'])
 def test_bad_fault_specs_are_400_not_500(open_gw, body):
-    r = requests.put(f"{open_gw.url}/sim/faults", data=body, headers={"Content-Type": "application/json"}, timeout=5)
+    r = requests.put(f"{open_gw.url}/sim/faults", data=body, headers={"Content-Type": "application/json", **ADMIN}, timeout=5)
     assert r.status_code == 400 and r.json()["code"] == -1100, r.text
     assert requests.get(f"{open_gw.url}/api/v3/ping", timeout=5).status_code == 200
 
@@ -132,3 +153,14 @@ def test_an_oversize_query_is_binance_json(gw):
     assert r.status_code == 414 and r.json()["code"] == -1000
     r = signed(gw, "GET", "/api/v3/allOrders", [("symbol", "BTCUSDT"), ("pad", "y" * 30_000)])
     assert r.status_code == 414 and r.json()["code"] == -1000
+
+
+def test_duplicate_symbols_are_refused_like_binance(gw):
+    """Issue 33 item 6: ~450 copies of one symbol cost ~0.2 s each on the event loop; Binance refuses a
+    list with duplicates (-1101), so a list is at most as long as the exchange's markets."""
+    many = "[" + ",".join(['"BTCUSDT"'] * 450) + "]"
+    for path in ("/api/v3/ticker/24hr", "/api/v3/ticker/price", "/api/v3/ticker/bookTicker", "/api/v3/exchangeInfo"):
+        r = requests.get(f"{gw.url}{path}", params={"symbols": many}, timeout=10)
+        assert r.status_code == 400 and r.json()["code"] == -1101, (path, r.text[:200])
+    ok = requests.get(f"{gw.url}/api/v3/ticker/24hr", params={"symbols": '["BTCUSDT"]'}, timeout=10)
+    assert ok.status_code == 200 and len(ok.json()) == 1

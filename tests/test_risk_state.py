@@ -187,3 +187,20 @@ def test_the_watcher_acts_on_the_operator_file_without_a_bot_loop(db, tmp_path):
         time.sleep(0.01)
     assert s.emergency_active, "no bot loop ran: only the watcher can have seen the file"
     assert s.emergency_trigger["action_time"] == pytest.approx((tmp_path / "EMERGENCY_STOP").stat().st_mtime)
+
+
+def test_the_bot_id_never_carries_the_database_password(db, tmp_path):
+    """The ledger, its logs and every alert name a bot by `name@database`: the database URL without its
+    password (issue 33 item 5)."""
+    from cryptobot_ops.risk import database_label
+
+    s = make_strategy(tmp_path, {"ledger": "ledger.sqlite"})
+    s.config["db_url"] = "postgresql+psycopg://trader:s3cr%40t-pw@db.internal:5432/ft"
+    s.bot_start()
+    assert s._ledger.bot_id == "a@postgresql+psycopg://trader:***@db.internal:5432/ft"
+    s.bot_loop_start(current_time=NOW)
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as con:
+        stored = " ".join(str(v) for row in con.execute("SELECT * FROM bots") for v in row)
+    assert "s3cr" not in stored and "trader:***@" in stored
+    assert "s3cr" not in database_label("not a url :// s3cr3t")
+    assert database_label("sqlite:///user_data/tradesv3.sqlite") == "sqlite:///user_data/tradesv3.sqlite"

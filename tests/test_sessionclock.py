@@ -132,3 +132,24 @@ def test_a_missing_faketime_is_one_line_before_anything_starts(tmp_path):
                           env={"PATH": env_path, "HOME": str(tmp_path)}, check=False)
     assert proc.returncode == 2 and "needs Debian's `faketime`" in proc.stderr, proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_freqai_timer_per_candle_inside_the_window_in_wall_seconds(tmp_path):
+    """Every report prints FreqAI's own timer: only the window's candles, divided by the constant
+    clock's speed (its figure is session time), and says whether the spec's 300 ms holds at the median."""
+    from simulation.run.__main__ import freqai_inference
+    from simulation.run.report import clock_lines
+    from simulation.run.spec import RunSpec
+
+    line = "{} - freqtrade.freqai.freqai_interface - INFO - Total time spent inferencing pairlist {} seconds\n"
+    (tmp_path / "freqtrade.log").write_text(
+        line.format("2024-03-01 09:45:01,001", "99.0")  # warm-up: not counted
+        + "".join(line.format(f"2024-03-01 10:{m:02d}:01,001", v) for m, v in ((0, "2.0"), (15, "4.0"), (30, "6.0")))
+        + "2024-03-01 10:31:00,000 - freqtrade.worker - INFO - Bot heartbeat\n")
+    spec = RunSpec(strategy="S", config="c.json", mode="dry-run", speed=10.0, clock="constant", start_ms=T0_MS,
+                   end_ms=T0_MS + 3_600_000, pairs=["BTC/USDT"], timeframe="15m", out=str(tmp_path))
+    got = freqai_inference(tmp_path / "freqtrade.log", spec)
+    assert got == {"p50_s": 0.4, "p90_s": 0.56, "max_s": 0.6, "n": 3}
+    text = " ".join(clock_lines({"clock": "constant", "speed": 10.0, "freqai_inference": got}))
+    assert "p50 0.400 s" in text and "not met" in text
+    assert freqai_inference(tmp_path / "missing.log", spec) is None

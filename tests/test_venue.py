@@ -183,9 +183,11 @@ def test_signed_http_order_lifecycle_and_metrics(venue_gateway):
 
 def test_injected_faults(tmp_path):
     args = ["--synthetic", "--seed", "5", "--days", "10", "--pairs", "BTC/USDT", "--replay"]
-    with GatewayProcess(args, log_path=tmp_path / "gw.log") as gw:
+    admin = {"X-SIM-ADMIN-TOKEN": "admin-" + "v" * 30}
+    env = {**os.environ, "SIMULATOR_ADMIN_TOKEN": admin["X-SIM-ADMIN-TOKEN"]}
+    with GatewayProcess(args, log_path=tmp_path / "gw.log", env=env) as gw:
         def put(**spec):
-            requests.put(f"{gw.url}/sim/faults", json=spec, timeout=5).raise_for_status()
+            requests.put(f"{gw.url}/sim/faults", json=spec, headers=admin, timeout=5).raise_for_status()
 
         put(error_5xx=1.0)
         r = requests.get(f"{gw.url}/api/v3/ticker/price", params={"symbol": "BTCUSDT"}, timeout=5)

@@ -65,6 +65,8 @@ class BinanceSpotAPI:
                 raise BinanceError(-1100, "Illegal characters found in parameter 'symbols'.") from None
             if not isinstance(parsed, list) or not all(isinstance(s, str) for s in parsed):
                 raise BinanceError(-1100, "Illegal characters found in parameter 'symbols'.")
+            if len(set(parsed)) != len(parsed):  # Binance refuses them; served, 450 copies stalled the loop
+                raise BinanceError(-1101, "Duplicate values for a parameter detected.")
             for s in parsed:
                 self._pair(s)
             return parsed

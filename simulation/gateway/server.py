@@ -97,16 +97,29 @@ def create_app(
             )
         return response
 
+    def admin_refusal(request: web.Request) -> str | None:
+        """Why an admin request is refused, or None. A token, when set, guards every admin endpoint;
+        without one, nothing that can change the market's behaviour (fault control) is exposed, and a
+        venue that holds keys exposes nothing at all."""
+        if not request.path.startswith("/sim/"):
+            return None  # /metrics: Prometheus scrapes it
+        if admin_token:
+            given = request.headers.get(ADMIN_HEADER, "")
+            if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), admin_token.encode("utf-8", "surrogateescape")):
+                return f"admin endpoints need the {ADMIN_HEADER} header ({ADMIN_TOKEN_ENV} is set)"
+            return None
+        if venue is not None and credentials is not None:
+            return f"admin endpoints need a token while the venue holds keys: set {ADMIN_TOKEN_ENV} for the gateway"
+        if request.method != "GET":
+            return f"fault control needs a token: set {ADMIN_TOKEN_ENV} for the gateway and send the {ADMIN_HEADER} header"
+        return None
+
     @web.middleware
     async def network(request: web.Request, handler):
         if request.path.startswith(ADMIN_PREFIXES):
-            if request.path.startswith("/sim/") and venue is not None and credentials is not None:
-                # the venue holds keys: whoever can set faults or read orders must prove it
-                token = admin_token or ""
-                given = request.headers.get(ADMIN_HEADER, "")
-                if not token or not hmac.compare_digest(given.encode(), token.encode()):
-                    why = f"set {ADMIN_TOKEN_ENV} for the gateway" if not token else f"send the {ADMIN_HEADER} header"
-                    return _json({"code": -2015, "msg": f"admin endpoints need a token while the venue holds keys: {why}"}, 401)
+            refused = admin_refusal(request)
+            if refused:
+                return _json({"code": -2015, "msg": refused}, 401)
             return await handler(request)
         spec: FaultSpec = state["faults"]
         kind = spec.draw() if spec.active else None

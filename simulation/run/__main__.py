@@ -215,6 +215,23 @@ def slow_analyses(log: Path, speed: float) -> dict:
             "max_wall_s": max(secs) if secs else None}
 
 
+INFERENCE_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - freqtrade\.freqai\.freqai_interface - INFO - "
+                            r"Total time spent inferencing pairlist ([0-9.]+) seconds", re.MULTILINE)
+
+
+def freqai_inference(log: Path, spec: RunSpec) -> dict | None:
+    """FreqAI's own timer, per candle inside the window: 'Total time spent inferencing pairlist' (every
+    pair's features and prediction for one candle). Its figure is session time; on the constant clock
+    divided by the speed it is the bot's wall compute, on the compute clock it already is."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    secs = [float(s) / spec.speed for when, s in INFERENCE_LINE.findall(text)
+            if spec.start_ms <= pd.Timestamp(when, tz="UTC").value // 1_000_000 < spec.end_ms]
+    if not secs:
+        return None
+    q = pd.Series(secs).quantile([0.5, 0.9])
+    return {"p50_s": round(float(q[0.5]), 4), "p90_s": round(float(q[0.9]), 4), "max_s": round(max(secs), 4), "n": len(secs)}
+
+
 def analyse(spec: RunSpec) -> dict:
     from simulation.run.compare import compare, run_backtest
     from simulation.run.reconcile import reconcile
@@ -254,6 +271,7 @@ def analyse(spec: RunSpec) -> dict:
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
     result["session"]["failed_starts"] = sum(e["event"] == "bot_start_failed" for e in meta["events"])
     result["session"]["slow_analyses"] = slow_analyses(out / "freqtrade.log", spec.speed)
+    result["session"]["freqai_inference"] = freqai_inference(out / "freqtrade.log", spec)
     result["comparability"] = comparability_rows(spec, out)
     if spec.upstream:
         cover = recording_coverage(store, spec.pairs, spec.timeframe, spec.start_ms, spec.end_ms, spec.recording / "books")
@@ -271,6 +289,7 @@ def analyse(spec: RunSpec) -> dict:
     (out / "equity.json").write_text(json.dumps(curves))  # per-candle equity, backtest vs simulation
     reqs = pd.read_csv(out / "requests.csv") if (out / "requests.csv").exists() else None
     meta["assumptions"] = result["assumptions"]
+    meta["freqai_inference"] = result["session"]["freqai_inference"]
     (out / "report.html").write_text(render(result, table, curves, execs, reqs, meta, recon))
     return result
 
@@ -307,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(t)
     from simulation.run.report import clock_lines
 
-    for line in clock_lines(json.loads((spec.out_dir / "session.json").read_text())):
+    for line in clock_lines({**json.loads((spec.out_dir / "session.json").read_text()),
+                             "freqai_inference": result["session"].get("freqai_inference")}):
         console.print(" -", line, markup=False, highlight=False)
     for line in result["gap"]["explanation"]:
         console.print(" -", line)

@@ -80,6 +80,11 @@ def clock_lines(meta: dict) -> list[str]:
         lines = [(f"Clock: constant x{meta['speed']:g}. Every wall-clock millisecond the bot spends computing is "
                   f"{meta['speed']:g} session milliseconds, so signal-to-order delays overstate what the same bot would "
                   "show in real time.")]
+    inf = meta.get("freqai_inference")
+    if inf:
+        lines.append(f"FreqAI's own timer, all pairs of one candle (features + prediction): p50 {inf['p50_s']:.3f} s, "
+                     f"p90 {inf['p90_s']:.3f} s, max {inf['max_s']:.3f} s, n = {inf['n']} candles (spec: < 0.300 s "
+                     f"{'met' if inf['p50_s'] < 0.3 else 'not met'} at the median).")
     per = c.get("bot_cpu_per_candle_s")
     if per:
         lines.append(f"The bot's compute per candle (CPU s, all threads): p50 {per['p50']:.3f}, p90 {per['p90']:.3f}, "

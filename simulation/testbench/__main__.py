@@ -131,6 +131,10 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
                 console.print(f"  the bot computed {compute['bot_compute_per_loop_wall_ms']:.1f} ms per "
                               f"{compute['bot_loop_interval_wall_ms']:.1f} ms loop: delays include its compute x speed",
                               markup=False, highlight=False)
+            inf = (r.get("session") or {}).get("freqai_inference")
+            if inf:
+                console.print(f"  FreqAI's timer per candle (all pairs): p50 {inf['p50_s']:.3f} s, p90 {inf['p90_s']:.3f} s, "
+                              f"n = {inf['n']} (spec < 0.300 s)", markup=False, highlight=False)
             slow = (r.get("session") or {}).get("slow_analyses") or {}
             if slow.get("count"):
                 console.print(f"  the bot's analysis overran a quarter candle {slow['count']} times (median "

@@ -15,6 +15,7 @@ when the operator creates the `emergency_file` (default user_data/EMERGENCY_STOP
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -193,6 +194,18 @@ class EquityState:
     positions: list[Position]  # every bot's open positions (the ledger's), this bot's with their trades
 
 
+def database_label(db_url: str) -> str:
+    """A bot's database as it may appear in the ledger, logs and alerts: the URL without its password
+    (SQLAlchemy's own rendering), or a digest when it does not parse."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(db_url).render_as_string(hide_password=True) if db_url else ""
+    except (ArgumentError, ValueError, TypeError):
+        return "db-" + hashlib.sha256(str(db_url).encode()).hexdigest()[:12]
+
+
 class RiskControlled:
     """Mixin for IStrategy subclasses (put it first in the bases).
 
@@ -228,7 +241,7 @@ class RiskControlled:
             path = Path(self.risk_limits.ledger)
             if not path.is_absolute():
                 path = Path(self.config.get("user_data_dir", "user_data")) / path
-            bot_id = f"{self.config.get('bot_name', 'freqtrade')}@{self.config.get('db_url', '')}"
+            bot_id = f"{self.config.get('bot_name', 'freqtrade')}@{database_label(self.config.get('db_url', ''))}"
             self._ledger = RiskLedger(path, bot_id, self.risk_limits.ledger_ttl_s)
         self._risk_ready = True
 
