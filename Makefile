@@ -22,8 +22,8 @@ setup: $(STAMP)
 
 ## Main job: the test bench on the synthetic market in a few minutes: 3 walk-forward folds with FreqAI
 ## retrained per fold (LightGBM-only stacking), Monte Carlo, 3 stress scenarios, the recommendation.
-## The simulator stage is skipped here: the ML bot needs ~20 s of compute per 15m candle, so a faithful
-## comparison runs at x40 or slower (hours); see README for the command.
+## The simulator stage is skipped here: on the compute clock a simulated day of this bot takes ~11 min
+## of wall time (its per-loop cost, ~23 ms every 5 s; docs/results/2026-12-06-compute-clock.md).
 BENCH_ARGS ?= --strategy TrendFollowingEnsemble --extra-config config/testbench-light.json --folds 3 --fold-days 7 \
 	--skip-sim --workers 2 --out user_data/testbench/make-run
 run: setup

@@ -3,6 +3,7 @@ over the query as sent, Binance JSON 4xx for bad parameters and bodies, never a 
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import quote, urlencode
 
@@ -164,3 +165,27 @@ def test_duplicate_symbols_are_refused_like_binance(gw):
         assert r.status_code == 400 and r.json()["code"] == -1101, (path, r.text[:200])
     ok = requests.get(f"{gw.url}/api/v3/ticker/24hr", params={"symbols": '["BTCUSDT"]'}, timeout=10)
     assert ok.status_code == 200 and len(ok.json()) == 1
+
+
+@pytest.mark.parametrize("value", ["0.00_1", " 0.001", "0.001 ", "1e-3", "+0.001", "0x1", "١"])
+def test_loose_numbers_are_refused_like_binance(gw, value):
+    """Issue 33 (low): Python's float() takes underscores, spaces, exponents and other scripts' digits;
+    Binance's grammar does not (-1100)."""
+    r = signed(gw, "POST", "/api/v3/order", [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", value)])
+    assert r.status_code == 400 and r.json()["code"] == -1100, r.text
+
+
+def test_fault_seeds_and_stream_params_out_of_range_are_clean_errors():
+    """Issue 33 (low): a fault seed >= 2**63 broke every later admin read (JSON int64); UNSUBSCRIBE with
+    non-string params raised inside the handler."""
+    from simulation.gateway.faults import FaultSpec
+    from simulation.gateway.streams import Connection, StreamHub
+
+    with pytest.raises(ValueError, match="seed must be < 2"):
+        FaultSpec(seed=2**64)
+    hub = StreamHub.__new__(StreamHub)
+    conn = Connection(ws=None, combined=True)
+    for params in ([1], [["btcusdt@kline_5m"]], [None]):
+        for method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            answer = hub.request(conn, json.dumps({"method": method, "params": params, "id": 7}))
+            assert answer["error"]["code"] == 2 and answer["id"] == 7, answer

@@ -49,6 +49,8 @@ class FaultSpec:
             raise ValueError(f"timeout_s must be in (0, {MAX_TIMEOUT_S}] seconds, got {self.timeout_s!r}")
         if self.retry_after_s > 3600 or self.stale_ms > 86_400_000:
             raise ValueError("retry_after_s must be <= 3600 and stale_ms <= 86400000")
+        if self.seed >= 2**63:  # it is stored and read back as JSON by every admin client (int64)
+            raise ValueError(f"seed must be < 2**63, got {self.seed}")
         self._rng = np.random.default_rng(self.seed)
 
     @classmethod

@@ -114,7 +114,7 @@ class StreamHub:
                 return {"result": sorted(conn.subs), "id": rid}
             if method not in ("SUBSCRIBE", "UNSUBSCRIBE"):
                 raise StreamError(2, f"Invalid request: unknown method {method!r}")
-            if not isinstance(params, list) or not params:
+            if not isinstance(params, list) or not params or not all(isinstance(p, str) for p in params):
                 raise StreamError(2, "Invalid request: params must be a non-empty list of stream names")
             if method == "UNSUBSCRIBE":
                 for name in params:

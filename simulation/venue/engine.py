@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -287,14 +288,17 @@ class Venue:
         return [o.record() for o in self.orders.values()]
 
 
+NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+
+
 def _number(p: dict[str, str], name: str) -> float:
     raw = p.get(name)
     if raw is None or raw == "":
         raise BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.") from None
+    # Binance's grammar: digits with at most one dot (Python's float() also takes "0.00_1", " 1", "1e3")
+    if not NUMBER.fullmatch(raw):
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.")
+    value = float(raw)
     if not math.isfinite(value) or value <= 0:
         raise BinanceError(-1013, f"Invalid {name}.")
     return value
