@@ -152,7 +152,7 @@ def test_two_bots_share_heat_drawdown_and_the_emergency(db, tmp_path):
     assert "portfolio emergency from a@" in b.emergency_trigger["reason"]
 
 
-def test_an_unreadable_ledger_stops_trading(db, tmp_path):
+def test_an_unreadable_ledger_refuses_entries_and_liquidates_nothing(db, tmp_path):
     s = make_strategy(tmp_path, {"ledger": "ledger.sqlite"})
     set_price(s, "ETH/USDT", 10.0)
     s.bot_start()
@@ -162,7 +162,15 @@ def test_an_unreadable_ledger_stops_trading(db, tmp_path):
     assert not s.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
     assert s.risk_rejections["risk_error"] == 1
     s.bot_loop_start(current_time=NOW)
-    assert s.emergency_active and "ledger unreadable" in s.emergency_trigger["reason"]
+    # issue 33 item 3: a corrupt or locked file refuses entries and alerts; it liquidates nothing
+    assert not s.emergency_active and "DatabaseError" in s.ledger_error
+    assert not s.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
+    assert s.risk_rejections["risk_error"] == 2
+    # deleted: recreated with its tables, and trading resumes
+    (tmp_path / "ledger.sqlite").unlink()
+    s.bot_loop_start(current_time=NOW)
+    assert s.ledger_error is None and not s.emergency_active
+    assert s.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
 
 
 def test_ledger_drops_silent_bots(tmp_path):

@@ -55,9 +55,15 @@ class RiskLedger:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived connection, closed on exit (sqlite3's own context manager does not close)."""
+        """A short-lived connection, closed on exit (sqlite3's own context manager does not close). A
+        deleted ledger is recreated (its tables empty: every bot publishes again at its next loop)."""
+        existed = self.path.exists()
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         try:
+            if not existed:
+                logger.warning("risk ledger %s was missing: recreated", self.path)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
             yield db
         finally:
             db.close()

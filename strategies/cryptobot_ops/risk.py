@@ -305,6 +305,8 @@ class RiskControlled:
         self._risk_init()
         if self.emergency_active:  # needs no state: decided before anything can fail
             return Decision(False, "emergency_stop", "emergency stop active")
+        if getattr(self, "ledger_error", None):
+            return Decision(False, "risk_error", f"risk ledger unreadable ({self.ledger_error})")
         state = self._equity_state(current_time)
         positions, open_returns = [], {}
         own = {t.pair for _, t in self._open_positions()}
@@ -429,11 +431,26 @@ class RiskControlled:
         if self._ledger is not None:
             try:
                 other = self._ledger.emergency_since(self._started)
-            except (sqlite3.Error, OSError) as exc:  # an unreadable ledger: stop rather than trade blind
-                return f"risk ledger unreadable ({type(exc).__name__}: {exc})", time.time()
+            except (sqlite3.Error, OSError) as exc:
+                # Not an emergency (that would liquidate every position on a locked or corrupt file):
+                # entries are refused while it lasts (the decision needs the ledger) and the operator told.
+                self._ledger_down(f"{type(exc).__name__}: {exc}")
+                return None
+            self._ledger_down(None)
             if other is not None:
                 return f"portfolio emergency from {other[0]}: {other[1]}", other[2]
         return None
+
+    def _ledger_down(self, error: str | None) -> None:
+        """Alert once when the shared ledger becomes unreadable, once when it is back."""
+        was = getattr(self, "ledger_error", None)
+        self.ledger_error = error
+        if error and not was:
+            logger.error("risk: ledger unreadable (%s): entries refused until it is back", error)
+            self._alert_safely("critical", f"risk ledger unreadable ({error}): new entries refused, open trades kept; "
+                               "fix or remove the file")
+        elif was and not error:
+            self._alert_safely("info", "risk ledger readable again: entries allowed")
 
     # -- the emergency watcher: acts within ~50 ms of the operator, not at the next bot loop --------
     def _start_watcher(self) -> None:
