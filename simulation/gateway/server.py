@@ -230,8 +230,14 @@ def create_app(
         venue.on_trade = on_trade
 
         async def matcher(app: web.Application):
+            work = asyncio.Event()
+            venue.on_rest = work.set
+
             async def loop():
                 while True:
+                    if not venue.open_orders():  # nothing rests: no tick (on a session clock every tick is a stop)
+                        work.clear()
+                        await work.wait()
                     await asyncio.sleep(venue.params.match_interval_ms / 1000.0)
                     try:
                         venue.match()

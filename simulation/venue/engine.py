@@ -65,6 +65,7 @@ class Venue:
         if self.ledger_path:
             self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
         self.on_trade: Callable[[Order, Trade, float], None] | None = None  # (order, trade, mid at arrival)
+        self.on_rest: Callable[[], None] | None = None  # an order rests open: the matcher has work
 
     # -- helpers --------------------------------------------------------------------------
     def _data_now(self) -> int:
@@ -163,6 +164,8 @@ class Venue:
         if otype != "STOP_LOSS_LIMIT":
             self._take(order, book, impact_args)
         self._log("update", order)
+        if order.is_open and self.on_rest is not None:
+            self.on_rest()
         return order
 
     def _avg_price(self, pair: str) -> float:
