@@ -154,7 +154,9 @@ def test_paper_session_on_a_relayed_market_is_recorded_and_compared(tmp_path):
     from simulation.synthetic import SyntheticConfig
 
     out = tmp_path / "relayed"
-    cmd = [sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic",
+    # the constant clock: the relay polls its upstream every 2 s of session time on the compute clock, a
+    # real relay's compute for 6 h (measured: > 15 min of wall time); at x300 it polls every 60 s
+    cmd = [sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic", "--clock", "constant", "--speed", "300",
            "--upstream", "local", "--mode", "paper", "--timerange", "20240301T1000-20240301T1600", "--out", str(out)]
     proc = subprocess.run(cmd, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
