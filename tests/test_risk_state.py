@@ -212,3 +212,22 @@ def test_the_bot_id_never_carries_the_database_password(db, tmp_path):
     assert "s3cr" not in stored and "trader:***@" in stored
     assert "s3cr" not in database_label("not a url :// s3cr3t")
     assert database_label("sqlite:///user_data/tradesv3.sqlite") == "sqlite:///user_data/tradesv3.sqlite"
+
+
+def test_the_ledger_trusts_no_writer(tmp_path):
+    """Issue 33 item 4 (rows): a row stamped years ahead (it would never expire and dilute drawdown), an
+    infinite equity or a negative peak (they switch the limits off) and malformed positions are left out
+    of the portfolio, with a warning; the honest bots' figures stand."""
+    a = RiskLedger(tmp_path / "l.sqlite", "a", ttl_s=60)
+    a.publish(100.0, 110.0, 105.0, [("BTC/USDT", 10.0, 0.05)])
+    now = time.time()
+    rogues = [("future", now + 3 * 365 * 86_400, 1e6, 1e6, 1e6, "[]"),
+              ("infinite", now, float("inf"), float("inf"), 100.0, "[]"),
+              ("negative-peak", now, 100.0, -1.0, 100.0, "[]"),
+              ("bad-positions", now, 100.0, 100.0, 100.0, '[["ETH/USDT", "lots", 0.1]]'),
+              ("inf-stake", now, 100.0, 100.0, 100.0, '[["ETH/USDT", 1e999, 0.1]]')]
+    with sqlite3.connect(tmp_path / "l.sqlite") as con:
+        con.executemany("INSERT INTO bots VALUES (?, ?, ?, ?, ?, ?)", rogues)
+    book = a.publish(100.0, 110.0, 105.0, [("BTC/USDT", 10.0, 0.05)])
+    assert (book.equity, book.peak, book.day_start, book.bots) == (100.0, 110.0, 105.0, 1)
+    assert book.positions == [("a", "BTC/USDT", 10.0, 0.05)]

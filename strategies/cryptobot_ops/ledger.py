@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -42,6 +43,32 @@ class PortfolioState:
     bots: int
 
 
+FUTURE_TOLERANCE_S = 60.0  # a row stamped further ahead than this never expires: refused
+
+
+def row_problem(now: float, updated, equity, peak, day_start, positions) -> str | None:
+    """Why a bot's row cannot be trusted (None: it can): every figure finite, equity and day start
+    non-negative, the peak at least the equity, the time not ahead of ours, positions well formed."""
+    try:
+        values = [float(updated), float(equity), float(peak), float(day_start)]
+    except (TypeError, ValueError):
+        return "a figure is not a number"
+    if not all(math.isfinite(v) for v in values):
+        return "a figure is not finite"
+    if values[1] < 0 or values[3] < 0 or values[2] < values[1]:
+        return f"figures out of range (equity {values[1]:g}, peak {values[2]:g}, day start {values[3]:g})"
+    if values[0] > now + FUTURE_TOLERANCE_S:
+        return f"stamped {values[0] - now:.0f} s ahead of this clock"
+    try:
+        parsed = json.loads(positions)
+        ok = isinstance(parsed, list) and all(
+            isinstance(p, list) and len(p) == 3 and isinstance(p[0], str)
+            and all(isinstance(x, int | float) and math.isfinite(x) and x >= 0 for x in p[1:]) for p in parsed)
+    except (TypeError, ValueError):
+        ok = False
+    return None if ok else "positions are not [pair, stake, stop distance] lists"
+
+
 class RiskLedger:
     def __init__(self, path: Path, bot_id: str, ttl_s: float = 900.0) -> None:
         self.path = Path(path)
@@ -51,7 +78,7 @@ class RiskLedger:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
-        self._warned: set[str] = set()
+        self._warned: set = set()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -77,6 +104,12 @@ class RiskLedger:
             rows = db.execute("SELECT bot_id, updated, equity, peak, day_start, positions FROM bots").fetchall()
         live = []
         for bot_id, updated, eq, pk, ds, pos in rows:
+            problem = row_problem(now, updated, eq, pk, ds, pos)
+            if problem is not None:  # a writer we cannot trust: never part of the limits
+                if (bot_id, problem) not in self._warned:
+                    self._warned.add((bot_id, problem))
+                    logger.warning("risk ledger: bot %s left out of the portfolio: %s", bot_id, problem)
+                continue
             if now - updated > self.ttl_s:
                 if bot_id not in self._warned:
                     self._warned.add(bot_id)
