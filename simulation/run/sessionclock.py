@@ -306,8 +306,8 @@ class ConstantClock(SessionClock):
 class _Watched:
     """A process on the compute clock: its CPU clock, its threads' states and sleeps (all from /proc)."""
 
-    def __init__(self, libc, proc: subprocess.Popen, role: str, board: Path | None, ack_fd: int | None) -> None:
-        self.proc, self.pid, self.role, self.libc = proc, proc.pid, role, libc
+    def __init__(self, proc: subprocess.Popen, role: str, board: Path | None, ack_fd: int | None) -> None:
+        self.proc, self.pid, self.role = proc, proc.pid, role
         self.cpu_clock = cpu_clock_id(self.pid)
         self.board_path, self.board_fd = board, None
         self.ack_fd = ack_fd  # read end of the launcher's acknowledgement pipe
@@ -471,7 +471,6 @@ class ComputeClock(SessionClock):
         self.file = (self.shm or self.dir) / "faketime"
         self.t_ns = 0  # the file's time: session time = t_ns + (real - start_real_ns)
         self.procs: dict[int, _Watched] = {}
-        self._libc = ctypes.CDLL(None, use_errno=True)
         self._nr = SYSCALLS.get(platform.machine(), {})
         self._poll = POLL_MIN_S
         self.jumps, self.skipped_ns, self.late_acks = 0, 0, 0
@@ -508,7 +507,7 @@ class ComputeClock(SessionClock):
         full.update(self.env(role))
         if not launcher:
             proc = subprocess.Popen(cmd, env=full, **popen)
-            self.procs[proc.pid] = _Watched(self._libc, proc, role, board, None)
+            self.procs[proc.pid] = _Watched(proc, role, board, None)
             return self._account(proc, role)
         full.pop(BOARD_ENV)
         r, w = os.pipe()
@@ -521,7 +520,7 @@ class ComputeClock(SessionClock):
             raise
         finally:
             os.close(w)
-        self.procs[proc.pid] = _Watched(self._libc, proc, role, None, r)
+        self.procs[proc.pid] = _Watched(proc, role, None, r)
         return self._account(proc, role)
 
     def release(self, pid: int) -> None:
@@ -587,7 +586,7 @@ class ComputeClock(SessionClock):
     def _tgkill(self, pid: int, tid: int) -> None:
         p = self.procs.get(pid)
         self._woken[(pid, tid)] = None if p is None else p.runs(tid)
-        self._libc.syscall(self._nr["tgkill"], pid, tid, WAKE_SIGNAL)
+        _LIBC.syscall(self._nr["tgkill"], pid, tid, WAKE_SIGNAL)
 
     def _wake(self, now: int) -> bool:
         """Interrupt the waits due by session time `now` (once each), so that they are retried against
