@@ -91,3 +91,25 @@ def test_fidelity_refuses_two_different_sessions(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "simulation.run.fidelity", str(tmp_path / "a"), str(tmp_path / "nowhere")],
                           cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def _run_dir(path, frames: dict) -> None:
+    path.mkdir()
+    (path / "spec.json").write_text(json.dumps({"strategy": "S", "seed": 1, "start_ms": 0, "end_ms": 600_000}))
+    (path / "bot_candles.json").write_text(json.dumps(frames))
+    (path / "executions.csv").write_text("pair,side,signal_ms,order_ms,signal_to_order_ms\nBTC/USDT,buy,60000,61000,1000\n")
+
+
+def test_a_candidate_without_an_analysed_frame_is_not_faithful_and_a_reference_without_one_is_refused(tmp_path):
+    from simulation.run.fidelity import NotComparable
+
+    frame = {"columns": ["date", "enter_long"], "data": [["1970-01-01 00:01:00+00:00", 1]]}
+    _run_dir(tmp_path / "ref", {"BTC/USDT": frame})
+    _run_dir(tmp_path / "same", {"BTC/USDT": frame})
+    _run_dir(tmp_path / "lost", {"BTC/USDT": None})
+    assert compare_sessions(tmp_path / "ref", tmp_path / "same")["faithful"]
+    result = compare_sessions(tmp_path / "ref", tmp_path / "lost")
+    assert not result["faithful"] and result["frames_missing_candidate"] == ["BTC/USDT"]
+    assert "no analysed frame for BTC/USDT" in lines(result)[0]
+    with pytest.raises(NotComparable, match="reference has no analysed frame"):
+        compare_sessions(tmp_path / "lost", tmp_path / "ref")

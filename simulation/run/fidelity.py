@@ -42,14 +42,28 @@ def _spec(out: Path) -> dict:
         raise NotComparable(f"{out}: no readable spec.json ({exc})") from None
 
 
-def signals(out: Path, spec: dict) -> pd.DataFrame:
-    """The bot's signals per candle of the window (its analysed frame at the window's end)."""
+def _frames(out: Path) -> dict:
     try:
         payload = json.loads((out / "bot_candles.json").read_text())
     except (OSError, ValueError) as exc:
         raise NotComparable(f"{out}: no readable bot_candles.json ({exc})") from None
+    if not isinstance(payload, dict):
+        raise NotComparable(f"{out}: bot_candles.json is not an object per pair")
+    return payload
+
+
+def missing_frames(out: Path) -> list[str]:
+    """Pairs whose analysed frame the bot did not give at the window's end (its API did not answer)."""
+    return sorted(pair for pair, answer in _frames(out).items() if not isinstance(answer, dict))
+
+
+def signals(out: Path, spec: dict) -> pd.DataFrame:
+    """The bot's signals per candle of the window (its analysed frame at the window's end); a pair
+    without a frame gives none (`missing_frames` says which)."""
     rows = []
-    for pair, answer in payload.items():
+    for pair, answer in _frames(out).items():
+        if not isinstance(answer, dict):
+            continue
         df = bot_frame(answer)
         if df.empty:
             continue
@@ -84,6 +98,10 @@ def compare_sessions(reference: Path, candidate: Path, rel_tol: float = REL_TOL,
     differs = [k for k in SAME if ref_spec.get(k) != cand_spec.get(k)]
     if differs:
         raise NotComparable(f"the runs differ in {', '.join(differs)}: not one session on two clocks")
+    if lost := missing_frames(reference):
+        raise NotComparable(f"{reference}: the reference has no analysed frame for {', '.join(lost)}")
+    # a candidate without a frame cannot show its decisions were the same: not faithful, said so
+    lost = missing_frames(candidate)
     sig_ref, sig_cand = signals(reference, ref_spec), signals(candidate, cand_spec)
     k_ref, k_cand = _keys(sig_ref, ["pair", "signal", "candle"]), _keys(sig_cand, ["pair", "signal", "candle"])
     o_ref, o_cand = orders(reference, ref_spec), orders(candidate, cand_spec)
@@ -93,7 +111,7 @@ def compare_sessions(reference: Path, candidate: Path, rel_tol: float = REL_TOL,
     allowed = (lat_ref.abs() * rel_tol).clip(lower=abs_tol_ms)
     both = both.assign(diff_ms=lat_cand - lat_ref)
     outside = both[both["diff_ms"].abs() > allowed]
-    decisions_equal = k_ref == k_cand and _keys(o_ref, key) == _keys(o_cand, key)
+    decisions_equal = not lost and k_ref == k_cand and _keys(o_ref, key) == _keys(o_cand, key)
     result = {
         "reference": {"out": str(reference), "clock": ref_spec.get("clock"), "speed": ref_spec.get("speed"),
                       "warmup_s": ref_spec.get("warmup_s"),
@@ -104,7 +122,7 @@ def compare_sessions(reference: Path, candidate: Path, rel_tol: float = REL_TOL,
         "signals_only_reference": sorted(k_ref - k_cand), "signals_only_candidate": sorted(k_cand - k_ref),
         "orders_only_reference": sorted(_keys(o_ref, key) - _keys(o_cand, key)),
         "orders_only_candidate": sorted(_keys(o_cand, key) - _keys(o_ref, key)),
-        "decisions_equal": decisions_equal,
+        "frames_missing_candidate": lost, "decisions_equal": decisions_equal,
         "latency": {
             "n": len(both), "tolerance": f"±{rel_tol:.0%} or ±{abs_tol_ms:g} ms", "outside": len(outside),
             "reference_median_ms": float(lat_ref.median()) if len(both) else None,
@@ -124,7 +142,9 @@ def lines(result: dict) -> list[str]:
     def clock(d: dict) -> str:
         return f"{d['clock']} x{d['speed']:g}" if d["clock"] == "constant" else str(d["clock"])
 
-    out = [(f"reference {clock(r)}: {r['signals']} signals, {r['orders']} orders; candidate {clock(c)}: "
+    out = [f"the candidate has no analysed frame for {', '.join(result['frames_missing_candidate'])}"] \
+        if result.get("frames_missing_candidate") else []
+    out += [(f"reference {clock(r)}: {r['signals']} signals, {r['orders']} orders; candidate {clock(c)}: "
             f"{c['signals']} signals, {c['orders']} orders"),
            "decisions: " + ("the same signals on the same candles and the same orders" if result["decisions_equal"] else
                             f"differ ({len(result['signals_only_reference'])} signals and {len(result['orders_only_reference'])} "

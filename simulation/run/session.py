@@ -354,10 +354,21 @@ class Session:
         candles per pair (the indicator diff compares them with the backtest's)."""
         try:
             (self.out / "bot_status.json").write_text(json.dumps({"status": self.client.status(), "profit": self.client.profit()}, default=str))
-            candles = {pair: self.client.pair_candles(pair, self.spec.timeframe) for pair in self.spec.pairs}
+            candles = {pair: self._pair_candles(pair) for pair in self.spec.pairs}
             (self.out / "bot_candles.json").write_text(json.dumps(candles, default=str))
+            if missing := [pair for pair, answer in candles.items() if answer is None]:
+                logger.warning("the bot's API gave no analysed candles for %s: recorded as missing", ", ".join(missing))
         except (requests.RequestException, ValueError) as exc:
             logger.warning("could not read the bot's final status: %s", exc)
+
+    def _pair_candles(self, pair: str, tries: int = 5) -> dict | None:
+        """freqtrade-client answers None when the API cannot be reached (a busy bot at a high speed-up):
+        ask again a few times before the pair is recorded as having no frame."""
+        for attempt in range(tries):
+            if (answer := self.client.pair_candles(pair, self.spec.timeframe)) is not None:
+                return answer
+            time.sleep(1.0 + attempt)
+        return None
 
     def _snapshot_venue(self, url: str) -> None:
         """What the operator would look at on the venue side: metrics and the venue's order records."""
