@@ -152,6 +152,53 @@ def test_two_bots_share_heat_drawdown_and_the_emergency(db, tmp_path):
     assert "portfolio emergency from a@" in b.emergency_trigger["reason"]
 
 
+def test_an_emergency_is_latched_in_insertion_order_until_the_operator_clears_it(db, tmp_path):
+    """Issue 33 item 4: an emergency raised by a bot whose clock lags (stamped an hour back), or before
+    this bot (re)started, is seen; it stays until the operator clears it with the ledger's CLI."""
+    from cryptobot_ops.ledger import main as ledger_cli
+
+    path = tmp_path / "ledger.sqlite"
+    RiskLedger(path, "laggard").raise_emergency("stamped in the past")
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE emergencies SET time = time - 3600")
+    s = make_strategy(tmp_path, {"ledger": "ledger.sqlite"})
+    set_price(s, "ETH/USDT", 10.0)
+    s.bot_start()
+    s.bot_loop_start(current_time=NOW)
+    assert s.emergency_active and "portfolio emergency from laggard: stamped in the past" in s.emergency_trigger["reason"]
+    assert ledger_cli(["status", str(path)]) == 1
+    # a restart does not release it
+    restarted = make_strategy(tmp_path, {"ledger": "ledger.sqlite"}, name="a")
+    set_price(restarted, "ETH/USDT", 10.0)
+    restarted.bot_start()
+    restarted.bot_loop_start(current_time=NOW)
+    assert restarted.emergency_active
+    assert not restarted.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
+    # the operator clears it (and says who): the next start trades
+    assert ledger_cli(["clear", str(path)]) == 2
+    assert ledger_cli(["clear", str(path), "--by", "alice"]) == 0
+    assert ledger_cli(["status", str(path)]) == 0
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT cleared_by FROM emergencies").fetchall() == [("alice",)]
+    fresh = make_strategy(tmp_path, {"ledger": "ledger.sqlite"}, name="c")
+    set_price(fresh, "ETH/USDT", 10.0)
+    fresh.bot_start()
+    fresh.bot_loop_start(current_time=NOW)
+    assert not fresh.emergency_active
+    assert fresh.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
+
+
+def test_a_ledger_written_before_the_latch_gains_its_columns(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE emergencies (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, "
+                    "bot_id TEXT NOT NULL, reason TEXT NOT NULL)")
+        con.execute("INSERT INTO emergencies (time, bot_id, reason) VALUES (1.0, 'old', 'before the upgrade')")
+    ledger = RiskLedger(path, "new")
+    assert ledger.active_emergency() == ("old", "before the upgrade", 1.0)
+    assert ledger.clear_emergencies("ops") == 1 and ledger.active_emergency() is None
+
+
 def test_an_unreadable_ledger_refuses_entries_and_liquidates_nothing(db, tmp_path):
     s = make_strategy(tmp_path, {"ledger": "ledger.sqlite"})
     set_price(s, "ETH/USDT", 10.0)

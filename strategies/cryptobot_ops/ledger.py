@@ -9,6 +9,10 @@ one bot (or by the operator through one) reaches all of them.
 
 Guarantee boundary: a bot that has not published for `ttl_s` seconds (stopped, crashed) drops out
 of the sums with a warning; its positions count again as soon as it runs.
+
+Emergencies are latched: one raised by any bot, at any time (before a restart, by a bot whose clock
+lags), stays active, in the ledger's own insertion order, until an operator clears it:
+`python -m cryptobot_ops.ledger clear user_data/risk_ledger.sqlite --by NAME` (then restart the bots).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import logging
 import math
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,8 +35,18 @@ CREATE TABLE IF NOT EXISTS bots (
     bot_id TEXT PRIMARY KEY, updated REAL NOT NULL, equity REAL NOT NULL, peak REAL NOT NULL,
     day_start REAL NOT NULL, positions TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS emergencies (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, bot_id TEXT NOT NULL, reason TEXT NOT NULL);
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, bot_id TEXT NOT NULL, reason TEXT NOT NULL,
+    cleared REAL, cleared_by TEXT);
 """
+
+
+def _create(db: sqlite3.Connection) -> None:
+    """The tables, and the latch columns on a ledger written before they existed."""
+    db.executescript(SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(emergencies)")}
+    for column, kind in (("cleared", "REAL"), ("cleared_by", "TEXT")):
+        if column not in columns:
+            db.execute(f"ALTER TABLE emergencies ADD COLUMN {column} {kind}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,7 @@ class RiskLedger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+            _create(db)
         self._warned: set = set()
 
     @contextmanager
@@ -90,7 +105,7 @@ class RiskLedger:
             if not existed:
                 logger.warning("risk ledger %s was missing: recreated", self.path)
                 db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
+                _create(db)
             yield db
         finally:
             db.close()
@@ -124,8 +139,48 @@ class RiskLedger:
         with self._connect() as db:
             db.execute("INSERT INTO emergencies (time, bot_id, reason) VALUES (?, ?, ?)", (time.time(), self.bot_id, reason))
 
-    def emergency_since(self, since: float) -> tuple[str, str, float] | None:
-        """(bot, reason, time) of the first emergency raised after `since` (epoch seconds), if any."""
+    def active_emergency(self) -> tuple[str, str, float] | None:
+        """(bot, reason, time) of the first emergency not cleared, in the ledger's insertion order: the
+        writers' clocks decide nothing (a lagging bot's, or one raised before this bot started)."""
         with self._connect() as db:
-            row = db.execute("SELECT bot_id, reason, time FROM emergencies WHERE time >= ? ORDER BY id LIMIT 1", (since,)).fetchone()
+            row = db.execute("SELECT bot_id, reason, time FROM emergencies WHERE cleared IS NULL ORDER BY id LIMIT 1").fetchone()
         return (row[0], row[1], float(row[2])) if row else None
+
+    def clear_emergencies(self, by: str) -> int:
+        """The operator's release of the latch: every active emergency cleared, by whom recorded."""
+        if not by.strip():
+            raise ValueError("say who clears the emergency (--by)")
+        with self._connect() as db:
+            return db.execute("UPDATE emergencies SET cleared = ?, cleared_by = ? WHERE cleared IS NULL",
+                              (time.time(), by.strip())).rowcount
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cryptobot_ops.ledger {status,clear} LEDGER [--by NAME]`: the operator's view of the
+    shared ledger and the one way to release a latched emergency."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m cryptobot_ops.ledger", description=main.__doc__.split(":")[0])
+    p.add_argument("action", choices=("status", "clear"))
+    p.add_argument("ledger", type=Path)
+    p.add_argument("--by", default="", help="who clears (recorded in the ledger); required for clear")
+    a = p.parse_args(argv)
+    if not a.ledger.is_file():
+        print(f"error: no risk ledger at {a.ledger}", file=sys.stderr)
+        return 2
+    ledger = RiskLedger(a.ledger, bot_id="operator")
+    try:
+        if a.action == "clear":
+            print(f"cleared {ledger.clear_emergencies(a.by)} emergencies; restart the bots to trade again")
+            return 0
+        active = ledger.active_emergency()
+        print("emergency: " + (f"ACTIVE since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(active[2]))} UTC "
+                               f"from {active[0]}: {active[1]}" if active else "none active"))
+        return 1 if active else 0
+    except (ValueError, sqlite3.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

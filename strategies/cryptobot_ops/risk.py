@@ -232,7 +232,6 @@ class RiskControlled:
         self._peak: float | None = None
         self._start: float | None = None  # starting balance, read once (see _equity_state)
         self._day: tuple | None = None  # (UTC date, mark-to-market equity at its first observation)
-        self._started = time.time()
         self._emergency_lock = threading.Lock()
         self._ledger = None
         if self._is_live() and self.risk_limits.ledger:
@@ -430,7 +429,7 @@ class RiskControlled:
             pass
         if self._ledger is not None:
             try:
-                other = self._ledger.emergency_since(self._started)
+                other = self._ledger.active_emergency()
             except (sqlite3.Error, OSError) as exc:
                 # Not an emergency (that would liquidate every position on a locked or corrupt file):
                 # entries are refused while it lasts (the decision needs the ledger) and the operator told.
