@@ -5,9 +5,13 @@ freqtrade's default `enable_ws: true` that stops polling klines over REST once t
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
+import os
 import re
+import socket
+import struct
 import time
 
 import aiohttp
@@ -19,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from simulation.freqtrade_runner import run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
 from simulation.gateway.ingestion import measure
+from simulation.gateway.streams import HEARTBEAT_S, IDLE_S, MAX_CONNECTIONS, SEND_TIMEOUT_S
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +102,72 @@ def test_streams_need_a_replay_clock(tmp_path):
     with GatewayProcess(["--synthetic", "--seed", "2", "--days", "5"], log_path=tmp_path / "gw.log") as gw:
         got = asyncio.run(_session(gw.url, "/ws", [{"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 9}], receive=1))
     assert got[0]["id"] == 9 and "replay" in got[0]["error"]["msg"]
+
+
+def _raw_ws(url: str, path: str = "/ws") -> tuple[socket.socket, bytes]:
+    """A websocket opened by hand: it never answers a ping and reads only what the test reads."""
+    host, port = url.split("//")[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    return sock, head
+
+
+def _frame(text: str) -> bytes:
+    data, mask = text.encode(), os.urandom(4)
+    size = bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + struct.pack(">H", len(data))
+    return bytes([0x81]) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _ws_connections(url: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == "sim_ws_connections")
+
+
+def test_clients_that_stop_reading_go_idle_or_reset_are_dropped(fast_replay):
+    """Issue 33 item 7: no connection outlives its client. One subscribes to the heaviest streams and
+    never reads nor answers pings, one never subscribes, one stops reading and then resets."""
+    assert _ws_connections(fast_replay) == 0
+    subscribe = _frame(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@depth20", "ethusdt@depth20"], "id": 1}))
+    blocked, _ = _raw_ws(fast_replay)
+    blocked.sendall(subscribe)
+    idle, _ = _raw_ws(fast_replay)
+    resets, _ = _raw_ws(fast_replay)
+    resets.sendall(subscribe)
+    wait_for(lambda: _ws_connections(fast_replay) == 3, 10, "three connections open")
+    time.sleep(3)
+    resets.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    resets.close()  # RST
+    wait_for(lambda: _ws_connections(fast_replay) == 2, 10, "the reset connection released")
+    started = time.monotonic()
+    wait_for(lambda: _ws_connections(fast_replay) == 0, HEARTBEAT_S * 1.5 + SEND_TIMEOUT_S + 10,
+             "the blocked and the idle connection dropped")
+    assert time.monotonic() - started < max(IDLE_S, HEARTBEAT_S * 1.5) + 10
+    t0 = time.monotonic()
+    assert requests.get(f"{fast_replay}/api/v3/ping", timeout=5).ok and time.monotonic() - t0 < 0.5
+    for sock in (blocked, idle):
+        sock.close()
+
+
+def test_connections_are_capped_with_a_binance_error(fast_replay):
+    socks = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            socks.append(_raw_ws(fast_replay)[0])
+        sock, head = _raw_ws(fast_replay)
+        socks.append(sock)
+        assert head.startswith(b"HTTP/1.1 429"), head
+        body = sock.recv(4096)
+        assert b'"code": -1003' in body or b'"code":-1003' in body, body
+    finally:
+        for sock in socks:
+            sock.close()
+    wait_for(lambda: _ws_connections(fast_replay) == 0, 30, "every connection released")
 
 
 def _klines_requests(url: str) -> float:

@@ -36,6 +36,15 @@ logger = logging.getLogger("simulation.gateway.streams")
 STREAM = re.compile(r"^(?P<symbol>[a-z0-9]+)@(?P<kind>kline_(?P<interval>\w+)|bookTicker|depth(?P<levels>5|10|20)(@100ms)?)$")
 MAX_STREAMS_PER_CONNECTION = 1024  # Binance's limit
 MAX_MESSAGE_BYTES = 4096
+# Connection hygiene, in the gateway's loop seconds (wall seconds on the constant clock, session seconds on
+# the compute clock). Binance pings every 20 s; aiohttp closes a connection whose pong is not back within
+# half of that. A push the client does not take within SEND_TIMEOUT_S (its receive buffer full: it stopped
+# reading) drops the connection, as Binance drops slow consumers; so does a connection with no stream for
+# IDLE_S. At most MAX_CONNECTIONS at once: the next is refused before the upgrade (HTTP 429).
+HEARTBEAT_S = 20.0
+SEND_TIMEOUT_S = 10.0
+IDLE_S = 60.0
+MAX_CONNECTIONS = 256
 
 
 class StreamError(ValueError):
@@ -60,17 +69,23 @@ class Subscription:
 class Connection:
     ws: web.WebSocketResponse
     combined: bool
+    transport: asyncio.BaseTransport | None = None  # aborted when a push cannot be delivered
     subs: dict[str, Subscription] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class StreamHub:
-    def __init__(self, api: BinanceSpotAPI, latency: LatencyModel | None = None, update_s: float = 2.0, metrics=None) -> None:
+    def __init__(self, api: BinanceSpotAPI, latency: LatencyModel | None = None, update_s: float = 2.0, metrics=None,
+                 heartbeat_s: float = HEARTBEAT_S, send_timeout_s: float = SEND_TIMEOUT_S, idle_s: float = IDLE_S,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.api = api
         self.latency = latency or LatencyModel(enabled=False)
         self.update_s = update_s
         self.metrics = metrics
+        self.heartbeat_s, self.send_timeout_s, self.idle_s = heartbeat_s, send_timeout_s, idle_s
+        self.max_connections = max_connections
         self.connections: set[Connection] = set()
+        self._opening = 0  # upgrades in progress count against the cap too
 
     def routes(self, app: web.Application) -> None:
         for prefix in ("/ws", "/stream"):
@@ -189,6 +204,14 @@ class StreamHub:
         push instead of two halves the stops the streams cost. A new subscription's first update is
         generated at once and delivered half a round trip later."""
         while not conn.ws.closed:
+            if not conn.subs:  # nothing to push: wait for a subscription, no timer ticking meanwhile
+                try:
+                    await asyncio.wait_for(conn.wake.wait(), timeout=self.idle_s)
+                except TimeoutError:
+                    logger.info("websocket connection without a stream for %g s: closed", self.idle_s)
+                    await self._drop(conn, 1000, b"idle: no stream subscribed")
+                    return
+                continue
             rtt = self.latency.sample_ms()
             wait_s = self._sleep_s(conn)
             generated_ms = self.api.clock.now_ms() + round(wait_s * getattr(self.api.clock, "speed", 1.0) * 1000)
@@ -206,20 +229,40 @@ class StreamHub:
             for name, payload in batch:
                 body = {"stream": name, "data": payload} if conn.combined else payload
                 try:
-                    await conn.ws.send_str(json.dumps(body))
+                    await asyncio.wait_for(conn.ws.send_str(json.dumps(body)), timeout=self.send_timeout_s)
+                except TimeoutError:
+                    logger.warning("websocket client took no push for %g s (not reading): dropped", self.send_timeout_s)
+                    await self._drop(conn)
+                    return
                 except (ConnectionResetError, RuntimeError):
                     return
             if self.metrics is not None:
                 self.metrics.ws_messages.inc(len(batch))
 
+    async def _drop(self, conn: Connection, code: int | None = None, message: bytes = b"") -> None:
+        """End a connection: a close frame when the client can take one (`code`), else the socket aborted
+        (a client that stopped reading would hold a polite close, and its buffers, forever)."""
+        if code is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.ws.close(code=code, message=message), timeout=self.send_timeout_s)
+                return
+        if conn.transport is not None:
+            conn.transport.abort()
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=None, autoping=True, max_msg_size=MAX_MESSAGE_BYTES)
+        if len(self.connections) + self._opening >= self.max_connections:
+            return web.json_response({"code": -1003, "msg": f"Too many websocket connections (at most {self.max_connections})."},
+                                     status=429)
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat_s, autoping=True, max_msg_size=MAX_MESSAGE_BYTES)
+        self._opening += 1
         try:
             await ws.prepare(request)
         except ConnectionResetError:  # the client gave up during the handshake (its timeout): nothing to serve
             logger.info("websocket client left during the handshake on %s", request.path)
             return web.Response(status=499, text="client closed the connection")  # nginx's code; never sent
-        conn = Connection(ws, combined=request.path.startswith("/stream"))
+        finally:
+            self._opening -= 1
+        conn = Connection(ws, combined=request.path.startswith("/stream"), transport=request.transport)
         initial = request.query.get("streams", "")
         tail = request.match_info.get("tail", "")
         names = [n for n in initial.split("/") if n] + ([tail] if tail and "@" in tail else [])
@@ -236,10 +279,16 @@ class StreamHub:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await ws.send_str(json.dumps(self.request(conn, msg.data)))
+                    reply = self.request(conn, msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    await ws.send_str(json.dumps({"error": {"code": 3, "msg": "Invalid JSON: binary frame"}, "id": None}))
-                elif msg.type == WSMsgType.ERROR:
+                    reply = {"error": {"code": 3, "msg": "Invalid JSON: binary frame"}, "id": None}
+                else:
+                    break
+                try:
+                    await asyncio.wait_for(ws.send_str(json.dumps(reply)), timeout=self.send_timeout_s)
+                except TimeoutError:
+                    logger.warning("websocket client took no reply for %g s (not reading): dropped", self.send_timeout_s)
+                    await self._drop(conn)
                     break
         except Exception:  # after the upgrade no HTTP error can be sent: log, close with 1011
             logger.exception("stream connection failed")
