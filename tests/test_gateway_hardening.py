@@ -189,3 +189,25 @@ def test_fault_seeds_and_stream_params_out_of_range_are_clean_errors():
         for method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             answer = hub.request(conn, json.dumps({"method": method, "params": params, "id": 7}))
             assert answer["error"]["code"] == 2 and answer["id"] == 7, answer
+
+
+def test_non_ascii_keys_invalid_utf8_tokens_and_deep_json_are_4xx(gw, open_gw):
+    """Issue 33 (low): each of these answered 500 or closed a socket with 1011."""
+    r = requests.get(f"{gw.url}/api/v3/account", headers={"X-MBX-APIKEY": "ключ".encode()}, timeout=5)
+    assert r.status_code == 401 and r.json()["code"] == -2015, r.text
+    r = requests.get(f"{open_gw.url}/sim/status", headers={"X-SIM-ADMIN-TOKEN": b"\xff\xfe\xfd"}, timeout=5)
+    assert r.status_code == 401 and r.json()["code"] == -2015, r.text
+    deep = "[" * 50_000 + "]" * 50_000
+    r = requests.put(f"{open_gw.url}/sim/faults", data=deep, headers={"Content-Type": "application/json", **ADMIN}, timeout=5)
+    assert r.status_code == 400 and r.json()["code"] == -1100, r.text
+    r = requests.get(f"{gw.url}/api/v3/ticker/price", params={"symbols": "[" * 1200 + "]" * 1200}, timeout=5)
+    assert r.status_code == 400 and r.json()["code"] == -1100, r.text
+    assert "internal error" not in gw.log_path.read_text() + open_gw.log_path.read_text()
+
+
+def test_deeply_nested_stream_requests_are_invalid_json():
+    from simulation.gateway.streams import Connection, StreamHub
+
+    hub = StreamHub.__new__(StreamHub)
+    answer = hub.request(Connection(ws=None, combined=False), "[" * 2000 + "]" * 2000)
+    assert answer["error"]["code"] == 3, answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from urllib.parse import urlencode
@@ -250,3 +251,79 @@ def test_percent_price_by_side_and_max_price_filters(venue):
     ok = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
                       "price": f"{mid * 0.9:.2f}", "timeInForce": "GTC"})
     assert ok.status == "NEW"
+
+
+def _resting_buy(venue, cid: str | None = None, kind: str = "LIMIT") -> dict:
+    price = round(venue.book_fn("BTCUSDT", 20).best_bid * 0.9, 2)  # below the market: rests
+    p = {"symbol": "BTCUSDT", "side": "BUY", "type": kind, "timeInForce": "GTC", "quantity": "0.01", "price": f"{price:.2f}"}
+    if kind == "STOP_LOSS_LIMIT":
+        p["stopPrice"] = f"{price:.2f}"
+    return {**p, "newClientOrderId": cid} if cid else p
+
+
+def test_a_reused_client_order_id_names_the_newer_order(venue):
+    """Issue 33 (low): after the first order with an id closed, the same id names the new one."""
+    first = venue.place(_resting_buy(venue, "mine"))
+    venue.cancel({"symbol": "BTCUSDT", "origClientOrderId": "mine"})
+    second = venue.place(_resting_buy(venue, "mine"))
+    assert second.order_id != first.order_id
+    assert venue.cancel({"symbol": "BTCUSDT", "origClientOrderId": "mine"}).order_id == second.order_id
+    assert second.status == "CANCELED"
+
+
+def test_the_advertised_open_order_limits_are_enforced(venue):
+    from simulation.venue.engine import MAX_NUM_ALGO_ORDERS, MAX_NUM_ORDERS
+
+    for _ in range(MAX_NUM_ALGO_ORDERS):
+        venue.place(_resting_buy(venue, kind="STOP_LOSS_LIMIT"))
+    with pytest.raises(BinanceError, match="MAX_NUM_ALGO_ORDERS"):
+        venue.place(_resting_buy(venue, kind="STOP_LOSS_LIMIT"))
+    for _ in range(MAX_NUM_ORDERS - MAX_NUM_ALGO_ORDERS):
+        venue.place(_resting_buy(venue))
+    with pytest.raises(BinanceError, match="MAX_NUM_ORDERS") as e:
+        venue.place(_resting_buy(venue))
+    assert e.value.code == -1013
+    venue.cancel({"symbol": "BTCUSDT", "orderId": "1"})
+    assert venue.place(_resting_buy(venue)).status == "NEW", "one closed: room for one more"
+
+
+def test_a_ledger_that_cannot_be_written_refuses_orders_and_loses_no_record(store, tmp_path):
+    """Issue 33 (low): a failed ledger write answered 500 after the order was accepted, and left a
+    MARKET order NEW forever. Now an order is refused before anything changes (-1001, 503) while the
+    file cannot be opened; a write that fails after acceptance is held and written later, in order."""
+    clock = ManualClock(store.data_start() + 3 * 86_400_000)
+    api = BinanceSpotAPI(store, clock)
+    ledger = tmp_path / "venue" / "orders.jsonl"
+    venue = Venue(store, clock, api.book, ExecutionParams(), {"USDT": BAL}, ledger_path=ledger)
+    buy = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}
+    venue.place(buy)
+    kept = ledger.rename(tmp_path / "kept.jsonl")
+    ledger.mkdir()  # cannot be opened for appending, whoever runs the test (root ignores permissions)
+    try:
+        with pytest.raises(BinanceError) as e:
+            venue.place(buy)
+        assert (e.value.code, e.value.status) == (-1001, 503)
+        assert len(venue.orders) == 1 and venue.account()["USDT"][0] < BAL, "nothing changed by the refusal"
+        # a write that fails after acceptance (the file went away mid-order): the order completes
+        venue._flush = lambda real=venue._flush: True  # the pre-check passes once
+        order = venue.place(buy)
+        del venue._flush
+        assert order.status == "FILLED", "a MARKET order is never left NEW"
+        assert len(venue._pending) == 2
+    finally:
+        ledger.rmdir()
+        kept.rename(ledger)
+    venue.place(buy)
+    events = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert [(ev["event"], ev["order"]["order_id"]) for ev in events] == [
+        ("new", 1), ("update", 1), ("new", 2), ("update", 2), ("new", 3), ("update", 3)]
+
+
+def test_non_ascii_keys_and_signatures_are_refused_not_crashed():
+    q = urlencode({"symbol": "BTCUSDT", "timestamp": 1_000_000})
+    with pytest.raises(BinanceError) as e:
+        verify(CREDS, "ключ", f"{q}&signature={CREDS.sign(q)}", "", 1_000_100)
+    assert e.value.code == -2015
+    with pytest.raises(BinanceError) as e:
+        verify(CREDS, CREDS.key, f"{q}&signature=подпись", "", 1_000_100)
+    assert e.value.code == -1022

@@ -18,7 +18,13 @@ from simulation.marketdata.spread import daily_spreads
 from simulation.marketdata.store import Candle, CandleStore
 from simulation.markets import MarketSpec
 from simulation.timeframes import DAY_MS, INTERVAL_MS, interval_ms
-from simulation.venue.engine import MAX_PRICE, MAX_QTY, PERCENT_PRICE_BY_SIDE
+from simulation.venue.engine import (
+    MAX_NUM_ALGO_ORDERS,
+    MAX_NUM_ORDERS,
+    MAX_PRICE,
+    MAX_QTY,
+    PERCENT_PRICE_BY_SIDE,
+)
 from simulation.wire import BinanceError, Params, fmt_num, invalid_symbol
 
 KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT = 500, 1000
@@ -61,7 +67,7 @@ class BinanceSpotAPI:
         if symbols:
             try:
                 parsed = json.loads(symbols)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise BinanceError(-1100, "Illegal characters found in parameter 'symbols'.") from None
             if not isinstance(parsed, list) or not all(isinstance(s, str) for s in parsed):
                 raise BinanceError(-1100, "Illegal characters found in parameter 'symbols'.")
@@ -128,8 +134,8 @@ class BinanceSpotAPI:
                 {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000, "minTrailingBelowDelta": 10, "maxTrailingBelowDelta": 2000},
                 {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": fmt_num(PERCENT_PRICE_BY_SIDE[1]), "bidMultiplierDown": fmt_num(PERCENT_PRICE_BY_SIDE[0]), "askMultiplierUp": fmt_num(PERCENT_PRICE_BY_SIDE[1]), "askMultiplierDown": fmt_num(PERCENT_PRICE_BY_SIDE[0]), "avgPriceMins": 5},
                 {"filterType": "NOTIONAL", "minNotional": fmt_num(m.min_notional), "applyMinToMarket": True, "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
-                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
-                {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_NUM_ORDERS},
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": MAX_NUM_ALGO_ORDERS},
             ],
             "permissions": [],
             "permissionSets": [["SPOT"]],

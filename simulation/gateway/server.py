@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from simulation.gateway.metrics import GatewayMetrics
 from simulation.gateway.private import add_private_routes
 from simulation.gateway.streams import StreamHub
 from simulation.venue import ApiCredentials, Venue
+from simulation.venue.auth import same_text
 from simulation.wire import BinanceError
 
 logger = logging.getLogger("simulation.gateway")
@@ -105,7 +105,7 @@ def create_app(
             return None  # /metrics: Prometheus scrapes it
         if admin_token:
             given = request.headers.get(ADMIN_HEADER, "")
-            if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), admin_token.encode("utf-8", "surrogateescape")):
+            if not same_text(given, admin_token):
                 return f"admin endpoints need the {ADMIN_HEADER} header ({ADMIN_TOKEN_ENV} is set)"
             return None
         if venue is not None and credentials is not None:
@@ -188,7 +188,7 @@ def create_app(
     async def set_faults(request: web.Request) -> web.Response:
         try:
             body = json.loads(await request.text() or "{}")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting too deep
             return _json({"code": -1100, "msg": "bad fault spec: the body must be a JSON object"}, 400)
         if not isinstance(body, dict):
             return _json({"code": -1100, "msg": f"bad fault spec: the body must be a JSON object, got {type(body).__name__}"}, 400)

@@ -116,7 +116,7 @@ class StreamHub:
         """Answer one client message (the reply always echoes the id when there was one)."""
         try:
             msg = json.loads(text)
-        except (json.JSONDecodeError, TypeError):
+        except (json.JSONDecodeError, TypeError, RecursionError):  # RecursionError: nesting too deep
             return {"error": {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"}, "id": None}
         if not isinstance(msg, dict):
             return {"error": {"code": 2, "msg": "Invalid request: the message must be a JSON object"}, "id": None}

@@ -34,11 +34,16 @@ def credentials_from_env(env: dict | None = None) -> ApiCredentials | None:
     return ApiCredentials(key, secret)
 
 
+def same_text(given: str, expected: str) -> bool:
+    """Constant-time equality for any text a client sends (hmac.compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
+
+
 def check_key(creds: ApiCredentials | None, api_key: str | None) -> None:
     """The API key first: nothing else of a request (not even its body) is read without it."""
     if not api_key:
         raise BinanceError(-2014, "API-key format invalid.", 401)
-    if creds is None or not hmac.compare_digest(api_key, creds.key):
+    if creds is None or not same_text(api_key, creds.key):
         raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
 
 
@@ -52,7 +57,7 @@ def verify(creds: ApiCredentials | None, api_key: str | None, query: str, body: 
     if not sep or not signature:
         raise BinanceError(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
     payload = head.removesuffix("&")
-    if not hmac.compare_digest(creds.sign(payload), signature.split("&")[0]):
+    if not same_text(signature.split("&")[0], creds.sign(payload)):
         raise BinanceError(-1022, "Signature for this request is not valid.")
     params = dict(parse_qsl(payload, keep_blank_values=True))
     try:

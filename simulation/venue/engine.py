@@ -14,6 +14,7 @@ Matching rules (documented in docs/simulator.md, tested):
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -34,6 +35,8 @@ ORDER_TYPES = ("MARKET", "LIMIT", "STOP_LOSS_LIMIT")
 MAX_PRICE, MAX_QTY = 1_000_000.0, 9_000_000.0  # PRICE_FILTER maxPrice and LOT_SIZE maxQty in exchangeInfo
 PERCENT_PRICE_BY_SIDE = (0.2, 5.0)  # multipliers down / up, the same for bids and asks in exchangeInfo
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+MAX_NUM_ORDERS, MAX_NUM_ALGO_ORDERS = 200, 5  # open orders per symbol, as exchangeInfo advertises
+logger = logging.getLogger(__name__)
 
 
 def _insufficient() -> BinanceError:
@@ -62,6 +65,8 @@ class Venue:
         self._next_order, self._next_trade = 1, 1
         self._by_symbol = {m.symbol: (pair, m) for pair, m in store.markets.items()}
         self.ledger_path = Path(ledger_path) if ledger_path else None
+        self._pending: list[str] = []  # ledger lines not yet written (see _log)
+        self._ledger_error: str | None = None
         if self.ledger_path:
             self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
         self.on_trade: Callable[[Order, Trade, float], None] | None = None  # (order, trade, mid at arrival)
@@ -96,9 +101,26 @@ class Venue:
                 book[asset] = 0.0
 
     def _log(self, event: str, order: Order) -> None:
+        """Record an order event. Never raises once an order is accepted: a line that cannot be written
+        (disk full, permissions) waits in memory and goes out, in order, with the next write that can."""
         if self.ledger_path:
+            self._pending.append(json.dumps({"event": event, "order": order.record()}) + "\n")
+            self._flush()
+
+    def _flush(self) -> bool:
+        """Write the held lines; with none held, check that the file opens for appending."""
+        try:
             with self.ledger_path.open("a") as fh:
-                fh.write(json.dumps({"event": event, "order": order.record()}) + "\n")
+                fh.write("".join(self._pending))
+        except OSError as exc:
+            if not self._ledger_error:
+                logger.error("venue ledger %s not writable (%s): %d records held in memory", self.ledger_path, exc, len(self._pending))
+            self._ledger_error = str(exc)
+            return False
+        if self._ledger_error and self._pending:
+            logger.warning("venue ledger %s writable again: %d held records written", self.ledger_path, len(self._pending))
+        self._pending, self._ledger_error = [], None
+        return True
 
     # -- account --------------------------------------------------------------------------
     def account(self) -> dict:
@@ -135,8 +157,16 @@ class Venue:
         if qty * ref < m.min_notional:
             raise BinanceError(-1013, "Filter failure: NOTIONAL")
         client_id = p.get("newClientOrderId") or f"sim{self._next_order}"
-        if any(o.client_order_id == client_id and o.is_open for o in self.orders.values()):
+        open_here = [o for o in self.orders.values() if o.is_open and o.symbol == symbol]
+        if any(o.client_order_id == client_id for o in self.orders.values() if o.is_open):
             raise BinanceError(-2010, "Duplicate order sent.")
+        # the limits exchangeInfo advertises, per symbol (Binance counts stops as algo orders)
+        if len(open_here) >= MAX_NUM_ORDERS:
+            raise BinanceError(-1013, "Filter failure: MAX_NUM_ORDERS")
+        if otype == "STOP_LOSS_LIMIT" and sum(o.type == "STOP_LOSS_LIMIT" for o in open_here) >= MAX_NUM_ALGO_ORDERS:
+            raise BinanceError(-1013, "Filter failure: MAX_NUM_ALGO_ORDERS")
+        if self.ledger_path and not self._flush():  # accept nothing the record cannot follow
+            raise BinanceError(-1001, "Internal error; unable to process your request. Please try again.", 503)
         # Funds: limit/stop orders lock what they may spend; market buys must afford the walk.
         impact_args = self._impact_args(pair)  # the day's volume and volatility, once per order
         if side == "SELL":
@@ -242,7 +272,8 @@ class Venue:
         oid, cid = p.get("orderId"), p.get("origClientOrderId")
         if not oid and not cid:
             raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
-        for o in self.orders.values():
+        # newest first: a client order id reused after its first order closed names the newer order
+        for o in reversed(self.orders.values()):
             if o.symbol == symbol and ((oid and str(o.order_id) == oid) or (cid and o.client_order_id == cid)):
                 return o
         raise BinanceError(*unknown)
