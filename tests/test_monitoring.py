@@ -76,6 +76,21 @@ def test_first_prediction_of_a_candle_is_kept_and_gaps_are_reported(tmp_path):
     assert store.missing_candles("BTC/USDT", TF_MS) == [T0 + 2 * TF_MS, T0 + 3 * TF_MS]
 
 
+def test_a_year_long_gap_and_a_thousand_series_are_answered_without_building_them(tmp_path):
+    """Issue 33 (low): missing_candles built every candle between the first and the last prediction (a
+    row stamped at 1970 made it a range of billions), and frame(last=) failed above 500 series (SQLite's
+    compound SELECT limit)."""
+    store = PredictionStore(tmp_path / "p.sqlite")
+    year = 365 * 288
+    store.record([_pred(0, 0.01), _pred(1, 0.01), _pred(year, 0.01)])
+    assert store.missing_ranges("BTC/USDT", TF_MS) == [(T0 + 2 * TF_MS, T0 + (year - 1) * TF_MS)]
+    assert store.missing_candles("BTC/USDT", TF_MS, limit=3) == [T0 + 2 * TF_MS, T0 + 3 * TF_MS, T0 + 4 * TF_MS]
+    assert len(store.missing_candles("BTC/USDT", TF_MS)) == 10_000
+    store.record([_pred(i, 0.01, model=f"m{k}") for k in range(1_000) for i in range(2)])
+    last = store.frame(last=1)
+    assert len(last) == 1_001 and (last.groupby("model")["candle_ms"].max() == last.groupby("model")["candle_ms"].min()).all()
+
+
 def test_scores_per_model_window_and_do_predict(tmp_path):
     store = PredictionStore(tmp_path / "p.sqlite")
     closes = list(100 + np.cumsum(np.random.default_rng(0).normal(0, 1, 60)))

@@ -11,7 +11,8 @@ the ensemble and each base model, the confidence, the 1h regime, the model's id 
 - outcomes are filled from the closes of the bot's own analyzed candles (`settle`): the label
   definition of training, log(close[t + horizon] / close[t]), so the score is the one the model was
   trained for; predictions made before a crash are settled after the restart;
-- `missing_candles` lists the candles the bot never predicted (it was down): reported, never filled in.
+- `missing_ranges` / `missing_candles` list the candles the bot never predicted (it was down), found from the
+  gaps between stored predictions: reported, never filled in.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ CREATE INDEX IF NOT EXISTS unsettled ON predictions (pair, timeframe) WHERE outc
 CREATE TABLE IF NOT EXISTS series (pair TEXT NOT NULL, model TEXT NOT NULL, PRIMARY KEY (pair, model));
 """
 ENSEMBLE = "ensemble"
+COMPOUND_BATCH = 400  # groups per compound SELECT (SQLite: at most 500 terms)
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,10 @@ class PredictionStore:
             groups = db.execute("SELECT pair, model FROM series").fetchall()
             cond = "".join(f" AND {c}" for c in where)
             one = f"SELECT * FROM (SELECT * FROM predictions WHERE pair = ? AND model = ?{cond} ORDER BY candle_ms DESC LIMIT {int(last)})"
-            query = " UNION ALL ".join([one] * len(groups)) or "SELECT * FROM predictions LIMIT 0"
-            df = pd.read_sql_query(query, db, params=[v for g in groups for v in g])
+            # SQLite allows at most 500 terms in one compound SELECT: the groups go in batches
+            parts = [pd.read_sql_query(" UNION ALL ".join([one] * len(batch)), db, params=[v for g in batch for v in g])
+                     for batch in (groups[i:i + COMPOUND_BATCH] for i in range(0, len(groups), COMPOUND_BATCH))]
+            df = pd.concat(parts, ignore_index=True) if parts else pd.read_sql_query("SELECT * FROM predictions LIMIT 0", db)
         return df.sort_values("candle_ms", kind="stable", ignore_index=True)
 
     def scores(self, by: tuple[str, ...] = ("model", "pair"), last: int | None = None,
@@ -166,11 +170,21 @@ class PredictionStore:
                          "first_ms": int(g["candle_ms"].iloc[0]), "last_ms": int(g["candle_ms"].iloc[-1])})
         return pd.DataFrame(rows)
 
-    def missing_candles(self, pair: str, timeframe_ms: int, model: str = ENSEMBLE) -> list[int]:
-        """Open times between the pair's first and last stored prediction that have none (bot down)."""
+    def missing_ranges(self, pair: str, timeframe_ms: int, model: str = ENSEMBLE) -> list[tuple[int, int]]:
+        """(first, last) open times of each run of candles without a prediction between the pair's first
+        and last stored one (the bot was down): found from the gaps, whatever their length."""
         with self._connect() as db:
-            got = [r[0] for r in db.execute("SELECT candle_ms FROM predictions WHERE pair = ? AND model = ? "
-                                            "ORDER BY candle_ms", (pair, model))]
-        if not got:
-            return []
-        return sorted(set(range(got[0], got[-1] + 1, timeframe_ms)) - set(got))
+            got = np.array([r[0] for r in db.execute("SELECT candle_ms FROM predictions WHERE pair = ? AND model = ? "
+                                                     "ORDER BY candle_ms", (pair, model))], dtype=np.int64)
+        gaps = np.flatnonzero(np.diff(got) > timeframe_ms)
+        return [(int(got[i] + timeframe_ms), int(got[i + 1] - timeframe_ms)) for i in gaps]
+
+    def missing_candles(self, pair: str, timeframe_ms: int, model: str = ENSEMBLE, limit: int = 10_000) -> list[int]:
+        """The open times `missing_ranges` covers, at most `limit` of them (the earliest): a year-long
+        gap is reported by its range, never built candle by candle."""
+        out: list[int] = []
+        for first, last in self.missing_ranges(pair, timeframe_ms, model):
+            out.extend(range(first, min(last, first + (limit - len(out) - 1) * timeframe_ms) + 1, timeframe_ms))
+            if len(out) >= limit:
+                break
+        return out
