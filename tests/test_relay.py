@@ -75,12 +75,29 @@ def test_relay_refuses_bad_starts_with_one_line(tmp_path):
     for args, text in ((["--upstream", "binance", "--upstream-url", dead, "--pairs", "BTC/USDT"], "cannot start the relay"),
                        (["--upstream", "binance", "--pairs", "BTC/USDT", "--venue"], "needs SIMULATOR_API_KEY"),
                        (["--upstream", "kraken", "--upstream-url", dead, "--pairs", "BTC/USDT"], "Binance-compatible"),
-                       (["--upstream", "binance"], "needs --pairs")):
+                       (["--upstream", "binance"], "needs --pairs"),
+                       (["--upstream", "binance", "--upstream-url", dead, "--pairs", "BTC/USDT", "--relay-poll", "nan"],
+                        "--relay-poll must be")):
         env = {k: v for k, v in os.environ.items() if k not in ("SIMULATOR_API_KEY", "SIMULATOR_API_SECRET")}
         out = subprocess.run([sys.executable, "-m", "simulation.gateway", "--port", str(free_port()), *args], cwd=REPO_ROOT,
                              capture_output=True, text=True, timeout=120, check=False, env=env)
         assert out.returncode == 2 and text in out.stderr, (args, out.stderr[-1500:])
         assert "Traceback" not in out.stderr, out.stderr[-1500:]
+
+
+@pytest.mark.parametrize("extra, text", [
+    (["--relay-poll", "inf"], "--relay-poll must be"), (["--relay-poll", "-1"], "--relay-poll must be"),
+    (["--upstream-timeout", "nan"], "--upstream-timeout must be"), (["--relay-history", "10000000"], "--relay-history must be"),
+    (["--relay-history", "0"], "--relay-history must be"), (["--relay-timeframes", "5m", "7m"], "unknown '7m'"),
+    (["--pairs", "BTC/USDT", "btc-usdt"], "not BASE/QUOTE"), (["--pairs", "BTC/USDT", "BTC/USDT"], "must not repeat")])
+def test_relay_arguments_are_checked_before_any_network_call(extra, text):
+    """Issue 33 (low): NaN/inf periods, a huge history, bad pairs and timeframes were found (or not) only
+    after the upstream answered."""
+    from simulation.gateway.__main__ import build_parser, relay_argument_problem
+
+    args = build_parser().parse_args(["--upstream", "binance", "--pairs", "BTC/USDT", *extra])
+    assert text in (relay_argument_problem(args) or ""), relay_argument_problem(args)
+    assert relay_argument_problem(build_parser().parse_args(["--upstream", "binance", "--pairs", "BTC/USDT"])) is None
 
 
 def _store():

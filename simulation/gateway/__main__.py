@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from simulation.marketdata.relay import UPSTREAMS, UpstreamRelay
 from simulation.paths import SHARED_DATA
 from simulation.synthetic import SyntheticConfig
 from simulation.synthetic.__main__ import parse_scenario
+from simulation.timeframes import INTERVAL_MS
 from simulation.venue import Venue, credentials_from_env
 
 logger = logging.getLogger("simulation.gateway")
@@ -179,6 +182,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+MAX_RELAY_HISTORY = 100_000  # candles per timeframe at start: a year of 5m candles
+PAIR = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}")
+
+
+def relay_argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the relay's arguments, found before any network call (None: nothing)."""
+    for name, value, most in (("--relay-poll", args.relay_poll, 3600.0), ("--upstream-timeout", args.upstream_timeout, 300.0)):
+        if not (math.isfinite(value) and 0 < value <= most):
+            return f"{name} must be a number of seconds in (0, {most:g}], got {value!r}"
+    if not 1 <= args.relay_history <= MAX_RELAY_HISTORY:
+        return f"--relay-history must be 1..{MAX_RELAY_HISTORY} candles, got {args.relay_history}"
+    if bad := [p for p in args.pairs if not PAIR.fullmatch(p)]:
+        return f"--pairs: not BASE/QUOTE spot pairs: {', '.join(map(repr, bad))} (e.g. BTC/USDT)"
+    if bad := [tf for tf in args.relay_timeframes if tf not in INTERVAL_MS]:
+        return f"--relay-timeframes: unknown {', '.join(map(repr, bad))} (known: {', '.join(INTERVAL_MS)})"
+    if len(set(args.pairs)) != len(args.pairs) or len(set(args.relay_timeframes)) != len(args.relay_timeframes):
+        return "--pairs and --relay-timeframes must not repeat a value"
+    return None
+
+
 def run_relay(args: argparse.Namespace) -> int:
     """Serve (and record) a live upstream; the app is built inside the server's event loop, where the
     ccxt client lives."""
@@ -186,8 +209,8 @@ def run_relay(args: argparse.Namespace) -> int:
         logger.error("--upstream needs --pairs (e.g. --pairs BTC/USDT ETH/USDT)")
         return 2
     record = args.record or Path("user_data") / "relay" / args.upstream
-    if args.relay_poll <= 0 or args.upstream_timeout <= 0 or args.relay_history < 1:
-        logger.error("--relay-poll and --upstream-timeout must be positive, --relay-history at least 1")
+    if problem := relay_argument_problem(args):
+        logger.error("%s", problem)
         return 2
     try:
         params, faults, balances = execution_settings(args)
