@@ -14,7 +14,7 @@ from analysis_helpers import lookahead_row
 from cryptobot_ops.risk import RiskLimits
 from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
-from simulation.testbench.limits import limit_violations
+from simulation.testbench.limits import limit_violations, load_closes
 
 pytestmark = pytest.mark.slow
 # Spec-shaped FreqAI run, reduced so CI's 2 cores train it quickly: LightGBM-only stacking.
@@ -114,7 +114,8 @@ def check_backtest_within_limits(market, strategy: str) -> None:
         realized = trades[trades.close_date <= t.open_date].profit_abs.sum()
         assert t.stake_amount == pytest.approx(fraction * (start + realized), rel=0.02), t
     # max positions, portfolio heat at each entry (open trades included), no entry after a 3% daily loss
-    assert limit_violations(trades, start, max_open, RiskLimits()) == []
+    closes = load_closes(market(strategy)[3], list(trades.pair), stats["timeframe"])
+    assert limit_violations(trades, start, max_open, RiskLimits(), closes=closes) == []
     # every exit reason is one we configured
     assert set(trades.exit_reason) <= {"roi", "exit_signal", "prediction_down", "reverted", "trailing_stop_loss",
                                        "stop_loss", "force_exit", "emergency_stop", "converged"}

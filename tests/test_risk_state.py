@@ -116,6 +116,73 @@ def test_an_error_in_the_decision_rejects_the_entry(db, tmp_path):
     assert s.risk_rejections["risk_error"] == 1
 
 
+def test_the_emergency_drawdown_is_checked_when_the_full_state_fails(db, tmp_path):
+    """Issue 34 §2: with no price for an open trade (or an unwritable ledger) the emergency check was
+    skipped. Now the bot's own state marks such a trade at its stop: 5,000 staked with a stop 35% below
+    is a 17.5% drawdown, beyond the 15% emergency."""
+    s = make_strategy(tmp_path, {"ledger": ""})
+    set_price(s, "ETH/USDT", 10.0)
+    s.bot_start()
+    s.bot_loop_start(current_time=NOW)  # the peak: 10,000
+    open_trade("BTC/USDT", 5_000, 100.0, 65.0)  # no frame for BTC: no price
+    s.bot_loop_start(current_time=NOW)
+    assert s.emergency_active and "open trades without a price at their stop" in s.emergency_trigger["reason"]
+    assert not s.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
+
+
+def test_an_unwritable_ledger_still_checks_the_emergency_drawdown(db, tmp_path):
+    s = make_strategy(tmp_path, {"ledger": "ledger.sqlite"})
+    set_price(s, "ETH/USDT", 10.0)
+    set_price(s, "BTC/USDT", 100.0)
+    s.bot_start()
+    s.bot_loop_start(current_time=NOW)
+    open_trade("BTC/USDT", 5_000, 100.0, 95.0)
+    set_price(s, "BTC/USDT", 60.0)  # 20% drawdown
+    s._ledger.publish = lambda *a, **k: (_ for _ in ()).throw(sqlite3.OperationalError("disk I/O error"))
+    s.bot_loop_start(current_time=NOW)
+    assert s.emergency_active and "drawdown 20.00%" in s.emergency_trigger["reason"]
+
+
+def test_bookkeeping_that_fails_after_a_rejection_still_rejects(db, tmp_path):
+    """freqtrade lets an entry through when confirm_trade_entry raises: a failure in the bookkeeping of
+    a rejection (here the monitor) must not turn it into an entry."""
+    s = make_strategy(tmp_path, {"ledger": ""})
+    open_trade("BTC/USDT", 5_000, 100.0, 95.0)
+    set_price(s, "BTC/USDT", 75.0)  # 12.5% drawdown: max_drawdown rejects
+    set_price(s, "ETH/USDT", 10.0)
+    s.bot_start()
+    s._monitor = SimpleNamespace(on_rejection=lambda reason: 1 / 0)
+    assert s.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long") is False
+
+
+def test_correlation_with_another_bots_pair_is_checked_or_the_entry_refused(db, tmp_path, caplog):
+    """Issue 34 §2: the correlation limit was skipped for pairs without an analysed frame here, i.e.
+    always for another bot's pairs. Now freqtrade is asked for their candles (informative_pairs) and,
+    until they are there, the entry is refused as risk_error."""
+    risk = {"correlation_limit": 0.7, "ledger": str(tmp_path / "ledger.sqlite")}
+    for name in "ab":
+        (tmp_path / name).mkdir()
+    a = make_strategy(tmp_path / "a", risk, name="a")
+    b = make_strategy(tmp_path / "b", risk, name="b")
+    set_price(a, "LINK/USDT", 20.0)
+    set_price(b, "ETH/USDT", 10.0)
+    for s in (a, b):
+        s.bot_start()
+    open_trade("LINK/USDT", 1_000, 20.0, 19.0)
+    a.bot_loop_start(current_time=NOW)
+    b._open_positions = list  # b's own database has no trades
+    b.bot_loop_start(current_time=NOW)
+    assert ("LINK/USDT", "5m") in b.informative_pairs()
+    assert not b.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
+    assert b.risk_rejections["risk_error"] == 1 and "no candles for LINK/USDT" in caplog.text
+    # with its candles (as freqtrade caches them for an informative pair), the limit is computed
+    b.dp._set_cached_df("LINK/USDT", "5m", a.dp.get_analyzed_dataframe("LINK/USDT", "5m")[0], CandleType.SPOT)
+    assert b.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")
+    b.dp._set_cached_df("ETH/USDT", "5m", a.dp.get_analyzed_dataframe("LINK/USDT", "5m")[0], CandleType.SPOT)
+    assert not b.confirm_trade_entry("ETH/USDT", "market", 1.0, 10.0, "GTC", NOW, None, "long")  # moves like LINK
+    assert b.risk_rejections["correlation"] == 1
+
+
 def test_triggers_fire_even_when_the_state_cannot_be_written(db, tmp_path):
     (tmp_path / "risk_state.json").mkdir()  # the atomic replace onto it fails
     s = make_strategy(tmp_path, {"ledger": ""})

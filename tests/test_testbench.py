@@ -31,7 +31,20 @@ T0 = pd.Timestamp("2024-03-01", tz="UTC")
 def _trade(day: float, hours: float, profit: float, pair="BTC/USDT", stake=100.0, stop=0.05) -> dict:
     o = T0 + pd.Timedelta(days=day)
     return {"pair": pair, "open_date": o.isoformat(), "close_date": (o + pd.Timedelta(hours=hours)).isoformat(),
-            "profit_abs": profit, "profit_ratio": profit / stake, "stake_amount": stake, "initial_stop_loss_ratio": -stop}
+            "profit_abs": profit, "profit_ratio": profit / stake, "stake_amount": stake, "initial_stop_loss_ratio": -stop,
+            "open_rate": 100.0, "amount": stake / 100.0}
+
+
+def _flat(price: float = 100.0, days: int = 10, **moves) -> dict[str, pd.Series]:
+    """5m closes per pair, flat at `price` (then `moves`: pair -> [(day, price from then on)])."""
+    grid = pd.date_range(T0, T0 + pd.Timedelta(days=days), freq="5min")
+    out = {}
+    for pair in ("BTC/USDT", "ETH/USDT"):
+        s = pd.Series(price, index=grid)
+        for day, px in moves.get(pair.split("/")[0], []):
+            s[s.index >= T0 + pd.Timedelta(days=day)] = px
+        out[pair] = s
+    return out
 
 
 def test_fold_ranges_are_contiguous_and_end_at_the_end():
@@ -104,17 +117,32 @@ def test_monte_carlo_deterministic_and_ordered():
 
 
 def test_limit_violations_from_the_trade_list():
+    flat = _flat()
     ok = trades_frame([_trade(0, 5, 1), _trade(0.1, 5, 1, "ETH/USDT")])
-    assert limit_violations(ok, 1000.0, max_open=2) == []
-    assert any("open positions" in v for v in limit_violations(ok, 1000.0, max_open=1))
+    assert limit_violations(ok, 1000.0, max_open=2, closes=flat) == []
+    assert any("open positions" in v for v in limit_violations(ok, 1000.0, max_open=1, closes=flat))
     hot = trades_frame([_trade(0, 5, 1, stake=400, stop=0.5)])  # 400 x 50% = 20% of 1000
-    assert any(v.startswith("heat") for v in limit_violations(hot, 1000.0, max_open=3))
+    assert any(v.startswith("heat") for v in limit_violations(hot, 1000.0, max_open=3, closes=flat))
     after_loss = trades_frame([_trade(0, 1, -40), _trade(0.2, 1, 5, "ETH/USDT")])  # -4% then a new entry that day
-    assert any("loss that day" in v for v in limit_violations(after_loss, 1000.0, max_open=3))
+    assert any("loss that day" in v for v in limit_violations(after_loss, 1000.0, max_open=3, closes=flat))
     # Heat is over the equity at entry, as in the strategies' risk check: after +1000 realized, a 150 heat is 7.5%.
     grown = trades_frame([_trade(0, 1, 1000), _trade(2, 1, 1, stake=300, stop=0.5)])
-    assert limit_violations(grown, 1000.0, max_open=3) == []
-    assert any(v.startswith("heat") for v in limit_violations(grown, 1000.0, max_open=3, limits=RiskLimits(portfolio_heat=0.07)))
+    assert limit_violations(grown, 1000.0, max_open=3, closes=flat) == []
+    assert any(v.startswith("heat") for v in limit_violations(grown, 1000.0, max_open=3, limits=RiskLimits(portfolio_heat=0.07),
+                                                              closes=flat))
+
+
+def test_limit_violations_use_the_strategies_marked_equity():
+    """Issue 34 §2: the bench checked realized equity while the strategies mark open trades to market. An
+    800 stake 15% under water is a 12% drawdown (beyond 10%) and a 12% loss that day before the second
+    entry, though nothing was realized yet."""
+    trades = trades_frame([_trade(0, 48, -120, stake=800), _trade(0.5, 1, 1, "ETH/USDT", stake=10)])
+    marked = _flat(BTC=[(0.25, 85.0)])
+    problems = limit_violations(trades, 1000.0, max_open=3, closes=marked)
+    assert any("drawdown" in v for v in problems) and any("loss that day" in v for v in problems), problems
+    assert limit_violations(trades, 1000.0, max_open=3, closes=_flat()) == [], "the same trades on an unmoved market"
+    with pytest.raises(ValueError, match="no candles for BTC/USDT"):
+        limit_violations(trades, 1000.0, max_open=3, closes={"ETH/USDT": marked["ETH/USDT"]})
 
 
 def test_recommendation_rules():

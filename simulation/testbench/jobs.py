@@ -22,7 +22,7 @@ import pandas as pd
 
 from cryptobot_ops.risk import RiskLimits
 from simulation.synthetic import Scenario
-from simulation.testbench.limits import limit_violations
+from simulation.testbench.limits import limit_violations, load_closes
 from simulation.testbench.market import Market, backtest
 from simulation.testbench.metrics import trade_metrics, trades_frame
 from simulation.timeframes import timerange_bounds
@@ -120,8 +120,10 @@ def run_stress(job: StressJob) -> dict:
                          out / "backtest", job.strategy,
                          _freqai_overlay(job.freqai_identifier, f"stress-{job.name}", max(1, (end - start).days)),
                          list(job.pairs) if job.pairs else None, threads=job.threads)
-    trades = trades_frame(stats["trades"])
-    violations = limit_violations(trades, job.start_balance, job.max_open, RiskLimits.from_config({"risk": job.risk}))
+        trades = trades_frame(stats["trades"])
+        closes = load_closes(market.datadir, list(trades.pair), stats["timeframe"])  # the strategies' marked equity
+    violations = limit_violations(trades, job.start_balance, job.max_open, RiskLimits.from_config({"risk": job.risk}),
+                                  closes=closes)
     log = (out / "backtest" / "backtest.log").read_text(errors="replace")
     return {"scenario": job.name, "event": f"{job.scenario.kind} at {job.scenario.start} for {job.scenario.hours} h",
             "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end),

@@ -160,7 +160,7 @@ def check_entry(
     day_start_equity: float,
     positions: list[Position],
     candidate_returns: np.ndarray | None = None,
-    open_returns: dict[str, np.ndarray] | None = None,
+    open_returns: dict[str, np.ndarray | None] | None = None,
     emergency: bool = False,
 ) -> Decision:
     """First limit that blocks the entry, in order of severity."""
@@ -175,7 +175,11 @@ def check_entry(
     heat = portfolio_heat([*positions, Position("candidate", stake, stop_distance)], equity)
     if heat > limits.portfolio_heat + EPS:
         return Decision(False, "portfolio_heat", f"heat with this entry {heat:.2%} > {limits.portfolio_heat:.2%}")
-    if candidate_returns is not None and open_returns:
+    if open_returns:
+        # fail closed: a correlation that cannot be computed rejects (another bot's pair before its candles came)
+        unknown = sorted(p for p, r in open_returns.items() if r is None)
+        if unknown or candidate_returns is None:
+            return Decision(False, "risk_error", f"correlation limit unchecked: no candles for {', '.join(unknown) or 'the candidate'}")
         pair, rho = max_correlation(candidate_returns, open_returns)
         if pair is not None and rho > limits.correlation_limit:
             return Decision(False, "correlation", f"correlation {rho:.2f} with open {pair} > {limits.correlation_limit}")
@@ -264,6 +268,37 @@ class RiskControlled:
     def _equity_state(self, now: datetime) -> EquityState:
         """Mark-to-market equity (closed profits + open trades at their latest close), its running
         peak and the UTC day's starting value; across every bot that shares the ledger."""
+        positions, equity = self._local_equity(now)
+        if self._ledger is None:
+            return EquityState(equity, self._peak, self._day[1], positions)
+        mine = [(p.pair, p.stake, p.stop_distance) for p in positions]
+        self._published = (equity, self._peak, self._day[1], mine)  # what a reservation re-sends
+        book = self._ledger.publish(*self._published)
+        others = [Position(pair, stake, dist) for bot, pair, stake, dist in book.positions if bot != self._ledger.bot_id]
+        self._other_pairs = sorted({p.pair for p in others})  # their candles: informative_pairs
+        return EquityState(book.equity, book.peak, book.day_start, positions + others)
+
+    def _fallback_state(self, now: datetime) -> EquityState:
+        """This bot's own state when the full one failed (ledger unwritable, no price for an open trade):
+        an open trade without a price is marked at its stop, the worst its own stop-loss allows, so the
+        emergency drawdown is still checked, never skipped. Updates no peak or day start."""
+        from freqtrade.persistence import Trade
+
+        start = self._start if self._start is not None else float(self.config.get("dry_run_wallet", 1000))
+        realized = sum(t.close_profit_abs or 0.0 for t in Trade.get_trades_proxy(is_open=False) if t.close_date is not None)
+        unrealized, positions = 0.0, []
+        for pos, t in self._open_positions():
+            try:
+                rate = self._rate(t.pair)
+            except Exception:  # noqa: BLE001 (no price, whatever the cause: marked at its stop)
+                rate = float(t.stop_loss or t.open_rate * (1 - abs(self.stoploss)))
+            unrealized += float(t.calc_profit(rate))
+            positions.append(pos)
+        equity = start + realized + unrealized
+        peak = max(self._peak or 0.0, equity)
+        return EquityState(equity, peak, self._day[1] if self._day else equity, positions)
+
+    def _local_equity(self, now: datetime) -> tuple[list[Position], float]:
         from freqtrade.persistence import Trade
 
         if self._start is None:
@@ -285,20 +320,29 @@ class RiskControlled:
             before = sum(1 for t in closed if pd.Timestamp(t.close_date).tz_localize(None).date() < day)
             # first look at a new day: now; after a restart mid-day: realized equity at midnight
             self._day = (day, equity if self._day is not None else float(curve[before]))
-        positions = [p for p, _ in opened]
-        if self._ledger is None:
-            return EquityState(equity, self._peak, self._day[1], positions)
-        mine = [(p.pair, p.stake, p.stop_distance) for p in positions]
-        self._published = (equity, self._peak, self._day[1], mine)  # what a reservation re-sends
-        book = self._ledger.publish(*self._published)
-        others = [Position(pair, stake, dist) for bot, pair, stake, dist in book.positions if bot != self._ledger.bot_id]
-        return EquityState(book.equity, book.peak, book.day_start, positions + others)
+        return [p for p, _ in opened], equity
 
     def _returns(self, pair: str) -> np.ndarray | None:
-        df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)  # empty for another bot's pair
+        """The pair's recent candle returns: its analysed frame, else (another bot's pair, dry-run/live)
+        the candles freqtrade refreshes for it because `informative_pairs` names it."""
+        df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        if (df is None or df.empty) and self._is_live():
+            try:
+                df = self.dp.get_pair_dataframe(pair, self.timeframe)
+            except Exception:  # no exchange data for it (yet): the decision says so and rejects
+                logger.exception("risk: no candles for %s", pair)
+                return None
         if df is None or df.empty:
             return None
         return df["close"].pct_change().to_numpy()[-self.risk_limits.correlation_window :]
+
+    def informative_pairs(self):
+        """The strategy's own, plus the pairs other bots on the shared ledger hold: freqtrade refreshes
+        their candles every loop, so the correlation limit sees them. A strategy that overrides this
+        calls super().informative_pairs() (without it, entries are refused while such pairs are held)."""
+        pairs = list(super().informative_pairs())
+        have = {(p[0], p[1]) for p in pairs}
+        return pairs + [(p, self.timeframe) for p in getattr(self, "_other_pairs", []) if (p, self.timeframe) not in have]
 
     def risk_decision(self, pair: str, stake: float, current_time: datetime) -> Decision:
         self._risk_init()
@@ -309,13 +353,14 @@ class RiskControlled:
         state = self._equity_state(current_time)
         positions, open_returns = [], {}
         own = {t.pair for _, t in self._open_positions()}
+        correlated = self.risk_limits.correlation_limit < 1.0  # at 1.0 no correlation can exceed it
         for pos in state.positions:
             if pos.pair == pair and pair in own:
                 continue
             positions.append(pos)
-            r = self._returns(pos.pair)
-            if r is not None:
-                open_returns[pos.pair] = r
+            if not correlated:
+                continue
+            open_returns[pos.pair] = self._returns(pos.pair)  # None: no candles (check_entry rejects)
         return check_entry(
             self.risk_limits, stake=stake, stop_distance=abs(self.stoploss), equity=state.equity,
             peak_equity=state.peak, day_start_equity=state.day_start, positions=positions,
@@ -338,30 +383,45 @@ class RiskControlled:
             self._start_watcher()
 
     def confirm_trade_entry(self, pair, order_type, amount, rate, time_in_force, current_time, entry_tag, side, **kwargs) -> bool:
+        """freqtrade lets an entry through when this callback raises: nothing here may. The decision is
+        fixed before any bookkeeping, and a failure anywhere (bookkeeping included) rejects."""
+        allowed = False
         try:
-            d = self.risk_decision(pair, amount * rate, current_time)
-        except Exception as exc:  # freqtrade lets an entry through when this callback raises: never
+            d = self._entry_decision(pair, float(amount * rate), current_time)
+            allowed = d.allowed
+            if not allowed:
+                self._note_rejection(pair, d, current_time)
+        except Exception:
+            allowed = False
+            logger.exception("risk: bookkeeping of the decision for %s failed; entry rejected", pair)
+        return allowed
+
+    def _entry_decision(self, pair: str, stake: float, current_time: datetime) -> Decision:
+        try:
+            d = self.risk_decision(pair, stake, current_time)
+        except Exception as exc:
             d = Decision(False, "risk_error", f"{type(exc).__name__}: {exc}")
             logger.exception("risk: decision for %s failed; entry rejected", pair)
             self._alert_safely("critical", f"risk decision failed ({d.detail}); entry {pair} rejected")
         if d.allowed and getattr(self, "_ledger", None) is not None:
             try:  # reserve the entry's heat in the shared ledger before freqtrade places the order
-                self._reserve(Position(pair, float(amount * rate), abs(self.stoploss)))
+                self._reserve(Position(pair, stake, abs(self.stoploss)))
             except Exception as exc:
                 d = Decision(False, "risk_error", f"could not reserve the entry in the risk ledger ({type(exc).__name__}: {exc})")
                 logger.exception("risk: ledger reservation for %s failed; entry rejected", pair)
-        if not d.allowed:
-            counter = getattr(self, "risk_rejections", None)
-            if counter is None:
-                counter = self.risk_rejections = Counter()
-            counter[d.reason] += 1
-            if (mon := getattr(self, "_monitor", None)) is not None:
-                mon.on_rejection(d.reason)
-            logger.warning("risk: entry %s rejected (%s): %s [count %d]", pair, d.reason, d.detail, counter[d.reason])
-            if d.reason in ("max_drawdown", "daily_loss") and self._breach_day != current_time.date():
-                self._breach_day = current_time.date()  # one critical alert per breach and day
-                self._alert_safely("critical", f"limit breach: {d.detail}; new entries blocked")
-        return d.allowed
+        return d
+
+    def _note_rejection(self, pair: str, d: Decision, current_time: datetime) -> None:
+        counter = getattr(self, "risk_rejections", None)
+        if counter is None:
+            counter = self.risk_rejections = Counter()
+        counter[d.reason] += 1
+        if (mon := getattr(self, "_monitor", None)) is not None:
+            mon.on_rejection(d.reason)
+        logger.warning("risk: entry %s rejected (%s): %s [count %d]", pair, d.reason, d.detail, counter[d.reason])
+        if d.reason in ("max_drawdown", "daily_loss") and self._breach_day != current_time.date():
+            self._breach_day = current_time.date()  # one critical alert per breach and day
+            self._alert_safely("critical", f"limit breach: {d.detail}; new entries blocked")
 
     def _reserve(self, entry: Position) -> None:
         """An entry just allowed counts at once (its order may not fill before another bot decides):
@@ -400,6 +460,15 @@ class RiskControlled:
             self._alert_safely("critical", f"risk state unavailable ({type(exc).__name__}: {exc}); entries will be rejected")
             if mon is not None:
                 mon.on_loop(current_time, None, self.risk_limits, self.emergency_active)
+            try:  # fail closed: the emergency drawdown is still checked, on this bot's worst-case state
+                state = self._fallback_state(current_time)
+            except Exception:
+                logger.exception("risk: not even this bot's own equity is available: emergency drawdown unchecked this loop")
+                return
+            dd = drawdown(state.equity, state.peak)
+            if not self.emergency_active and dd >= self.risk_limits.emergency_drawdown - EPS:
+                self.trigger_emergency(f"drawdown {dd:.2%} >= emergency {self.risk_limits.emergency_drawdown:.2%} "
+                                       "(this bot's own state, open trades without a price at their stop)")
             return
         if mon is not None:
             mon.on_loop(current_time, state, self.risk_limits, self.emergency_active)
