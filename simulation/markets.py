@@ -87,3 +87,13 @@ def round_to(values: np.ndarray, step: float, mode: str = "nearest") -> np.ndarr
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     fn = {"nearest": np.round, "up": np.ceil, "down": np.floor}[mode]
     return np.round(fn(np.asarray(values) / step) * step, decimals)
+
+
+def on_tick(price: float, tick: float) -> float:
+    """A price where the exchange prints it: the nearest point of the tick grid (interpolated prices
+    of a forming candle are not on it)."""
+    if not tick > 0:
+        return price
+    decimals = max(0, round(-np.log10(tick)))
+    return round(round(price / tick) * tick, int(decimals))
+

@@ -137,3 +137,56 @@ def test_missing_datadir_and_unknown_pairs_are_clear_errors(tmp_path):
     write_market(generate(SyntheticConfig(seed=1, days=2)), tmp_path)
     with pytest.raises(DataSourceError, match="XRP/USDT"):
         FeatherDirSource(tmp_path, pairs=["BTC/USDT", "XRP/USDT"])
+
+
+@pytest.fixture(scope="module")
+def two_native(tmp_path_factory):
+    """A datadir with native 5m and 1h files (the 1h one the 5m one's aggregate, as on Binance)."""
+    d = tmp_path_factory.mktemp("native")
+    five = CandleStore(SyntheticSource(SyntheticConfig(seed=11, days=4, start="2024-01-01"))).source.load("BTC/USDT", "5m")
+    five = five[["date", "open", "high", "low", "close", "volume"]].reset_index(drop=True)
+    hour = five.set_index("date").resample("1h", label="left", closed="left").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).reset_index()
+    five.to_feather(d / "BTC_USDT-5m.feather")
+    hour.to_feather(d / "BTC_USDT-1h.feather")
+    return CandleStore(FeatherDirSource(d))
+
+
+def test_every_timeframe_forming_candle_is_cut_from_the_finest_series(two_native):
+    """Issue 34 §1: mid-hour, the forming 1h candle followed its own path (a high the 5m series had not
+    reached yet, a last price unlike the 5m candle's). Now it is the 5m candles so far, to the tick."""
+    store = two_native
+    tick = store.markets["BTC/USDT"].tick_size
+    for k in range(40):
+        t = store.data_start() + DAY_MS + k * 997_003  # minutes and seconds all over the hour
+        hour = store.candles("BTC/USDT", "1h", t, limit=1)[-1]
+        fives = store.candles("BTC/USDT", "5m", t, start=hour.open_time, limit=20)
+        assert fives[-1].close_time >= t, "the last 5m candle is the forming one"
+        assert hour.high == max(c.high for c in fives) and hour.low == min(c.low for c in fives), (k, hour, fives[-1])
+        assert hour.close == fives[-1].close == store.last_candle("BTC/USDT", t).close
+        assert hour.open == fives[0].open
+        for price in (hour.high, hour.low, hour.close):
+            assert abs(price / tick - round(price / tick)) < 1e-6, f"{price} is off the {tick} tick grid"
+
+
+def test_before_the_first_candle_there_is_no_price(two_native):
+    from simulation.marketdata.store import NoPriceYet
+
+    before = two_native.data_start() - 1
+    with pytest.raises(NoPriceYet):
+        two_native.last_candle("BTC/USDT", before)
+    with pytest.raises(NoPriceYet):
+        two_native.window("BTC/USDT", before, DAY_MS)
+    assert two_native.candles("BTC/USDT", "5m", before) == []
+
+
+def test_the_api_lists_no_pair_before_its_first_candle(two_native):
+    from sim_helpers import ManualClock
+
+    from simulation.gateway.api import BinanceSpotAPI
+    from simulation.marketdata.store import NoPriceYet
+
+    api = BinanceSpotAPI(two_native, ManualClock(two_native.data_start() - 60_000))
+    assert api.ticker_price({}) == [] and api.book_ticker({}) == []
+    with pytest.raises(NoPriceYet):  # the server answers it as Binance's -1121 Invalid symbol.
+        api.ticker_price({"symbol": "BTCUSDT"})

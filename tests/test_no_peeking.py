@@ -105,6 +105,49 @@ def test_the_unformed_rest_of_the_candle_changes_nothing(base, candle, frac):
     assert same == lifted
 
 
+class PinnedPath(PathModel):
+    """The default random path, with one candle's path fixed as it was drawn from its original OHLC:
+    what the stated bound allows to depend on the candle's final values is the path, nothing else."""
+
+    def __init__(self, base: PathModel, open_time: int, points) -> None:
+        object.__setattr__(self, "kind", base.kind)
+        object.__setattr__(self, "seed", base.seed)
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_pinned", (open_time, points))
+
+    def points(self, bar, pair, open_time):
+        return self._pinned[1] if open_time == self._pinned[0] else self._base.points(bar, pair, open_time)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(candle=st.integers(min_value=400, max_value=900), frac=st.floats(min_value=0.0, max_value=0.999),
+       up=st.floats(min_value=1.001, max_value=1.1), down=st.floats(min_value=0.9, max_value=0.999),
+       close=st.floats(min_value=0.0, max_value=1.0))
+def test_under_the_default_path_only_the_path_knows_the_forming_candles_end(base, candle, frac, up, down, close):
+    """Issue 34 §1: the stated bound. Within the finest candle the price follows a path model pinned to
+    that candle's final OHLC (as freqtrade's backtest assumes its order of extremes); nothing else may
+    read the forming candle's later high, low or close. With the candle's path fixed as drawn, a
+    higher high, a lower low and another close (the unseen part) change no answer at t."""
+    frame = base.load(PAIR, "5m")
+    dates = frame["date"].astype("datetime64[ms, UTC]").astype("int64")
+    open_ms = int(dates.iloc[candle])
+    t = open_ms + int(frac * FIVE_MIN)
+    default = PathModel("random", seed=3)
+    bar = tuple(float(frame[c].iloc[candle]) for c in ("open", "high", "low", "close"))
+    pinned = PinnedPath(default, open_ms, default.points(bar, PAIR, open_ms))
+
+    def unseen(df: pd.DataFrame) -> pd.DataFrame:
+        at = df["date"].astype("datetime64[ms, UTC]").astype("int64") == open_ms
+        hi, lo = df.loc[at, "high"] * up, df.loc[at, "low"] * down
+        df.loc[at, "high"], df.loc[at, "low"] = hi, lo
+        df.loc[at, "close"] = lo + (hi - lo) * close
+        return df
+
+    same = answers(CandleStore(EditedSource(base, cut=t), pinned), t)
+    moved = answers(CandleStore(EditedSource(base, cut=t, edit=unseen), pinned), t)
+    assert same == moved
+
+
 def _candles(n: int, seed: int) -> list[tuple[float, float, float, float]]:
     rng = np.random.default_rng(seed)
     out = []

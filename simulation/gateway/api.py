@@ -15,8 +15,8 @@ import pandas as pd
 from simulation.book import BookParams, OrderBook, synthesize_book, volatility_ratio
 from simulation.clock import Clock
 from simulation.marketdata.spread import daily_spreads
-from simulation.marketdata.store import Candle, CandleStore
-from simulation.markets import MarketSpec
+from simulation.marketdata.store import Candle, CandleStore, NoPriceYet
+from simulation.markets import MarketSpec, on_tick
 from simulation.timeframes import DAY_MS, INTERVAL_MS, interval_ms
 from simulation.venue.engine import (
     MAX_NUM_ALGO_ORDERS,
@@ -82,7 +82,13 @@ class BinanceSpotAPI:
         symbols = self._symbols(params)
         if symbols is not None and "symbol" in params.raw:
             return build(symbols[0])
-        return [build(s) for s in (symbols or list(self._by_symbol))]
+        out = []
+        for s in symbols or list(self._by_symbol):
+            try:
+                out.append(build(s))
+            except NoPriceYet:  # a pair whose history starts later: not trading yet, not listed here
+                continue
+        return out
 
     # -- endpoints -------------------------------------------------------------------------
     def ping(self, raw: Mapping[str, str]) -> dict:
@@ -208,8 +214,8 @@ class BinanceSpotAPI:
     def _ticker_24hr(self, symbol: str) -> dict:
         pair = self._pair(symbol)
         data_now = self.clock.data_now()
-        win = self.store.window(pair, data_now, DAY_MS)
         last = self.store.last_candle(pair, data_now)
+        win = self.store.window(pair, data_now, DAY_MS)
         book = self._book(symbol, 5)
         high = max(float(win.high.max()), last.high)
         low = min(float(win.low.min()), last.low)
@@ -224,7 +230,7 @@ class BinanceSpotAPI:
             "priceChangePercent": f"{(last.close / open_ - 1) * 100:.3f}",
             "weightedAvgPrice": fmt_num(round(quote / volume, 8) if volume > 0 else last.close),
             "prevClosePrice": fmt_num(float(win.close[0])),
-            "lastPrice": fmt_num(_on_tick(last.close, m.tick_size)),
+            "lastPrice": fmt_num(on_tick(last.close, m.tick_size)),
             "lastQty": fmt_num(m.step_size),
             "bidPrice": fmt_num(book.best_bid),
             "bidQty": fmt_num(book.bids[0][1]),
@@ -245,7 +251,7 @@ class BinanceSpotAPI:
     def ticker_price(self, raw: Mapping[str, str]) -> dict | list:
         def build(symbol: str) -> dict:
             last = self.store.last_candle(self._pair(symbol), self.clock.data_now())
-            return {"symbol": symbol, "price": fmt_num(_on_tick(last.close, self._market(symbol).tick_size))}
+            return {"symbol": symbol, "price": fmt_num(on_tick(last.close, self._market(symbol).tick_size))}
 
         return self._one_or_all(Params(raw), build)
 
@@ -320,9 +326,3 @@ class BinanceSpotAPI:
         i = int(days.index.searchsorted(pd.Timestamp(t, unit="ms", tz="UTC"), side="right")) - 1
         value = float(days.iloc[i]) if i >= 0 else float("nan")
         return value if np.isfinite(value) and value > 0 else None
-
-
-def _on_tick(price: float, tick: float) -> float:
-    """Forming-candle prices are interpolated; trades print on the tick grid."""
-    decimals = max(0, round(-np.log10(tick)))
-    return round(round(price / tick) * tick, int(decimals))

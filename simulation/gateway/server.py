@@ -24,6 +24,7 @@ from simulation.gateway.faults import FaultSpec
 from simulation.gateway.metrics import GatewayMetrics
 from simulation.gateway.private import add_private_routes
 from simulation.gateway.streams import StreamHub
+from simulation.marketdata.store import NoPriceYet
 from simulation.venue import ApiCredentials, Venue
 from simulation.venue.auth import same_text
 from simulation.wire import BinanceError
@@ -79,6 +80,8 @@ def create_app(
             fault = request.get("fault")
         except BinanceError as err:
             response = _json(err.body(), err.status)
+        except NoPriceYet:  # the pair's history starts later: no price exists yet, none is invented
+            response = _json({"code": -1121, "msg": "Invalid symbol."}, 400)
         except web.HTTPNotFound:
             response = _json({"code": -1000, "msg": f"Path {request.path} is not served by the offline gateway."}, 404)
         except web.HTTPMethodNotAllowed:

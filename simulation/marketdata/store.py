@@ -15,7 +15,7 @@ import pandas as pd
 
 from simulation.marketdata.path import PathModel
 from simulation.marketdata.sources import DataSource
-from simulation.markets import MarketSpec
+from simulation.markets import MarketSpec, on_tick
 from simulation.timeframes import bucket_start, divides, interval_ms, next_bucket_start
 
 
@@ -89,6 +89,11 @@ class Candle:
     @property
     def quote_volume(self) -> float:
         return self.volume * (self.high + self.low + self.close) / 3.0
+
+
+class NoPriceYet(LookupError):
+    """Data time is before the pair's first candle: no price exists yet (the gateway says the symbol
+    is not trading rather than serve the first candle's open, a future price)."""
 
 
 class CandleStore:
@@ -183,8 +188,17 @@ class CandleStore:
             for i in range(lo, hi)
         ]
         if data_now is not None and out and out[-1].close_time >= data_now:
-            out[-1] = self._forming(pair, src, out[-1], data_now)
+            out[-1] = self._forming(pair, self._finest_for(pair, interval, out[-1].open_time, src), out[-1], data_now)
         return out
+
+    def _finest_for(self, pair: str, interval: str, open_time: int, fallback: CandleSeries) -> CandleSeries:
+        """The finest native series that divides `interval` and covers the candle opened at `open_time`:
+        every timeframe's forming candle is cut from it, so a 1h candle mid-hour shows what the 5m
+        candles so far show, never a point further along its own path."""
+        for s in sorted(self._native[pair].values(), key=lambda s: interval_ms(s.interval)):
+            if divides(s.interval, interval) and s.start <= open_time:
+                return s
+        return fallback
 
     def _forming(self, pair: str, src: CandleSeries, candle: Candle, data_now: int) -> Candle:
         """The candle as it looked at data_now: closed source candles plus the forming one."""
@@ -205,7 +219,9 @@ class CandleStore:
         seen_low, seen_high = self.path.range_between(bar, pair, int(src.open_time[last]), 0.0, frac)
         h, low = max(h, seen_high), min(low, seen_low)
         vol += float(src.volume[last]) * frac
-        return Candle(candle.open_time, o, h, low, price, vol, candle.close_time)
+        tick = self.markets[pair].tick_size if pair in self.markets else 0.0
+        # the path's points printed where the exchange prints them (order kept: low <= price <= high)
+        return Candle(candle.open_time, o, on_tick(h, tick), on_tick(low, tick), on_tick(price, tick), vol, candle.close_time)
 
     @staticmethod
     def _fraction(src: CandleSeries, i: int, t: int) -> float:
@@ -237,8 +253,8 @@ class CandleStore:
         """Most recent (possibly forming) candle of the finest native series."""
         s = self.price_series(pair, data_now)
         got = self.candles(pair, s.interval, data_now, limit=1)
-        if not got:  # before the first candle: show the first open, flat
-            return Candle(s.start, *(float(s.open[0]),) * 4, 0.0, int(s.close_time[0]))
+        if not got:  # before the first candle there is no price (its open would be a future one)
+            raise NoPriceYet(f"{pair} has no candle at data time {data_now} (its history starts at {s.start})")
         return got[0]
 
     def window(self, pair: str, data_now: int | None, span_ms: int) -> CandleSeries:
@@ -252,10 +268,9 @@ class CandleStore:
         sl = slice(lo, max(hi, lo + 1))
         cols = [s.open_time[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl], s.volume[sl]]
         last = sl.stop - 1
-        if data_now is not None and hi == 0:  # before the first candle: its open, flat, nothing traded
-            cols = [c.copy() for c in cols]
-            cols[2][:], cols[3][:], cols[4][:], cols[5][:] = cols[1], cols[1], cols[1], 0.0
-        elif data_now is not None and int(s.close_time[last]) >= data_now:
+        if data_now is not None and hi == 0:  # before the first candle: no price yet
+            raise NoPriceYet(f"{pair} has no candle at data time {data_now} (its history starts at {s.start})")
+        if data_now is not None and int(s.close_time[last]) >= data_now:
             cols = [c.copy() for c in cols]
             seen = self._forming(pair, s, Candle(int(s.open_time[last]), 0, 0, 0, 0, 0, int(s.close_time[last])), data_now)
             for col, value in zip(cols[1:], (seen.open, seen.high, seen.low, seen.close, seen.volume), strict=True):

@@ -281,7 +281,8 @@ def analyse(spec: RunSpec) -> dict:
             "simulation": f"relayed live from {spec.upstream}" + (" (a local replay)" if spec.upstream == "local" else ""),
             "differs": not cover["complete"]})
     path = (f"relayed: the upstream's forming candle as polled every {meta.get('relay_poll_s'):g} s" if spec.upstream
-            else spec.path().describe())
+            else spec.path().describe() + "; pinned to each finest candle's final OHLC (as freqtrade's backtest is), "
+            "every timeframe's forming candle cut from the finest series")
     result["assumptions"] = {"path": path, "path_model": spec.path_model, "path_seed": spec.path_seed,
                              "limit_fills": fill_rule(spec)}
     table.to_csv(out / "trade_matching.csv", index=False)
