@@ -225,3 +225,27 @@ def test_lightgbm_follows_a_supervisors_thread_cap(monkeypatch):
     assert LightGBMEstimator(n_estimators=5, n_jobs=2).fit(x, y).model_.get_params()["n_jobs"] == 2  # explicit wins
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert LightGBMEstimator(n_estimators=5).fit(x, y).model_.get_params()["n_jobs"] is None  # LightGBM's default
+
+
+def test_lstm_fits_in_parallel_threads_are_those_of_sequential_fits():
+    """Issue 34 §4: the seed was set before waiting for the trainer lock, so a fit that waited trained on
+    the random state another thread had just seeded. FreqAI trains in a thread of its own."""
+    import threading
+
+    x, y = signal_data(800, d=8)
+    params = {"epochs": 2, "units": (8, 4), "stride": 1}
+    alone = {seed: KerasLSTMEstimator(**params, seed=seed).fit(x[:600], y[:600]).predict(x[600:]) for seed in (42, 7)}
+    for _ in range(2):
+        barrier, got = threading.Barrier(2), {}
+
+        def fit(seed: int) -> None:
+            barrier.wait()
+            got[seed] = KerasLSTMEstimator(**params, seed=seed).fit(x[:600], y[:600]).predict(x[600:])
+
+        threads = [threading.Thread(target=fit, args=(seed,)) for seed in (42, 7)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for seed in (42, 7):
+            np.testing.assert_allclose(got[seed], alone[seed], rtol=1e-5, atol=1e-6)

@@ -87,7 +87,6 @@ class KerasLSTMEstimator(BaseEstimator):
         import keras
 
         p = self.params
-        keras.utils.set_random_seed(int(p["seed"]))
         x = as_array(X)
         yv = np.asarray(y, np.float64).ravel()
         self.x_mean_, self.x_std_ = x.mean(axis=0), x.std(axis=0) + 1e-8
@@ -102,28 +101,30 @@ class KerasLSTMEstimator(BaseEstimator):
             fit_kw["callbacks"].append(keras.callbacks.EarlyStopping(patience=p["patience"], restore_best_weights=True))
         rows = self._strided(len(seq))
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)[: len(seq)][rows]
-        self._train(x.shape[1], None, x=seq[rows], y=target[rows], sample_weight=sw, epochs=p["epochs"], **fit_kw)
+        self._train(x.shape[1], None, int(p["seed"]), x=seq[rows], y=target[rows], sample_weight=sw, epochs=p["epochs"], **fit_kw)
         return self
 
     def warm_fit(self, X: Any, y: Any, sample_weight: Any = None) -> KerasLSTMEstimator:
         """Continue training this fitted network for `warm_epochs` on X (the same columns; the scaling
         of the first fit is kept, so what the network learned still applies)."""
-        import keras
-
         p = self.params
-        keras.utils.set_random_seed(int(p["seed"]) + 1)
         seq = causal_sequences(self._scale(as_array(X)), p["sequence_length"])
         target = ((np.asarray(y, np.float64).ravel() - self.y_mean_) / self.y_std_).astype(np.float32)
         rows = self._strided(len(seq))
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)[rows]
-        self._train(len(self.x_mean_), self.model_.get_weights(), x=seq[rows], y=target[rows], sample_weight=sw,
-                    epochs=p["warm_epochs"])
+        self._train(len(self.x_mean_), self.model_.get_weights(), int(p["seed"]) + 1, x=seq[rows], y=target[rows],
+                    sample_weight=sw, epochs=p["warm_epochs"])
         return self
 
-    def _train(self, n_features: int, start: list | None, **fit_kw) -> None:
+    def _train(self, n_features: int, start: list | None, seed: int, **fit_kw) -> None:
+        """Train under the trainer lock, the seed set inside it: keras' random state is global, so a seed
+        set before waiting for the lock would be another thread's by the time this one trains."""
+        import keras
+
         p = self.params
         key = (n_features, tuple(p["units"]), p["dropout"], p["sequence_length"], p["learning_rate"], p["jit_compile"])
         with _Trainer._lock:
+            keras.utils.set_random_seed(seed)
             trainer = _Trainer.get(key, lambda: self._build(n_features))
             weights = trainer.train(start, batch_size=p["batch_size"], verbose=0, shuffle=True, **fit_kw)
         self.model_ = self._build(n_features)  # this estimator's own copy for predictions
