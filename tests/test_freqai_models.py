@@ -238,11 +238,11 @@ def test_lstm_fits_in_parallel_threads_are_those_of_sequential_fits():
     for _ in range(2):
         barrier, got = threading.Barrier(2), {}
 
-        def fit(seed: int) -> None:
+        def fit(seed: int, barrier: threading.Barrier, got: dict) -> None:
             barrier.wait()
             got[seed] = KerasLSTMEstimator(**params, seed=seed).fit(x[:600], y[:600]).predict(x[600:])
 
-        threads = [threading.Thread(target=fit, args=(seed,)) for seed in (42, 7)]
+        threads = [threading.Thread(target=fit, args=(seed, barrier, got)) for seed in (42, 7)]
         for t in threads:
             t.start()
         for t in threads:

@@ -138,3 +138,38 @@ def test_replay_gateway_serves_live_shifted_candles(tmp_path):
         assert kl[-2][6] < server
         # Asking for the future returns nothing.
         assert get(gw, "/api/v3/klines", symbol="BTCUSDT", interval="5m", startTime=server + 3_600_000).json() == []
+
+
+def test_a_port_taken_before_the_gateway_binds_it_is_chosen_again(tmp_path):
+    """Issue 34 §4: ports are chosen, then bound; another worker can take one in between. The gateway
+    says so (exit 98) and GatewayProcess picks another, when it chose the port."""
+    import socket
+
+    from simulation.gateway.process import EXIT_PORT_IN_USE, GatewayProcess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        gw = GatewayProcess(["--synthetic", "--seed", "3", "--days", "3"], log_path=tmp_path / "gw.log")
+        gw.port = port  # as if another worker bound it after free_port() chose it
+        with gw:
+            assert gw.port != port and requests.get(f"{gw.url}/api/v3/ping", timeout=5).ok
+        assert "address already in use" in (tmp_path / "gw.log").read_text()
+        fixed = GatewayProcess(["--synthetic", "--seed", "3", "--days", "3"], port=port, log_path=tmp_path / "fixed.log")
+        with pytest.raises(RuntimeError, match="address in use"):
+            fixed.start()
+        assert fixed.proc.returncode == EXIT_PORT_IN_USE
+
+
+def test_no_gateway_outlives_a_failed_start(tmp_path):
+    """Any error while waiting for the gateway (here the wait itself is interrupted) stops it first."""
+    from simulation.gateway.process import GatewayProcess
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    gw = GatewayProcess(["--synthetic", "--seed", "3", "--days", "3"], log_path=tmp_path / "gw.log", wait=interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gw.start()
+    assert gw.proc.poll() is not None, "the gateway was left running"

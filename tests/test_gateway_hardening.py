@@ -278,3 +278,34 @@ def hub():
 
     store = CandleStore(open_source(synthetic=SyntheticConfig(seed=5, days=3, start="2024-01-01"), pairs=["BTC/USDT"]))
     return StreamHub(BinanceSpotAPI(store, ManualClock(store.data_start() + 86_400_000)))
+
+
+def test_a_failing_stream_pusher_is_logged_and_closes_its_connection(hub, caplog):
+    """Issue 34 §4: a pusher that raised died silently, its client subscribed to nothing forever."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    def broken(sub):
+        raise RuntimeError("market data gone")
+
+    async def scenario() -> aiohttp.WSMessage:
+        app = web.Application()
+        hub.routes(app)
+        hub.updates = broken  # the pusher's first batch fails
+        async with TestServer(app) as server, aiohttp.ClientSession() as session, \
+                session.ws_connect(server.make_url("/ws")) as ws:
+            await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 1})
+            while True:
+                msg = await ws.receive(timeout=10)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    return msg
+
+    try:
+        msg = asyncio.run(scenario())
+    finally:
+        del hub.updates
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1011, msg
+    assert "stream pusher failed" in caplog.text and "market data gone" in caplog.text

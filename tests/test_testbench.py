@@ -5,6 +5,8 @@ sequential and on 2 Ray workers with identical results, its HTML report rendered
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -212,3 +214,25 @@ def test_walkforward_breakdown_reads_freqtrades_training_lines(tmp_path):
     b = walkforward_breakdown(tmp_path, [{"fold": 0, "seconds": 10.0}, {"fold": 1, "seconds": 6.0}])
     assert (b["trainings"], b["train_s"], b["fold_seconds_sum"]) == (3, 8.0, 16.0)
     assert b["train_share"] == 0.5 and b["per_fold"][1]["other_s"] == 2.0
+
+
+def test_a_session_past_its_time_is_stopped_with_everything_it_started(tmp_path):
+    """Issue 34 §4: the bench's simulator call had no timeout. Now it has one, and the whole process
+    group goes (a supervisor's bot and gateway included), reported as timed out."""
+    import sys
+
+    from simulation.testbench.runner import TIMED_OUT, run_bounded, sim_timeout_s
+
+    pid_file = tmp_path / "child.pid"
+    script = (f"import subprocess, time; p = subprocess.Popen(['sleep', '300']); "
+              f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(300)")
+    t0 = time.monotonic()
+    with open(tmp_path / "session.log", "w") as log:
+        assert run_bounded([sys.executable, "-c", script], log, timeout_s=2.0) == TIMED_OUT
+    assert time.monotonic() - t0 < 30
+    stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
+    time.sleep(0.2)
+    assert not stat.exists() or stat.read_text().split(") ")[1][0] in "ZX", "the session's child still runs"
+    with open(tmp_path / "ok.log", "w") as log:
+        assert run_bounded([sys.executable, "-c", "raise SystemExit(3)"], log, timeout_s=30) == 3
+    assert sim_timeout_s(1.0) > 11 * 60 * 5  # more than 5x a measured FreqAI day

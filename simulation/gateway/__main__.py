@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import re
@@ -21,6 +22,7 @@ from simulation.gateway.api import BinanceSpotAPI
 from simulation.gateway.faults import FaultSpec
 from simulation.gateway.freqtrade_config import write_overlay
 from simulation.gateway.metrics import GatewayMetrics
+from simulation.gateway.process import EXIT_PORT_IN_USE
 from simulation.gateway.server import create_app
 from simulation.marketdata import CandleStore, DataSourceError, open_source
 from simulation.marketdata.path import PATH_MODELS, PathModel
@@ -176,10 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     # run_app turns SIGTERM/SIGINT into a graceful shutdown.
     # aiohttp answers request lines / headers over its parser limits in plain text before any handler
     # runs: raise the limits so the middleware answers long queries in Binance JSON (414) instead.
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
-                max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT, loop=session_event_loop())
+    try:
+        web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
+                    max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT, loop=session_event_loop())
+    except OSError as exc:
+        return bind_failure(args, exc)
     logger.info("gateway stopped")
     return 0
+
+
+def bind_failure(args: argparse.Namespace, exc: OSError) -> int:
+    """One line, and an exit code a launcher can act on: EXIT_PORT_IN_USE when the port is taken."""
+    if exc.errno == errno.EADDRINUSE:
+        logger.error("cannot listen on %s:%s: address already in use", args.host, args.port)
+        return EXIT_PORT_IN_USE
+    logger.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
+    return 2
 
 
 MAX_RELAY_HISTORY = 100_000  # candles per timeframe at start: a year of 5m candles
@@ -252,7 +266,12 @@ def run_relay(args: argparse.Namespace) -> int:
     try:
         web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
                     max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT, loop=session_event_loop())
-    except (DataSourceError, OSError) as exc:
+    except DataSourceError as exc:
+        logger.error("cannot start the relay: %s", exc)
+        return 2
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return bind_failure(args, exc)
         logger.error("cannot start the relay: %s", exc)
         return 2
     except ccxt.BaseError as exc:  # ccxt's network and exchange errors: one line, not a traceback

@@ -30,6 +30,7 @@ class GatewayMetrics:
         )
         self.ws_messages = Counter("sim_ws_messages", "Stream messages pushed over WebSocket", registry=r)
         self.ws_connections = Gauge("sim_ws_connections", "Open WebSocket stream connections", registry=r)
+        self.ws_pusher_failures = Counter("sim_ws_pusher_failures", "Stream pushers that failed (connection closed, 1011)", registry=r)
         self._log = None
         if request_log:
             Path(request_log).parent.mkdir(parents=True, exist_ok=True)

@@ -239,6 +239,17 @@ class StreamHub:
             if self.metrics is not None:
                 self.metrics.ws_messages.inc(len(batch))
 
+    def _pusher_ended(self, task: asyncio.Task, conn: Connection) -> None:
+        """A pusher that failed is logged and its connection closed with 1011 (the client reconnects);
+        silent, it would leave a subscribed client waiting forever for pushes that never come."""
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("stream pusher failed; closing the connection (1011)", exc_info=task.exception())
+        if self.metrics is not None:
+            self.metrics.ws_pusher_failures.inc()
+        if not conn.ws.closed:
+            asyncio.ensure_future(self._drop(conn, 1011, b"internal error"))
+
     async def _drop(self, conn: Connection, code: int | None = None, message: bytes = b"") -> None:
         """End a connection: a close frame when the client can take one (`code`), else the socket aborted
         (a client that stopped reading would hold a polite close, and its buffers, forever)."""
@@ -276,6 +287,7 @@ class StreamHub:
         if self.metrics is not None:
             self.metrics.ws_connections.inc()
         pusher = asyncio.create_task(self._pusher(conn))
+        pusher.add_done_callback(lambda task: self._pusher_ended(task, conn))
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -295,7 +307,7 @@ class StreamHub:
             await ws.close(code=1011, message=b"internal error")
         finally:
             pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure was logged by _pusher_ended
                 await pusher
             self.connections.discard(conn)
             if self.metrics is not None:

@@ -8,6 +8,7 @@ Writes OUTDIR/summary.json and OUTDIR/report.html.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim-speed", type=float, help="the constant clock's session seconds per wall second (default 300)")
     p.add_argument("--sim-warmup", type=float, help="session seconds the bot gets before the window to start and train "
                    "(default: simulation.run's, 600 on the compute clock)")
+    p.add_argument("--sim-timeout", type=float, help="wall seconds each simulator / paper session may take before it "
+                   "is stopped and reported as timed out (default: 20 min + 1 h per simulated day)")
     p.add_argument("--skip-sim", action="store_true", help="skip the simulation and paper stages")
     p.add_argument("--workers", type=int, default=1, help="parallel folds / stress scenarios (Ray when installed)")
     p.add_argument("--ray-address", help="Ray cluster address (or RAY_ADDRESS); default: local")
@@ -77,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if not config.is_file():
         print(f"error: no config for {args.strategy}; pass --config FILE", file=sys.stderr)
         return 2
+    if args.sim_timeout is not None and not (math.isfinite(args.sim_timeout) and args.sim_timeout > 0):
+        print(f"error: --sim-timeout must be a positive number of seconds, got {args.sim_timeout}", file=sys.stderr)
+        return 2
     if args.datadir is not None and not args.datadir.is_dir():
         print(f"error: --datadir {args.datadir} does not exist", file=sys.stderr)
         return 2
@@ -85,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                      folds=args.folds, fold_days=args.fold_days, end=args.end, seed=args.seed,
                      synthetic_days=args.synthetic_days, mc_paths=args.mc_paths, stress=tuple(args.stress),
                      stress_days=args.stress_days, sim_days=args.sim_days, paper_days=args.paper_days,
-                     sim_clock=args.sim_clock, sim_speed=args.sim_speed, sim_warmup=args.sim_warmup, skip_sim=args.skip_sim, workers=args.workers, ray_address=args.ray_address)
+                     sim_clock=args.sim_clock, sim_speed=args.sim_speed, sim_warmup=args.sim_warmup,
+                     sim_timeout=args.sim_timeout, skip_sim=args.skip_sim, workers=args.workers, ray_address=args.ray_address)
     try:
         summary = run_bench(spec, console)
     except (FreqtradeError, ValueError) as exc:

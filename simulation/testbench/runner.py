@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -64,6 +67,41 @@ class PlainProgress:
                            markup=False, highlight=False)
 
 
+TIMED_OUT = 124  # as timeout(1)
+
+
+def sim_timeout_s(days: float) -> float:
+    """The default wall-clock bound of one session: 20 min to start and report, plus 1 h per simulated
+    day (a FreqAI day measured 11 min on 2 cores: more than 5x margin)."""
+    return 1200.0 + 3600.0 * max(days, 0.0)
+
+
+def run_bounded(cmd: list[str], log, timeout_s: float) -> int:
+    """Run a session in its own process group and return its exit code; past `timeout_s` (or when the
+    bench itself is interrupted) the whole group is stopped, so no bot or gateway outlives the bench:
+    TIMED_OUT then."""
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        stop_group(proc, grace_s=60.0)
+        return TIMED_OUT
+    except BaseException:
+        stop_group(proc, grace_s=10.0)
+        raise
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGINT first (the supervisor's own clean stop: bot, then gateway), then SIGKILL to the group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @dataclass
 class BenchSpec:
     strategy: str
@@ -85,6 +123,7 @@ class BenchSpec:
     sim_clock: str = "compute"
     sim_speed: float | None = None  # the constant clock's rate (default 300)
     sim_warmup: float | None = None  # session seconds before the window (default: simulation.run's)
+    sim_timeout: float | None = None  # wall seconds per session (default: sim_timeout_s())
     skip_sim: bool = False
     workers: int = 1
     ray_address: str | None = None
@@ -251,11 +290,15 @@ class Bench:
             if s.pairs:
                 cmd += ["--pairs", *s.pairs]
             t0 = time.perf_counter()
+            limit = s.sim_timeout or sim_timeout_s((end - begin) / DAY)
             with open(self.out / f"{name}.log", "w") as log:
-                rc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+                rc = run_bounded(cmd, log, limit)
             s.timings[name] = round(time.perf_counter() - t0, 1)
             path = self.out / name / "comparison.json"
-            results[name] = json.loads(path.read_text()) if rc == 0 and path.exists() else {"error": f"exit {rc}, see {name}.log"}
+            if rc == TIMED_OUT:
+                results[name] = {"error": f"timed out after {limit:.0f} s (--sim-timeout), see {name}.log"}
+            else:
+                results[name] = json.loads(path.read_text()) if rc == 0 and path.exists() else {"error": f"exit {rc}, see {name}.log"}
             if (self.out / name / "equity.json").exists():
                 results[name]["_equity"] = json.loads((self.out / name / "equity.json").read_text())
             results[name]["window"] = [f"{begin:%Y-%m-%d %H:%M}", f"{end:%Y-%m-%d %H:%M}"]
