@@ -124,3 +124,34 @@ def test_spread_sensitivity_summary_reads_each_run():
     rows = summarize({10.0: run(-5.0), 0.1: run(1.0), 1.0: run(0.0)})
     assert [r["spread_scale"] for r in rows] == [0.1, 1.0, 10.0]
     assert rows[2]["pnl_sim"] == -5.0 and rows[2]["entry_price_line"] == -2.5
+
+
+def test_the_signal_window_is_exactly_one_candle():
+    """Issue 34 §3: documented as up to one candle after; the integer division matched up to 2 candles - 1 ms."""
+    bt = _signals([10, 20])
+    sim = pd.DataFrame({"pair": "BTC/USDT", "time_ms": [11 * TF, 21 * TF + 1]})
+    m = match_signals(bt, sim, TF)
+    assert len(m.pairs) == 1 and m.lags == {1: 1}
+
+
+def test_the_minimum_detectable_difference_widens_with_serial_dependence():
+    """It comes from the same block bootstrap as the interval: trending (autocorrelated) differences have
+    a larger one than independent ones of the same spread; the iid formula saw no difference."""
+    rng = np.random.default_rng(4)
+    iid = rng.normal(0, 1, 400)
+    walk = np.convolve(rng.normal(0, 1, 420), np.ones(20) / np.sqrt(20), mode="valid")[:400]  # same variance, dependent
+    a, b = trade_statistics(iid), trade_statistics(walk)
+    assert b["min_detectable"] > 2 * a["min_detectable"]
+    width = b["ci95"][1] - b["ci95"][0]
+    assert b["min_detectable"] == pytest.approx(2.8 * width / (2 * 1.96), rel=0.25)
+
+
+def test_the_equity_grid_is_never_filled_with_a_later_price():
+    """Issue 34 §3: a grid instant before the first close was back-filled with that later close."""
+    from simulation.marketdata.store import Candle
+    from simulation.run.compare import known_prices
+
+    candles = [Candle(2 * TF, 100.0, 110.0, 90.0, 105.0, 1.0, 3 * TF - 1), Candle(3 * TF, 105.0, 106.0, 104.0, 104.5, 1.0, 4 * TF - 1)]
+    got = known_prices(candles, np.array([TF, 2 * TF, 3 * TF, 4 * TF, 5 * TF]))
+    assert np.isnan(got[0]), "no price existed yet"
+    assert got.tolist()[1:] == [100.0, 105.0, 104.5, 104.5]  # the open at its instant, then closes as they come

@@ -327,3 +327,32 @@ def test_non_ascii_keys_and_signatures_are_refused_not_crashed():
     with pytest.raises(BinanceError) as e:
         verify(CREDS, CREDS.key, f"{q}&signature=подпись", "", 1_000_100)
     assert e.value.code == -1022
+
+
+def test_a_touch_fills_with_the_same_chance_however_often_the_venue_polls(store):
+    """Issue 34 §3: the probabilistic queue drew once per matching interval, so a venue that polled
+    every 10 s filled a touched order almost surely and one that looked once per candle half the time.
+    Now the draw is per (order, finest candle): the same orders fill under both."""
+    from simulation.execution.queue import QueueModel
+
+    frame = store.source.load("BTC/USDT", "5m")
+    opens = frame["date"].astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    picked = [i for i in range(900, 1400) if frame["open"].iloc[i] > frame["low"].iloc[i]][:40]
+    outcome = {}
+    for polls in (1, 30):
+        filled = []
+        for i in picked:
+            clock = ManualClock(int(opens[i]) + 1)
+            api = BinanceSpotAPI(store, clock)
+            params = ExecutionParams(queue=QueueModel("probabilistic", touch_fill_prob=0.5, seed=3))
+            venue = Venue(store, clock, api.book, params, {"USDT": BAL})
+            order = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                 "quantity": "0.001", "price": f"{frame['low'].iloc[i]:.2f}"})
+            assert order.status == "NEW"
+            for k in range(1, polls + 1):
+                clock.t = int(opens[i]) + k * (300_000 - 2) // polls
+                venue.match()
+            filled.append(order.executed_qty > 0)
+        outcome[polls] = filled
+    assert outcome[1] == outcome[30]
+    assert 0 < sum(outcome[1]) < len(picked), "touches fill sometimes, not always"

@@ -8,7 +8,8 @@ our order, so how much of a resting order fills when the price reaches it is an 
   at the limit was consumed; a mere touch fills nothing.
 - `touch`: a touch fills, as `freqtrade backtesting` assumes (the candle's low reaches a buy limit).
 - `probabilistic`: trade-through fills; a touch fills with probability `touch_fill_prob` per
-  matching interval (a random queue position), drawn from a seeded generator per order.
+  candle of the finest series in which the price touched the limit (a random queue position), drawn
+  from a seeded generator per (order, candle): how often the venue polls changes nothing.
 
 Every fill is capped at `max_participation` x the volume traded meanwhile.
 """
@@ -36,8 +37,9 @@ class QueueModel:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"simulation.queue.seed must be a non-negative integer, got {self.seed!r}")
 
-    def fills(self, side: str, limit: float, low: float, high: float, order_id: int, t0: int) -> bool:
-        """Whether a resting order at `limit` fills given the range [low, high] traded since t0."""
+    def fills(self, side: str, limit: float, low: float, high: float, order_id: int, candle: int) -> bool:
+        """Whether a resting order at `limit` fills given the range [low, high] traded in part of the
+        finest candle opened at `candle` (ms): the same answer for every part of one candle."""
         through = low < limit if side == "BUY" else high > limit
         if through or self.kind == "trade_through":
             return through
@@ -46,7 +48,7 @@ class QueueModel:
             return False
         if self.kind == "touch":
             return True
-        rng = np.random.default_rng([self.seed, order_id, t0 & 0xFFFFFFFF, t0 >> 32])
+        rng = np.random.default_rng([self.seed, order_id, candle & 0xFFFFFFFF, candle >> 32])
         return bool(rng.random() < self.touch_fill_prob)
 
     def describe(self) -> str:

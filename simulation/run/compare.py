@@ -88,14 +88,21 @@ def match_trades(bt: pd.DataFrame, sim: pd.DataFrame, tolerance_ms: int) -> pd.D
     return pd.DataFrame(rows, columns=MATCH_COLUMNS)  # columns even when neither side traded
 
 
+def known_prices(candles: list, grid: np.ndarray) -> np.ndarray:
+    """The price known at each grid instant: the latest close by then, or the open of a candle that
+    opened at that instant; never a later price (NaN before the first candle: nothing is marked there)."""
+    points: dict[int, float] = {}
+    for c in candles:
+        points.setdefault(c.open_time, c.open)  # a close at the same instant wins (set below)
+        points[c.close_time + 1] = c.close
+    return pd.Series(points).sort_index().reindex(grid, method="ffill").to_numpy(float)
+
+
 def _closes(store: CandleStore, pairs: list[str], tf: str, grid: np.ndarray) -> dict[str, np.ndarray]:
-    out = {}
     step = interval_ms(tf)
-    for pair in pairs:
-        got = store.candles(pair, tf, int(grid[-1]), start=int(grid[0]) - step, end=int(grid[-1]), limit=len(grid) + 2)
-        s = pd.Series({c.close_time + 1: c.close for c in got})
-        out[pair] = s.reindex(grid, method="ffill").bfill().to_numpy()
-    return out
+    return {pair: known_prices(store.candles(pair, tf, int(grid[-1]), start=int(grid[0]) - step, end=int(grid[-1]),
+                                             limit=len(grid) + 2), grid)
+            for pair in pairs}
 
 
 def equity_curve(trades: pd.DataFrame, closes: dict[str, np.ndarray], grid: np.ndarray, wallet: float) -> np.ndarray:

@@ -58,8 +58,7 @@ def match_signals(bt: pd.DataFrame, sim: pd.DataFrame, tf_ms: int, lag_candles: 
     pairs, lags, early = [], {}, 0
     for i, b in bt.sort_values("time_ms").iterrows():
         same = sim[(sim.pair == b.pair) & ~sim.index.isin(used)]
-        delay = (same.time_ms - b.time_ms) // tf_ms
-        ok = same[(same.time_ms >= b.time_ms) & (delay <= lag_candles)]
+        ok = same[(same.time_ms >= b.time_ms) & (same.time_ms - b.time_ms <= lag_candles * tf_ms)]  # at most `lag` candles
         if len(ok):
             j = int(ok.time_ms.idxmin())
             used.add(j)
@@ -93,8 +92,8 @@ def waterfall(matched: pd.DataFrame, missed: pd.DataFrame, extra: pd.DataFrame, 
     return {"total": total, "lines": lines, "residual": total - sum(lines.values())}
 
 
-def block_bootstrap_ci(values: np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
-    """Moving-block bootstrap interval of the mean (blocks of ~sqrt(n): trades in a row are not independent)."""
+def block_bootstrap_means(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> np.ndarray | None:
+    """Moving-block bootstrap distribution of the mean (blocks of ~sqrt(n): trades in a row are not independent)."""
     v = np.asarray(values, dtype=float)
     n = len(v)
     if n < 2:
@@ -103,23 +102,29 @@ def block_bootstrap_ci(values: np.ndarray, level: float = 0.95, resamples: int =
     starts = np.arange(n - block + 1)
     rng = np.random.default_rng(seed)
     k = int(np.ceil(n / block))
-    means = np.empty(resamples)
-    for r in range(resamples):
-        idx = (rng.choice(starts, k)[:, None] + np.arange(block)).ravel()[:n]
-        means[r] = v[idx].mean()
+    idx = (rng.choice(starts, (resamples, k))[:, :, None] + np.arange(block)).reshape(resamples, -1)[:, :n]
+    return v[idx].mean(axis=1)
+
+
+def block_bootstrap_ci(values: np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+    """Moving-block bootstrap interval of the mean."""
+    means = block_bootstrap_means(values, resamples, seed)
+    if means is None:
+        return None
     lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 
 
 def trade_statistics(delta: np.ndarray, seed: int = 0) -> dict:
     """Per matched trade: simulation minus backtest PnL, its interval, the minimum detectable difference
-    (80% power, 5% two-sided: 2.8 standard errors) and the verdict."""
+    (80% power, 5% two-sided: 2.8 standard errors, the standard error of the same block bootstrap as the
+    interval, so serial dependence widens both alike) and the verdict."""
     d = np.asarray(delta, dtype=float)
     n = len(d)
     ci = block_bootstrap_ci(d, seed=seed)
-    sd = float(np.std(d, ddof=1)) if n > 1 else None
+    means = block_bootstrap_means(d, seed=seed)  # the same resamples as the interval
     out = {"n": n, "mean": float(d.mean()) if n else None, "ci95": ci,
-           "min_detectable": 2.8 * sd / np.sqrt(n) if sd is not None else None}
+           "min_detectable": 2.8 * float(np.std(means, ddof=1)) if means is not None else None}
     if n < MIN_MATCHED:
         out["verdict"] = f"insufficient evidence ({n} matched trades, at least {MIN_MATCHED} needed)"
     elif ci[0] <= 0 <= ci[1]:

@@ -27,7 +27,7 @@ from simulation.clock import Clock
 from simulation.execution import ExecutionParams, taker_fill
 from simulation.marketdata.store import CandleStore
 from simulation.markets import MarketSpec
-from simulation.timeframes import DAY_MS
+from simulation.timeframes import DAY_MS, interval_ms
 from simulation.venue.orders import Order, Trade
 from simulation.wire import BinanceError
 
@@ -308,15 +308,31 @@ class Venue:
                     order.triggered_time = self.clock.now_ms()
                     self._take(order, self.book_fn(order.symbol, 20))
             elif order.type != "MARKET":
-                filled = self.params.queue.fills(order.side, order.price, low, high, order.order_id, t0)
-                cap = self.params.max_participation * volume
-                if filled and cap > 0:
-                    qty = min(order.remaining, cap)
-                    self._book_trade(order, qty, order.price, order.price, maker=True, mid=order.price)
+                # one look per finest candle: the queue model's chance is per candle the price touched,
+                # however often the matcher happened to poll (or how far a session clock jumped)
+                for s0, s1, candle in self._candle_segments(order.pair, t0, now_data):
+                    low, high, volume = self.store.traded_range(order.pair, s0, s1) if (s0, s1) != (t0, now_data) else (low, high, volume)
+                    filled = self.params.queue.fills(order.side, order.price, low, high, order.order_id, candle)
+                    cap = self.params.max_participation * volume
+                    if filled and cap > 0:
+                        self._book_trade(order, min(order.remaining, cap), order.price, order.price, maker=True, mid=order.price)
+                    if not order.is_open:
+                        break
             if len(order.trades) != before or not order.is_open:
                 fills += len(order.trades) - before
                 self._log("update", order)
         return fills
+
+    def _candle_segments(self, pair: str, t0: int, t1: int) -> list[tuple[int, int, int]]:
+        """[t0, t1) cut at the finest series' candle boundaries: (start, end, that candle's open time)."""
+        step = interval_ms(self.store.price_series(pair, t1).interval)
+        out, a = [], t0
+        while a < t1:
+            candle = a - a % step
+            b = min(t1, candle + step)
+            out.append((a, b, candle))
+            a = b
+        return out
 
     def records(self) -> list[dict]:
         return [o.record() for o in self.orders.values()]
