@@ -14,7 +14,8 @@ from analysis_helpers import lookahead_row
 from cryptobot_ops.risk import RiskLimits
 from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
 from simulation.gateway import GatewayProcess, write_overlay
-from simulation.testbench.limits import limit_violations, load_closes
+from simulation.testbench.limits import limit_violations
+from simulation.testbench.metrics import load_closes
 
 pytestmark = pytest.mark.slow
 # Spec-shaped FreqAI run, reduced so CI's 2 cores train it quickly: LightGBM-only stacking.

@@ -16,7 +16,7 @@ from cryptobot_ops.risk import RiskLimits
 from simulation.run.browser import check_page
 from simulation.testbench.limits import limit_violations
 from simulation.testbench.metrics import trade_metrics, trades_frame
-from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
+from simulation.testbench.montecarlo import monte_carlo
 from simulation.testbench.recommendation import MINIMUMS, TARGETS, recommend
 from simulation.testbench.runner import (
     BenchSpec,
@@ -86,7 +86,7 @@ def test_simulated_window_is_the_latest_span_with_enough_trades():
 def test_recommendation_names_a_comparison_with_too_few_trades():
     sim = {"trades_backtest": 4, "trades_sim": 5}
     rec = recommend({"trades": 100, "sharpe": 3, "max_drawdown": 0.01, "win_rate": 0.6, "profit_factor": 2},
-                    {"p_breach_drawdown": 0}, {"simulation": sim, "bt_sim_deviation": 0.01, "sim_paper_deviation": 0.01,
+                    {"p_breach_drawdown": 0}, {"simulation": sim, "bt_sim_deviation": 0.001, "sim_paper_deviation": 0.001,
                                                "equity_correlation": 0.99, "signal_consistency": 1.0}, [])
     assert rec["decision"] == "paper-trade longer"
     assert any("only 4 backtest trades in the simulated window" in r for r in rec["reasons"])
@@ -111,11 +111,49 @@ def test_monte_carlo_deterministic_and_ordered():
     assert a == monte_carlo(r, 1000.0, paths=1000, seed=7)
     fe = a["final_equity"]
     assert fe["p5"] <= fe["p25"] <= fe["p50"] <= fe["p75"] <= fe["p95"]
-    assert 0.0 <= a["p_breach_drawdown"] <= 1.0 and a["paths"] == 1000
+    assert 0.0 <= a["p_breach_drawdown"] <= 1.0 and a["paths"] == 1000 and a["days"] == 200
     assert monte_carlo(np.full(50, 0.01), 1000.0, paths=100)["p_breach_drawdown"] == 0.0
     assert monte_carlo(np.full(50, -0.01), 1000.0, paths=100)["p_breach_drawdown"] == 1.0  # -40% for sure
-    t = trades_frame([_trade(0, 1, 100), _trade(1, 1, -110)])
-    assert returns_on_equity(t, 1000.0) == pytest.approx([0.1, -0.1])
+
+
+def test_monte_carlo_keeps_losing_streaks_together():
+    """Issue 34 §3: resampling days (or trades) independently breaks up streaks and understates the
+    drawdown risk. Four cycles of a 6-day losing streak (-1.8% a day, -10.3% in all) and 10 winning
+    days: moving blocks keep the streaks (a breach in most paths), independent draws do not."""
+    streaky = np.tile(np.r_[np.full(6, -0.018), np.full(10, 0.011)], 4)
+    blocks = monte_carlo(streaky, 1000.0, paths=2000, seed=1)["p_breach_drawdown"]
+    rng = np.random.default_rng(1)
+    iid = streaky[rng.integers(0, len(streaky), size=(2000, len(streaky)))]
+    eq = np.cumprod(1 + iid, axis=1)
+    iid_breach = float((((np.maximum.accumulate(eq, axis=1) - eq) / np.maximum.accumulate(eq, axis=1)).max(axis=1) >= 0.10).mean())
+    assert blocks > iid_breach + 0.2, (blocks, iid_breach)
+
+
+def test_the_gate_sharpe_does_not_move_with_the_number_of_trades():
+    """Issue 34 §3: freqtrade's per-trade Sharpe changes when each trade is split in two (same days, same
+    equity); the daily marked-to-market Sharpe the gate uses does not."""
+    from simulation.testbench.metrics import trade_metrics
+
+    rng = np.random.default_rng(3)
+    days = 30
+    whole = [_trade(d, 20, float(p)) for d, p in zip(range(days), rng.normal(5, 10, days), strict=True)]
+    halves = [_trade(d + off, 10, t["profit_abs"] / 2) for d, t in enumerate(whole) for off in (0, 10 / 24)]
+    closes = _flat(days=days + 2)
+    end = T0 + pd.Timedelta(days=days + 1)
+    a = trade_metrics(trades_frame(whole), 1000.0, T0, end, closes)
+    b = trade_metrics(trades_frame(halves), 1000.0, T0, end, closes)
+    assert a["sharpe"] == pytest.approx(b["sharpe"]) and a["ratio_basis"].startswith("daily mark-to-market")
+    assert abs(a["sharpe_freqtrade"] - b["sharpe_freqtrade"]) > 0.2 * abs(a["sharpe_freqtrade"])
+    assert len(a["daily_returns"]) == days + 1
+
+
+def test_a_fold_without_a_losing_trade_has_no_drawdown_and_no_error():
+    from simulation.testbench.metrics import trade_metrics
+
+    wins = trades_frame([_trade(d, 2, 5.0) for d in range(5)])
+    m = trade_metrics(wins, 1000.0, T0, T0 + pd.Timedelta(days=6), _flat())
+    assert m["max_drawdown"] == 0.0 and m["profit_factor"] is None and m["sharpe"] > 0
+    assert m["sortino"] is None, "no losing day: unbounded, not freqtrade's -100"
 
 
 def test_limit_violations_from_the_trade_list():
@@ -149,7 +187,7 @@ def test_limit_violations_use_the_strategies_marked_equity():
 
 def test_recommendation_rules():
     good = {**TARGETS, "sharpe": 2.5, "win_rate": 0.6, "profit_factor": 2.0, "max_drawdown": 0.05, "trades": 40}
-    cmp_ok = {"bt_sim_deviation": 0.1, "sim_paper_deviation": 0.05, "equity_correlation": 0.9, "signal_consistency": 0.9}
+    cmp_ok = {"bt_sim_deviation": 0.005, "sim_paper_deviation": 0.002, "equity_correlation": 0.9, "signal_consistency": 0.9}
     mc_ok = {"p_breach_drawdown": 0.01}
     assert recommend(good, mc_ok, cmp_ok, [])["decision"] == "deploy"
     assert recommend({**good, "sharpe": 1.5}, mc_ok, cmp_ok, [])["decision"] == "paper-trade longer"

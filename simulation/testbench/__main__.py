@@ -106,15 +106,18 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
     """The end of a bench in a few lines: the decision and its reasons, the walk-forward table, the
     comparison with its trade counts, where the time went and where the report is."""
     table = Table(title=f"Test bench: {summary['strategy']} ({summary['market']})")
-    for col in ("fold", "timerange", "trades", "profit", "Sharpe", "max DD", "win rate", "PF"):
+    for col in ("fold", "timerange", "trades", "profit", "Sharpe", "ft Sharpe", "max DD", "win rate", "PF"):
         table.add_column(col, justify="right", no_wrap=True)
     rows = [*summary["folds"], {"fold": "all", "timerange": "", "metrics": summary["aggregate"]}]
     for f in rows:
         m = f["metrics"]
         pf = m["profit_factor"]
         table.add_row(str(f["fold"]), f["timerange"], str(m["trades"]), f"{m['profit_pct']:.2%}", f"{m['sharpe']:.2f}",
-                      f"{m['max_drawdown']:.2%}", f"{m['win_rate']:.0%}", "–" if pf is None else f"{pf:.2f}")
+                      _num(m.get("sharpe_freqtrade")), f"{m['max_drawdown']:.2%}", f"{m['win_rate']:.0%}",
+                      "–" if pf is None else f"{pf:.2f}")
     console.print(table)
+    console.print(f"Sharpe: {summary['aggregate'].get('ratio_basis', 'freqtrade per trade')} (the gate's); ft Sharpe: "
+                  "freqtrade's per-trade figure", markup=False, highlight=False)
     cmp_ = summary["comparison"]
     if cmp_.get("skipped"):
         console.print(f"simulation and paper: skipped ({cmp_['skipped']})", markup=False, highlight=False)

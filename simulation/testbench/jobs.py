@@ -22,9 +22,9 @@ import pandas as pd
 
 from cryptobot_ops.risk import RiskLimits
 from simulation.synthetic import Scenario
-from simulation.testbench.limits import limit_violations, load_closes
+from simulation.testbench.limits import limit_violations
 from simulation.testbench.market import Market, backtest
-from simulation.testbench.metrics import trade_metrics, trades_frame
+from simulation.testbench.metrics import load_closes, trade_metrics, trades_frame
 from simulation.timeframes import timerange_bounds
 
 TRADE_FIELDS = ("pair", "open_date", "close_date", "profit_abs", "profit_ratio", "stake_amount",
@@ -103,7 +103,8 @@ def run_fold(job: FoldJob) -> dict:
                      list(job.pairs) if job.pairs else None, threads=job.threads)
     trades = trades_frame(stats["trades"])
     start, end = timerange_bounds(job.timerange)
-    return {"fold": job.index, "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end),
+    closes = load_closes(Path(job.datadir), list(trades.pair), stats["timeframe"])  # daily marked-to-market returns
+    return {"fold": job.index, "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end, closes),
             "freqtrade_stats": {k: stats.get(k) for k in FREQTRADE_STATS},  # the same figures, as freqtrade printed them
             "trades": _slim(trades), "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -126,7 +127,7 @@ def run_stress(job: StressJob) -> dict:
                                   closes=closes)
     log = (out / "backtest" / "backtest.log").read_text(errors="replace")
     return {"scenario": job.name, "event": f"{job.scenario.kind} at {job.scenario.start} for {job.scenario.hours} h",
-            "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end),
+            "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end, closes),
             "risk_rejections": log.count("risk: entry"),
             "rejections_by_reason": dict(Counter(re.findall(r"risk: entry \S+ rejected \((\w+)\)", log))),
             "violations": violations, "limits_held": not violations,

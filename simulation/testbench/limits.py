@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 
 from cryptobot_ops.risk import EPS, Position, RiskLimits, daily_loss, drawdown, portfolio_heat
+from simulation.testbench.metrics import marked_equity
 
 
 def peak_concurrency(trades: pd.DataFrame) -> int:
@@ -20,27 +20,6 @@ def peak_concurrency(trades: pd.DataFrame) -> int:
         n += d
         peak = max(peak, n)
     return peak
-
-
-def marked_equity(trades: pd.DataFrame, closes: Mapping[str, pd.Series], start_balance: float) -> pd.Series:
-    """Equity at every candle close (index: close time, UTC): realized profits of the trades closed by
-    then plus each open trade at that close, fees as freqtrade's `calc_profit` charges them."""
-    missing = sorted(set(trades.pair) - set(closes))
-    if missing:
-        raise ValueError(f"no candles for {', '.join(missing)}: cannot mark their trades to market")
-    grid = pd.DatetimeIndex(sorted(set().union(*(s.index for s in closes.values())))) if closes else pd.DatetimeIndex([])
-    done = trades.sort_values("close_date")
-    realized = start_balance + np.concatenate([[0.0], done.profit_abs.to_numpy(float).cumsum()])
-    equity = realized[np.searchsorted(done.close_date.to_numpy(), grid.to_numpy(), side="right")].copy()
-    fee_open = trades.get("fee_open", pd.Series(0.0, index=trades.index)).fillna(0.0)
-    fee_close = trades.get("fee_close", pd.Series(0.0, index=trades.index)).fillna(0.0)
-    for t, f_open, f_close in zip(trades.itertuples(), fee_open, fee_close, strict=True):
-        amount = float(getattr(t, "amount", t.stake_amount / t.open_rate))
-        inside = (grid > t.open_date) & (grid < t.close_date)
-        if inside.any():
-            px = closes[t.pair].reindex(grid, method="ffill").to_numpy(float)[inside]
-            equity[inside] += amount * px * (1 - f_close) - amount * t.open_rate * (1 + f_open)
-    return pd.Series(equity, index=grid)
 
 
 def limit_violations(trades: pd.DataFrame, start_balance: float, max_open: int, limits: RiskLimits | None = None, *,
@@ -76,19 +55,3 @@ def limit_violations(trades: pd.DataFrame, start_balance: float, max_open: int, 
         if lost >= limits.daily_loss - EPS:
             out.append(f"entry {t.pair} at {t.open_date} after a {lost:.2%} loss that day")
     return out
-
-
-def closes_by_close_time(candles: Mapping[str, pd.DataFrame], timeframe: str) -> dict[str, pd.Series]:
-    """freqtrade OHLCV frames (`date` = open time) as close prices indexed by each candle's close time."""
-    from freqtrade.exchange import timeframe_to_minutes
-
-    step = pd.Timedelta(minutes=timeframe_to_minutes(timeframe))
-    return {pair: pd.Series(df["close"].to_numpy(float), index=pd.DatetimeIndex(pd.to_datetime(df["date"], utc=True) + step))
-            for pair, df in candles.items()}
-
-
-def load_closes(datadir, pairs: list[str], timeframe: str) -> dict[str, pd.Series]:
-    """The traded pairs' closes from a freqtrade datadir (feather), as `limit_violations` takes them."""
-    from freqtrade.data.history import load_data
-
-    return closes_by_close_time(load_data(datadir, timeframe, sorted(set(pairs)), fill_up_missing=False), timeframe)

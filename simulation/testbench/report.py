@@ -14,7 +14,7 @@ from regime.columns import REGIME_COLORS
 
 # Fractions shown as percentages, under headers without the "_pct" suffix.
 PERCENT = {"profit_pct", "max_drawdown", "win_rate", "p_loss", "p_breach_drawdown", "bt_sim_deviation",
-           "sim_paper_deviation", "signal_consistency", "max drawdown"}
+           "bt_sim_deviation_of_pnl", "sim_paper_deviation", "signal_consistency", "max drawdown"}
 HEADERS = {"profit_pct": "profit", "max_drawdown": "max drawdown", "win_rate": "win rate", "profit_factor": "profit factor",
            "risk_rejections": "entries refused", "refused_by": "refused by (limit)", "limits_held": "limits held"}
 
@@ -94,10 +94,11 @@ def _overlay_figure(comparison: dict) -> go.Figure | None:
 def render_report(summary: dict, regimes: pd.DataFrame | None = None) -> str:
     rec = summary["recommendation"]
     folds = [{"fold": f["fold"], "timerange": f["timerange"], **f["metrics"], "seconds": f["seconds"]} for f in summary["folds"]]
-    cols = ["fold", "timerange", "trades", "profit_pct", "sharpe", "sortino", "max_drawdown", "win_rate", "profit_factor", "seconds"]
+    cols = ["fold", "timerange", "trades", "profit_pct", "sharpe", "sortino", "sharpe_freqtrade", "max_drawdown", "win_rate",
+            "profit_factor", "seconds"]
     agg = {"fold": "all", "timerange": "", **summary["aggregate"]}
     cmp_ = summary["comparison"]
-    cmp_rows = [{"measure": k, "value": cmp_.get(k)} for k in ("bt_sim_deviation", "sim_paper_deviation",
+    cmp_rows = [{"measure": k, "value": cmp_.get(k)} for k in ("bt_sim_deviation", "bt_sim_deviation_of_pnl", "sim_paper_deviation",
                                                                "equity_correlation", "signal_consistency")]
     cmp_rows += [{"measure": f"{name} window", "value": " to ".join(w)} for name, w in cmp_.get("window", {}).items()]
     cmp_rows += [{"measure": f"trades backtest / {name}", "value": f"{r.get('trades_backtest')} / {r.get('trades_sim')}"}
@@ -121,7 +122,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} .decision{{font-
 <p>market: {html.escape(summary['market'])}; folds ran {html.escape(summary['scale_out'])}</p>
 <p class="decision" id="decision">Recommendation: {html.escape(rec['decision'])}</p><ul>{reasons}</ul>
 <h2>Walk-forward</h2>{_table([*folds, agg], cols)}
-<h2>Monte Carlo ({mc.get('paths')} paths over {mc.get('trades')} trades)</h2>
+<p>sharpe, sortino: {html.escape(str(summary['aggregate'].get('ratio_basis', "freqtrade's per-trade figures")))}, the deploy
+gate's basis; sharpe_freqtrade: freqtrade's per-trade Sharpe, for familiarity (its scale moves with trades per day).</p>
+<h2>Monte Carlo ({mc.get('paths')} paths over {mc.get('days', mc.get('trades'))} days: {html.escape(str(mc.get('resampling', '')))})</h2>
 {_table([{"measure": "final equity", **mc.get("final_equity", {})}, {"measure": "max drawdown", **mc.get("max_drawdown", {})}],
         ["measure", "p5", "p25", "p50", "p75", "p95"], percent_rows=True)}
 <p>P(loss) = {_fmt(mc.get('p_loss'), True)}; P(max drawdown ≥ {_fmt(mc.get('drawdown_limit'), True)}) = {_fmt(mc.get('p_breach_drawdown'), True)}</p>

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Self
 
+import numpy as np
 import pandas as pd
 from freqtrade.configuration.load_config import load_from_files
 from freqtrade.exceptions import OperationalException
@@ -24,8 +25,8 @@ from simulation.paths import REPO_ROOT
 from simulation.synthetic import Scenario
 from simulation.testbench.jobs import FoldJob, StressJob, jobs_threads, parallel_map, run_fold, run_stress
 from simulation.testbench.market import Market, cfg_args
-from simulation.testbench.metrics import trade_metrics, trades_frame
-from simulation.testbench.montecarlo import monte_carlo, returns_on_equity
+from simulation.testbench.metrics import RATIO_BASIS, ratios_from_daily, trade_metrics, trades_frame
+from simulation.testbench.montecarlo import monte_carlo
 from simulation.testbench.recommendation import MIN_COMPARED_TRADES, recommend
 from simulation.testbench.report import render_report
 from simulation.timeframes import timerange_bounds, timerange_text
@@ -238,9 +239,8 @@ class Bench:
                         list(s.pairs) if s.pairs else None)
         summary["folds"], summary["scale_out"] = self._folds(market, ranges, progress)
         summary["aggregate"] = self._aggregate(summary["folds"], ranges)
-        trades = trades_frame([t for f in summary["folds"] for t in f["trades"]])
         task = progress.add_task("Monte Carlo", total=1)
-        summary["monte_carlo"] = monte_carlo(returns_on_equity(trades, self.wallet), self.wallet, s.mc_paths, s.seed,
+        summary["monte_carlo"] = monte_carlo(np.array(summary["aggregate"]["daily_returns"]), self.wallet, s.mc_paths, s.seed,
                                              self.cfg.get("risk", {}).get("max_drawdown", 0.10))
         progress.advance(task)
         all_trades = [t for f in summary["folds"] for t in f["trades"]]
@@ -259,10 +259,17 @@ class Bench:
         return results, where
 
     def _aggregate(self, folds: list[dict], ranges: list[str]) -> dict:
+        """Every fold's trades together; Sharpe and Sortino from the folds' daily marked-to-market returns
+        in order (each fold starts from the wallet: its returns are its own), freqtrade's beside them."""
         trades = trades_frame([t for f in folds for t in f["trades"]])
         start = timerange_bounds(ranges[0])[0]
         end = timerange_bounds(ranges[-1])[1]
-        return trade_metrics(trades, self.wallet, start, end)
+        out = trade_metrics(trades, self.wallet, start, end)
+        daily = [r for f in sorted(folds, key=lambda f: f["fold"]) for r in f["metrics"].get("daily_returns", [])]
+        out["sharpe_freqtrade"], out["sortino_freqtrade"] = out["sharpe"], out["sortino"]
+        out["sharpe"], out["sortino"] = ratios_from_daily(daily)
+        out["daily_returns"], out["ratio_basis"] = daily, RATIO_BASIS
+        return out
 
     def _simulate(self, start: pd.Timestamp, end: pd.Timestamp, bt_trades: int, progress: Progress) -> dict:
         """The chosen window through the simulator (dry-run), then its last `--paper-days` on paper
@@ -307,10 +314,12 @@ class Bench:
         pnl_sim, pnl_paper = sim.get("gap", {}).get("pnl_sim"), paper.get("gap", {}).get("pnl_sim")
         sim_days, paper_days = (end - start) / DAY, (end - runs.get("paper", ("", end))[1]) / DAY
         return {
-            "bt_sim_deviation": sim.get("pnl_deviation"),
+            # normalised by the wallet: a ratio to the backtest's PnL explodes as that PnL nears zero
+            "bt_sim_deviation": sim.get("pnl_deviation_of_wallet"),
+            "bt_sim_deviation_of_pnl": sim.get("pnl_deviation"),  # the spec's wording, for familiarity
             # paper covers the last part of the simulated window: compare like with like, per simulated day
-            "sim_paper_deviation": (abs(pnl_paper / paper_days - pnl_sim / sim_days) / abs(pnl_sim / sim_days)
-                                    if pnl_sim and pnl_paper is not None and paper_days > 0 else None),
+            "sim_paper_deviation": (abs(pnl_paper / paper_days - pnl_sim / sim_days) / self.wallet
+                                    if pnl_sim is not None and pnl_paper is not None and paper_days > 0 and sim_days > 0 else None),
             "equity_correlation": sim.get("equity_correlation"),
             "signal_consistency": sim.get("signal_consistency"),
             "window": {name: r["window"] for name, r in results.items()},
