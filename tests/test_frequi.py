@@ -88,8 +88,9 @@ def _check_frequi(b: RunningBot, tmp, trade_id: int) -> None:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(90_000)  # a 2-core runner also trains FreqAI meanwhile: the first render can take long
         try:
-            page.goto(f"{b.url}/login")
+            page.goto(f"{b.url}/login", wait_until="networkidle")
             page.get_by_label("Bot Name").fill("mean-reversion")
             page.get_by_label("Username").fill("op")
             page.get_by_label("Password").fill(b.password)
@@ -125,6 +126,9 @@ def _check_frequi(b: RunningBot, tmp, trade_id: int) -> None:
             page.screenshot(path=str(tmp / "frequi-chart.png"))
             for series in SERIES:
                 assert series in text, f"{series} not in the chart tooltip"
+        except Exception:
+            page.screenshot(path=str(tmp / "frequi-failure.png"))  # what the page showed when it failed
+            raise
         finally:
             browser.close()
     (tmp / "frequi-errors.json").write_text(json.dumps(errors))
