@@ -40,6 +40,7 @@ test-quick: setup
 ## Style and the one-way layer order (.importlinter).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
 clean-data:

@@ -1,4 +1,5 @@
-"""TensorFlow Decision Forests random forest (spec - 150 trees, max depth 10) as a FreqAI model: `--freqaimodel TFDFRandomForestRegressor`.
+"""TensorFlow Decision Forests random forest (spec - 150 trees, max depth 10) as a FreqAI model:
+`--freqaimodel TFDFRandomForestRegressor`.
 
 Hyper-parameters: the spec's defaults, overridden by `freqai.model_training_parameters`.
 """

@@ -124,8 +124,16 @@ def _metrics(pred: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
-def _hit_rate_combined(ens: StackedEnsemble, y_tr: np.ndarray, gap_preds: np.ndarray, y_gap: np.ndarray,
-                       base_test: np.ndarray, y_te: np.ndarray, label_period: int, window: int) -> np.ndarray:
+def _hit_rate_combined(
+    ens: StackedEnsemble,
+    y_tr: np.ndarray,
+    gap_preds: np.ndarray,
+    y_gap: np.ndarray,
+    base_test: np.ndarray,
+    y_te: np.ndarray,
+    label_period: int,
+    window: int,
+) -> np.ndarray:
     """The adaptive combiner measured beside the others: each base model weighted by its direction hit
     rate over the last `window` candles whose outcome is known (combiners.rolling_hit_rate_weights),
     scored on the training window's out-of-fold rows, then the purged gap and test rows as they mature."""
@@ -161,7 +169,7 @@ def run(cfg: BenchConfig) -> dict:
         task = progress.add_task("walk-forward", total=cfg.folds * len(cfg.pairs))
         for pair in cfg.pairs:
             data, cols = build_dataset(cfg, pair)
-            data = data.dropna(subset=cols + [features.TARGET]).reset_index(drop=True)
+            data = data.dropna(subset=[*cols, features.TARGET]).reset_index(drop=True)
             need = n_train + cfg.folds * n_test + cfg.label_period
             if len(data) < need:
                 raise ValueError(
@@ -182,42 +190,70 @@ def run(cfg: BenchConfig) -> dict:
                 ens = StackedEnsemble(**ensemble_params(cfg)).fit(x_tr, y_tr)
                 ens_s = time.perf_counter() - t0
                 pred, conf = ens.predict_with_confidence(x_ctx)
-                pred, conf = pred[-len(y_te):], conf[-len(y_te):]
+                pred, conf = pred[-len(y_te) :], conf[-len(y_te) :]
                 all_base = ens.base_predictions(x_ctx)
-                base_preds = all_base[-len(y_te):]
+                base_preds = all_base[-len(y_te) :]
                 rows = {"StackedEnsemble": (pred, ens_s)}
                 if len(ens.metas_) > 1:  # meta="auto": each candidate's own out-of-sample score too
                     for kind in ens.metas_:
-                        rows[f"StackedEnsemble[{kind}]"] = (ens.predict_meta(x_ctx, kind)[-len(y_te):], ens_s)
+                        rows[f"StackedEnsemble[{kind}]"] = (ens.predict_meta(x_ctx, kind)[-len(y_te) :], ens_s)
                 for j, name in enumerate(ens.bases_):
                     rows[name] = (base_preds[:, j], ens.timings_[name])
                 gap = slice(lo + n_train - cfg.label_period + 1, lo + n_train - 1)  # purged rows before the test
                 y_gap = data.loc[gap, features.TARGET].to_numpy()
-                rows["StackedEnsemble[hit_rate]"] = (_hit_rate_combined(ens, y_tr, all_base[-(len(y_te) + len(y_gap)) : -len(y_te)],
-                                                                        y_gap, base_preds, y_te, cfg.label_period,
-                                                                        int(86_400_000 / candle_ms)), ens_s)
+                rows["StackedEnsemble[hit_rate]"] = (
+                    _hit_rate_combined(
+                        ens,
+                        y_tr,
+                        all_base[-(len(y_te) + len(y_gap)) : -len(y_te)],
+                        y_gap,
+                        base_preds,
+                        y_te,
+                        cfg.label_period,
+                        int(86_400_000 / candle_ms),
+                    ),
+                    ens_s,
+                )
                 progress.update(task, description=f"{pair} fold {k + 1}/{cfg.folds}: baseline")
                 t0 = time.perf_counter()
                 base = LGBMRegressor(verbose=-1, n_jobs=compute_threads(None)).fit(x_tr, y_tr)  # as our estimators
                 rows[BASELINE] = (base.predict(x_te), time.perf_counter() - t0)
                 # FreqAI's model as one more equal-weight member (trained once, for both rows)
-                rows[WITH_BASELINE] = (np.column_stack([base_preds, rows[BASELINE][0]]).mean(axis=1), ens_s + rows[BASELINE][1])
+                rows[WITH_BASELINE] = (
+                    np.column_stack([base_preds, rows[BASELINE][0]]).mean(axis=1),
+                    ens_s + rows[BASELINE][1],
+                )
                 for name, (p, secs) in rows.items():
                     rec = records.setdefault(name, {"pred": [], "y": [], "train_s": []})
                     rec["pred"].append(p)
                     rec["y"].append(y_te)
                     rec["train_s"].append(secs)
                 conf_rows.append(pd.DataFrame({"confidence": conf, "hit": np.sign(pred) == np.sign(y_te), "y": y_te}))
-                fold_info.append({"pair": pair, "fold": k + 1, "train_from": str(data.loc[tr.start, "date"]),
-                                  "test_from": str(data.loc[te.start, "date"]), "test_to": str(data.loc[te.stop - 1, "date"]),
-                                  "ensemble_train_s": ens_s, "baseline_train_s": rows[BASELINE][1],
-                                  "train_rows": len(y_tr), "models": list(ens.bases_), "meta": ens.meta_kind_,
-                                  "meta_oof_accuracy": ens.meta_scores_, **{f"{n}_acc": _metrics(p, y_te)["direction_accuracy"] for n, (p, _) in rows.items()}})
+                fold_info.append(
+                    {
+                        "pair": pair,
+                        "fold": k + 1,
+                        "train_from": str(data.loc[tr.start, "date"]),
+                        "test_from": str(data.loc[te.start, "date"]),
+                        "test_to": str(data.loc[te.stop - 1, "date"]),
+                        "ensemble_train_s": ens_s,
+                        "baseline_train_s": rows[BASELINE][1],
+                        "train_rows": len(y_tr),
+                        "models": list(ens.bases_),
+                        "meta": ens.meta_kind_,
+                        "meta_oof_accuracy": ens.meta_scores_,
+                        **{f"{n}_acc": _metrics(p, y_te)["direction_accuracy"] for n, (p, _) in rows.items()},
+                    }
+                )
                 progress.advance(task)
                 if not console.is_terminal:  # rich draws no bar into a log: one line per pair-fold instead
-                    console.print(f"{pair} fold {k + 1}/{cfg.folds}: ensemble {ens_s:.1f} s "
-                                  f"({ens_s / rows[BASELINE][1]:.1f}x the baseline), accuracy "
-                                  f"{fold_info[-1]['StackedEnsemble_acc']:.3f}", markup=False, highlight=False)
+                    console.print(
+                        f"{pair} fold {k + 1}/{cfg.folds}: ensemble {ens_s:.1f} s "
+                        f"({ens_s / rows[BASELINE][1]:.1f}x the baseline), accuracy "
+                        f"{fold_info[-1]['StackedEnsemble_acc']:.3f}",
+                        markup=False,
+                        highlight=False,
+                    )
             latency = _latencies(ens, base, x_ctx)
     models = {}
     for name, rec in records.items():
@@ -226,21 +262,26 @@ def run(cfg: BenchConfig) -> dict:
         m["predict_p50_ms"], m["predict_p99_ms"] = latency.get(name, (None, None))
         budget = P99_BUDGET_MS.get(name)
         m["predict_p99_budget_ms"] = budget
-        m["predict_within_budget"] = None if budget is None or m["predict_p99_ms"] is None else m["predict_p99_ms"] < budget
+        m["predict_within_budget"] = (
+            None if budget is None or m["predict_p99_ms"] is None else m["predict_p99_ms"] < budget
+        )
         models[name] = m
     conf = pd.concat(conf_rows, ignore_index=True)
     conf = conf[conf["y"] != 0]
     buckets = pd.cut(conf["confidence"], [0, 0.5, 0.55, 0.6, 0.65, 0.75, 1.0001], right=False)
     by_bucket = conf.groupby(buckets, observed=True)["hit"].agg(["mean", "count"])
-    return complete({
-        "models": models,
-        "baseline": BASELINE,
-        "confidence_buckets": [_bucket(str(b), float(r["mean"]), int(r["count"]), cfg.label_period)
-                               for b, r in by_bucket.iterrows()],
-        "folds": fold_info,
-        "n_features": len(cols),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()},
-    })
+    return complete(
+        {
+            "models": models,
+            "baseline": BASELINE,
+            "confidence_buckets": [
+                _bucket(str(b), float(r["mean"]), int(r["count"]), cfg.label_period) for b, r in by_bucket.iterrows()
+            ],
+            "folds": fold_info,
+            "n_features": len(cols),
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()},
+        }
+    )
 
 
 def _bucket(name: str, accuracy: float, candles: int, label_period: int) -> dict:
@@ -250,8 +291,13 @@ def _bucket(name: str, accuracy: float, candles: int, label_period: int) -> dict
     z = 1.96
     centre = (accuracy + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
     half = z * np.sqrt(accuracy * (1 - accuracy) / n_eff + z * z / (4 * n_eff * n_eff)) / (1 + z * z / n_eff)
-    return {"bucket": name, "direction_accuracy": accuracy, "candles": candles, "effective_n": n_eff,
-            "ci95": [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]}
+    return {
+        "bucket": name,
+        "direction_accuracy": accuracy,
+        "candles": candles,
+        "effective_n": n_eff,
+        "ci95": [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)],
+    }
 
 
 GOAL_ACCURACY = 0.55
@@ -282,25 +328,46 @@ def goal(models: dict) -> dict:
     best = max((n for n in BASE_MODELS if n in acc), key=acc.get, default=None)
     ens = acc.get("StackedEnsemble")
     met = ens is not None and ens > acc.get(BASELINE, 1) and (best is None or ens >= acc[best])
-    return {"ensemble": ens, "ensemble_se": se.get("StackedEnsemble"), "best_base": best,
-            "best_base_accuracy": acc.get(best), "best_base_se": se.get(best), "baseline_accuracy": acc.get(BASELINE),
-            "baseline_se": se.get(BASELINE), "threshold": GOAL_ACCURACY,
-            "spec_target_met": bool(ens is not None and ens > GOAL_ACCURACY), "met": bool(met)}
+    return {
+        "ensemble": ens,
+        "ensemble_se": se.get("StackedEnsemble"),
+        "best_base": best,
+        "best_base_accuracy": acc.get(best),
+        "best_base_se": se.get(best),
+        "baseline_accuracy": acc.get(BASELINE),
+        "baseline_se": se.get(BASELINE),
+        "threshold": GOAL_ACCURACY,
+        "spec_target_met": bool(ens is not None and ens > GOAL_ACCURACY),
+        "met": bool(met),
+    }
 
 
 def cost(folds: list[dict]) -> dict:
     """Training time of the ensemble over FreqAI's LightGBMRegressor on the same rows, per pair-fold.
     The first fold of a run also pays one-off costs (TensorFlow tracing), so the median is the verdict."""
-    ratios = np.array([f["ensemble_train_s"] / f["baseline_train_s"] for f in folds
-                       if f.get("baseline_train_s") and f.get("ensemble_train_s") is not None])
+    ratios = np.array(
+        [
+            f["ensemble_train_s"] / f["baseline_train_s"]
+            for f in folds
+            if f.get("baseline_train_s") and f.get("ensemble_train_s") is not None
+        ]
+    )
     if not len(ratios):
         return {"ratio_median": None, "met": None}
     se = float(ratios.std(ddof=1) / np.sqrt(len(ratios))) if len(ratios) > 1 else None
-    return {"ensemble_train_s_median": float(np.median([f["ensemble_train_s"] for f in folds])),
-            "baseline_train_s_median": float(np.median([f["baseline_train_s"] for f in folds if f.get("baseline_train_s")])),
-            "ratio_median": float(np.median(ratios)), "ratio_mean": float(ratios.mean()), "ratio_se": se,
-            "ratio_max": float(ratios.max()), "pair_folds": len(ratios), "limit": COST_LIMIT,
-            "met": bool(np.median(ratios) <= COST_LIMIT)}
+    return {
+        "ensemble_train_s_median": float(np.median([f["ensemble_train_s"] for f in folds])),
+        "baseline_train_s_median": float(
+            np.median([f["baseline_train_s"] for f in folds if f.get("baseline_train_s")])
+        ),
+        "ratio_median": float(np.median(ratios)),
+        "ratio_mean": float(ratios.mean()),
+        "ratio_se": se,
+        "ratio_max": float(ratios.max()),
+        "pair_folds": len(ratios),
+        "limit": COST_LIMIT,
+        "met": bool(np.median(ratios) <= COST_LIMIT),
+    }
 
 
 def _latencies(ens: StackedEnsemble, baseline, x_ctx: np.ndarray) -> dict[str, tuple[float, float]]:
@@ -323,13 +390,34 @@ def _latencies(ens: StackedEnsemble, baseline, x_ctx: np.ndarray) -> dict[str, t
 
 
 def report(result: dict) -> Table:
-    table = Table(title=f"Walk-forward out-of-sample ({len(result['folds'])} pair-folds, {result['n_features']} features)")
-    for col in ("model", "direction acc", "+- SE folds", "RMSE", "IC", "train s", "predict p50 ms", "predict p99 ms", "p99 budget"):
+    table = Table(
+        title=f"Walk-forward out-of-sample ({len(result['folds'])} pair-folds, {result['n_features']} features)"
+    )
+    for col in (
+        "model",
+        "direction acc",
+        "+- SE folds",
+        "RMSE",
+        "IC",
+        "train s",
+        "predict p50 ms",
+        "predict p99 ms",
+        "p99 budget",
+    ):
         table.add_column(col, justify="right" if col != "model" else "left", no_wrap=col == "model")
     for name, m in result["models"].items():
         se = m.get("fold_accuracy_se")
-        table.add_row(escape(name), f"{m['direction_accuracy']:.4f}", "-" if se is None else f"{se:.4f}", f"{m['rmse']:.5f}", f"{m['ic']:.4f}", f"{m['train_s']:.1f}",
-                      f"{m['predict_p50_ms']:.2f}", f"{m['predict_p99_ms']:.2f}", _budget(m))
+        table.add_row(
+            escape(name),
+            f"{m['direction_accuracy']:.4f}",
+            "-" if se is None else f"{se:.4f}",
+            f"{m['rmse']:.5f}",
+            f"{m['ic']:.4f}",
+            f"{m['train_s']:.1f}",
+            f"{m['predict_p50_ms']:.2f}",
+            f"{m['predict_p99_ms']:.2f}",
+            _budget(m),
+        )
     return table
 
 
@@ -345,8 +433,14 @@ def paired(folds: list[dict], a: str, b: str) -> dict | None:
     d = np.array([f[f"{a}_acc"] - f[f"{b}_acc"] for f in folds if f"{a}_acc" in f and f"{b}_acc" in f])
     if len(d) < 2:
         return None
-    return {"a": a, "b": b, "diff_pp": float(100 * d.mean()), "se_pp": float(100 * d.std(ddof=1) / np.sqrt(len(d))),
-            "a_better": int((d > 0).sum()), "pair_folds": len(d)}
+    return {
+        "a": a,
+        "b": b,
+        "diff_pp": float(100 * d.mean()),
+        "se_pp": float(100 * d.std(ddof=1) / np.sqrt(len(d))),
+        "a_better": int((d > 0).sum()),
+        "pair_folds": len(d),
+    }
 
 
 def comparisons(result: dict) -> list[dict]:
@@ -375,15 +469,24 @@ def goal_line(result: dict) -> str:
 
     def acc(name: str, key: str) -> str:
         se = g.get(f"{key}_se")
-        return f"{name} {g[f'{key}_accuracy' if key != 'ensemble' else 'ensemble']:.4f}" + ("" if se is None else f" +- {se:.4f}")
+        return f"{name} {g[f'{key}_accuracy' if key != 'ensemble' else 'ensemble']:.4f}" + (
+            "" if se is None else f" +- {se:.4f}"
+        )
 
-    lines = [(f"accuracy goal (ensemble >= its best base model and > {BASELINE}): {verdict(g['met'])}: "
-             f"{acc('ensemble', 'ensemble')}, {acc('best base ' + str(g['best_base']), 'best_base')}, "
-             f"{acc('baseline', 'baseline')}; spec target > {g['threshold']:.0%}: {verdict(g.get('spec_target_met'))}")]
+    lines = [
+        (
+            f"accuracy goal (ensemble >= its best base model and > {BASELINE}): {verdict(g['met'])}: "
+            f"{acc('ensemble', 'ensemble')}, {acc('best base ' + str(g['best_base']), 'best_base')}, "
+            f"{acc('baseline', 'baseline')}; spec target > {g['threshold']:.0%}: {verdict(g.get('spec_target_met'))}"
+        )
+    ]
     if c.get("ratio_median") is not None:
-        lines.append(f"cost goal (ensemble training <= {c['limit']:g}x {BASELINE} on the same rows): {verdict(c['met'])}: "
-                     f"median {c['ratio_median']:.2f}x (mean {c['ratio_mean']:.2f}, max {c['ratio_max']:.2f}, "
-                     f"{c['pair_folds']} pair-folds; {c['ensemble_train_s_median']:.1f} s vs {c['baseline_train_s_median']:.1f} s)")
+        lines.append(
+            f"cost goal (ensemble training <= {c['limit']:g}x {BASELINE} on the same rows): {verdict(c['met'])}: "
+            f"median {c['ratio_median']:.2f}x (mean {c['ratio_mean']:.2f}, max {c['ratio_max']:.2f}, "
+            f"{c['pair_folds']} pair-folds; {c['ensemble_train_s_median']:.1f} s vs "
+            f"{c['baseline_train_s_median']:.1f} s)"
+        )
     return "\n".join(lines)
 
 

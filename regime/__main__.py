@@ -1,6 +1,6 @@
 """`python -m regime`: causal regime labels for a freqtrade data file (walk-forward refits).
 
-    python -m regime --datadir ../shared/data/binance --pair ETH/USDT --timeframe 1h --out eth_regimes.csv
+python -m regime --datadir ../shared/data/binance --pair ETH/USDT --timeframe 1h --out eth_regimes.csv
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         out.to_csv(args.out, index=False)
     labelled = out["regime"].dropna()
-    table = Table(title=f"{args.pair} {args.timeframe}: {len(labelled)} labelled candles, {report.refits} refits, {report.fallbacks} fallbacks")
+    table = Table(
+        title=f"{args.pair} {args.timeframe}: {len(labelled)} labelled candles, {report.refits} refits, "
+        f"{report.fallbacks} fallbacks"
+    )
     table.add_column("regime")
     table.add_column("share", justify="right")
     for r in REGIMES:

@@ -36,8 +36,9 @@ def add_regime_columns(
     return dataframe
 
 
-def add_intrahour_regime_columns(dataframe: pd.DataFrame, timeframe: str, hourly: pd.DataFrame,
-                                 prefix: str = "regime_now") -> pd.DataFrame:
+def add_intrahour_regime_columns(
+    dataframe: pd.DataFrame, timeframe: str, hourly: pd.DataFrame, prefix: str = "regime_now"
+) -> pd.DataFrame:
     """`{prefix}` and `{prefix}_p_<regime>` updated every candle of `timeframe` between 1h closes
     (`regime.intrahour`); `hourly` is the pair's 1h history (later hours are ignored, so backtesting's
     full-range data provider is safe). Unusable input leaves the columns unknown, with a warning."""
@@ -83,4 +84,12 @@ def regime_allows(label: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
     return label.isin(allowed) & label.notna()
 
 
-__all__ = ["REGIME_IDS", "add_intrahour_regime_columns", "add_regime_columns", "freqai_regime_features", "regime_allows", "regime_plot", "unknown_regime_columns"]
+__all__ = [
+    "REGIME_IDS",
+    "add_intrahour_regime_columns",
+    "add_regime_columns",
+    "freqai_regime_features",
+    "regime_allows",
+    "regime_plot",
+    "unknown_regime_columns",
+]

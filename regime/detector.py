@@ -133,7 +133,6 @@ class FittedModel:
     fit_seconds: float
     _inv: np.ndarray = field(init=False, repr=False)
     _logdet: np.ndarray = field(init=False, repr=False)
-    _logA: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         cov = self.hmm.covars_  # (n, d, d) whatever covariance_type was used
@@ -178,7 +177,7 @@ class FittedModel:
         return out
 
     def to_regime_probs(self, state_probs: np.ndarray) -> np.ndarray:
-        out = np.zeros(state_probs.shape[:-1] + (len(REGIMES),))
+        out = np.zeros((*state_probs.shape[:-1], len(REGIMES)))
         for s, r in enumerate(self.state_to_regime):
             out[..., r] += state_probs[..., s]
         return out
@@ -229,8 +228,17 @@ class RegimeDetector:
     def settings(self) -> tuple:
         """Everything a fresh fit depends on besides the data (a cache key)."""
         return (
-            self.n_states, self.n_restarts, self.n_iter, self.tol, self.covariance_type, self.windows,
-            self.random_state, self.min_state_share, self.sticky_spell, self.sticky_weight, self.naming,
+            self.n_states,
+            self.n_restarts,
+            self.n_iter,
+            self.tol,
+            self.covariance_type,
+            self.windows,
+            self.random_state,
+            self.min_state_share,
+            self.sticky_spell,
+            self.sticky_weight,
+            self.naming,
         )
 
     # -- fitting -----------------------------------------------------------------------------

@@ -186,7 +186,12 @@ def plot_regimes(df: pd.DataFrame, labels: np.ndarray, path: Path, title: str) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"trending_bull": "tab:green", "trending_bear": "tab:red", "sideways": "tab:gray", "high_volatility": "tab:purple"}
+    colors = {
+        "trending_bull": "tab:green",
+        "trending_bear": "tab:red",
+        "sideways": "tab:gray",
+        "high_volatility": "tab:purple",
+    }
     fig, ax = plt.subplots(figsize=(14, 5))
     dates = pd.to_datetime(df["date"]).to_numpy()
     close = df["close"].to_numpy(float)
@@ -210,7 +215,12 @@ def evaluate_real(datadir: Path, pair: str, timeframe: str, train_fraction: floa
     run = run_detector(df, timeframe, train_fraction)
     test_df = df.iloc[run["n_train"] :].reset_index(drop=True)
     labels = run["causal"]
-    plot_regimes(test_df, labels, plot, f"{pair} {timeframe}: causal HMM regimes (fitted before {test_df['date'].iloc[0]:%Y-%m-%d})")
+    plot_regimes(
+        test_df,
+        labels,
+        plot,
+        f"{pair} {timeframe}: causal HMM regimes (fitted before {test_df['date'].iloc[0]:%Y-%m-%d})",
+    )
     smoothed_agreement = float((run["smoothed"] == labels).mean())
     baseline_agreement = float((run["baseline"] == labels).mean())
     return {
@@ -242,7 +252,9 @@ def walkforward_rule_baseline(df: pd.DataFrame, timeframe: str, params: WalkForw
     return out
 
 
-def block_bootstrap(series: dict[str, np.ndarray], block: int, reps: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+def block_bootstrap(
+    series: dict[str, np.ndarray], block: int, reps: int = 1000, seed: int = 0
+) -> dict[str, list[float]]:
     """95% intervals of each per-candle series' mean (x1000 for keys ending in `per_1000`) from a
     circular moving-block bootstrap: regimes persist, so candles are not independent draws."""
     n = len(next(iter(series.values())))
@@ -279,7 +291,9 @@ def _read_candles(datadir: Path, pair: str, timeframe: str) -> pd.DataFrame:
     return df
 
 
-def _as_of_closed(dates: pd.Series, timeframe: str, coarse_dates: pd.Series, coarse_tf: str, values: np.ndarray) -> np.ndarray:
+def _as_of_closed(
+    dates: pd.Series, timeframe: str, coarse_dates: pd.Series, coarse_tf: str, values: np.ndarray
+) -> np.ndarray:
     """Per candle, the coarse value of the last coarse candle closed by the candle's close."""
     from freqtrade.exchange import timeframe_to_msecs as interval_ms
 
@@ -288,16 +302,26 @@ def _as_of_closed(dates: pd.Series, timeframe: str, coarse_dates: pd.Series, coa
     return pd.merge_asof(left, right, on="t", direction="backward")["v"].to_numpy()
 
 
-def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path, params: WalkForwardParams | None = None,
-                    naming: str = "rank", cadence: str | None = None, score_from: pd.Timestamp | None = None,
-                    windows: FeatureWindows | None = None) -> dict:
+def evaluate_labels(
+    datadir: Path,
+    pair: str,
+    timeframe: str,
+    labels_path: Path,
+    params: WalkForwardParams | None = None,
+    naming: str = "rank",
+    cadence: str | None = None,
+    score_from: pd.Timestamp | None = None,
+    windows: FeatureWindows | None = None,
+) -> dict:
     """Score the labels strategies get (walk-forward, the detector's names) against someone else's.
     With `cadence` (e.g. "5m"): the labels updated every such candle (`regime.intrahour`), scored
     against labels at that cadence; the baseline is the hourly rule as of the last closed hour."""
     df = _read_candles(datadir, pair, timeframe)
     p = params or WalkForwardParams.for_timeframe(timeframe)
-    console.print(f"{pair} {timeframe}: {len(df)} candles, walk-forward refits every {p.refit_every} candles on "
-                  f"{p.train_candles}, min dwell {p.min_dwell}{f', updated every {cadence}' if cadence else ''}...")
+    console.print(
+        f"{pair} {timeframe}: {len(df)} candles, walk-forward refits every {p.refit_every} candles on "
+        f"{p.train_candles}, min dwell {p.min_dwell}{f', updated every {cadence}' if cadence else ''}..."
+    )
     t0 = time.perf_counter()
     detector = RegimeDetector(windows=windows or FeatureWindows.for_timeframe(timeframe), naming=naming)
     base = walkforward_rule_baseline(df, timeframe, p)
@@ -315,27 +339,53 @@ def evaluate_labels(datadir: Path, pair: str, timeframe: str, labels_path: Path,
         keep &= merged["date"] >= score_from
     scored = merged[keep].reset_index(drop=True)
     if len(scored) < 100:
-        raise ValueError(f"only {len(scored)} candles have a label, a prediction and a baseline: "
-                         f"need a longer history (the first {p.train_candles} candles only train)")
+        raise ValueError(
+            f"only {len(scored)} candles have a label, a prediction and a baseline: "
+            f"need a longer history (the first {p.train_candles} candles only train)"
+        )
     truth, y, b = (scored[c].to_numpy().astype(str) for c in ("truth", "pred", "base"))
-    result = score_against_truth(truth, {"causal": y, "baseline": b, "fit_seconds": seconds, "n_train": p.train_candles})
+    result = score_against_truth(
+        truth, {"causal": y, "baseline": b, "fit_seconds": seconds, "n_train": p.train_candles}
+    )
     spells = np.diff(np.flatnonzero(np.r_[True, truth[1:] != truth[:-1], True]))
     block = int(min(max(24, round(spells.mean())), max(24, len(truth) // 10)))
-    flip = lambda x: np.r_[0, x[1:] != x[:-1]].astype(float)
+
+    def flip(x: np.ndarray) -> np.ndarray:
+        return np.r_[0, x[1:] != x[:-1]].astype(float)
+
     correct, base_correct = (y == truth).astype(float), (b == truth).astype(float)
-    intervals = block_bootstrap({"accuracy": correct, "baseline_accuracy": base_correct,
-                                 "accuracy_minus_baseline": correct - base_correct,
-                                 "flips_per_1000": flip(y), "true_flips_per_1000": flip(truth)}, block)
+    intervals = block_bootstrap(
+        {
+            "accuracy": correct,
+            "baseline_accuracy": base_correct,
+            "accuracy_minus_baseline": correct - base_correct,
+            "flips_per_1000": flip(y),
+            "true_flips_per_1000": flip(truth),
+        },
+        block,
+    )
     return {
-        "pair": pair, "timeframe": timeframe, "cadence": cadence or timeframe, "labels": str(labels_path),
-        "scored_from": str(scored["date"].iloc[0]), "scored_to": str(scored["date"].iloc[-1]),
-        "walk_forward": {"train_candles": p.train_candles, "refit_every": p.refit_every, "burn_in": p.burn_in,
-                         "min_dwell": p.min_dwell},
+        "pair": pair,
+        "timeframe": timeframe,
+        "cadence": cadence or timeframe,
+        "labels": str(labels_path),
+        "scored_from": str(scored["date"].iloc[0]),
+        "scored_to": str(scored["date"].iloc[-1]),
+        "walk_forward": {
+            "train_candles": p.train_candles,
+            "refit_every": p.refit_every,
+            "burn_in": p.burn_in,
+            "min_dwell": p.min_dwell,
+        },
         "naming": naming,
         **result,
         "baseline_flips_per_1000": flips_per_1000(b),
-        "flip_ratio": result["flips_per_1000"] / result["true_flips_per_1000"] if result["true_flips_per_1000"] else None,
-        "ci95": intervals, "bootstrap_block_candles": block, "bootstrap_reps": 1000,
+        "flip_ratio": result["flips_per_1000"] / result["true_flips_per_1000"]
+        if result["true_flips_per_1000"]
+        else None,
+        "ci95": intervals,
+        "bootstrap_block_candles": block,
+        "bootstrap_reps": 1000,
     }
 
 
@@ -349,14 +399,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeframe", default="1h")
     p.add_argument("--plot", type=Path, help="real data: PNG path (default: next to --out)")
     p.add_argument("--labels", type=Path, help="with --datadir: a feather/CSV of date, regime to score against")
-    p.add_argument("--cadence", help="with --labels: score the labels updated every candle of this timeframe "
-                   "(e.g. 5m; its candle file and a labels file at that cadence), as strategies' regime_now")
+    p.add_argument(
+        "--cadence",
+        help="with --labels: score the labels updated every candle of this timeframe "
+        "(e.g. 5m; its candle file and a labels file at that cadence), as strategies' regime_now",
+    )
     p.add_argument("--naming", choices=NAMINGS, default="rank", help="how states get names (docs/regime.md)")
-    p.add_argument("--min-dwell", type=int, help="candles a new regime must lead before the label switches "
-                   "(default: 4 hours of the timeframe; 1 = raw most-probable state)")
+    p.add_argument(
+        "--min-dwell",
+        type=int,
+        help="candles a new regime must lead before the label switches "
+        "(default: 4 hours of the timeframe; 1 = raw most-probable state)",
+    )
     p.add_argument("--train-days", type=float, help="with --labels: each refit's training window in days (default: 30)")
-    p.add_argument("--feature-windows", help="with --labels: override feature windows in candles, e.g. vol=24,momentum=72")
-    p.add_argument("--score-from", help="with --labels: score candles from this date on (compare settings on the same candles)")
+    p.add_argument(
+        "--feature-windows", help="with --labels: override feature windows in candles, e.g. vol=24,momentum=72"
+    )
+    p.add_argument(
+        "--score-from", help="with --labels: score candles from this date on (compare settings on the same candles)"
+    )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -374,21 +435,37 @@ def main(argv: list[str] | None = None) -> int:
             if args.train_days is not None:
                 if args.train_days < 7:
                     p.error("--train-days must be at least 7")
-                params = replace(params, train_candles=round(args.train_days * 86_400_000 / interval_ms(args.timeframe)))
+                params = replace(
+                    params, train_candles=round(args.train_days * 86_400_000 / interval_ms(args.timeframe))
+                )
             score_from = pd.Timestamp(args.score_from, tz="UTC") if args.score_from else None
             windows = FeatureWindows.for_timeframe(args.timeframe)
             if args.feature_windows:
                 try:
-                    windows = replace(windows, **{k: int(v) for k, v in (kv.split("=") for kv in args.feature_windows.split(","))})
+                    windows = replace(
+                        windows, **{k: int(v) for k, v in (kv.split("=") for kv in args.feature_windows.split(","))}
+                    )
                 except (TypeError, ValueError) as exc:
                     p.error(f"--feature-windows: {exc} (fields: vol, volume_fast, volume_slow, trend, momentum)")
-            result = evaluate_labels(args.datadir, args.pair, args.timeframe, args.labels, params, args.naming, args.cadence,
-                                     score_from, windows)
+            result = evaluate_labels(
+                args.datadir,
+                args.pair,
+                args.timeframe,
+                args.labels,
+                params,
+                args.naming,
+                args.cadence,
+                score_from,
+                windows,
+            )
             ci = result["ci95"]
-            summary = (f"accuracy {result['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], rule baseline "
-                       f"{result['baseline_accuracy']:.3f} [{ci['baseline_accuracy'][0]:.3f}, {ci['baseline_accuracy'][1]:.3f}]; "
-                       f"flips per 1000 {result['flips_per_1000']:.1f} vs truth {result['true_flips_per_1000']:.1f} "
-                       f"({len(result['confusion_matrix']['labels'])} regimes, {result['test_candles']} candles)")
+            summary = (
+                f"accuracy {result['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], rule baseline "
+                f"{result['baseline_accuracy']:.3f} "
+                f"[{ci['baseline_accuracy'][0]:.3f}, {ci['baseline_accuracy'][1]:.3f}]; "
+                f"flips per 1000 {result['flips_per_1000']:.1f} vs truth {result['true_flips_per_1000']:.1f} "
+                f"({len(result['confusion_matrix']['labels'])} regimes, {result['test_candles']} candles)"
+            )
         elif args.datadir:
             plot = args.plot or args.out.with_suffix(".png")
             result = evaluate_real(args.datadir, args.pair, args.timeframe, args.train_fraction, plot)
@@ -404,12 +481,25 @@ def main(argv: list[str] | None = None) -> int:
                 r = runs[-1]
                 console.print(
                     f"  accuracy {r['accuracy']:.3f} (baseline {r['baseline_accuracy']:.3f}, smoothed "
-                    f"{r['smoothed_accuracy']:.3f}), delay {r['detection_delay']}, update p99 {r['update_us_p99']:.0f} us"
+                    f"{r['smoothed_accuracy']:.3f}), delay {r['detection_delay']}, "
+                    f"update p99 {r['update_us_p99']:.0f} us"
                 )
-            keys = ("accuracy", "baseline_accuracy", "smoothed_accuracy", "detection_delay", "flips_per_1000", "fit_seconds", "update_us_p50", "update_us_p99")
+            keys = (
+                "accuracy",
+                "baseline_accuracy",
+                "smoothed_accuracy",
+                "detection_delay",
+                "flips_per_1000",
+                "fit_seconds",
+                "update_us_p50",
+                "update_us_p99",
+            )
             mean = {k: float(np.mean([r[k] for r in runs if r[k] is not None])) for k in keys}
             result = {**(runs[0] if len(runs) == 1 else mean), "seeds": seeds, "mean": mean, "runs": runs}
-            summary = f"mean over seeds {seeds}: accuracy {mean['accuracy']:.3f}, baseline {mean['baseline_accuracy']:.3f}, smoothed {mean['smoothed_accuracy']:.3f}"
+            summary = (
+                f"mean over seeds {seeds}: accuracy {mean['accuracy']:.3f}, baseline "
+                f"{mean['baseline_accuracy']:.3f}, smoothed {mean['smoothed_accuracy']:.3f}"
+            )
     except (ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2

@@ -153,6 +153,4 @@ class OnlineObservations:
         mom = (lp - logp[-1 - w.momentum]) / (long_vol * math.sqrt(w.momentum) + _EPS)
         vf = self._vf / w.volume_fast
         vs = self._vs / w.volume_slow
-        return np.array(
-            [math.log(vol + _EPS), math.log((vf + _EPS) / (vs + _EPS)), net / (self._abs + _EPS), mom]
-        )
+        return np.array([math.log(vol + _EPS), math.log((vf + _EPS) / (vs + _EPS)), net / (self._abs + _EPS), mom])

@@ -89,12 +89,14 @@ def intrahour_regimes(
         return np.r_[np.full(n * k, np.nan), lp[: -n * k]] if len(lp) > n * k else np.full(len(lp), np.nan)
 
     jj = np.maximum(j, 0)
-    obs = np.column_stack([
-        np.log(_strided(ret, k, w.vol, "std") + _EPS),
-        np.log((_strided(vol_k, k, w.volume_fast, "mean") + _EPS) / (vslow[jj] + _EPS)),
-        np.abs(lp - back(w.trend)) / (_strided(np.abs(ret), k, w.trend, "sum") + _EPS),
-        (lp - back(w.momentum)) / (long_vol[jj] * np.sqrt(w.momentum) + _EPS),
-    ])
+    obs = np.column_stack(
+        [
+            np.log(_strided(ret, k, w.vol, "std") + _EPS),
+            np.log((_strided(vol_k, k, w.volume_fast, "mean") + _EPS) / (vslow[jj] + _EPS)),
+            np.abs(lp - back(w.trend)) / (_strided(np.abs(ret), k, w.trend, "sum") + _EPS),
+            (lp - back(w.momentum)) / (long_vol[jj] * np.sqrt(w.momentum) + _EPS),
+        ]
+    )
     probs = np.full((len(base), len(REGIMES)), np.nan)
     for t in np.flatnonzero(found):
         h = j[t]

@@ -55,10 +55,10 @@ class WalkForwardReport:
 class FitCache:
     """Fresh fits keyed by the detector's settings and the exact training observations.
 
-    Why: a fresh fit is a pure function of those two (deterministic restarts), and a live bot re-annotates the same history on
-    every candle (once for its informative regime, once per pair and correlated pair for FreqAI's
-    features), so all but the newest refit repeat work already done. Bounded (least recently used
-    out) and thread-safe: FreqAI featurizes in its training thread while the bot analyses.
+    Why: a fresh fit is a pure function of those two (deterministic restarts), and a live bot
+    re-annotates the same history on every candle (once for its informative regime, once per pair and
+    correlated pair for FreqAI's features), so all but the newest refit repeat work already done.
+    Bounded (least recently used out) and thread-safe: FreqAI featurizes in its training thread while the bot analyses.
     """
 
     def __init__(self, maxsize: int = 512) -> None:
@@ -98,7 +98,9 @@ class FitCache:
 FIT_CACHE = FitCache()
 
 
-def _fresh_fit(det: RegimeDetector, obs: np.ndarray, cache: FitCache | None, rep: WalkForwardReport) -> FittedModel | None:
+def _fresh_fit(
+    det: RegimeDetector, obs: np.ndarray, cache: FitCache | None, rep: WalkForwardReport
+) -> FittedModel | None:
     """A fit from the prototypes (no dependence on earlier windows); None when every restart failed."""
     key = FitCache.key(det, obs) if cache is not None else None
     if key is not None:
@@ -125,8 +127,11 @@ def segments(df: pd.DataFrame, timeframe: str, p: WalkForwardParams) -> list[tup
     seg_id = ts // (p.refit_every * interval_ms(timeframe))
     starts = np.flatnonzero(np.r_[True, seg_id[1:] != seg_id[:-1]])
     ends = np.r_[starts[1:], len(df)]
-    return [(b - p.train_candles, b - p.burn_in, int(b), int(e)) for b, e in zip(starts, ends, strict=True)
-            if min(b - p.train_candles, b - p.burn_in) >= 0]
+    return [
+        (b - p.train_candles, b - p.burn_in, int(b), int(e))
+        for b, e in zip(starts, ends, strict=True)
+        if min(b - p.train_candles, b - p.burn_in) >= 0
+    ]
 
 
 def dwell_filter(codes: np.ndarray, min_dwell: int) -> np.ndarray:
@@ -175,8 +180,13 @@ def walk_forward(
     dates = pd.to_datetime(df["date"], utc=True)
     obs = det.observations(df).to_numpy()
     valid = ~np.isnan(obs).any(axis=1)
-    st = WalkForwardState(np.full((len(df), len(REGIMES)), np.nan), np.full(len(df), -1),
-                          np.full((len(df), det.n_states), np.nan), np.full(len(df), -1), [])
+    st = WalkForwardState(
+        np.full((len(df), len(REGIMES)), np.nan),
+        np.full(len(df), -1),
+        np.full((len(df), det.n_states), np.nan),
+        np.full(len(df), -1),
+        [],
+    )
     for lo, s, b, e in segments(df, timeframe, p):
         if not valid[min(lo, s) : b].all():
             continue  # incomplete history: leave NaN rather than fit on a shorter window

@@ -13,7 +13,9 @@ from simulation.gateway.ingestion import run
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description="Data ingestion latency: the gateway's kline stream vs REST polling (ccxt clients).")
+    p = argparse.ArgumentParser(
+        description="Data ingestion latency: the gateway's kline stream vs REST polling (ccxt clients)."
+    )
     p.add_argument("--candles", type=int, default=10, help="1m candle closes to measure (one minute each)")
     p.add_argument("--poll", type=float, default=5.0, help="REST poll period, s (freqtrade's process_throttle_secs)")
     p.add_argument("--latency", action="store_true", help="apply the gateway's latency model (default: loopback)")

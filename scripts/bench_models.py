@@ -20,20 +20,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datadir", type=Path, default=SHARED_DATA)
     p.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT"])
     p.add_argument("--timeframe", default="5m")
-    p.add_argument("--informative", nargs="*", default=["15m", "1h"],
-                   help="informative timeframes merged into the features (default: 15m 1h; none: the base timeframe only)")
+    p.add_argument(
+        "--informative",
+        nargs="*",
+        default=["15m", "1h"],
+        help="informative timeframes merged into the features (default: 15m 1h; none: the base timeframe only)",
+    )
     p.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (default: all data)")
     p.add_argument("--folds", type=int, default=6)
     p.add_argument("--train-days", type=float, default=30)
     p.add_argument("--test-days", type=float, default=7)
     p.add_argument("--label-period", type=int, default=12)
-    p.add_argument("--target-scale", choices=features.TARGET_SCALES, default="return",
-                   help="return: log return over the label period; vol: the same over its expected size (trailing realized vol)")
+    p.add_argument(
+        "--target-scale",
+        choices=features.TARGET_SCALES,
+        default="return",
+        help="return: log return over the label period; vol: the same over its expected size (trailing realized vol)",
+    )
     p.add_argument("--ensemble-params", type=json.loads, default=None, help='JSON, e.g. \'{"lstm": {"epochs": 3}}\'')
-    p.add_argument("--model-set", choices=sorted(MODEL_SETS), help="the base models of one of the spec's bots "
-                   "(default: the ensemble's own, the trend set); --ensemble-params' \"models\" wins")
+    p.add_argument(
+        "--model-set",
+        choices=sorted(MODEL_SETS),
+        help="the base models of one of the spec's bots "
+        "(default: the ensemble's own, the trend set); --ensemble-params' \"models\" wins",
+    )
     p.add_argument("--out", type=Path, default=Path("user_data/bench_models.json"))
-    p.add_argument("--from-json", type=Path, metavar="RESULT", help="re-print the report of an earlier run (nothing is trained)")
+    p.add_argument(
+        "--from-json", type=Path, metavar="RESULT", help="re-print the report of an earlier run (nothing is trained)"
+    )
     args = p.parse_args(argv)
     if args.from_json:
         if not args.from_json.exists():
@@ -45,9 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     ensemble = dict(args.ensemble_params or {})
     if args.model_set:
         ensemble.setdefault("models", MODEL_SETS[args.model_set])
-    cfg = BenchConfig(datadir=args.datadir, pairs=args.pairs, timeframe=args.timeframe, informative=tuple(args.informative), timerange=args.timerange,
-                      folds=args.folds, train_days=args.train_days, test_days=args.test_days,
-                      label_period=args.label_period, target_scale=args.target_scale, ensemble_params=ensemble or None)
+    cfg = BenchConfig(
+        datadir=args.datadir,
+        pairs=args.pairs,
+        timeframe=args.timeframe,
+        informative=tuple(args.informative),
+        timerange=args.timerange,
+        folds=args.folds,
+        train_days=args.train_days,
+        test_days=args.test_days,
+        label_period=args.label_period,
+        target_scale=args.target_scale,
+        ensemble_params=ensemble or None,
+    )
     try:
         result = run(cfg)
     except (FileNotFoundError, ValueError) as exc:
@@ -61,12 +85,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print(result: dict) -> None:
     console.print(report(result))
-    console.print("accuracy by confidence bucket (95% interval on the effective count): " + ", ".join(
-        f"{b['bucket']} {b['direction_accuracy']:.3f} [{_ci(b)}] (n={b['candles']})" for b in result["confidence_buckets"]))
+    console.print(
+        "accuracy by confidence bucket (95% interval on the effective count): "
+        + ", ".join(
+            f"{b['bucket']} {b['direction_accuracy']:.3f} [{_ci(b)}] (n={b['candles']})"
+            for b in result["confidence_buckets"]
+        )
+    )
     console.print(goal_line(result))
     for c in result.get("paired", []):
-        console.print(f"paired over pair-folds: {escape(c['a'])} - {escape(c['b'])}: {c['diff_pp']:+.2f} pp +- {c['se_pp']:.2f} "
-                      f"(better in {c['a_better']} of {c['pair_folds']})", highlight=False)
+        console.print(
+            f"paired over pair-folds: {escape(c['a'])} - {escape(c['b'])}: {c['diff_pp']:+.2f} pp +- {c['se_pp']:.2f} "
+            f"(better in {c['a_better']} of {c['pair_folds']})",
+            highlight=False,
+        )
 
 
 def _ci(bucket: dict) -> str:

@@ -25,25 +25,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fold-days", type=int, default=30)
     p.add_argument("--strategy", default="TrendFollowingEnsemble")
     p.add_argument("--config", type=Path, default=Path("config/trend-following.json"))
-    p.add_argument("--extra-config", type=Path, action="append", default=[],
-                   help="e.g. config/testbench-light.json (LightGBM-only); default: the full ensemble")
+    p.add_argument(
+        "--extra-config",
+        type=Path,
+        action="append",
+        default=[],
+        help="e.g. config/testbench-light.json (LightGBM-only); default: the full ensemble",
+    )
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("user_data/testbench/walkforward-timing"))
     args = p.parse_args(argv)
     folds = max(1, round(args.years * 365 / args.fold_days))
-    spec = BenchSpec(strategy=args.strategy, config=args.config, extra_configs=tuple(args.extra_config), out=args.out,
-                     folds=folds, fold_days=args.fold_days, synthetic_days=folds * args.fold_days + 130,
-                     skip_sim=True, stress=(), mc_paths=100, workers=args.workers)
+    spec = BenchSpec(
+        strategy=args.strategy,
+        config=args.config,
+        extra_configs=tuple(args.extra_config),
+        out=args.out,
+        folds=folds,
+        fold_days=args.fold_days,
+        synthetic_days=folds * args.fold_days + 130,
+        skip_sim=True,
+        stress=(),
+        mc_paths=100,
+        workers=args.workers,
+    )
     t0 = time.perf_counter()
     summary = run_bench(spec, Console())
     wall = time.perf_counter() - t0
-    result = {"years": args.years, "folds": folds, "workers": args.workers, "extra_configs": [str(c) for c in args.extra_config],
-              "wall_s": round(wall, 1), "goal_s": 1800, "goal_met": wall < 1800, "scale_out": summary["scale_out"],
-              "stages_s": summary["timings_s"], "walkforward": walkforward_breakdown(args.out, summary["folds"]),
-              "trades": summary["aggregate"]["trades"]}
+    result = {
+        "years": args.years,
+        "folds": folds,
+        "workers": args.workers,
+        "extra_configs": [str(c) for c in args.extra_config],
+        "wall_s": round(wall, 1),
+        "goal_s": 1800,
+        "goal_met": wall < 1800,
+        "scale_out": summary["scale_out"],
+        "stages_s": summary["timings_s"],
+        "walkforward": walkforward_breakdown(args.out, summary["folds"]),
+        "trades": summary["aggregate"]["trades"],
+    }
     (args.out / "timing.json").write_text(json.dumps(result, indent=2))
-    Console().print_json(json.dumps({k: v for k, v in result.items() if k != "walkforward"}
-                                    | {"train_share": result["walkforward"]["train_share"]}))
+    Console().print_json(
+        json.dumps(
+            {k: v for k, v in result.items() if k != "walkforward"}
+            | {"train_share": result["walkforward"]["train_share"]}
+        )
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ from freqtrade.configuration.load_config import load_from_files
 from freqtrade.exceptions import OperationalException
 
 from cryptobot_ops.live import CCXT_CONFIGS, CCXT_REDIRECTS, CONFIRM_ENV, preflight
+from simulation.freqtrade_runner import freqtrade_executable
 
 # Where freqtrade configs hold secrets under names that do not say so; each has a FREQTRADE__...
 # environment variable instead.
@@ -29,8 +30,10 @@ SECRET_PATHS = (("discord", "webhook_url"), ("webhook", "url"))
 # A key whose name (lower case, without - and _) says it holds a credential, wherever it sits: exchange
 # keys, ccxt's apiKey/secret/password/privateKey in any of the three ccxt configs, an X-MBX-APIKEY or
 # Authorization header, the API server's password / JWT secret / ws token, the Telegram token.
-CREDENTIAL_NAME = re.compile(r"^(key|uid|apikey|walletaddress|accountid)$|apikey|secret|passw|passphrase|token|"
-                             r"privatekey|signature|authorization|cookie|credential")
+CREDENTIAL_NAME = re.compile(
+    r"^(key|uid|apikey|walletaddress|accountid)$|apikey|secret|passw|passphrase|token|"
+    r"privatekey|signature|authorization|cookie|credential"
+)
 # A URL that carries a password (a db_url such as postgresql://user:PASSWORD@host/db).
 URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.IGNORECASE)
 
@@ -44,8 +47,11 @@ def secrets_in(config: dict, path: str = "") -> list[str]:
             found += secrets_in(value, here)
         elif value not in (None, "", False) and str(value).strip():
             name = str(key).lower().replace("-", "").replace("_", "")
-            if (isinstance(key, str) and CREDENTIAL_NAME.search(name)) or URL_WITH_PASSWORD.match(str(value)) \
-                    or tuple(here.split(".")) in SECRET_PATHS:
+            if (
+                (isinstance(key, str) and CREDENTIAL_NAME.search(name))
+                or URL_WITH_PASSWORD.match(str(value))
+                or tuple(here.split(".")) in SECRET_PATHS
+            ):
                 found.append(here)
     return found
 
@@ -53,20 +59,24 @@ def secrets_in(config: dict, path: str = "") -> list[str]:
 def passthrough_configs(rest: list[str]) -> list[str]:
     """freqtrade's own -c (argparse takes every --config spelling as ours, so those are checked)."""
     return [a for a in rest if a.startswith("-c")]
-from simulation.freqtrade_runner import freqtrade_executable
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.live", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", action="append", required=True)
-    p.add_argument("--i-understand-live", action="store_true", help=f"confirm real-money trading (or {CONFIRM_ENV}=yes)")
+    p.add_argument(
+        "--i-understand-live", action="store_true", help=f"confirm real-money trading (or {CONFIRM_ENV}=yes)"
+    )
     p.add_argument("--preflight-only", action="store_true", help="check and write the resolved config, do not start")
     p.add_argument("--out", type=Path, default=Path("user_data/live/config.json"), help="resolved config (no secrets)")
     args, rest = p.parse_known_args(argv)
     sneaked = passthrough_configs(rest)
     if sneaked:
-        print(f"refusing to start live: {' '.join(sneaked)} would reach freqtrade after the preflight; "
-              "pass every config with --config", file=sys.stderr)
+        print(
+            f"refusing to start live: {' '.join(sneaked)} would reach freqtrade after the preflight; "
+            "pass every config with --config",
+            file=sys.stderr,
+        )
         return 2
     try:
         config = load_from_files(args.config)
@@ -78,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     in_files = secrets_in(config)
     if in_files:
-        print(f"refusing to start live: secrets in the config files ({', '.join(in_files)}); remove them and set "
-              "them in the environment (FREQTRADE__SECTION__KEY, e.g. FREQTRADE__EXCHANGE__SECRET)", file=sys.stderr)
+        print(
+            f"refusing to start live: secrets in the config files ({', '.join(in_files)}); remove them and set "
+            "them in the environment (FREQTRADE__SECTION__KEY, e.g. FREQTRADE__EXCHANGE__SECRET)",
+            file=sys.stderr,
+        )
         return 2
     config.pop("add_config_files", None)
     for key in CCXT_CONFIGS:  # every client freqtrade builds talks to the exchange's own URLs
@@ -108,8 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.preflight_only:
         return 0
     os.environ[CONFIRM_ENV] = "yes"  # our strategies re-check it in bot_start
-    cmd = [*freqtrade_executable(), "trade", "--config", str(args.out), "--strategy-path", "strategies",
-           "--freqaimodel-path", "freqaimodels", *rest]
+    cmd = [
+        *freqtrade_executable(),
+        "trade",
+        "--config",
+        str(args.out),
+        "--strategy-path",
+        "strategies",
+        "--freqaimodel-path",
+        "freqaimodels",
+        *rest,
+    ]
     os.execvp(cmd[0], cmd)
     return 0  # not reached
 

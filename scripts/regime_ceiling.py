@@ -29,8 +29,13 @@ def hourly_from_5m(df5: pd.DataFrame, post: np.ndarray) -> pd.DataFrame:
     last = frame.resample("1h", label="left", closed="left").last()
     counts = frame.iloc[:, 0].resample("1h", label="left", closed="left").count()
     last = last[counts == 12]
-    return pd.DataFrame({"date": last.index, "oracle": np.array(REGIMES)[last.to_numpy().argmax(axis=1)],
-                         "confidence": last.to_numpy().max(axis=1)})
+    return pd.DataFrame(
+        {
+            "date": last.index,
+            "oracle": np.array(REGIMES)[last.to_numpy().argmax(axis=1)],
+            "confidence": last.to_numpy().max(axis=1),
+        }
+    )
 
 
 def one_seed(seed: int, days: float, particles: int) -> dict:
@@ -58,14 +63,30 @@ def one_seed(seed: int, days: float, particles: int) -> dict:
         m = (scored["confidence"] >= a) & (scored["confidence"] < b)
         buckets[f"{a:g}-{min(b, 1):g}"] = {"n": int(m.sum()), "accuracy": float(correct[m].mean()) if m.any() else None}
     return {
-        "seed": seed, "days": days, "scored_candles": len(scored), "scored_from": str(lo), "scored_to": str(hi),
-        "oracle": {"accuracy": float(correct.mean()), "ci95": ci, "mean_confidence": float(scored["confidence"].mean()),
-                   "flips_per_1000": flips_per_1000(pred), "true_flips_per_1000": flips_per_1000(truth_labels),
-                   "calibration": buckets, "particles": particles, "seconds": oracle_s},
-        "detector": {"accuracy": detector["accuracy"], "ci95": detector["ci95"]["accuracy"], "seconds": detector_s,
-                     "flips_per_1000": detector["flips_per_1000"],
-                     "baseline_accuracy": detector["baseline_accuracy"], "baseline_ci95": detector["ci95"]["baseline_accuracy"],
-                     "test_candles": detector["test_candles"]},
+        "seed": seed,
+        "days": days,
+        "scored_candles": len(scored),
+        "scored_from": str(lo),
+        "scored_to": str(hi),
+        "oracle": {
+            "accuracy": float(correct.mean()),
+            "ci95": ci,
+            "mean_confidence": float(scored["confidence"].mean()),
+            "flips_per_1000": flips_per_1000(pred),
+            "true_flips_per_1000": flips_per_1000(truth_labels),
+            "calibration": buckets,
+            "particles": particles,
+            "seconds": oracle_s,
+        },
+        "detector": {
+            "accuracy": detector["accuracy"],
+            "ci95": detector["ci95"]["accuracy"],
+            "seconds": detector_s,
+            "flips_per_1000": detector["flips_per_1000"],
+            "baseline_accuracy": detector["baseline_accuracy"],
+            "baseline_ci95": detector["ci95"]["baseline_accuracy"],
+            "test_candles": detector["test_candles"],
+        },
     }
 
 
@@ -80,14 +101,21 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--days must be >= 60 (30 train + scoring) and --particles >= 100")
     runs = []
     for seed in a.seed or [0]:
-        print(f"seed {seed}: {a.days:g} days, detector walk-forward + Bayes filter ({a.particles} particles) ...", flush=True)
+        print(
+            f"seed {seed}: {a.days:g} days, detector walk-forward + Bayes filter ({a.particles} particles) ...",
+            flush=True,
+        )
         r = one_seed(seed, a.days, a.particles)
         runs.append(r)
         o, d = r["oracle"], r["detector"]
-        print(f"  {r['scored_candles']} hours: Bayes filter {o['accuracy']:.3f} [{o['ci95'][0]:.3f}, {o['ci95'][1]:.3f}] "
-              f"(confidence {o['mean_confidence']:.3f}, flips/1000 {o['flips_per_1000']:.1f} vs truth {o['true_flips_per_1000']:.1f}, "
-              f"{o['seconds']:.0f} s); detector {d['accuracy']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}] "
-              f"(flips {d['flips_per_1000']:.1f}); rule baseline {d['baseline_accuracy']:.3f}", flush=True)
+        print(
+            f"  {r['scored_candles']} hours: Bayes filter {o['accuracy']:.3f} [{o['ci95'][0]:.3f}, {o['ci95'][1]:.3f}] "
+            f"(confidence {o['mean_confidence']:.3f}, flips/1000 {o['flips_per_1000']:.1f} "
+            f"vs truth {o['true_flips_per_1000']:.1f}, "
+            f"{o['seconds']:.0f} s); detector {d['accuracy']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}] "
+            f"(flips {d['flips_per_1000']:.1f}); rule baseline {d['baseline_accuracy']:.3f}",
+            flush=True,
+        )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"runs": runs}, indent=2))
     print(f"written {a.out}")

@@ -33,8 +33,17 @@ class BookParams:
 
     def __post_init__(self) -> None:
         if self.spread_model not in SPREAD_MODELS:
-            raise ValueError(f"simulation.book.spread_model must be one of {list(SPREAD_MODELS)}, got {self.spread_model!r}")
-        for name in ("base_spread", "level_step", "depth_share", "depth_growth", "volatility_multiplier", "spread_scale"):
+            raise ValueError(
+                f"simulation.book.spread_model must be one of {list(SPREAD_MODELS)}, got {self.spread_model!r}"
+            )
+        for name in (
+            "base_spread",
+            "level_step",
+            "depth_share",
+            "depth_growth",
+            "volatility_multiplier",
+            "spread_scale",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"simulation.book.{name} must be a positive number, got {value!r}")

@@ -101,7 +101,9 @@ class ReplayClock(Clock):
 
     def describe(self) -> str:
         start = datetime.fromtimestamp(self.data_now() / 1000, tz=UTC)
-        return f"replay x{self.speed:g}, data time now {start:%Y-%m-%d %H:%M:%S} UTC, shift {self._shift // DAY_MS} days"
+        return (
+            f"replay x{self.speed:g}, data time now {start:%Y-%m-%d %H:%M:%S} UTC, shift {self._shift // DAY_MS} days"
+        )
 
 
 class FrozenClock(Clock):

@@ -38,7 +38,13 @@ def freqtrade_executable() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "freqtrade"]
 
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 
 
 def thread_env(threads: int | None) -> dict[str, str]:
@@ -50,20 +56,31 @@ def thread_env(threads: int | None) -> dict[str, str]:
     return {**dict.fromkeys(THREAD_VARS, str(int(threads))), "OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def run_freqtrade(args: list[str], log_path: Path, timeout: float = 1800, check: bool = True,
-                  threads: int | None = None) -> FreqtradeRun:
+def run_freqtrade(
+    args: list[str], log_path: Path, timeout: float = 1800, check: bool = True, threads: int | None = None
+) -> FreqtradeRun:
     """Run `freqtrade ARGS` from the repo root, its output going straight to log_path.
 
     The process writes to the file itself (no pipe to drain), so `timeout` holds even when freqtrade
     hangs silently; on timeout the process is killed and FreqtradeError names the log."""
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **thread_env(threads)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        **thread_env(threads),
+    }
     env.setdefault("COLUMNS", LOG_COLUMNS)
     t0 = time.monotonic()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([*freqtrade_executable(), *args], cwd=REPO_ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*freqtrade_executable(), *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

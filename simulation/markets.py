@@ -96,4 +96,3 @@ def on_tick(price: float, tick: float) -> float:
         return price
     decimals = max(0, round(-np.log10(tick)))
     return round(round(price / tick) * tick, int(decimals))
-

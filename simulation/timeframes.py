@@ -89,6 +89,8 @@ def timerange_bounds(text: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 def timerange_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
     """The freqtrade `--timerange` for [start, end): whole days as YYYYMMDD, else YYYYMMDDTHHMM."""
+
     def one(t: pd.Timestamp) -> str:
         return f"{t:%Y%m%d}" if t == t.normalize() else f"{t:%Y%m%dT%H%M}"
+
     return f"{one(start)}-{one(end)}"

@@ -44,9 +44,7 @@ class Params:
     def required(self, name: str) -> str:
         value = self.raw.get(name)
         if value is None or value == "":
-            raise BinanceError(
-                -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-            )
+            raise BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
         return value
 
     def integer(self, name: str) -> int | None:

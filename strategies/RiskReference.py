@@ -1,5 +1,6 @@
-"""RegimeGatedReference (EMA/RSI + HMM regime gate) under the shared risk controls and alerts (no ML): the smallest strategy
-that shows the limits, the emergency stop and the alerts at work, and the one the operator tests use."""
+"""RegimeGatedReference (EMA/RSI + HMM regime gate) under the shared risk controls and alerts (no ML): the
+smallest strategy that shows the limits, the emergency stop and the alerts at work, and the one the operator
+tests use."""
 
 from __future__ import annotations
 

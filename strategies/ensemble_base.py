@@ -82,12 +82,16 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
     # -- indicators -------------------------------------------------------------------------
     @informative("1h")
     def populate_indicators_1h(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        if getattr(self, "emergency_active", False):  # exits first: skip the HMM in an emergency (entries are blocked anyway)
+        if getattr(
+            self, "emergency_active", False
+        ):  # exits first: skip the HMM in an emergency (entries are blocked anyway)
             return unknown_regime_columns(dataframe)
         return add_regime_columns(dataframe, "1h")
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        if getattr(self, "emergency_active", False):  # no prediction needed to exit; do_predict 0 keeps every signal off
+        if getattr(
+            self, "emergency_active", False
+        ):  # no prediction needed to exit; do_predict 0 keeps every signal off
             dataframe[["do_predict", PREDICTION, CONFIDENCE]] = (0, 0.0, 0.0)
         else:
             t0 = time.perf_counter()
@@ -117,12 +121,26 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe.loc[(dataframe["do_predict"] == 1) & (dataframe[PREDICTION] < 0), ["exit_long", "exit_tag"]] = (1, "prediction_down")
+        dataframe.loc[(dataframe["do_predict"] == 1) & (dataframe[PREDICTION] < 0), ["exit_long", "exit_tag"]] = (
+            1,
+            "prediction_down",
+        )
         return dataframe
 
     # -- sizing and stops -------------------------------------------------------------------
-    def custom_stake_amount(self, pair, current_time, current_rate, proposed_stake, min_stake, max_stake, leverage,
-                            entry_tag, side, **kwargs) -> float:
+    def custom_stake_amount(
+        self,
+        pair,
+        current_time,
+        current_rate,
+        proposed_stake,
+        min_stake,
+        max_stake,
+        leverage,
+        entry_tag,
+        side,
+        **kwargs,
+    ) -> float:
         if not self.wallets:
             return proposed_stake
         # freqtrade's total stake already applies tradable_balance_ratio: undo it to get equity
@@ -132,7 +150,9 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
             return 0.0  # below the exchange minimum: skip rather than oversize
         return min(stake, max_stake)
 
-    def custom_stoploss(self, pair, trade, current_time, current_rate, current_profit, after_fill, **kwargs) -> float | None:
+    def custom_stoploss(
+        self, pair, trade, current_time, current_rate, current_profit, after_fill, **kwargs
+    ) -> float | None:
         """Trailing stop at atr_multiplier x ATR below the current rate (freqtrade only ever raises it)."""
         df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
         if df is None or df.empty or "atr" not in df or not (df["atr"].iloc[-1] > 0):

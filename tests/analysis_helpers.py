@@ -6,12 +6,19 @@ from __future__ import annotations
 def lookahead_row(log: str, strategy: str) -> dict:
     """freqtrade's result table from the log (its CSV export comes out empty with pandas 3); the
     last cell wraps over several lines."""
-    cols = ["filename", "strategy", "has_bias", "total_signals", "biased_entry_signals", "biased_exit_signals",
-            "biased_indicators"]
+    cols = [
+        "filename",
+        "strategy",
+        "has_bias",
+        "total_signals",
+        "biased_entry_signals",
+        "biased_exit_signals",
+        "biased_indicators",
+    ]
     lines = log.splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.startswith(f"│ {strategy}.py"))
     cells = [c.strip() for c in lines[start].strip().strip("│").split("│")]
-    for ln in lines[start + 1:]:
+    for ln in lines[start + 1 :]:
         if not ln.startswith("│"):
             break
         more = [c.strip() for c in ln.strip().strip("│").split("│")]

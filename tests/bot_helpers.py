@@ -25,29 +25,55 @@ def api_env(password: str) -> dict:
     return {"FREQTRADE__API_SERVER__PASSWORD": password, "FREQTRADE__API_SERVER__JWT_SECRET_KEY": secrets.token_hex(16)}
 
 
-def start_bot(tmp: Path, configs: list[str], extra: dict, env_extra: dict, strategy: str | None = None,
-              name: str = "bot") -> tuple[subprocess.Popen, Path]:
+def start_bot(
+    tmp: Path, configs: list[str], extra: dict, env_extra: dict, strategy: str | None = None, name: str = "bot"
+) -> tuple[subprocess.Popen, Path]:
     cfg = tmp / f"{name}-extra.json"
     cfg.write_text(json.dumps(extra))
     log = tmp / f"{name}.log"
-    cmd = [*freqtrade_executable(), "trade", *[a for c in configs for a in ("--config", c)], "--config", str(cfg),
-           "--userdir", str(tmp / "ud"), "--db-url", f"sqlite:///{tmp / f'{name}.sqlite'}", "--dry-run"]
+    cmd = [
+        *freqtrade_executable(),
+        "trade",
+        *[a for c in configs for a in ("--config", c)],
+        "--config",
+        str(cfg),
+        "--userdir",
+        str(tmp / "ud"),
+        "--db-url",
+        f"sqlite:///{tmp / f'{name}.sqlite'}",
+        "--dry-run",
+    ]
     if strategy:
         cmd += ["--strategy", strategy]
     with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, "COLUMNS": LOG_COLUMNS, **env_extra}, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env={**os.environ, "COLUMNS": LOG_COLUMNS, **env_extra},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     return proc, log
 
 
 class RunningBot:
     """A started dry-run bot with API: `client`, `password`, `port`, `proc`, `log`."""
 
-    def __init__(self, tmp: Path, configs: list[str], extra: dict, strategy: str | None = None, name: str = "bot",
-                 password: str | None = None, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        configs: list[str],
+        extra: dict,
+        strategy: str | None = None,
+        name: str = "bot",
+        password: str | None = None,
+        env: dict | None = None,
+    ) -> None:
         self.port = free_port()
         self.password = password or secrets.token_urlsafe(18)
-        self.proc, self.log = start_bot(tmp, configs, {**api_section(self.port), **extra},
-                                        {**api_env(self.password), **(env or {})}, strategy, name)
+        self.proc, self.log = start_bot(
+            tmp, configs, {**api_section(self.port), **extra}, {**api_env(self.password), **(env or {})}, strategy, name
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         self.client = FtRestClient(self.url, "op", self.password)
 
@@ -95,10 +121,19 @@ def wait_for(cond, seconds: float, what: str) -> None:
 
 # Market orders for forced entries/exits (need the other side of the book), exits by signal off.
 FORCE_ORDERS = {
-    "force_entry_enable": True, "initial_state": "running",
-    "entry_pricing": {"price_side": "other"}, "exit_pricing": {"price_side": "other"},
-    "order_types": {"entry": "limit", "exit": "market", "force_entry": "market", "force_exit": "market",
-                    "emergency_exit": "market", "stoploss": "market", "stoploss_on_exchange": False},
+    "force_entry_enable": True,
+    "initial_state": "running",
+    "entry_pricing": {"price_side": "other"},
+    "exit_pricing": {"price_side": "other"},
+    "order_types": {
+        "entry": "limit",
+        "exit": "market",
+        "force_entry": "market",
+        "force_exit": "market",
+        "emergency_exit": "market",
+        "stoploss": "market",
+        "stoploss_on_exchange": False,
+    },
 }
 
 
@@ -113,16 +148,26 @@ class PrometheusServer:
 
         binary = shutil.which("prometheus")
         assert binary, "Debian's prometheus package is missing (make setup installs it)"
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "rule_files": [str(REPO_ROOT / "docker" / "prometheus" / "alerts.yml")],
-                  "scrape_configs": [{"job_name": job, "static_configs": [{"targets": t}]} for job, t in targets.items()]}
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(REPO_ROOT / "docker" / "prometheus" / "alerts.yml")],
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": t}]} for job, t in targets.items()],
+        }
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "prometheus.log"
         with open(self.log, "w") as fh:
-            self.proc = subprocess.Popen([binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                                          f"--web.listen-address=127.0.0.1:{self.port}"], stdout=fh, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={tmp / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
         wait_for(self._ready, 60, f"prometheus ready ({self.log})")
 
     def _ready(self) -> bool:

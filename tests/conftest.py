@@ -43,11 +43,23 @@ def synthetic_overlay(synthetic_gateway, tmp_path_factory) -> Path:
 # ones run side by side from the start and the short ones fill in around them.
 # Measured seconds per scope (durations of a 2-core run); scopes not listed count as quick.
 EXPECTED_SECONDS: dict[str, float] = {  # from a 2-core run of 2026-11-28 (298 tests, 15.3 min)
-    "test_clock_fidelity": 650, "test_simulation_e2e": 490, "test_freqai_e2e": 165, "test_relay": 155, "test_testbench": 130,
-    "test_frequi": 120, "test_predictions_live": 115, "test_operator_controls": 105, "test_gateway_streams": 100,
-    "test_ensemble_strategies::TestArbitrageScout": 70, "test_ensemble_strategies::TestMeanReversionEnsemble": 65,
-    "test_regime": 55, "test_bench_models": 55, "test_regime_strategy": 50,
-    "test_ensemble_strategies::TestTrendFollowingEnsemble": 45, "test_freqai_models": 35, "test_freqtrade_e2e": 30,
+    "test_clock_fidelity": 650,
+    "test_simulation_e2e": 490,
+    "test_freqai_e2e": 165,
+    "test_relay": 155,
+    "test_testbench": 130,
+    "test_frequi": 120,
+    "test_predictions_live": 115,
+    "test_operator_controls": 105,
+    "test_gateway_streams": 100,
+    "test_ensemble_strategies::TestArbitrageScout": 70,
+    "test_ensemble_strategies::TestMeanReversionEnsemble": 65,
+    "test_regime": 55,
+    "test_bench_models": 55,
+    "test_regime_strategy": 50,
+    "test_ensemble_strategies::TestTrendFollowingEnsemble": 45,
+    "test_freqai_models": 35,
+    "test_freqtrade_e2e": 30,
 }
 
 

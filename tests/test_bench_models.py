@@ -15,14 +15,28 @@ from simulation.synthetic.store import pair_filename
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ["BTC/USDT", "ETH/USDT"]
-TINY = {"purge": 24, "n_splits": 2, "meta": "auto", "models": ["lightgbm", "catboost", "random_forest", "lstm", "xgboost"],
-        "lightgbm": {"n_estimators": 20}, "catboost": {"iterations": 20}, "random_forest": {"num_trees": 5},
-        "xgboost": {"n_estimators": 20}, "lstm": {"epochs": 1, "units": [8, 8, 4]}}
+TINY = {
+    "purge": 24,
+    "n_splits": 2,
+    "meta": "auto",
+    "models": ["lightgbm", "catboost", "random_forest", "lstm", "xgboost"],
+    "lightgbm": {"n_estimators": 20},
+    "catboost": {"iterations": 20},
+    "random_forest": {"num_trees": 5},
+    "xgboost": {"n_estimators": 20},
+    "lstm": {"epochs": 1, "units": [8, 8, 4]},
+}
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scripts.bench_models", *args], cwd=ROOT, capture_output=True, check=False,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.bench_models", *args],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +58,39 @@ def datadir(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_path):
     out = tmp_path / "bench.json"
-    proc = _bench("--datadir", str(datadir), "--pairs", "BTC/USDT", "--folds", "2", "--train-days", "6", "--test-days", "2",
-                  "--label-period", "24", "--target-scale", "vol", "--ensemble-params", json.dumps(TINY), "--out", str(out))
+    proc = _bench(
+        "--datadir",
+        str(datadir),
+        "--pairs",
+        "BTC/USDT",
+        "--folds",
+        "2",
+        "--train-days",
+        "6",
+        "--test-days",
+        "2",
+        "--label-period",
+        "24",
+        "--target-scale",
+        "vol",
+        "--ensemble-params",
+        json.dumps(TINY),
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["baseline"] == "LightGBMRegressor"
-    expected = {"StackedEnsemble", "lightgbm", "catboost", "random_forest", "lstm", "xgboost", "LightGBMRegressor",
-                *(f"StackedEnsemble[{k}]" for k in ("passthrough", "bases", "mean", "ic_weighted", "hit_rate", "+baseline"))}
+    expected = {
+        "StackedEnsemble",
+        "lightgbm",
+        "catboost",
+        "random_forest",
+        "lstm",
+        "xgboost",
+        "LightGBMRegressor",
+        *(f"StackedEnsemble[{k}]" for k in ("passthrough", "bases", "mean", "ic_weighted", "hit_rate", "+baseline")),
+    }
     assert set(result["models"]) == expected
     for name, m in result["models"].items():
         assert 0 <= m["direction_accuracy"] <= 1 and m["rmse"] > 0 and -1 <= m["ic"] <= 1, name
@@ -59,26 +99,47 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
         budget = m["predict_p99_budget_ms"]  # the spec's inference budgets, reported, not asserted (timing)
         assert (budget is None) == (m["predict_within_budget"] is None), name
         assert budget is None or m["predict_within_budget"] == (m["predict_p99_ms"] < budget), name
-    assert result["models"]["lstm"]["predict_p99_budget_ms"] == 50 and result["models"]["StackedEnsemble"]["predict_p99_budget_ms"] == 20
+    assert (
+        result["models"]["lstm"]["predict_p99_budget_ms"] == 50
+        and result["models"]["StackedEnsemble"]["predict_p99_budget_ms"] == 20
+    )
     goal = result["goal"]
     acc = {n: m["direction_accuracy"] for n, m in result["models"].items()}
-    assert goal["best_base_accuracy"] == max(acc[n] for n in ("lightgbm", "catboost", "random_forest", "lstm", "xgboost"))
-    assert goal["met"] == (acc["StackedEnsemble"] >= goal["best_base_accuracy"] and acc["StackedEnsemble"] > acc["LightGBMRegressor"])
+    assert goal["best_base_accuracy"] == max(
+        acc[n] for n in ("lightgbm", "catboost", "random_forest", "lstm", "xgboost")
+    )
+    assert goal["met"] == (
+        acc["StackedEnsemble"] >= goal["best_base_accuracy"] and acc["StackedEnsemble"] > acc["LightGBMRegressor"]
+    )
     assert goal["spec_target_met"] == (acc["StackedEnsemble"] > 0.55)
     # paired differences fold by fold: the ensemble against its best member and the baseline, each combiner against it
     paired = {(c["a"], c["b"]): c for c in result["paired"]}
-    assert ("StackedEnsemble", goal["best_base"]) in paired and ("StackedEnsemble[hit_rate]", "StackedEnsemble") in paired
+    assert ("StackedEnsemble", goal["best_base"]) in paired and (
+        "StackedEnsemble[hit_rate]",
+        "StackedEnsemble",
+    ) in paired
     c = paired[("StackedEnsemble", "LightGBMRegressor")]
     diffs = [f["StackedEnsemble_acc"] - f["LightGBMRegressor_acc"] for f in result["folds"]]
-    assert c["pair_folds"] == 2 and c["diff_pp"] == pytest.approx(100 * sum(diffs) / 2) and c["a_better"] == sum(d > 0 for d in diffs)
+    assert (
+        c["pair_folds"] == 2
+        and c["diff_pp"] == pytest.approx(100 * sum(diffs) / 2)
+        and c["a_better"] == sum(d > 0 for d in diffs)
+    )
     # the cost goal: per pair-fold training time of the ensemble over the baseline's on the same rows
     cost = result["cost"]
     ratios = [f["ensemble_train_s"] / f["baseline_train_s"] for f in result["folds"]]
     assert cost["pair_folds"] == 2 and cost["ratio_median"] == pytest.approx(float(pd.Series(ratios).median()))
     assert cost["met"] == (cost["ratio_median"] <= 4.0)
     for b in result["confidence_buckets"]:  # each bucket with an interval on its effective count (24-candle labels)
-        assert b["ci95"][0] <= b["direction_accuracy"] <= b["ci95"][1] and b["effective_n"] == pytest.approx(max(1, b["candles"] / 24))
-    assert len(result["folds"]) == 2 and {f["meta"] for f in result["folds"]} <= {"passthrough", "bases", "mean", "ic_weighted"}
+        assert b["ci95"][0] <= b["direction_accuracy"] <= b["ci95"][1] and b["effective_n"] == pytest.approx(
+            max(1, b["candles"] / 24)
+        )
+    assert len(result["folds"]) == 2 and {f["meta"] for f in result["folds"]} <= {
+        "passthrough",
+        "bases",
+        "mean",
+        "ic_weighted",
+    }
     # each fold predicts the 2 days after its 6-day training window, rolling forward by 2 days
     starts = [pd.Timestamp(f["test_from"]) for f in result["folds"] if f["pair"] == "BTC/USDT"]
     assert starts[1] - starts[0] == pd.Timedelta(days=2)
@@ -86,8 +147,15 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
     assert result["config"]["target_scale"] == "vol"
     # re-reporting an earlier run trains nothing and prints the same table and verdict
     again = _bench("--from-json", str(out))
-    assert again.returncode == 0 and "StackedEnsemble[ic_weighted]" in again.stderr and "accuracy goal (ensemble >=" in again.stderr
-    assert "cost goal (ensemble training <= 4x" in again.stderr and "paired over pair-folds: StackedEnsemble - LightGBMRegressor" in again.stderr
+    assert (
+        again.returncode == 0
+        and "StackedEnsemble[ic_weighted]" in again.stderr
+        and "accuracy goal (ensemble >=" in again.stderr
+    )
+    assert (
+        "cost goal (ensemble training <= 4x" in again.stderr
+        and "paired over pair-folds: StackedEnsemble - LightGBMRegressor" in again.stderr
+    )
     assert _bench("--from-json", str(tmp_path / "none.json")).returncode == 2
 
 
@@ -100,7 +168,9 @@ def test_benchmark_names_missing_data(tmp_path):
 
 
 def test_benchmark_names_a_missing_informative_timeframe(datadir, tmp_path):
-    proc = _bench("--datadir", str(datadir), "--pairs", "BTC/USDT", "--informative", "4h", "--out", str(tmp_path / "x.json"))
+    proc = _bench(
+        "--datadir", str(datadir), "--pairs", "BTC/USDT", "--informative", "4h", "--out", str(tmp_path / "x.json")
+    )
     assert proc.returncode == 2
     err = proc.stderr.replace("\n", "")
     assert "missing" in err and "BTC_USDT-4h.feather" in err

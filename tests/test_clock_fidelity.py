@@ -48,9 +48,29 @@ def first_entry_window() -> str:
 
 
 def _session(out, window: str, *clock: str) -> None:
-    cmd = [sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic", "--timeframe", "1m",
-           "--synthetic-start", MARKET["start"], "--synthetic-days", str(MARKET["days"]), "--seed", str(MARKET["seed"]),
-           "--pairs", *PAIRS, "--timerange", window, "--out", str(out), *clock]
+    cmd = [
+        sys.executable,
+        "-m",
+        "simulation.run",
+        "--strategy",
+        "ReferenceStrategy",
+        "--synthetic",
+        "--timeframe",
+        "1m",
+        "--synthetic-start",
+        MARKET["start"],
+        "--synthetic-days",
+        str(MARKET["days"]),
+        "--seed",
+        str(MARKET["seed"]),
+        "--pairs",
+        *PAIRS,
+        "--timerange",
+        window,
+        "--out",
+        str(out),
+        *clock,
+    ]
     proc = subprocess.run(cmd, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1100)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -66,7 +86,9 @@ def test_the_compute_clock_reproduces_a_real_time_session_and_a_constant_speed_u
     print("\n".join(lines(faithful)))
     assert faithful["reference"]["orders"] >= 1, "the window holds an order to compare"
     assert faithful["decisions_equal"], faithful
-    assert faithful["latency"]["n"] == faithful["reference"]["orders"] and faithful["latency"]["outside"] == 0, faithful["latency"]
+    assert faithful["latency"]["n"] == faithful["reference"]["orders"] and faithful["latency"]["outside"] == 0, (
+        faithful["latency"]
+    )
     assert faithful["faithful"]
 
     stretched = compare_sessions(ref, constant)
@@ -88,8 +110,14 @@ def test_fidelity_refuses_two_different_sessions(tmp_path):
         (tmp_path / name / "spec.json").write_text(json.dumps({"strategy": "S", "seed": seed}))
     with pytest.raises(NotComparable, match="differ in seed"):
         compare_sessions(tmp_path / "a", tmp_path / "b")
-    proc = subprocess.run([sys.executable, "-m", "simulation.run.fidelity", str(tmp_path / "a"), str(tmp_path / "nowhere")],
-                          cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulation.run.fidelity", str(tmp_path / "a"), str(tmp_path / "nowhere")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -97,7 +125,9 @@ def _run_dir(path, frames: dict) -> None:
     path.mkdir()
     (path / "spec.json").write_text(json.dumps({"strategy": "S", "seed": 1, "start_ms": 0, "end_ms": 600_000}))
     (path / "bot_candles.json").write_text(json.dumps(frames))
-    (path / "executions.csv").write_text("pair,side,signal_ms,order_ms,signal_to_order_ms\nBTC/USDT,buy,60000,61000,1000\n")
+    (path / "executions.csv").write_text(
+        "pair,side,signal_ms,order_ms,signal_to_order_ms\nBTC/USDT,buy,60000,61000,1000\n"
+    )
 
 
 def test_a_candidate_without_an_analysed_frame_is_not_faithful_and_a_reference_without_one_is_refused(tmp_path):

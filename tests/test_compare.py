@@ -10,8 +10,20 @@ from simulation.run.compare import equity_curve
 
 
 def _trade(fee_open: float, fee_close: float, close_ms: float) -> pd.DataFrame:
-    return pd.DataFrame([{"pair": "BTC/USDT", "open_ms": 1, "close_ms": close_ms, "open_rate": 100.0, "amount": 2.0,
-                          "profit": 5.0, "fee_open": fee_open, "fee_close": fee_close}])
+    return pd.DataFrame(
+        [
+            {
+                "pair": "BTC/USDT",
+                "open_ms": 1,
+                "close_ms": close_ms,
+                "open_rate": 100.0,
+                "amount": 2.0,
+                "profit": 5.0,
+                "fee_open": fee_open,
+                "fee_close": fee_close,
+            }
+        ]
+    )
 
 
 def test_open_positions_are_marked_with_the_trade_s_own_fees():
@@ -34,9 +46,13 @@ def test_reconcile_allows_one_lot_step_of_dust_per_trade_and_no_more():
 
     orders = pd.DataFrame({"order_id": ["1", "2", "3"], "status": ["closed"] * 3, "filled": [509.0, 508.4, 507.2]})
     trades = pd.DataFrame({"pair": ["ADA/USDT"] * 2, "is_open": [0, 1], "amount": [508.4, 506.6]})
-    venue_orders = [{"order_id": i, "status": "FILLED", "executed_qty": q, "client_order_id": f"c{i}"}
-                    for i, q in ((1, 509.0), (2, 508.4), (3, 507.2))]
-    ok = reconcile({"orders": venue_orders, "balances": {"ADA": [506.6 + 0.091 + 0.0928, 0.0]}}, orders, trades, {"ADA": 0.1})
+    venue_orders = [
+        {"order_id": i, "status": "FILLED", "executed_qty": q, "client_order_id": f"c{i}"}
+        for i, q in ((1, 509.0), (2, 508.4), (3, 507.2))
+    ]
+    ok = reconcile(
+        {"orders": venue_orders, "balances": {"ADA": [506.6 + 0.091 + 0.0928, 0.0]}}, orders, trades, {"ADA": 0.1}
+    )
     assert ok["ok"] and ok["holdings"][0]["dust_allowed"] == 0.2
     bad = reconcile({"orders": venue_orders, "balances": {"ADA": [506.6 + 0.25, 0.0]}}, orders, trades, {"ADA": 0.1})
     assert not bad["ok"], "more than one step per trade is not dust"

@@ -37,17 +37,37 @@ def test_an_early_entry_is_flagged_not_matched_and_lags_are_counted():
     m = match_signals(bt, sim, TF)
     assert len(m.pairs) == 2 and m.early == 1 and m.lags == {0: 1, 1: 1}
     assert m.precision == pytest.approx(2 / 3) and m.recall == pytest.approx(2 / 3)
-    trades = lambda times: pd.DataFrame({"id": range(len(times)), "pair": "BTC/USDT", "open_ms": [t * TF for t in times],
-                                         "open_rate": 1.0, "close_ms": 0, "exit_reason": "roi", "profit": 1.0})
+
+    def trades(times: list[int]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "id": range(len(times)),
+                "pair": "BTC/USDT",
+                "open_ms": [t * TF for t in times],
+                "open_rate": 1.0,
+                "close_ms": 0,
+                "exit_reason": "roi",
+                "profit": 1.0,
+            }
+        )
+
     table = match_trades(trades([10]), trades([9]), TF)
-    assert table.sim_id.isna().sum() == 1 and table.bt_open_ms.isna().sum() == 1, "an early simulated trade stays unmatched"
+    assert table.sim_id.isna().sum() == 1 and table.bt_open_ms.isna().sum() == 1, (
+        "an early simulated trade stays unmatched"
+    )
 
 
 def _side(prefix: str, amount, open_rate, close_rate, fee_open, fee_close, profit=None) -> dict:
     if profit is None:
         profit = amount * (close_rate * (1 - fee_close) - open_rate * (1 + fee_open))
-    return {f"{prefix}_amount": amount, f"{prefix}_open_rate": open_rate, f"{prefix}_close_rate": close_rate,
-            f"{prefix}_fee_open": fee_open, f"{prefix}_fee_close": fee_close, f"{prefix}_profit": profit}
+    return {
+        f"{prefix}_amount": amount,
+        f"{prefix}_open_rate": open_rate,
+        f"{prefix}_close_rate": close_rate,
+        f"{prefix}_fee_open": fee_open,
+        f"{prefix}_fee_close": fee_close,
+        f"{prefix}_profit": profit,
+    }
 
 
 def test_a_constant_per_trade_cost_lands_exactly_in_its_line_and_the_residual_is_zero():
@@ -67,10 +87,15 @@ def test_a_constant_per_trade_cost_lands_exactly_in_its_line_and_the_residual_is
 
 
 def test_every_line_of_a_mixed_gap_adds_up():
-    matched = pd.DataFrame([
-        {**_side("bt", 1.0, 100, 105, 0.001, 0.001), **_side("sim", 0.9, 100.3, 104.0, 0.00075, 0.001)},
-        {**_side("bt", 2.0, 50, 48, 0.001, 0.001), **_side("sim", 2.0, 50.1, 48.2, 0.001, 0.001, profit=-4.5)},  # rounding
-    ])
+    matched = pd.DataFrame(
+        [
+            {**_side("bt", 1.0, 100, 105, 0.001, 0.001), **_side("sim", 0.9, 100.3, 104.0, 0.00075, 0.001)},
+            {
+                **_side("bt", 2.0, 50, 48, 0.001, 0.001),
+                **_side("sim", 2.0, 50.1, 48.2, 0.001, 0.001, profit=-4.5),
+            },  # rounding
+        ]
+    )
     missed = pd.DataFrame({"bt_profit": [3.0, -1.0]})
     extra = pd.DataFrame({"sim_profit": [0.7]})
     total = float(matched.sim_profit.sum() + extra.sim_profit.sum() - matched.bt_profit.sum() - missed.bt_profit.sum())
@@ -108,8 +133,12 @@ def test_return_correlation_sees_a_constant_cost_that_levels_hide():
 def test_comparability_lists_what_differs_by_construction():
     from simulation.run.discrepancy import comparability
 
-    bt = {"strategy": "S", "timeframe": "5m", "max_open_trades": 3, "freqai": {"enabled": True, "backtest_period_days": 7,
-                                                                                "live_retrain_hours": 6}}
+    bt = {
+        "strategy": "S",
+        "timeframe": "5m",
+        "max_open_trades": 3,
+        "freqai": {"enabled": True, "backtest_period_days": 7, "live_retrain_hours": 6},
+    }
     bot = {**bt, "max_open_trades": 2}
     rows = {r["setting"]: r for r in comparability(bt, bot)}
     assert rows["max_open_trades"]["differs"] and not rows["timeframe"]["differs"]
@@ -119,8 +148,15 @@ def test_comparability_lists_what_differs_by_construction():
 def test_spread_sensitivity_summary_reads_each_run():
     from simulation.run.sensitivity import summarize
 
-    run = lambda pnl: {"trades_sim": 3, "trades_matched": 2, "gap": {"pnl_sim": pnl, "waterfall": {"lines": {"entry_price": pnl / 2}}},
-                       "mean_slippage_bps": 1.0, "verdict": "insufficient evidence"}
+    def run(pnl: float) -> dict:
+        return {
+            "trades_sim": 3,
+            "trades_matched": 2,
+            "gap": {"pnl_sim": pnl, "waterfall": {"lines": {"entry_price": pnl / 2}}},
+            "mean_slippage_bps": 1.0,
+            "verdict": "insufficient evidence",
+        }
+
     rows = summarize({10.0: run(-5.0), 0.1: run(1.0), 1.0: run(0.0)})
     assert [r["spread_scale"] for r in rows] == [0.1, 1.0, 10.0]
     assert rows[2]["pnl_sim"] == -5.0 and rows[2]["entry_price_line"] == -2.5
@@ -151,7 +187,10 @@ def test_the_equity_grid_is_never_filled_with_a_later_price():
     from simulation.marketdata.store import Candle
     from simulation.run.compare import known_prices
 
-    candles = [Candle(2 * TF, 100.0, 110.0, 90.0, 105.0, 1.0, 3 * TF - 1), Candle(3 * TF, 105.0, 106.0, 104.0, 104.5, 1.0, 4 * TF - 1)]
+    candles = [
+        Candle(2 * TF, 100.0, 110.0, 90.0, 105.0, 1.0, 3 * TF - 1),
+        Candle(3 * TF, 105.0, 106.0, 104.0, 104.5, 1.0, 4 * TF - 1),
+    ]
     got = known_prices(candles, np.array([TF, 2 * TF, 3 * TF, 4 * TF, 5 * TF]))
     assert np.isnan(got[0]), "no price existed yet"
     assert got.tolist()[1:] == [100.0, 105.0, 104.5, 104.5]  # the open at its instant, then closes as they come

@@ -29,7 +29,9 @@ from simulation.paths import REPO_ROOT
 DOCKER = REPO_ROOT / "docker"
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.live.yml")
 # what `docker compose -f docker-compose.yml -f docker-compose.live.yml` sees: the services of both
-COMPOSE = {"services": {n: s for f in COMPOSE_FILES for n, s in yaml.safe_load((DOCKER / f).read_text())["services"].items()}}
+COMPOSE = {
+    "services": {n: s for f in COMPOSE_FILES for n, s in yaml.safe_load((DOCKER / f).read_text())["services"].items()}
+}
 LIVE_ONLY_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "CRYPTOBOT_I_UNDERSTAND_LIVE")
 
 
@@ -101,8 +103,11 @@ def test_grafana_dashboard_queries_metrics_the_gateway_exports():
     assert provisioning["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-LIVE = {"dry_run": False, "exchange": {"name": "binance", "key": "k", "secret": "s", "ccxt_config": {}},
-        "risk": {"max_drawdown": 0.1, "daily_loss": 0.03, "portfolio_heat": 0.15, "correlation_limit": 0.7}}
+LIVE = {
+    "dry_run": False,
+    "exchange": {"name": "binance", "key": "k", "secret": "s", "ccxt_config": {}},
+    "risk": {"max_drawdown": 0.1, "daily_loss": 0.03, "portfolio_heat": 0.15, "correlation_limit": 0.7},
+}
 
 
 def test_live_preflight(monkeypatch):
@@ -112,13 +117,19 @@ def test_live_preflight(monkeypatch):
     monkeypatch.setenv(CONFIRM_ENV, "yes")
     assert preflight(LIVE) == []
     assert any("keys" in p for p in preflight({**LIVE, "exchange": {"name": "binance", "key": ""}}))
-    assert any("correlation_limit" in p for p in preflight({**LIVE, "risk": {"max_drawdown": 0.1, "daily_loss": 0.03,
-                                                                            "portfolio_heat": 0.15}}))
+    assert any(
+        "correlation_limit" in p
+        for p in preflight({**LIVE, "risk": {"max_drawdown": 0.1, "daily_loss": 0.03, "portfolio_heat": 0.15}})
+    )
     assert preflight({**LIVE, "dry_run": True}) == []
 
 
-LOCAL_API = {"public": "http://127.0.0.1:8765/api/v3", "private": "http://127.0.0.1:8765/api/v3",
-             "v1": "http://127.0.0.1:8765/api/v1", "sapi": "http://localhost:8765/sapi/v1"}
+LOCAL_API = {
+    "public": "http://127.0.0.1:8765/api/v3",
+    "private": "http://127.0.0.1:8765/api/v3",
+    "v1": "http://127.0.0.1:8765/api/v1",
+    "sapi": "http://localhost:8765/sapi/v1",
+}
 
 
 def _exchange(sync_urls, async_urls=None) -> dict:
@@ -127,14 +138,17 @@ def _exchange(sync_urls, async_urls=None) -> dict:
     return {"dry_run": False, "exchange": ex}
 
 
-@pytest.mark.parametrize(("urls", "async_urls"), [
-    ({"logo": "x"}, None),  # a URL override that changes nothing ccxt calls
-    ({"logo": "http://127.0.0.1/logo.png"}, None),
-    ({"api": {"sapi": "http://127.0.0.1:8765/sapi/v1"}}, None),  # sapi only: orders go to the exchange
-    ({"api": {**LOCAL_API, "private": "https://api.binance.com/api/v3"}}, None),  # the real exchange's own URL
-    ({"api": {**LOCAL_API, "public": "http://gateway:8765/api/v3"}}, None),  # a host that is not loopback
-    ({"api": LOCAL_API}, {"api": {"public": "https://api.binance.com/api/v3"}}),  # candles from the exchange
-])
+@pytest.mark.parametrize(
+    ("urls", "async_urls"),
+    [
+        ({"logo": "x"}, None),  # a URL override that changes nothing ccxt calls
+        ({"logo": "http://127.0.0.1/logo.png"}, None),
+        ({"api": {"sapi": "http://127.0.0.1:8765/sapi/v1"}}, None),  # sapi only: orders go to the exchange
+        ({"api": {**LOCAL_API, "private": "https://api.binance.com/api/v3"}}, None),  # the real exchange's own URL
+        ({"api": {**LOCAL_API, "public": "http://gateway:8765/api/v3"}}, None),  # a host that is not loopback
+        ({"api": LOCAL_API}, {"api": {"public": "https://api.binance.com/api/v3"}}),  # candles from the exchange
+    ],
+)
 def test_live_guard_has_no_url_bypass(urls, async_urls):
     assert is_real_exchange(_exchange(urls, async_urls))
     assert not _all_loopback(_freqtrade_clients(_exchange(urls, async_urls)["exchange"]))
@@ -158,21 +172,57 @@ def test_live_launcher_refuses_without_confirmation(tmp_path, env_confirm):
     env.update({"FREQTRADE__EXCHANGE__KEY": "k", "FREQTRADE__EXCHANGE__SECRET": "s"})
     if env_confirm:
         env[CONFIRM_ENV] = env_confirm
-    run = subprocess.run([sys.executable, "-m", "scripts.live", "--config", "config/trend-following.json",
-                          "--config", "config/live.json"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                         timeout=120, check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.live",
+            "--config",
+            "config/trend-following.json",
+            "--config",
+            "config/live.json",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 2, run.stderr
     assert "refusing to start live: live trading needs --i-understand-live" in run.stderr
     assert "freqtrade" not in run.stdout.lower() or "Bot heartbeat" not in run.stdout
 
 
 def test_live_launcher_resolves_a_config_for_the_real_exchange(tmp_path):
-    env = {**__import__("os").environ, "FREQTRADE__EXCHANGE__KEY": "live-key-from-env",
-           "FREQTRADE__EXCHANGE__SECRET": "live-secret-from-env", "FREQTRADE__API_SERVER__PASSWORD": "x" * 20}
+    env = {
+        **__import__("os").environ,
+        "FREQTRADE__EXCHANGE__KEY": "live-key-from-env",
+        "FREQTRADE__EXCHANGE__SECRET": "live-secret-from-env",
+        "FREQTRADE__API_SERVER__PASSWORD": "x" * 20,
+    }
     out = tmp_path / "live.json"
-    run = subprocess.run([sys.executable, "-m", "scripts.live", "--config", "config/trend-following.json",
-                          "--config", "config/live.json", "--i-understand-live", "--preflight-only", "--out", str(out)],
-                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.live",
+            "--config",
+            "config/trend-following.json",
+            "--config",
+            "config/live.json",
+            "--i-understand-live",
+            "--preflight-only",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     text = out.read_text()
     assert "live-key-from-env" not in text and "live-secret-from-env" not in text and "x" * 20 not in text
@@ -181,25 +231,51 @@ def test_live_launcher_resolves_a_config_for_the_real_exchange(tmp_path):
     assert cfg["risk"] == LIVE["risk"] and cfg["strategy"] == "TrendFollowingEnsemble"
 
 
-def _launch(tmp_path, extra_cfg: dict | None, args: list[str] = (), env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**__import__("os").environ, "FREQTRADE__EXCHANGE__KEY": "k-from-env", "FREQTRADE__EXCHANGE__SECRET": "s-from-env",
-           "FREQTRADE__API_SERVER__PASSWORD": "x" * 20, **(env_extra or {})}
+def _launch(
+    tmp_path, extra_cfg: dict | None, args: list[str] = (), env_extra: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = {
+        **__import__("os").environ,
+        "FREQTRADE__EXCHANGE__KEY": "k-from-env",
+        "FREQTRADE__EXCHANGE__SECRET": "s-from-env",
+        "FREQTRADE__API_SERVER__PASSWORD": "x" * 20,
+        **(env_extra or {}),
+    }
     configs = ["--config", "config/trend-following.json", "--config", "config/live.json"]
     if extra_cfg is not None:
         (tmp_path / "extra.json").write_text(json.dumps(extra_cfg))
         configs += ["--config", str(tmp_path / "extra.json")]
-    return subprocess.run([sys.executable, "-m", "scripts.live", *configs, "--i-understand-live", "--preflight-only",
-                           "--out", str(tmp_path / "out.json"), *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.live",
+            *configs,
+            "--i-understand-live",
+            "--preflight-only",
+            "--out",
+            str(tmp_path / "out.json"),
+            *args,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ({"exchange": {"secret": "in-a-file"}}, "secrets in the config files (exchange.secret)"),
-    ({"api_server": {"jwt_secret_key": "in-a-file-too-long-enough"}}, "api_server.jwt_secret_key"),
-    ({"telegram": {"enabled": True, "token": "123:abc", "chat_id": "1"}}, "telegram.token"),
-    ({"risk": {"max_drawdown": -0.5}}, "invalid risk limits: risk.max_drawdown must be a fraction"),
-    ({"risk": {"daily_loss": 5}}, "invalid risk limits: risk.daily_loss must be a fraction"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"exchange": {"secret": "in-a-file"}}, "secrets in the config files (exchange.secret)"),
+        ({"api_server": {"jwt_secret_key": "in-a-file-too-long-enough"}}, "api_server.jwt_secret_key"),
+        ({"telegram": {"enabled": True, "token": "123:abc", "chat_id": "1"}}, "telegram.token"),
+        ({"risk": {"max_drawdown": -0.5}}, "invalid risk limits: risk.max_drawdown must be a fraction"),
+        ({"risk": {"daily_loss": 5}}, "invalid risk limits: risk.daily_loss must be a fraction"),
+    ],
+)
 def test_live_launcher_refuses_secrets_in_files_and_invalid_limits(tmp_path, extra, message):
     run = _launch(tmp_path, extra)
     assert run.returncode == 2 and message in run.stderr, run.stderr
@@ -231,8 +307,12 @@ def _freqtrade_clients(exchange: dict) -> list:
     from freqtrade.enums import RunMode
     from freqtrade.resolvers import ExchangeResolver
 
-    config = {"dry_run": False, "runmode": RunMode.LIVE, "stake_currency": "USDT",
-              "exchange": {"name": "binance", **copy.deepcopy(exchange)}}
+    config = {
+        "dry_run": False,
+        "runmode": RunMode.LIVE,
+        "stake_currency": "USDT",
+        "exchange": {"name": "binance", **copy.deepcopy(exchange)},
+    }
     ex = ExchangeResolver.load_exchange(config, validate=False)
     try:
         return [{g: c.urls["api"][g] for g in TRADING_APIS} for c in (ex._api, ex._api_async, ex._ws_async)]
@@ -252,14 +332,25 @@ def test_live_guard_sees_a_real_url_in_each_ccxt_config(key):
     exchange.setdefault(key, {"urls": {"api": {}}})["urls"]["api"]["private"] = REAL
     assert not _all_loopback(_freqtrade_clients(exchange))  # freqtrade really would sign there
     assert is_real_exchange({"dry_run": False, "exchange": exchange})
-    with pytest.raises(NotLoopbackError, match="not a loopback|cannot resolve"):  # CI has no DNS
+    with pytest.raises(NotLoopbackError, match=r"not a loopback|cannot resolve"):  # CI has no DNS
         assert_loopback(exchange)
 
 
-_overlay = st.fixed_dictionaries({}, optional={
-    "urls": st.fixed_dictionaries({}, optional={"api": st.dictionaries(
-        st.sampled_from(TRADING_APIS), st.sampled_from([LOCAL_API["public"], REAL, "http://localhost:8765/sapi/v1"]),
-        max_size=3)})})
+_overlay = st.fixed_dictionaries(
+    {},
+    optional={
+        "urls": st.fixed_dictionaries(
+            {},
+            optional={
+                "api": st.dictionaries(
+                    st.sampled_from(TRADING_APIS),
+                    st.sampled_from([LOCAL_API["public"], REAL, "http://localhost:8765/sapi/v1"]),
+                    max_size=3,
+                )
+            },
+        )
+    },
+)
 
 
 @settings(max_examples=25, deadline=None)
@@ -288,15 +379,25 @@ def test_live_preflight_refuses_url_overlays_in_any_ccxt_config(monkeypatch, key
     assert any(f"remove exchange.{key}.urls" in p for p in preflight(config))
 
 
-@pytest.mark.parametrize(("extra", "where"), [
-    ({"exchange": {"ccxt_sync_config": {"apiKey": "k-in-a-file", "secret": "s-in-a-file"}}},
-     "exchange.ccxt_sync_config.apiKey, exchange.ccxt_sync_config.secret"),
-    ({"exchange": {"ccxt_config": {"headers": {"X-MBX-APIKEY": "k-in-a-header"}}}},
-     "exchange.ccxt_config.headers.X-MBX-APIKEY"),
-    ({"exchange": {"ccxt_async_config": {"options": {"privateKey": "pk"}}}}, "exchange.ccxt_async_config.options.privateKey"),
-    ({"db_url": "postgresql://bot:db-password@db.internal/trades"}, "db_url"),
-    ({"discord": {"enabled": True, "webhook_url": "https://discord.example/hook"}}, "discord.webhook_url"),
-])
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        (
+            {"exchange": {"ccxt_sync_config": {"apiKey": "k-in-a-file", "secret": "s-in-a-file"}}},
+            "exchange.ccxt_sync_config.apiKey, exchange.ccxt_sync_config.secret",
+        ),
+        (
+            {"exchange": {"ccxt_config": {"headers": {"X-MBX-APIKEY": "k-in-a-header"}}}},
+            "exchange.ccxt_config.headers.X-MBX-APIKEY",
+        ),
+        (
+            {"exchange": {"ccxt_async_config": {"options": {"privateKey": "pk"}}}},
+            "exchange.ccxt_async_config.options.privateKey",
+        ),
+        ({"db_url": "postgresql://bot:db-password@db.internal/trades"}, "db_url"),
+        ({"discord": {"enabled": True, "webhook_url": "https://discord.example/hook"}}, "discord.webhook_url"),
+    ],
+)
 def test_live_launcher_refuses_credentials_wherever_they_sit(tmp_path, extra, where):
     run = _launch(tmp_path, extra)
     assert run.returncode == 2 and f"secrets in the config files ({where})" in run.stderr, run.stderr

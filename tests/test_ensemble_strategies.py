@@ -27,12 +27,25 @@ LIGHT = {
     }
 }
 # 1m stablecoin market with a depeg every other day (2% down over 4 h, back over the next 12 h).
-DEPEGS = [f"depeg@2024-{d}T06:00:16,drop=0.02,recovery=1" for d in
-          ("02-22", "02-24", "02-26", "02-28", "03-01", "03-03", "03-05", "03-07", "03-09", "03-11", "03-13")]
+DEPEGS = [
+    f"depeg@2024-{d}T06:00:16,drop=0.02,recovery=1"
+    for d in ("02-22", "02-24", "02-26", "02-28", "03-01", "03-03", "03-05", "03-07", "03-09", "03-11", "03-13")
+]
 MARKETS = {
     "5m": (["--synthetic", "--seed", "21", "--days", "120"], "20240101-20240428"),
-    "1m": (["--synthetic", "--seed", "21", "--days", "76", "--timeframe", "1m",
-            *[a for sc in DEPEGS for a in ("--scenario", sc)]], "20240101-20240316"),
+    "1m": (
+        [
+            "--synthetic",
+            "--seed",
+            "21",
+            "--days",
+            "76",
+            "--timeframe",
+            "1m",
+            *[a for sc in DEPEGS for a in ("--scenario", sc)],
+        ],
+        "20240101-20240316",
+    ),
 }
 
 
@@ -52,9 +65,16 @@ CASES = {
     "TrendFollowingEnsemble": Case("config/trend-following.json", ("15m", "1h"), 3, 0.02, "5m", "20240411-20240425"),
     "MeanReversionEnsemble": Case("config/mean-reversion.json", ("5m", "1h"), 5, 0.015, "5m", "20240411-20240425"),
     # a short 1m window; the confidence gate at a coin flip (the spec's 0.90 stays the config default)
-    "ArbitrageScout": Case("config/arbitrage-scout.json", ("1m", "5m", "1h"), 10, 0.005, "1m", "20240309-20240314",
-                           {"freqai": {"train_period_days": 5, "backtest_period_days": 1},
-                            "arbitrage": {"min_confidence": 0.5}}, lookahead_window="20240311-20240313"),
+    "ArbitrageScout": Case(
+        "config/arbitrage-scout.json",
+        ("1m", "5m", "1h"),
+        10,
+        0.005,
+        "1m",
+        "20240309-20240314",
+        {"freqai": {"train_period_days": 5, "backtest_period_days": 1}, "arbitrage": {"min_confidence": 0.5}},
+        lookahead_window="20240311-20240313",
+    ),
 }
 
 
@@ -67,6 +87,7 @@ def market(tmp_path_factory):
     (tmp / "light.json").write_text(json.dumps(LIGHT))
     overlays: dict[str, object] = {}
     with contextlib.ExitStack() as stack:
+
         def get(strategy: str):
             case = CASES[strategy]
             if case.market not in overlays:
@@ -81,11 +102,24 @@ def market(tmp_path_factory):
                 cfgs += ["--config", str(tmp / f"{strategy}.json")]
             done = tmp / f"downloaded-{strategy}"
             if not done.exists():
-                run_freqtrade(["download-data", *cfgs, "--userdir", str(userdir), "--datadir", str(datadir),
-                               "--timeframes", *case.timeframes, "--timerange", MARKETS[case.market][1]],
-                              tmp / f"download-{strategy}.log")
+                run_freqtrade(
+                    [
+                        "download-data",
+                        *cfgs,
+                        "--userdir",
+                        str(userdir),
+                        "--datadir",
+                        str(datadir),
+                        "--timeframes",
+                        *case.timeframes,
+                        "--timerange",
+                        MARKETS[case.market][1],
+                    ],
+                    tmp / f"download-{strategy}.log",
+                )
                 done.touch()
             return tmp, cfgs, userdir, datadir
+
         yield get
 
 
@@ -96,9 +130,25 @@ def _backtest(market, strategy: str, extra: dict | None = None, name: str = "bt"
     if extra:
         (out / "extra.json").write_text(json.dumps(extra))
         cfgs = [*cfgs, "--config", str(out / "extra.json")]
-    run = run_freqtrade(["backtesting", *cfgs, "--userdir", str(userdir), "--datadir", str(datadir),
-                         "--cache", "none", "--timerange", CASES[strategy].window,
-                         "--export", "trades", "--backtest-directory", str(out)], out / "backtest.log")
+    run = run_freqtrade(
+        [
+            "backtesting",
+            *cfgs,
+            "--userdir",
+            str(userdir),
+            "--datadir",
+            str(datadir),
+            "--cache",
+            "none",
+            "--timerange",
+            CASES[strategy].window,
+            "--export",
+            "trades",
+            "--backtest-directory",
+            str(out),
+        ],
+        out / "backtest.log",
+    )
     return latest_backtest_stats(out)["strategy"][strategy], run.log_path.read_text()
 
 
@@ -118,8 +168,17 @@ def check_backtest_within_limits(market, strategy: str) -> None:
     closes = load_closes(market(strategy)[3], list(trades.pair), stats["timeframe"])
     assert limit_violations(trades, start, max_open, RiskLimits(), closes=closes) == []
     # every exit reason is one we configured
-    assert set(trades.exit_reason) <= {"roi", "exit_signal", "prediction_down", "reverted", "trailing_stop_loss",
-                                       "stop_loss", "force_exit", "emergency_stop", "converged"}
+    assert set(trades.exit_reason) <= {
+        "roi",
+        "exit_signal",
+        "prediction_down",
+        "reverted",
+        "trailing_stop_loss",
+        "stop_loss",
+        "force_exit",
+        "emergency_stop",
+        "converged",
+    }
 
 
 def check_tight_limits_reject_and_log(market) -> None:
@@ -137,10 +196,26 @@ def check_lookahead_no_biased_signals(market, strategy: str) -> None:
     tmp, cfgs, userdir, datadir = market(strategy)
     out = tmp / f"{strategy}-lookahead.csv"
     case = CASES[strategy]
-    run = run_freqtrade(["lookahead-analysis", *cfgs,
-                         "--userdir", str(userdir), "--datadir", str(datadir), "--timerange", case.lookahead_window or case.window,
-                         "--minimum-trade-amount", "2", "--targeted-trade-amount", "2",
-                         "--lookahead-analysis-exportfilename", str(out)], tmp / f"{strategy}-lookahead.log", timeout=900)
+    run = run_freqtrade(
+        [
+            "lookahead-analysis",
+            *cfgs,
+            "--userdir",
+            str(userdir),
+            "--datadir",
+            str(datadir),
+            "--timerange",
+            case.lookahead_window or case.window,
+            "--minimum-trade-amount",
+            "2",
+            "--targeted-trade-amount",
+            "2",
+            "--lookahead-analysis-exportfilename",
+            str(out),
+        ],
+        tmp / f"{strategy}-lookahead.log",
+        timeout=900,
+    )
     row = lookahead_row(run.log_path.read_text(), strategy)
     assert int(row["total_signals"]) >= 2, row
     assert row["biased_entry_signals"] == "0" and row["biased_exit_signals"] == "0", row
@@ -165,9 +240,23 @@ def check_recursive_stable_at_strategy_startup(market, strategy: str) -> None:
     tmp, cfgs, userdir, datadir = market(strategy)
     window_end = CASES[strategy].window.split("-")[1]
     start = (pd.Timestamp(window_end) - pd.Timedelta(days=2)).strftime("%Y%m%d")
-    run = run_freqtrade(["recursive-analysis", *cfgs, "--userdir", str(userdir), "--datadir", str(datadir),
-                         "--timerange", f"{start}-{window_end}", "--startup-candle", "1800", "2600"],
-                        tmp / f"{strategy}-recursive.log", timeout=900)
+    run = run_freqtrade(
+        [
+            "recursive-analysis",
+            *cfgs,
+            "--userdir",
+            str(userdir),
+            "--datadir",
+            str(datadir),
+            "--timerange",
+            f"{start}-{window_end}",
+            "--startup-candle",
+            "1800",
+            "2600",
+        ],
+        tmp / f"{strategy}-recursive.log",
+        timeout=900,
+    )
     log = run.log_path.read_text()
     assert run.returncode == 0 and "Start checking for recursive bias" in log
     table = [ln for ln in log.splitlines() if ln.startswith(("│", "┃"))]

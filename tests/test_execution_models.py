@@ -97,10 +97,13 @@ def test_queue_models_differ_exactly_on_a_touch():
     prob = QueueModel("probabilistic", touch_fill_prob=0.3, seed=4)
     draws = [prob.fills("BUY", 99.0, *touch, oid, 0) for oid in range(2000)]
     assert abs(np.mean(draws) - 0.3) < 3 * np.sqrt(0.3 * 0.7 / 2000)
-    assert draws == [QueueModel("probabilistic", touch_fill_prob=0.3, seed=4).fills("BUY", 99.0, *touch, oid, 0) for oid in range(2000)]
+    assert draws == [
+        QueueModel("probabilistic", touch_fill_prob=0.3, seed=4).fills("BUY", 99.0, *touch, oid, 0)
+        for oid in range(2000)
+    ]
     assert all(prob.fills("BUY", 99.0, *through, oid, 0) for oid in range(50)), "trade-through always fills"
     assert ExecutionParams.from_config({"queue": {"kind": "touch"}}).queue == touch_m
-    with pytest.raises(ValueError, match="queue.kind"):
+    with pytest.raises(ValueError, match=r"queue\.kind"):
         ExecutionParams.from_config({"queue": {"kind": "front"}})
 
 
@@ -133,7 +136,10 @@ def test_book_uses_the_calibrated_spread_and_its_scale():
     fixed = synthesize_book(m, 50_000.0, 10.0, params=BookParams())
     wide = synthesize_book(m, 50_000.0, 10.0, params=BookParams(spread_scale=10.0))
     calibrated = synthesize_book(m, 50_000.0, 10.0, params=BookParams(spread_model="corwin_schultz"), spread=0.001)
-    width = lambda b: b.best_ask - b.best_bid
+
+    def width(b) -> float:
+        return b.best_ask - b.best_bid
+
     assert width(wide) == pytest.approx(10 * width(fixed), rel=0.01)
     assert width(calibrated) == pytest.approx(50.0, rel=0.01)
     with pytest.raises(ValueError, match="spread_model"):

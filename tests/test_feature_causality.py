@@ -38,8 +38,9 @@ def ohlcv(n: int, freq: str, seed: int) -> pd.DataFrame:
     low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.002, n)))
     # an odd first minute: the frame's first row is not on any block boundary
     dates = pd.date_range("2024-01-01 00:35", periods=n, freq=freq, tz="UTC")
-    return pd.DataFrame({"date": dates, "open": open_, "high": high, "low": low, "close": close,
-                         "volume": rng.lognormal(5, 1, n)})
+    return pd.DataFrame(
+        {"date": dates, "open": open_, "high": high, "low": low, "close": close, "volume": rng.lognormal(5, 1, n)}
+    )
 
 
 def all_features(df: pd.DataFrame, tf: str) -> pd.DataFrame:

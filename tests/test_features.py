@@ -21,7 +21,10 @@ def test_vol_scaled_target_keeps_the_sign_and_is_causal_in_its_scale():
     later = df.copy()
     later.loc[600:, "close"] *= 3
     ratio = scaled / raw
-    ratio_later = features.set_targets(later, 12, "vol", vol_window=50)[features.TARGET] / features.set_targets(later, 12)[features.TARGET]
+    ratio_later = (
+        features.set_targets(later, 12, "vol", vol_window=50)[features.TARGET]
+        / features.set_targets(later, 12)[features.TARGET]
+    )
     assert np.allclose(ratio[100:599], ratio_later[100:599])
     assert 0.5 < scaled[ok].std() < 2  # in units of the expected move
     with pytest.raises(ValueError, match="target scale"):
@@ -33,14 +36,19 @@ def _candles(start: str, periods: int, freq: str, width: int, seed: int) -> pd.D
     df = pd.DataFrame({"date": pd.date_range(start, periods=periods, freq=freq, tz="UTC")})
     for c in ("open", "high", "low", "close", "volume"):
         df[c] = rng.random(periods)
-    return pd.concat([df, pd.DataFrame(rng.random((periods, width)), columns=[f"%-f{i}" for i in range(width)])], axis=1)
+    return pd.concat(
+        [df, pd.DataFrame(rng.random((periods, width)), columns=[f"%-f{i}" for i in range(width)])], axis=1
+    )
 
 
-@pytest.mark.parametrize(("timeframe", "start", "informative", "expected"), [
-    ("15m", "2025-01-01 00:15", ["15m", "1h"], "00:45"),  # a 15m candle opening at :45 closes with the hour
-    ("5m", "2025-01-01 00:05", ["5m", "15m", "1h"], "00:55"),  # :55 closes a 15m and an hour candle
-    ("1h", "2025-01-01 03:00", ["1h", "4h"], "03:00"),
-])
+@pytest.mark.parametrize(
+    ("timeframe", "start", "informative", "expected"),
+    [
+        ("15m", "2025-01-01 00:15", ["15m", "1h"], "00:45"),  # a 15m candle opening at :45 closes with the hour
+        ("5m", "2025-01-01 00:05", ["5m", "15m", "1h"], "00:55"),  # :55 closes a 15m and an hour candle
+        ("1h", "2025-01-01 03:00", ["1h", "4h"], "03:00"),
+    ],
+)
 def test_live_frame_starts_on_a_candle_that_closes_with_every_informative_one(timeframe, start, informative, expected):
     dates = pd.Series(pd.date_range(start, periods=100, freq=timeframe.replace("m", "min"), tz="UTC"))
     k = features.informative_aligned_start(dates, timeframe, informative)
@@ -63,7 +71,8 @@ def test_aligned_start_changes_no_merged_value_and_leaves_no_gap_at_the_first_ca
 
 
 def test_aligned_start_makes_freqtrades_informative_merge_cheap_on_a_wide_frame():
-    """The reason for the trim, measured: on FreqAI's width (~400 columns) freqtrade's gap fill costs ~0.26 s a merge, 4 ms aligned."""
+    """The reason for the trim, measured: on FreqAI's width (~400 columns) freqtrade's gap fill costs
+    ~0.26 s a merge, 4 ms aligned."""
     import time
 
     from freqtrade.strategy import merge_informative_pair
@@ -84,7 +93,9 @@ def test_aligned_start_makes_freqtrades_informative_merge_cheap_on_a_wide_frame(
     assert trimmed < untrimmed / 3, (trimmed, untrimmed)
 
 
-@pytest.mark.parametrize("config", ["freqai.json", "trend-following.json", "mean-reversion.json", "arbitrage-scout.json"])
+@pytest.mark.parametrize(
+    "config", ["freqai.json", "trend-following.json", "mean-reversion.json", "arbitrage-scout.json"]
+)
 def test_live_bots_retrain_on_the_backtests_cadence(config):
     """A dry-run bot that retrains continuously predicts with other models than the backtest it is compared with."""
     from freqtrade.configuration.load_config import load_from_files

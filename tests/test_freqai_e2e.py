@@ -45,10 +45,22 @@ def env(tmp_path_factory):
     small.write_text(json.dumps(SMALL))
     with GatewayProcess(["--synthetic", "--seed", "11", "--days", "40"], log_path=tmp / "gw.log") as gw:
         overlay = write_overlay(tmp / "exchange.json", gw.url)
-        base = ["--config", "config/freqai.json", "--config", str(overlay), "--config", str(small),
-                "--userdir", str(userdir), "--datadir", str(tmp / "data")]
-        run_freqtrade(["download-data", *base, "--timeframes", "5m", "1h", "--timerange", "20240101-20240210"],
-                      tmp / "download.log")
+        base = [
+            "--config",
+            "config/freqai.json",
+            "--config",
+            str(overlay),
+            "--config",
+            str(small),
+            "--userdir",
+            str(userdir),
+            "--datadir",
+            str(tmp / "data"),
+        ]
+        run_freqtrade(
+            ["download-data", *base, "--timeframes", "5m", "1h", "--timerange", "20240101-20240210"],
+            tmp / "download.log",
+        )
         yield tmp, base, userdir
 
 
@@ -56,8 +68,21 @@ def test_backtest_trains_predicts_and_trades(env):
     tmp, base, _userdir = env
     results = tmp / "results"
     results.mkdir()
-    run = run_freqtrade(["backtesting", *base, "--timerange", "20240125-20240131", "--export", "signals",
-                         "--backtest-directory", str(results), "--cache", "none"], tmp / "backtest.log")
+    run = run_freqtrade(
+        [
+            "backtesting",
+            *base,
+            "--timerange",
+            "20240125-20240131",
+            "--export",
+            "signals",
+            "--backtest-directory",
+            str(results),
+            "--cache",
+            "none",
+        ],
+        tmp / "backtest.log",
+    )
     log = run.log_path.read_text()
     assert "Training model on" in log and "features" in log
     n_features = int(log.split("Training model on ")[1].split(" features")[0])
@@ -76,8 +101,11 @@ def test_continual_learning_is_refused_before_any_training(env):
     tmp, base, _userdir = env
     cl = tmp / "continual.json"
     cl.write_text(json.dumps({"freqai": {"continual_learning": True}}))
-    run = run_freqtrade(["backtesting", *base, "--config", str(cl), "--timerange", "20240125-20240131", "--cache", "none"],
-                        tmp / "continual.log", check=False)
+    run = run_freqtrade(
+        ["backtesting", *base, "--config", str(cl), "--timerange", "20240125-20240131", "--cache", "none"],
+        tmp / "continual.log",
+        check=False,
+    )
     log = run.log_path.read_text()
     assert run.returncode != 0 and "does not support freqai.continual_learning: set it to false" in log
     assert "Training model on" not in log
@@ -98,8 +126,9 @@ def test_saved_models_reload_in_a_new_process_with_identical_predictions(env):
     outs = []
     for i in range(2):
         out = tmp / f"pred{i}.npy"
-        subprocess.run([sys.executable, "-c", script, str(models[-1]), str(out)], check=True, timeout=600,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", script, str(models[-1]), str(out)], check=True, timeout=600, capture_output=True
+        )
         outs.append(out.read_bytes())
     assert outs[0] == outs[1], "two fresh processes loading the saved model predict bit-identically"
 
@@ -111,12 +140,35 @@ def test_lookahead_analysis_finds_no_biased_signal(env):
     tmp, base, _userdir = env
     # Every cut backtest retrains: keep the two model kinds whose inputs could leak differently (the
     # row-wise trees and the LSTM's 20-candle windows); the other two read rows exactly as LightGBM does.
-    (tmp / "lookahead.json").write_text(json.dumps({"freqai": {"identifier": "ci-ensemble-lookahead",
-                                                               "model_training_parameters": {"models": ["lightgbm", "lstm"], "n_splits": 2}}}))
+    (tmp / "lookahead.json").write_text(
+        json.dumps(
+            {
+                "freqai": {
+                    "identifier": "ci-ensemble-lookahead",
+                    "model_training_parameters": {"models": ["lightgbm", "lstm"], "n_splits": 2},
+                }
+            }
+        )
+    )
     out = tmp / "lookahead.csv"
-    run = run_freqtrade(["lookahead-analysis", *base, "--config", str(tmp / "lookahead.json"), "--timerange",
-                         "20240125-20240131", "--minimum-trade-amount", "2", "--targeted-trade-amount", "2",
-                         "--lookahead-analysis-exportfilename", str(out)], tmp / "lookahead.log", timeout=900)
+    run = run_freqtrade(
+        [
+            "lookahead-analysis",
+            *base,
+            "--config",
+            str(tmp / "lookahead.json"),
+            "--timerange",
+            "20240125-20240131",
+            "--minimum-trade-amount",
+            "2",
+            "--targeted-trade-amount",
+            "2",
+            "--lookahead-analysis-exportfilename",
+            str(out),
+        ],
+        tmp / "lookahead.log",
+        timeout=900,
+    )
     row = lookahead_row(run.log_path.read_text(), STRATEGY)
     assert int(row["total_signals"]) >= 2, row
     assert row["biased_entry_signals"] == "0" and row["biased_exit_signals"] == "0", row

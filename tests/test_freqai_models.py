@@ -79,7 +79,9 @@ def test_meta_auto_keeps_the_candidate_with_the_best_oof_direction_accuracy():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 5)).astype(np.float32)
     y = x[:, 0] + x[:, 1] + 0.1 * rng.normal(size=3000)
-    ens = StackedEnsemble(models=["lightgbm"], meta="auto", lightgbm={"n_estimators": 1, "max_depth": 1, "num_leaves": 2}).fit(x, y)
+    ens = StackedEnsemble(
+        models=["lightgbm"], meta="auto", lightgbm={"n_estimators": 1, "max_depth": 1, "num_leaves": 2}
+    ).fit(x, y)
     assert set(ens.meta_scores_) == {"passthrough", "bases", "mean", "ic_weighted"}
     assert ens.meta_kind_ == "passthrough", ens.meta_scores_
     assert ens.meta_scores_["passthrough"] > max(ens.meta_scores_[k] for k in ("bases", "mean", "ic_weighted")) + 0.1
@@ -192,7 +194,7 @@ def test_default_ensemble_is_one_hold_out_on_selected_columns_with_an_equal_weig
     x, y = signal_data(2400, d=60)
     ens = StackedEnsemble(**TINY, purge=12, max_features=12).fit(x[:2000], y[:2000])
     assert ens.params["models"] == ["lightgbm", "catboost", "lstm"] and ens.meta_kind_ == "mean"
-    (train, test), = ens.folds_  # a single hold-out: the second half, trained on the first minus the purge
+    ((train, test),) = ens.folds_  # a single hold-out: the second half, trained on the first minus the purge
     assert test[0] == 1000 and train[-1] == 1000 - 12 - 1
     assert len(ens.columns_) == 12 and {0, 1} <= set(ens.columns_)
     pred = ens.predict(x[2000:])

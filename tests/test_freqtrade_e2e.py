@@ -43,8 +43,22 @@ def test_list_markets(tmp_path, synthetic_overlay):
 
 def test_download_data_equals_source_and_backtest_trades(tmp_path, synthetic_overlay, synthetic_source_market):
     datadir = tmp_path / "data"
-    _ft(tmp_path, synthetic_overlay, "download-data", "--datadir", str(datadir), "--pairs", "BTC/USDT", "ETH/USDT",
-        "--timeframes", "5m", "1h", "--timerange", "20240101-20240220", name="download")
+    _ft(
+        tmp_path,
+        synthetic_overlay,
+        "download-data",
+        "--datadir",
+        str(datadir),
+        "--pairs",
+        "BTC/USDT",
+        "ETH/USDT",
+        "--timeframes",
+        "5m",
+        "1h",
+        "--timerange",
+        "20240101-20240220",
+        name="download",
+    )
     for pair in ("BTC/USDT", "ETH/USDT"):
         src = synthetic_source_market.candles[pair]
         got = pd.read_feather(datadir / f"{pair.replace('/', '_')}-5m.feather")
@@ -55,13 +69,33 @@ def test_download_data_equals_source_and_backtest_trades(tmp_path, synthetic_ove
         hourly = pd.read_feather(datadir / f"{pair.replace('/', '_')}-1h.feather").set_index("date")
         ref = src.set_index("date").resample("1h").agg({"open": "first", "high": "max", "low": "min", "close": "last"})
         # same timestamps and values (freqtrade stores ms, pandas resamples in us: compare times, not units)
-        pd.testing.assert_frame_equal(hourly[["open", "high", "low", "close"]], ref.loc[hourly.index], check_index_type=False)
+        pd.testing.assert_frame_equal(
+            hourly[["open", "high", "low", "close"]], ref.loc[hourly.index], check_index_type=False
+        )
 
     results = tmp_path / "results"
     results.mkdir()
-    _ft(tmp_path, synthetic_overlay, "backtesting", "--datadir", str(datadir), "--pairs", "BTC/USDT", "ETH/USDT",
-        "--strategy", "ReferenceStrategy", "--timerange", "20240103-20240215", "--export", "trades",
-        "--backtest-directory", str(results), "--cache", "none", name="backtest")
+    _ft(
+        tmp_path,
+        synthetic_overlay,
+        "backtesting",
+        "--datadir",
+        str(datadir),
+        "--pairs",
+        "BTC/USDT",
+        "ETH/USDT",
+        "--strategy",
+        "ReferenceStrategy",
+        "--timerange",
+        "20240103-20240215",
+        "--export",
+        "trades",
+        "--backtest-directory",
+        str(results),
+        "--cache",
+        "none",
+        name="backtest",
+    )
     stats = latest_backtest_stats(results)["strategy"]["ReferenceStrategy"]
     assert stats["total_trades"] > 10
     assert set(stats["pairlist"]) == {"BTC/USDT", "ETH/USDT"}
@@ -72,8 +106,21 @@ def test_download_from_real_binance_data_is_byte_exact(tmp_path):
     with GatewayProcess(["--datadir", str(SHARED_DATA)], log_path=tmp_path / "gw.log") as gw:
         overlay = write_overlay(tmp_path / "exchange.json", gw.url)
         datadir = tmp_path / "data"
-        _ft(tmp_path, overlay, "download-data", "--datadir", str(datadir), "--pairs", "BTC/USDT", "LINK/USDT",
-            "--timeframes", "1h", "--timerange", "20250101-20250301", name="download")
+        _ft(
+            tmp_path,
+            overlay,
+            "download-data",
+            "--datadir",
+            str(datadir),
+            "--pairs",
+            "BTC/USDT",
+            "LINK/USDT",
+            "--timeframes",
+            "1h",
+            "--timerange",
+            "20250101-20250301",
+            name="download",
+        )
     for pair in ("BTC_USDT", "LINK_USDT"):
         got = pd.read_feather(datadir / f"{pair}-1h.feather")
         src = pd.read_feather(SHARED_DATA / f"{pair}-1h.feather")
@@ -93,14 +140,35 @@ def test_dry_run_bot_trades_on_replayed_market(tmp_path):
     ) as gw:
         overlay = write_overlay(tmp_path / "exchange.json", gw.url, ["BTC/USDT", "ETH/USDT"])
         api_cfg = tmp_path / "api.json"
-        api_cfg.write_text(json.dumps({"api_server": {
-            "enabled": True, "listen_ip_address": "127.0.0.1", "listen_port": api_port,
-            "username": "tester", "jwt_secret_key": secrets.token_hex(16), "ws_token": secrets.token_hex(8),
-        }}))
+        api_cfg.write_text(
+            json.dumps(
+                {
+                    "api_server": {
+                        "enabled": True,
+                        "listen_ip_address": "127.0.0.1",
+                        "listen_port": api_port,
+                        "username": "tester",
+                        "jwt_secret_key": secrets.token_hex(16),
+                        "ws_token": secrets.token_hex(8),
+                    }
+                }
+            )
+        )
         env = {**os.environ, "FREQTRADE__API_SERVER__PASSWORD": password}
         log = tmp_path / "trade.log"
-        cmd = [*freqtrade_executable(), "trade", "--config", "config/simulation.json", "--config", str(overlay),
-               "--config", str(api_cfg), "--db-url", f"sqlite:///{tmp_path / 'dry.sqlite'}", "--dry-run"]
+        cmd = [
+            *freqtrade_executable(),
+            "trade",
+            "--config",
+            "config/simulation.json",
+            "--config",
+            str(overlay),
+            "--config",
+            str(api_cfg),
+            "--db-url",
+            f"sqlite:///{tmp_path / 'dry.sqlite'}",
+            "--dry-run",
+        ]
         with open(log, "w") as fh:
             bot = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
         try:

@@ -34,8 +34,11 @@ def bot(tmp_path_factory):
     # FreqAI predicts from the first candle that closes after its first training (~30 s here): the shared
     # clock puts that close 60 s after the start instead of anywhere in the next 5 minutes
     clock = candle_phase_env(lead_s=60)
-    with GatewayProcess(["--synthetic", "--seed", "3", "--days", "100", "--replay", "--replay-start", "2024-03-25"],
-                        log_path=tmp / "gw.log", env={**os.environ, **clock}) as gw:
+    with GatewayProcess(
+        ["--synthetic", "--seed", "3", "--days", "100", "--replay", "--replay-start", "2024-03-25"],
+        log_path=tmp / "gw.log",
+        env={**os.environ, **clock},
+    ) as gw:
         overlay = write_overlay(tmp / "exchange.json", gw.url)
         extra = {**FORCE_ORDERS, "use_exit_signal": False, "freqai": LIGHT}
         bot = RunningBot(tmp, [*CONFIGS, str(overlay)], extra, env=clock)

@@ -156,7 +156,9 @@ def test_a_port_taken_before_the_gateway_binds_it_is_chosen_again(tmp_path):
         with gw:
             assert gw.port != port and requests.get(f"{gw.url}/api/v3/ping", timeout=5).ok
         assert "address already in use" in (tmp_path / "gw.log").read_text()
-        fixed = GatewayProcess(["--synthetic", "--seed", "3", "--days", "3"], port=port, log_path=tmp_path / "fixed.log")
+        fixed = GatewayProcess(
+            ["--synthetic", "--seed", "3", "--days", "3"], port=port, log_path=tmp_path / "fixed.log"
+        )
         with pytest.raises(RuntimeError, match="address in use"):
             fixed.start()
         assert fixed.proc.returncode == EXIT_PORT_IN_USE

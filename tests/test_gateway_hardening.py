@@ -45,8 +45,18 @@ def assert_binance_json(r: requests.Response) -> None:
 
 def test_signature_covers_the_query_as_sent(gw):
     """A client order id that needs percent-encoding (as freqtrade's never do, but any client may)."""
-    r = signed(gw, "POST", "/api/v3/order", [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"),
-                                             ("quantity", "0.001"), ("newClientOrderId", "a/b:c d")])
+    r = signed(
+        gw,
+        "POST",
+        "/api/v3/order",
+        [
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "MARKET"),
+            ("quantity", "0.001"),
+            ("newClientOrderId", "a/b:c d"),
+        ],
+    )
     assert r.status_code == 200, r.text
     assert r.json()["clientOrderId"] == "a/b:c d"
 
@@ -70,18 +80,77 @@ def test_bodies_keys_first_then_size_and_encoding(gw):
     assert requests.get(f"{gw.url}/api/v3/ping", timeout=5).status_code == 200
 
 
-ENDPOINTS = [("GET", "/api/v3/klines"), ("GET", "/api/v3/ticker/24hr"), ("GET", "/api/v3/ticker/price"),
-             ("GET", "/api/v3/ticker/bookTicker"), ("GET", "/api/v3/depth"), ("GET", "/api/v3/exchangeInfo")]
-PRIVATE = [("GET", "/api/v3/account"), ("POST", "/api/v3/order"), ("DELETE", "/api/v3/order"), ("GET", "/api/v3/order"),
-           ("GET", "/api/v3/openOrders"), ("DELETE", "/api/v3/openOrders"), ("GET", "/api/v3/allOrders"),
-           ("GET", "/api/v3/myTrades"), ("GET", "/api/v3/account/commission"), ("GET", "/sapi/v1/asset/tradeFee")]
-NAMES = st.sampled_from(["symbol", "symbols", "interval", "limit", "startTime", "endTime", "side", "type", "quantity",
-                         "quoteOrderQty", "price", "stopPrice", "timeInForce", "orderId", "origClientOrderId",
-                         "newClientOrderId", "fromId", "newOrderRespType", "recvWindow"])
-VALUES = st.one_of(st.sampled_from(["BTCUSDT", "ETHUSDT", "BUY", "SELL", "LIMIT", "MARKET", "STOP_LOSS_LIMIT", "GTC",
-                                    "1m", "1h", "0", "-1", "1e9", "nan", "inf", "0.001", "100000", '["BTCUSDT"]', ""]),
-                   st.text(max_size=12), st.integers(-10**12, 10**20).map(str),
-                   st.floats(allow_nan=True, allow_infinity=True).map(repr))
+ENDPOINTS = [
+    ("GET", "/api/v3/klines"),
+    ("GET", "/api/v3/ticker/24hr"),
+    ("GET", "/api/v3/ticker/price"),
+    ("GET", "/api/v3/ticker/bookTicker"),
+    ("GET", "/api/v3/depth"),
+    ("GET", "/api/v3/exchangeInfo"),
+]
+PRIVATE = [
+    ("GET", "/api/v3/account"),
+    ("POST", "/api/v3/order"),
+    ("DELETE", "/api/v3/order"),
+    ("GET", "/api/v3/order"),
+    ("GET", "/api/v3/openOrders"),
+    ("DELETE", "/api/v3/openOrders"),
+    ("GET", "/api/v3/allOrders"),
+    ("GET", "/api/v3/myTrades"),
+    ("GET", "/api/v3/account/commission"),
+    ("GET", "/sapi/v1/asset/tradeFee"),
+]
+NAMES = st.sampled_from(
+    [
+        "symbol",
+        "symbols",
+        "interval",
+        "limit",
+        "startTime",
+        "endTime",
+        "side",
+        "type",
+        "quantity",
+        "quoteOrderQty",
+        "price",
+        "stopPrice",
+        "timeInForce",
+        "orderId",
+        "origClientOrderId",
+        "newClientOrderId",
+        "fromId",
+        "newOrderRespType",
+        "recvWindow",
+    ]
+)
+VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "BTCUSDT",
+            "ETHUSDT",
+            "BUY",
+            "SELL",
+            "LIMIT",
+            "MARKET",
+            "STOP_LOSS_LIMIT",
+            "GTC",
+            "1m",
+            "1h",
+            "0",
+            "-1",
+            "1e9",
+            "nan",
+            "inf",
+            "0.001",
+            "100000",
+            '["BTCUSDT"]',
+            "",
+        ]
+    ),
+    st.text(max_size=12),
+    st.integers(-(10**12), 10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -141,10 +210,22 @@ def test_the_token_guards_fault_control_without_a_venue_too(open_gw, tmp_path):
         assert requests.get(f"{g.url}/api/v3/ping", timeout=5).status_code == 200
 
 
-@pytest.mark.parametrize("body", [b"[1, 2]", b"not json", b'{"timeout": 1.0, "timeout_s": 1e9}', b'{"error_5xx": "1"}',
-                                  b'{"retry_after_s": 2.5}', b'{"drop": true}', b'{"nope": 1}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b"not json",
+        b'{"timeout": 1.0, "timeout_s": 1e9}',
+        b'{"error_5xx": "1"}',
+        b'{"retry_after_s": 2.5}',
+        b'{"drop": true}',
+        b'{"nope": 1}',
+    ],
+)
 def test_bad_fault_specs_are_400_not_500(open_gw, body):
-    r = requests.put(f"{open_gw.url}/sim/faults", data=body, headers={"Content-Type": "application/json", **ADMIN}, timeout=5)
+    r = requests.put(
+        f"{open_gw.url}/sim/faults", data=body, headers={"Content-Type": "application/json", **ADMIN}, timeout=5
+    )
     assert r.status_code == 400 and r.json()["code"] == -1100, r.text
     assert requests.get(f"{open_gw.url}/api/v3/ping", timeout=5).status_code == 200
 
@@ -171,7 +252,9 @@ def test_duplicate_symbols_are_refused_like_binance(gw):
 def test_loose_numbers_are_refused_like_binance(gw, value):
     """Issue 33 (low): Python's float() takes underscores, spaces, exponents and other scripts' digits;
     Binance's grammar does not (-1100)."""
-    r = signed(gw, "POST", "/api/v3/order", [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", value)])
+    r = signed(
+        gw, "POST", "/api/v3/order", [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", value)]
+    )
     assert r.status_code == 400 and r.json()["code"] == -1100, r.text
 
 
@@ -198,7 +281,9 @@ def test_non_ascii_keys_invalid_utf8_tokens_and_deep_json_are_4xx(gw, open_gw):
     r = requests.get(f"{open_gw.url}/sim/status", headers={"X-SIM-ADMIN-TOKEN": b"\xff\xfe\xfd"}, timeout=5)
     assert r.status_code == 401 and r.json()["code"] == -2015, r.text
     deep = "[" * 50_000 + "]" * 50_000
-    r = requests.put(f"{open_gw.url}/sim/faults", data=deep, headers={"Content-Type": "application/json", **ADMIN}, timeout=5)
+    r = requests.put(
+        f"{open_gw.url}/sim/faults", data=deep, headers={"Content-Type": "application/json", **ADMIN}, timeout=5
+    )
     assert r.status_code == 400 and r.json()["code"] == -1100, r.text
     r = requests.get(f"{gw.url}/api/v3/ticker/price", params={"symbols": "[" * 1200 + "]" * 1200}, timeout=5)
     assert r.status_code == 400 and r.json()["code"] == -1100, r.text
@@ -214,18 +299,28 @@ def test_deeply_nested_stream_requests_are_invalid_json():
 
 
 # -- the probe classes of issue 33, as properties: the next round starts from a suite that knows them --
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 PROBES = st.one_of(
     st.integers(1, 2500).map(lambda n: "[" * n + "]" * n),  # nesting
-    st.lists(st.sampled_from(['"BTCUSDT"', '"ETHUSDT"', "1", "null"]), max_size=40).map(lambda v: "[" + ",".join(v) + "]"),
+    st.lists(st.sampled_from(['"BTCUSDT"', '"ETHUSDT"', "1", "null"]), max_size=40).map(
+        lambda v: "[" + ",".join(v) + "]"
+    ),
     st.sampled_from(["0.00_1", " 1", "1 ", "1e-3", "+1", "0x1", "١", "nan", "inf", "1" * 400]),  # number grammar
-    st.text(alphabet=st.characters(min_codepoint=128), min_size=1, max_size=8))  # non-ASCII
+    st.text(alphabet=st.characters(min_codepoint=128), min_size=1, max_size=8),
+)  # non-ASCII
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(endpoint=st.sampled_from(ENDPOINTS + PRIVATE), name=NAMES, value=PROBES, key=st.one_of(st.none(), st.binary(max_size=40)))
+@given(
+    endpoint=st.sampled_from(ENDPOINTS + PRIVATE),
+    name=NAMES,
+    value=PROBES,
+    key=st.one_of(st.none(), st.binary(max_size=40)),
+)
 def test_probe_classes_never_break_the_gateway(gw, endpoint, name, value, key):
     method, path = endpoint
     if endpoint in PRIVATE and key is None:
@@ -238,16 +333,42 @@ def test_probe_classes_never_break_the_gateway(gw, endpoint, name, value, key):
     assert_binance_json(r)
 
 
-STREAMS = st.sampled_from(["btcusdt@kline_5m", "btcusdt@kline_7m", "btcusdt@depth20", "btcusdt@bookTicker", "xxxusdt@kline_5m",
-                           "btcusdt@trade", "BTCUSDT@kline_5m"])
-FAULT_KEYS = st.sampled_from(["timeout", "error_5xx", "rate_limit", "stale_book", "drop", "timeout_s", "retry_after_s",
-                              "stale_ms", "seed", "other"])
+STREAMS = st.sampled_from(
+    [
+        "btcusdt@kline_5m",
+        "btcusdt@kline_7m",
+        "btcusdt@depth20",
+        "btcusdt@bookTicker",
+        "xxxusdt@kline_5m",
+        "btcusdt@trade",
+        "BTCUSDT@kline_5m",
+    ]
+)
+FAULT_KEYS = st.sampled_from(
+    [
+        "timeout",
+        "error_5xx",
+        "rate_limit",
+        "stale_book",
+        "drop",
+        "timeout_s",
+        "retry_after_s",
+        "stale_ms",
+        "seed",
+        "other",
+    ]
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(JSON, st.dictionaries(FAULT_KEYS, JSON, max_size=4)), token=st.one_of(st.just(ADMIN["X-SIM-ADMIN-TOKEN"]), st.binary(max_size=12)))
+@given(
+    body=st.one_of(JSON, st.dictionaries(FAULT_KEYS, JSON, max_size=4)),
+    token=st.one_of(st.just(ADMIN["X-SIM-ADMIN-TOKEN"]), st.binary(max_size=12)),
+)
 def test_admin_bodies_and_tokens_are_answered_never_500(open_gw, body, token):
-    r = requests.put(f"{open_gw.url}/sim/faults", data=json.dumps(body), headers={"X-SIM-ADMIN-TOKEN": token}, timeout=10)
+    r = requests.put(
+        f"{open_gw.url}/sim/faults", data=json.dumps(body), headers={"X-SIM-ADMIN-TOKEN": token}, timeout=10
+    )
     assert r.status_code in (200, 400, 401), r.text[:300]
     if r.status_code == 200:  # a valid spec took effect: reset it, and admin reads still work (int64 seed)
         assert requests.get(f"{open_gw.url}/sim/status", headers=ADMIN, timeout=10).status_code == 200
@@ -256,9 +377,19 @@ def test_admin_bodies_and_tokens_are_answered_never_500(open_gw, body, token):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(msg=st.one_of(JSON.map(json.dumps), st.fixed_dictionaries({"method": st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS"]),
-                                                                    "params": st.one_of(JSON, st.lists(STREAMS, max_size=3)),
-                                                                    "id": JSON}).map(json.dumps), PROBES))
+@given(
+    msg=st.one_of(
+        JSON.map(json.dumps),
+        st.fixed_dictionaries(
+            {
+                "method": st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS"]),
+                "params": st.one_of(JSON, st.lists(STREAMS, max_size=3)),
+                "id": JSON,
+            }
+        ).map(json.dumps),
+        PROBES,
+    )
+)
 def test_stream_requests_always_get_an_answer(hub, msg):
     from simulation.gateway.streams import Connection
 
@@ -295,8 +426,11 @@ def test_a_failing_stream_pusher_is_logged_and_closes_its_connection(hub, caplog
         app = web.Application()
         hub.routes(app)
         hub.updates = broken  # the pusher's first batch fails
-        async with TestServer(app) as server, aiohttp.ClientSession() as session, \
-                session.ws_connect(server.make_url("/ws")) as ws:
+        async with (
+            TestServer(app) as server,
+            aiohttp.ClientSession() as session,
+            session.ws_connect(server.make_url("/ws")) as ws,
+        ):
             await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 1})
             while True:
                 msg = await ws.receive(timeout=10)

@@ -32,12 +32,15 @@ pytestmark = pytest.mark.slow
 def fast_replay(tmp_path_factory):
     """A replay at x60: a 5m candle closes every 5 wall seconds."""
     tmp = tmp_path_factory.mktemp("streams")
-    with GatewayProcess(["--synthetic", "--seed", "2", "--days", "20", "--replay", "--speed", "60"],
-                        log_path=tmp / "gw.log") as gw:
+    with GatewayProcess(
+        ["--synthetic", "--seed", "2", "--days", "20", "--replay", "--speed", "60"], log_path=tmp / "gw.log"
+    ) as gw:
         yield gw.url
 
 
-async def _session(url: str, path: str, sends: list, receive: int, timeout: float = 20.0, until_id: int | None = None) -> list:
+async def _session(
+    url: str, path: str, sends: list, receive: int, timeout: float = 20.0, until_id: int | None = None
+) -> list:
     out = []
     async with aiohttp.ClientSession() as s, s.ws_connect(url.replace("http", "ws") + path) as ws:
         for m in sends:
@@ -57,11 +60,18 @@ async def _session(url: str, path: str, sends: list, receive: int, timeout: floa
 
 
 def test_requests_are_acknowledged_and_bad_ones_answered_with_binance_codes(fast_replay):
-    sends = [{"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m", "ethusdt@bookTicker"], "id": 1}, 1.0,
-             {"method": "LIST_SUBSCRIPTIONS", "id": 2}, "not json", {"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 3},
-             {"method": "SUBSCRIBE", "params": ["xxxusdt@kline_5m"], "id": 4}, {"method": "SUBSCRIBE", "params": ["btcusdt@kline_7m"], "id": 5},
-             {"method": "FOO", "id": 6}, {"method": "UNSUBSCRIBE", "params": ["ethusdt@bookTicker"], "id": 7},
-             {"method": "LIST_SUBSCRIPTIONS", "id": 8}]
+    sends = [
+        {"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m", "ethusdt@bookTicker"], "id": 1},
+        1.0,
+        {"method": "LIST_SUBSCRIPTIONS", "id": 2},
+        "not json",
+        {"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 3},
+        {"method": "SUBSCRIBE", "params": ["xxxusdt@kline_5m"], "id": 4},
+        {"method": "SUBSCRIBE", "params": ["btcusdt@kline_7m"], "id": 5},
+        {"method": "FOO", "id": 6},
+        {"method": "UNSUBSCRIBE", "params": ["ethusdt@bookTicker"], "id": 7},
+        {"method": "LIST_SUBSCRIPTIONS", "id": 8},
+    ]
     got = asyncio.run(_session(fast_replay, "/ws", sends, receive=100_000, until_id=8))
     replies = {m["id"]: m for m in got if "id" in m and ("result" in m or "error" in m)}
     assert replies[1] == {"result": None, "id": 1}
@@ -84,9 +94,20 @@ def test_kline_pushes_close_each_candle_once_and_equal_rest(fast_replay):
     assert len(closed) >= 2, f"{len(klines)} pushes, none closed"
     assert len({k["t"] for k in closed}) == len(closed)  # each candle closes once
     for k in closed:  # the final state is the candle REST serves for that open time
-        row = requests.get(f"{fast_replay}/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "5m",
-                                                                  "startTime": k["t"], "limit": 1}, timeout=10).json()[0]
-        assert [row[0], row[1], row[2], row[3], row[4], row[5], row[6]] == [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"]]
+        row = requests.get(
+            f"{fast_replay}/api/v3/klines",
+            params={"symbol": "BTCUSDT", "interval": "5m", "startTime": k["t"], "limit": 1},
+            timeout=10,
+        ).json()[0]
+        assert [row[0], row[1], row[2], row[3], row[4], row[5], row[6]] == [
+            k["t"],
+            k["o"],
+            k["h"],
+            k["l"],
+            k["c"],
+            k["v"],
+            k["T"],
+        ]
     # forming updates carry x = false and never run ahead of the clock
     forming = [k for k in klines if not k["x"]]
     assert forming and all(k["t"] <= f["t"] for k, f in itertools.pairwise(forming))
@@ -100,7 +121,9 @@ def test_ccxt_websocket_client_sees_the_same_closed_candles_as_rest(fast_replay)
 
 def test_streams_need_a_replay_clock(tmp_path):
     with GatewayProcess(["--synthetic", "--seed", "2", "--days", "5"], log_path=tmp_path / "gw.log") as gw:
-        got = asyncio.run(_session(gw.url, "/ws", [{"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 9}], receive=1))
+        got = asyncio.run(
+            _session(gw.url, "/ws", [{"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 9}], receive=1)
+        )
     assert got[0]["id"] == 9 and "replay" in got[0]["error"]["msg"]
 
 
@@ -110,8 +133,12 @@ def _raw_ws(url: str, path: str = "/ws") -> tuple[socket.socket, bytes]:
     sock = socket.create_connection((host, int(port)), timeout=10)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1)
@@ -126,7 +153,9 @@ def _frame(text: str) -> bytes:
 
 def _ws_connections(url: str) -> float:
     text = requests.get(f"{url}/metrics", timeout=10).text
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == "sim_ws_connections")
+    return sum(
+        s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == "sim_ws_connections"
+    )
 
 
 def test_clients_that_stop_reading_go_idle_or_reset_are_dropped(fast_replay):
@@ -145,8 +174,11 @@ def test_clients_that_stop_reading_go_idle_or_reset_are_dropped(fast_replay):
     resets.close()  # RST
     wait_for(lambda: _ws_connections(fast_replay) == 2, 10, "the reset connection released")
     started = time.monotonic()
-    wait_for(lambda: _ws_connections(fast_replay) == 0, HEARTBEAT_S * 1.5 + SEND_TIMEOUT_S + 10,
-             "the blocked and the idle connection dropped")
+    wait_for(
+        lambda: _ws_connections(fast_replay) == 0,
+        HEARTBEAT_S * 1.5 + SEND_TIMEOUT_S + 10,
+        "the blocked and the idle connection dropped",
+    )
     assert time.monotonic() - started < max(IDLE_S, HEARTBEAT_S * 1.5) + 10
     t0 = time.monotonic()
     assert requests.get(f"{fast_replay}/api/v3/ping", timeout=5).ok and time.monotonic() - t0 < 0.5
@@ -172,8 +204,12 @@ def test_connections_are_capped_with_a_binance_error(fast_replay):
 
 def _klines_requests(url: str) -> float:
     text = requests.get(f"{url}/metrics", timeout=10).text
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "sim_requests_total" and s.labels.get("endpoint") == "/api/v3/klines")
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "sim_requests_total" and s.labels.get("endpoint") == "/api/v3/klines"
+    )
 
 
 def _newest_candle_ms(bot: RunningBot) -> int:
@@ -185,12 +221,16 @@ def test_freqtrade_dry_run_takes_candles_from_the_stream(tmp_path):
     """Real time (speed 1), 1m candles: once a candle has closed on the stream, freqtrade reads klines
     from ccxt's websocket cache and the gateway sees no more REST kline requests."""
     run_freqtrade(["create-userdir", "--userdir", str(tmp_path / "ud")], tmp_path / "ud.log")
-    with GatewayProcess(["--synthetic", "--seed", "4", "--days", "4", "--timeframe", "1m", "--replay"],
-                        log_path=tmp_path / "gw.log") as gw:
+    with GatewayProcess(
+        ["--synthetic", "--seed", "4", "--days", "4", "--timeframe", "1m", "--replay"], log_path=tmp_path / "gw.log"
+    ) as gw:
         overlay = write_overlay(tmp_path / "exchange.json", gw.url, ["BTC/USDT", "ETH/USDT"])
-        bot = RunningBot(tmp_path, ["config/simulation.json", str(overlay)],
-                         {"timeframe": "1m", "initial_state": "running", "verbosity": 1,
-                          "internals": {"process_throttle_secs": 2}}, "ReferenceStrategy")
+        bot = RunningBot(
+            tmp_path,
+            ["config/simulation.json", str(overlay)],
+            {"timeframe": "1m", "initial_state": "running", "verbosity": 1, "internals": {"process_throttle_secs": 2}},
+            "ReferenceStrategy",
+        )
         try:
             bot.wait_running()
             assert bot.client.show_config()["timeframe"] == "1m"
@@ -204,7 +244,7 @@ def test_freqtrade_dry_run_takes_candles_from_the_stream(tmp_path):
             text = log.read_text()
             ws = requests.get(f"{gw.url}/metrics", timeout=10).text
             assert re.search(r"^sim_ws_connections [1-9]", ws, re.MULTILINE), ws[-2000:]
-            reused = text[text.index("reuse watch result"):]
+            reused = text[text.index("reuse watch result") :]
             assert "falling back to REST api" not in reused, "freqtrade fell back to REST after the stream served it"
             assert time.time() * 1000 - _newest_candle_ms(bot) < 3 * 60_000, "the analyzed candles are current"
         finally:

@@ -110,11 +110,18 @@ def test_feather_source_rejects_nan_and_unsorted_candles(tmp_path):
         CandleStore(FeatherDirSource(tmp_path))
 
 
-@pytest.mark.parametrize(("column", "value", "message"), [
-    ("close", np.inf, "infinite values"), ("high", -np.inf, "infinite values"), ("open", 0.0, "prices <= 0"),
-    ("low", -1.0, "prices <= 0"), ("high", "below_low", "high below low"), ("low", "above_close", "low above open or close"),
-    ("volume", -5.0, "negative volume"),
-])
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("close", np.inf, "infinite values"),
+        ("high", -np.inf, "infinite values"),
+        ("open", 0.0, "prices <= 0"),
+        ("low", -1.0, "prices <= 0"),
+        ("high", "below_low", "high below low"),
+        ("low", "above_close", "low above open or close"),
+        ("volume", -5.0, "negative volume"),
+    ],
+)
 def test_feather_source_rejects_impossible_candles(tmp_path, column, value, message):
     m = generate(SyntheticConfig(seed=1, days=2))
     write_market(m, tmp_path)
@@ -143,10 +150,16 @@ def test_missing_datadir_and_unknown_pairs_are_clear_errors(tmp_path):
 def two_native(tmp_path_factory):
     """A datadir with native 5m and 1h files (the 1h one the 5m one's aggregate, as on Binance)."""
     d = tmp_path_factory.mktemp("native")
-    five = CandleStore(SyntheticSource(SyntheticConfig(seed=11, days=4, start="2024-01-01"))).source.load("BTC/USDT", "5m")
+    five = CandleStore(SyntheticSource(SyntheticConfig(seed=11, days=4, start="2024-01-01"))).source.load(
+        "BTC/USDT", "5m"
+    )
     five = five[["date", "open", "high", "low", "close", "volume"]].reset_index(drop=True)
-    hour = five.set_index("date").resample("1h", label="left", closed="left").agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).reset_index()
+    hour = (
+        five.set_index("date")
+        .resample("1h", label="left", closed="left")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+        .reset_index()
+    )
     five.to_feather(d / "BTC_USDT-5m.feather")
     hour.to_feather(d / "BTC_USDT-1h.feather")
     return CandleStore(FeatherDirSource(d))

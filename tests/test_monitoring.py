@@ -32,16 +32,30 @@ TF_MS = 300_000
 T0 = int(pd.Timestamp("2024-03-01", tz="UTC").value // 1_000_000)
 
 
-def _pred(i: int, value: float, model: str = ENSEMBLE, close: float = 100.0, pair: str = "BTC/USDT", **kw) -> Prediction:
-    base = {"pair": pair, "model": model, "candle_ms": T0 + i * TF_MS, "timeframe": "5m", "horizon": 2,
-            "prediction": value, "confidence": 0.6, "do_predict": 1, "regime": "sideways", "model_id": "m/1",
-            "model_age_s": 60.0, "close": close}
+def _pred(
+    i: int, value: float, model: str = ENSEMBLE, close: float = 100.0, pair: str = "BTC/USDT", **kw
+) -> Prediction:
+    base = {
+        "pair": pair,
+        "model": model,
+        "candle_ms": T0 + i * TF_MS,
+        "timeframe": "5m",
+        "horizon": 2,
+        "prediction": value,
+        "confidence": 0.6,
+        "do_predict": 1,
+        "regime": "sideways",
+        "model_id": "m/1",
+        "model_age_s": 60.0,
+        "close": close,
+    }
     return Prediction(**{**base, **kw})
 
 
 def _candles(closes: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({"date": pd.to_datetime([T0 + i * TF_MS for i in range(len(closes))], unit="ms", utc=True),
-                         "close": closes})
+    return pd.DataFrame(
+        {"date": pd.to_datetime([T0 + i * TF_MS for i in range(len(closes))], unit="ms", utc=True), "close": closes}
+    )
 
 
 def test_outcomes_are_the_training_label_and_scores_count_hits(tmp_path):
@@ -71,7 +85,10 @@ def test_first_prediction_of_a_candle_is_kept_and_gaps_are_reported(tmp_path):
     assert store.record([_pred(1, -0.5)]) == 0  # a restarted bot re-analysing candle 1
     store = PredictionStore(path)  # reopened: same rows
     df = store.frame()
-    assert len(df) == 3 and df.loc[(df["model"] == ENSEMBLE) & (df["candle_ms"] == T0 + TF_MS), "prediction"].item() == 0.02
+    assert (
+        len(df) == 3
+        and df.loc[(df["model"] == ENSEMBLE) & (df["candle_ms"] == T0 + TF_MS), "prediction"].item() == 0.02
+    )
     store.record([_pred(4, 0.01)])
     assert store.missing_candles("BTC/USDT", TF_MS) == [T0 + 2 * TF_MS, T0 + 3 * TF_MS]
 
@@ -88,7 +105,10 @@ def test_a_year_long_gap_and_a_thousand_series_are_answered_without_building_the
     assert len(store.missing_candles("BTC/USDT", TF_MS)) == 10_000
     store.record([_pred(i, 0.01, model=f"m{k}") for k in range(1_000) for i in range(2)])
     last = store.frame(last=1)
-    assert len(last) == 1_001 and (last.groupby("model")["candle_ms"].max() == last.groupby("model")["candle_ms"].min()).all()
+    assert (
+        len(last) == 1_001
+        and (last.groupby("model")["candle_ms"].max() == last.groupby("model")["candle_ms"].min()).all()
+    )
 
 
 def test_scores_per_model_window_and_do_predict(tmp_path):
@@ -138,8 +158,9 @@ while True:
 
 def test_rows_committed_before_kill_9_survive_and_none_is_half_written(tmp_path):
     path = tmp_path / "p.sqlite"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER.format(t0=T0), str(path)], stdout=subprocess.PIPE, text=True,
-                            cwd=REPO_ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER.format(t0=T0), str(path)], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
     acked = -1
     deadline = time.monotonic() + 60
     while acked < 50 and time.monotonic() < deadline:
@@ -155,11 +176,17 @@ def test_rows_committed_before_kill_9_survive_and_none_is_half_written(tmp_path)
     assert not df.duplicated(["pair", "model", "candle_ms"]).any()
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"metrics_port": "9101"}, "metrics_port"), ({"metrics_port": 0}, "metrics_port"),
-    ({"min_accuracy": 1.5}, "min_accuracy"), ({"accuracy_window": 5}, "accuracy_window"),
-    ({"stale_candles": True}, "stale_candles"), ({"metric_port": 9101}, "unknown monitoring settings"),
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"metrics_port": "9101"}, "metrics_port"),
+        ({"metrics_port": 0}, "metrics_port"),
+        ({"min_accuracy": 1.5}, "min_accuracy"),
+        ({"accuracy_window": 5}, "accuracy_window"),
+        ({"stale_candles": True}, "stale_candles"),
+        ({"metric_port": 9101}, "unknown monitoring settings"),
+    ],
+)
 def test_bad_monitoring_settings_name_their_key(section, message):
     with pytest.raises(ConfigurationError, match=message):
         MonitoringSettings.from_config({"monitoring": section})
@@ -181,8 +208,10 @@ class _Strategy(SimpleNamespace):
 def test_exporter_serves_the_documented_metrics_and_alerts_fire_on_state_changes(tmp_path):
     sent = []
     port = free_port()
-    strategy = _Strategy(config={"user_data_dir": str(tmp_path), "monitoring": {"metrics_port": port, "accuracy_window": 10}},
-                         dp=SimpleNamespace(send_msg=lambda msg, always_send=False: sent.append(msg)))
+    strategy = _Strategy(
+        config={"user_data_dir": str(tmp_path), "monitoring": {"metrics_port": port, "accuracy_window": 10}},
+        dp=SimpleNamespace(send_msg=lambda msg, always_send=False: sent.append(msg)),
+    )
     mon = Monitor(strategy)
     limits = SimpleNamespace(max_drawdown=0.1, daily_loss=0.03, portfolio_heat=0.15, emergency_drawdown=0.15)
     state = SimpleNamespace(equity=910.0, peak=1000.0, day_start=950.0, positions=[])
@@ -193,8 +222,11 @@ def test_exporter_serves_the_documented_metrics_and_alerts_fire_on_state_changes
     mon._on_regime("BTC/USDT", "sideways")
     mon._on_regime("BTC/USDT", "trending_bull")
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
-              for fam in text_string_to_metric_families(text) for s in fam.samples}
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
     assert values[("cryptobot_drawdown_ratio", ())] == pytest.approx(0.09)
     assert values[("cryptobot_daily_pnl_ratio", ())] == pytest.approx(910 / 950 - 1)
     assert values[("cryptobot_risk_rejections_total", (("reason", "portfolio_heat"),))] == 1
@@ -203,15 +235,22 @@ def test_exporter_serves_the_documented_metrics_and_alerts_fire_on_state_changes
     assert values[("cryptobot_regime_changes_total", (("pair", "BTC/USDT"),))] == 1
     assert values[("cryptobot_risk_limit_ratio", (("limit", "max_drawdown"),))] == 0.1
     # warnings and info through freqtrade's channel, once per change of state
-    assert sent == ["[WARNING] drawdown 9.00% is near its limit 10%", "[INFO] regime change BTC/USDT: sideways -> trending_bull"]
-    mon.on_loop(pd.Timestamp.now(tz="UTC").to_pydatetime(), SimpleNamespace(**{**vars(state), "equity": 990.0}), limits, False)
+    assert sent == [
+        "[WARNING] drawdown 9.00% is near its limit 10%",
+        "[INFO] regime change BTC/USDT: sideways -> trending_bull",
+    ]
+    mon.on_loop(
+        pd.Timestamp.now(tz="UTC").to_pydatetime(), SimpleNamespace(**{**vars(state), "equity": 990.0}), limits, False
+    )
     assert sent[-1].startswith("[INFO] drawdown 1.00% back below")
 
 
 def test_accuracy_alert_from_the_store(tmp_path):
     sent = []
-    strategy = _Strategy(config={"user_data_dir": str(tmp_path), "monitoring": {"accuracy_window": 10}},
-                         dp=SimpleNamespace(send_msg=lambda msg, always_send=False: sent.append(msg)))
+    strategy = _Strategy(
+        config={"user_data_dir": str(tmp_path), "monitoring": {"accuracy_window": 10}},
+        dp=SimpleNamespace(send_msg=lambda msg, always_send=False: sent.append(msg)),
+    )
     mon = Monitor(strategy)
     closes = [100.0 + i for i in range(30)]  # rising: a model predicting falls is always wrong
     mon.store.record([_pred(i, -0.01, close=closes[i]) for i in range(25)])
@@ -224,17 +263,28 @@ def test_alert_rules_pass_promtool_and_compose_scrapes_every_bot():
     promtool = shutil.which("promtool")
     assert promtool, "promtool comes with Debian's prometheus package (make setup installs it)"
     rules = REPO_ROOT / "docker" / "prometheus"
-    out = subprocess.run([promtool, "test", "rules", "alerts_test.yml"], cwd=rules, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [promtool, "test", "rules", "alerts_test.yml"], cwd=rules, capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0, out.stdout + out.stderr
-    checked = subprocess.run([promtool, "check", "rules", "alerts.yml"], cwd=rules, capture_output=True, text=True, check=False)
+    checked = subprocess.run(
+        [promtool, "check", "rules", "alerts.yml"], cwd=rules, capture_output=True, text=True, check=False
+    )
     assert checked.returncode == 0 and "10 rules found" in checked.stdout, checked.stdout + checked.stderr
     names = {r["alert"] for g in yaml.safe_load((rules / "alerts.yml").read_text())["groups"] for r in g["rules"]}
-    tested = {t["alertname"] for case in yaml.safe_load((rules / "alerts_test.yml").read_text())["tests"]
-              for t in case["alert_rule_test"]}
-    assert names - {"PredictionLatencyHigh"} <= tested  # each rule's firing is tested (latency: same shape as the gateway's)
+    tested = {
+        t["alertname"]
+        for case in yaml.safe_load((rules / "alerts_test.yml").read_text())["tests"]
+        for t in case["alert_rule_test"]
+    }
+    assert (
+        names - {"PredictionLatencyHigh"} <= tested
+    )  # each rule's firing is tested (latency: same shape as the gateway's)
     # compose: every bot service exports on the port the scrape config looks for
-    compose = {**yaml.safe_load((REPO_ROOT / "docker" / "docker-compose.yml").read_text())["services"],
-               **yaml.safe_load((REPO_ROOT / "docker" / "docker-compose.live.yml").read_text())["services"]}
+    compose = {
+        **yaml.safe_load((REPO_ROOT / "docker" / "docker-compose.yml").read_text())["services"],
+        **yaml.safe_load((REPO_ROOT / "docker" / "docker-compose.live.yml").read_text())["services"],
+    }
     prom = yaml.safe_load((REPO_ROOT / "docker" / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j["dns_sd_configs"][0] for j in prom["scrape_configs"]}
     bots = {n for n in compose if n.startswith("bot-")}

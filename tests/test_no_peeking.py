@@ -120,9 +120,13 @@ class PinnedPath(PathModel):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(candle=st.integers(min_value=400, max_value=900), frac=st.floats(min_value=0.0, max_value=0.999),
-       up=st.floats(min_value=1.001, max_value=1.1), down=st.floats(min_value=0.9, max_value=0.999),
-       close=st.floats(min_value=0.0, max_value=1.0))
+@given(
+    candle=st.integers(min_value=400, max_value=900),
+    frac=st.floats(min_value=0.0, max_value=0.999),
+    up=st.floats(min_value=1.001, max_value=1.1),
+    down=st.floats(min_value=0.9, max_value=0.999),
+    close=st.floats(min_value=0.0, max_value=1.0),
+)
 def test_under_the_default_path_only_the_path_knows_the_forming_candles_end(base, candle, frac, up, down, close):
     """Issue 34 §1: the stated bound. Within the finest candle the price follows a path model pinned to
     that candle's final OHLC (as freqtrade's backtest assumes its order of extremes); nothing else may
@@ -165,7 +169,9 @@ def test_random_path_first_leg_carries_no_information_about_the_close():
         first_up = np.array([model.first_leg_up(b, PAIR, k * FIVE_MIN) for k, b in enumerate(bars)], dtype=float)
         rho = float(np.corrcoef(first_up, close_up)[0, 1])
         if expect_corr is None:
-            assert abs(rho) < 3 / np.sqrt(len(bars)), f"random path: corr {rho:.3f} (3 standard errors: {3 / np.sqrt(len(bars)):.3f})"
+            assert abs(rho) < 3 / np.sqrt(len(bars)), (
+                f"random path: corr {rho:.3f} (3 standard errors: {3 / np.sqrt(len(bars)):.3f})"
+            )
         else:
             assert rho == pytest.approx(expect_corr), "the backtest convention reveals the close on purpose"
 
@@ -179,8 +185,10 @@ def test_paths_visit_the_candle_exactly_and_are_seeded():
         assert np.all(np.diff(fr) > 0) and fr[0] == 0.0 and fr[-1] == 1.0
     bar = _candles(1, seed=5)[0]
     assert np.array_equal(model.points(bar, PAIR, 0)[1], PathModel("random", seed=1).points(bar, PAIR, 0)[1])
-    differs = [not np.array_equal(model.points(b, PAIR, k)[1], PathModel("random", seed=2).points(b, PAIR, k)[1])
-               for k, b in enumerate(_candles(20, seed=6))]
+    differs = [
+        not np.array_equal(model.points(b, PAIR, k)[1], PathModel("random", seed=2).points(b, PAIR, k)[1])
+        for k, b in enumerate(_candles(20, seed=6))
+    ]
     assert all(differs)
     with pytest.raises(ValueError, match="path model must be one of"):
         PathModel("linear")
@@ -197,12 +205,23 @@ def test_simulated_bot_polls_at_its_wall_clock_rate():
     from simulation.run.spec import RunSpec
 
     def interval(**kw) -> float:
-        spec = RunSpec(strategy="S", config="c.json", mode="dry-run", start_ms=0, end_ms=3_600_000,
-                       pairs=["BTC/USDT"], timeframe="5m", out="/tmp/x", **kw)
+        spec = RunSpec(
+            strategy="S",
+            config="c.json",
+            mode="dry-run",
+            start_ms=0,
+            end_ms=3_600_000,
+            pairs=["BTC/USDT"],
+            timeframe="5m",
+            out="/tmp/x",
+            **kw,
+        )
         return bot_overlay(spec, "http://127.0.0.1:1", 8080, "/tmp/x.sqlite")["risk"]["watch_interval_s"]
 
     assert interval(speed=500.0, clock="constant") / 500 == pytest.approx(RiskLimits().watch_interval_s)
-    assert RiskLimits.from_config({"risk": {"watch_interval_s": interval(speed=500.0, clock="constant")}}).watch_interval_s == pytest.approx(25.0)
+    assert RiskLimits.from_config(
+        {"risk": {"watch_interval_s": interval(speed=500.0, clock="constant")}}
+    ).watch_interval_s == pytest.approx(25.0)
     assert interval(speed=1.0, clock="compute") == pytest.approx(5.0)
 
 

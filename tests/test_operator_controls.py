@@ -52,8 +52,10 @@ class Receiver:
 def replay(tmp_path):
     run_freqtrade(["create-userdir", "--userdir", str(tmp_path / "ud")], tmp_path / "ud.log")
     # RiskReference's 1h regime needs ~75 days of 1h candles at startup
-    with GatewayProcess(["--synthetic", "--seed", "3", "--days", "100", "--replay", "--replay-start", "2024-03-25"],
-                        log_path=tmp_path / "gw.log") as gw:
+    with GatewayProcess(
+        ["--synthetic", "--seed", "3", "--days", "100", "--replay", "--replay-start", "2024-03-25"],
+        log_path=tmp_path / "gw.log",
+    ) as gw:
         (tmp_path / "gateway_url").write_text(gw.url)
         yield tmp_path, write_overlay(tmp_path / "exchange.json", gw.url, ["BTC/USDT", "ETH/USDT"])
 
@@ -63,7 +65,9 @@ CONFIGS = ["config/simulation.json"]
 
 def test_bot_refuses_default_api_password(replay):
     tmp, overlay = replay
-    proc, log = start_bot(tmp, [*CONFIGS, str(overlay)], api_section(free_port()), api_env("freqtrader"), "RiskReference")
+    proc, log = start_bot(
+        tmp, [*CONFIGS, str(overlay)], api_section(free_port()), api_env("freqtrader"), "RiskReference"
+    )
     try:
         rc = proc.wait(timeout=180)
     finally:
@@ -92,12 +96,23 @@ def test_emergency_exit_is_honoured_whatever_the_exit_settings(replay):
     strats = tmp / "strats"
     strats.mkdir()
     (strats / "AlwaysExitRisk.py").write_text(ALWAYS_EXIT.format(strategies=str(REPO_ROOT / "strategies")))
-    common = {**FORCE_ORDERS, "max_open_trades": 2, "minimal_roi": {"0": 100},
-              "risk": {"emergency_rest_exit": False, "ledger": "", "correlation_limit": 1.0}}
+    common = {
+        **FORCE_ORDERS,
+        "max_open_trades": 2,
+        "minimal_roi": {"0": 100},
+        "risk": {"emergency_rest_exit": False, "ledger": "", "correlation_limit": 1.0},
+    }
     bots = [
-        RunningBot(tmp, [*CONFIGS, str(overlay)], {**common, "use_exit_signal": False}, "RiskReference", name="no-signal"),
-        RunningBot(tmp, [*CONFIGS, str(overlay)], {**common, "exit_profit_only": True, "exit_profit_offset": 0.5,
-                                                    "strategy_path": str(strats)}, "AlwaysExitRisk", name="profit-only"),
+        RunningBot(
+            tmp, [*CONFIGS, str(overlay)], {**common, "use_exit_signal": False}, "RiskReference", name="no-signal"
+        ),
+        RunningBot(
+            tmp,
+            [*CONFIGS, str(overlay)],
+            {**common, "exit_profit_only": True, "exit_profit_offset": 0.5, "strategy_path": str(strats)},
+            "AlwaysExitRisk",
+            name="profit-only",
+        ),
     ]
     try:
         for bot in bots:
@@ -136,28 +151,48 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
     hook = Receiver()
     metrics_port = free_port()
     # stale after 0.001 candles: the data-freshness warning fires on the first loop (plumbing, not threshold)
-    extra = {**FORCE_ORDERS, "max_open_trades": 3, "minimal_roi": {"0": 100},
-             "monitoring": {"metrics_port": metrics_port, "stale_candles": 0.001},
-             "webhook": {"enabled": True, "url": hook.url, "format": "json", "retries": 1, "allow_custom_messages": True,
-                         "strategy_msg": {"type": "{type}", "msg": "{msg}"}}}
+    extra = {
+        **FORCE_ORDERS,
+        "max_open_trades": 3,
+        "minimal_roi": {"0": 100},
+        "monitoring": {"metrics_port": metrics_port, "stale_candles": 0.001},
+        "webhook": {
+            "enabled": True,
+            "url": hook.url,
+            "format": "json",
+            "retries": 1,
+            "allow_custom_messages": True,
+            "strategy_msg": {"type": "{type}", "msg": "{msg}"},
+        },
+    }
     bot = RunningBot(tmp, [*CONFIGS, str(overlay)], extra, "RiskReference")
     client, log = bot.client, bot.log
     gateway = (tmp / "gateway_url").read_text().removeprefix("http://")
     prom = PrometheusServer(tmp, {"gateway": [gateway], "bots": [f"127.0.0.1:{metrics_port}"]})
     try:
         bot.wait_running()
-        wait_for(lambda: {r["metric"]["job"]: r["value"][1] for r in prom.query("up")} == {"gateway": "1", "bots": "1"},
-                 60, f"both targets up in Prometheus ({prom.query('up')})")
+        wait_for(
+            lambda: {r["metric"]["job"]: r["value"][1] for r in prom.query("up")} == {"gateway": "1", "bots": "1"},
+            60,
+            f"both targets up in Prometheus ({prom.query('up')})",
+        )
         wait_for(lambda: prom.query("cryptobot_equity > 0"), 60, "the bot's equity scraped (NaN until its first loop)")
         # no trade yet: the equity the risk controls mark to market is freqtrade's own starting capital
-        assert float(prom.query("cryptobot_equity")[0]["value"][1]) == pytest.approx(client.balance()["starting_capital"])
+        assert float(prom.query("cryptobot_equity")[0]["value"][1]) == pytest.approx(
+            client.balance()["starting_capital"]
+        )
         wait_for(lambda: len(prom.query("cryptobot_regime == 1")) == 2, 60, "a regime per pair")
         assert prom.query("sum(sim_requests_total) > 0"), "the gateway's request counter"
         ages = {r["metric"]["pair"]: float(r["value"][1]) for r in prom.query("cryptobot_candle_age_candles")}
         assert set(ages) == {"BTC/USDT", "ETH/USDT"} and all(0 <= a < 2 for a in ages.values()), ages
-        assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "DataStale"]  # fresh by the rules' 2 candles
-        wait_for(lambda: any(str(m.get("msg", "")).startswith("[WARNING] data stale") for m in hook.messages), 60,
-                 f"the bot's warning through freqtrade's webhook (got {hook.messages})")
+        assert not [
+            a for a in prom.alerts() if a["labels"]["alertname"] == "DataStale"
+        ]  # fresh by the rules' 2 candles
+        wait_for(
+            lambda: any(str(m.get("msg", "")).startswith("[WARNING] data stale") for m in hook.messages),
+            60,
+            f"the bot's warning through freqtrade's webhook (got {hook.messages})",
+        )
         for pair in ("BTC/USDT", "ETH/USDT"):
             client.forceenter(pair, "long")
         wait_for(lambda: len([t for t in client.status() if t.get("is_open")]) == 2, 60, "two open trades")
@@ -179,8 +214,11 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
         assert detected and float(detected.group(1)) <= float(rest[0])
         trades = client.trades()["trades"]
         assert {t["exit_reason"] for t in trades if t["pair"] in at_risk} <= {"force_exit", "emergency_stop", "roi"}
-        wait_for(lambda: any("[CRITICAL] emergency stop" in str(m.get("msg", "")) for m in hook.messages), 30,
-              f"webhook alert (got {hook.messages})")
+        wait_for(
+            lambda: any("[CRITICAL] emergency stop" in str(m.get("msg", "")) for m in hook.messages),
+            30,
+            f"webhook alert (got {hook.messages})",
+        )
         client.forceenter("BTC/USDT", "long")  # blocked now
         time.sleep(3)
         assert not client.status()
@@ -191,10 +229,17 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
 
         wait_for(lambda: firing("EmergencyStopActive"), 30, f"EmergencyStopActive firing ({prom.alerts()})")
         assert firing("EmergencyStopActive")[0]["labels"]["severity"] == "critical"
-        wait_for(lambda: prom.query('cryptobot_risk_rejections_total{reason="emergency_stop"} >= 1'), 30, "the rejection counted")
+        wait_for(
+            lambda: prom.query('cryptobot_risk_rejections_total{reason="emergency_stop"} >= 1'),
+            30,
+            "the rejection counted",
+        )
         bot.stop()
-        wait_for(lambda: [a for a in prom.alerts() if a["labels"]["alertname"] == "BotExporterDown"], 30,
-                 "BotExporterDown pending once the bot is gone")
+        wait_for(
+            lambda: [a for a in prom.alerts() if a["labels"]["alertname"] == "BotExporterDown"],
+            30,
+            "BotExporterDown pending once the bot is gone",
+        )
     finally:
         bot.stop()
         hook.close()
@@ -224,18 +269,29 @@ class RecordingRequest(BaseRequest):
             result = {"id": 42, "is_bot": True, "first_name": "companion", "username": "companion_bot"}
         elif endpoint == "sendMessage":
             self.sent.append(params)
-            result = {"message_id": len(self.sent) + 100, "date": 0, "chat": {"id": params["chat_id"], "type": "private"},
-                      "text": params["text"]}
+            result = {
+                "message_id": len(self.sent) + 100,
+                "date": 0,
+                "chat": {"id": params["chat_id"], "type": "private"},
+                "text": params["text"],
+            }
         else:
             result = True
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
 
 def _command(text: str, chat_id: int, update_id: int) -> dict:
-    return {"update_id": update_id, "message": {
-        "message_id": update_id, "date": int(time.time()), "chat": {"id": chat_id, "type": "private"},
-        "from": {"id": chat_id, "is_bot": False, "first_name": "op"}, "text": text,
-        "entities": [{"type": "bot_command", "offset": 0, "length": len(text)}]}}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": {"id": chat_id, "is_bot": False, "first_name": "op"},
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(text)}],
+        },
+    }
 
 
 def test_companion_bot_commands_against_a_real_bot(replay):
@@ -255,7 +311,9 @@ def test_companion_bot_commands_against_a_real_bot(replay):
         wait_for(lambda: len(client.status()) == 1, 60, "an open trade")
         wait_for(lambda: (tmp / "ud" / "risk_state.json").exists(), 60, "risk state")
         comp = Companion(client, tmp / "ud", frozenset({777}))
-        wait_for(lambda: "no analyzed candles" not in comp.regime_text(), 120, f"analyzed candles ({comp.regime_text()})")
+        wait_for(
+            lambda: "no analyzed candles" not in comp.regime_text(), 120, f"analyzed candles ({comp.regime_text()})"
+        )
         request = RecordingRequest()
         tg_bot = Bot("123456:TEST", request=request, get_updates_request=RecordingRequest())
         app = build_application(Companion(client, tmp / "ud", frozenset({777})), bot=tg_bot)
@@ -273,7 +331,9 @@ def test_companion_bot_commands_against_a_real_bot(replay):
         assert "BTC/USDT:" in regime and "ETH/USDT:" in regime and "trending_bull" in regime, regime
         assert re.search(r"BTC/USDT: (trending_bull|trending_bear|sideways|high_volatility) \(", regime), regime
         # the same detector updated every 5m candle (regime.intrahour), beside the hourly label
-        assert re.search(r"; now (trending_bull|trending_bear|sideways|high_volatility) \(\d+%, updated every candle\)", regime), regime
+        assert re.search(
+            r"; now (trending_bull|trending_bear|sideways|high_volatility) \(\d+%, updated every candle\)", regime
+        ), regime
         assert "drawdown" in risk and "portfolio heat" in risk and "emergency stop: off" in risk, risk
         assert "no FreqAI model" in models
         asyncio.run(run(["/emergency"], 777))
@@ -292,8 +352,14 @@ def test_two_bots_share_the_limits_and_the_emergency_through_the_ledger(replay):
     tmp, overlay = replay
     ledger = tmp / "portfolio-ledger.sqlite"
     risk = {"portfolio_heat": 0.01, "correlation_limit": 1.0, "ledger": str(ledger)}
-    common = {**FORCE_ORDERS, "max_open_trades": 3, "minimal_roi": {"0": 100}, "dry_run_wallet": 10_000,
-              "use_exit_signal": False, "risk": risk}
+    common = {
+        **FORCE_ORDERS,
+        "max_open_trades": 3,
+        "minimal_roi": {"0": 100},
+        "dry_run_wallet": 10_000,
+        "use_exit_signal": False,
+        "risk": risk,
+    }
     bots = {}
     for name in ("a", "b"):
         (tmp / name).mkdir()

@@ -21,11 +21,19 @@ def write_runs(models, live_pred, live_do=None, live_conf=None, placeholders=())
     pred = rng.normal(0, 0.01, len(DATES))
     (models / "backtesting_predictions").mkdir(parents=True)
     pd.DataFrame({"date": DATES, "&-target": pred, "&-confidence": 0.6, "do_predict": 1, "DI_values": 0.0}).to_feather(
-        models / "backtesting_predictions" / f"cb_btc_{TRAINED_BT}_prediction.feather")
+        models / "backtesting_predictions" / f"cb_btc_{TRAINED_BT}_prediction.feather"
+    )
     (models / f"sub-train-BTC_{TRAINED_BT}").mkdir()  # the backtest's own model folder
     (models / f"sub-train-BTC_{TRAINED_LIVE}").mkdir()  # the bot's retrain
-    live = pd.DataFrame({"date_pred": DATES, "&-target": live_pred(pred), "&-confidence": live_conf if live_conf is not None else 0.6,
-                         "do_predict": live_do if live_do is not None else 1, "DI_values": 0.0})
+    live = pd.DataFrame(
+        {
+            "date_pred": DATES,
+            "&-target": live_pred(pred),
+            "&-confidence": live_conf if live_conf is not None else 0.6,
+            "do_predict": live_do if live_do is not None else 1,
+            "DI_values": 0.0,
+        }
+    )
     for i in placeholders:  # a candle the bot skipped: FreqAI appends a zero row
         live.loc[i, ["&-target", "&-confidence", "do_predict", "DI_values"]] = 0
     with open(models / "historic_predictions.pkl", "wb") as fh:
@@ -38,7 +46,11 @@ def test_identical_predictions_agree_exactly(tmp_path):
     bt, live = write_runs(tmp_path, lambda p: p)
     d = prediction_diff(bt, live)
     assert d["candles"] == 96 and d["prediction_mae"] == 0 and d["prediction_correlation"] == pytest.approx(1)
-    assert d["direction_agreement"] == 1 and d["do_predict_mismatches"] == 0 and d["pairs"]["BTC/USDT"]["first_divergence"] is None
+    assert (
+        d["direction_agreement"] == 1
+        and d["do_predict_mismatches"] == 0
+        and d["pairs"]["BTC/USDT"]["first_divergence"] is None
+    )
     # model age: the backtest's model is a day old at the window's start; the bot's counts from its own retrain
     assert d["backtest_model_age_h"]["p50"] > 24 and d["live_model_age_h"]["max"] == pytest.approx(17.75)
 
@@ -71,11 +83,19 @@ def test_no_freqai_predictions(tmp_path):
 
 # -- the indicator diff: the backtest's signal candles against the bot's analyzed frame ------------------------------
 
+
 def analyzed(close: pd.Series, startup: int) -> pd.DataFrame:
     """An EMA (recursive: depends on where the history starts) and a 5-candle mean (does not), from `startup` on."""
     c = close.iloc[startup:]
-    return pd.DataFrame({"date": DATES[startup:], "close": c.to_numpy(), "ema": c.ewm(span=20, adjust=False).mean().to_numpy(),
-                         "sma5": c.rolling(5).mean().to_numpy(), "enter_long": (c.diff() > 0).astype(int).to_numpy()})
+    return pd.DataFrame(
+        {
+            "date": DATES[startup:],
+            "close": c.to_numpy(),
+            "ema": c.ewm(span=20, adjust=False).mean().to_numpy(),
+            "sma5": c.rolling(5).mean().to_numpy(),
+            "enter_long": (c.diff() > 0).astype(int).to_numpy(),
+        }
+    )
 
 
 def test_indicator_diff_names_the_recursive_column_and_the_bot_signals():
@@ -85,10 +105,14 @@ def test_indicator_diff_names_the_recursive_column_and_the_bot_signals():
     backtest = analyzed(close, 0)  # the backtest loaded all history
     signals = backtest[backtest["enter_long"] == 1].iloc[-10:]
     same = analyzed(close, 0)
-    payload = {"columns": [*same.columns, "__date_ts"],
-               "data": [[*r, int(r[0].timestamp() * 1000)] for r in same.itertuples(index=False)]}
+    payload = {
+        "columns": [*same.columns, "__date_ts"],
+        "data": [[*r, int(r[0].timestamp() * 1000)] for r in same.itertuples(index=False)],
+    }
     d = indicator_diff({"BTC/USDT": signals}, {"BTC/USDT": bot_frame(payload)})
-    assert d["signal_candles"] == 10 == d["in_bot_frame"] and d["columns_differing"] == {} and d["bot_signalled_too"] == 1
+    assert (
+        d["signal_candles"] == 10 == d["in_bot_frame"] and d["columns_differing"] == {} and d["bot_signalled_too"] == 1
+    )
     short = analyzed(close, 40)  # the bot started 40 candles later: its EMA has not converged, its 5-candle mean has
     d = indicator_diff({"BTC/USDT": signals}, {"BTC/USDT": short})
     assert set(d["columns_differing"]) == {"ema"} and d["pairs"]["BTC/USDT"]["columns_compared"] == 3

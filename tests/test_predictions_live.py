@@ -26,10 +26,19 @@ SMALL = {
         "identifier": "ci-predictions-store",
         "train_period_days": 7,
         "live_retrain_hours": 1000,  # one model for the whole window: its age grows, its id stays
-        "feature_parameters": {"include_timeframes": ["5m", "1h"], "include_corr_pairlist": ["BTC/USDT"],
-                               "label_period_candles": HORIZON, "indicator_periods_candles": [10]},
-        "model_training_parameters": {"purge": HORIZON, "models": ["lightgbm", "xgboost"], "meta": "mean",
-                                      "lightgbm": {"n_estimators": 30}, "xgboost": {"n_estimators": 30}},
+        "feature_parameters": {
+            "include_timeframes": ["5m", "1h"],
+            "include_corr_pairlist": ["BTC/USDT"],
+            "label_period_candles": HORIZON,
+            "indicator_periods_candles": [10],
+        },
+        "model_training_parameters": {
+            "purge": HORIZON,
+            "models": ["lightgbm", "xgboost"],
+            "meta": "mean",
+            "lightgbm": {"n_estimators": 30},
+            "xgboost": {"n_estimators": 30},
+        },
     },
 }
 
@@ -38,9 +47,22 @@ def test_store_survives_kill_9_without_duplicates_or_unsettled_predictions(tmp_p
     cfg = tmp_path / "ml.json"
     cfg.write_text(json.dumps(SMALL))
     start = int(pd.Timestamp("2024-03-01", tz="UTC").value // 1_000_000)
-    spec = RunSpec(strategy="EnsembleSignalStrategy", config=str(cfg), mode="dry-run", speed=1.0, start_ms=start,
-                   end_ms=start + 90 * 60_000, pairs=["BTC/USDT"], timeframe="5m", out=str(tmp_path / "run"),
-                   kill_at=0.4, warmup_s=20 * 60.0, synthetic_days=45, synthetic_start="2024-01-20", seed=5)
+    spec = RunSpec(
+        strategy="EnsembleSignalStrategy",
+        config=str(cfg),
+        mode="dry-run",
+        speed=1.0,
+        start_ms=start,
+        end_ms=start + 90 * 60_000,
+        pairs=["BTC/USDT"],
+        timeframe="5m",
+        out=str(tmp_path / "run"),
+        kill_at=0.4,
+        warmup_s=20 * 60.0,
+        synthetic_days=45,
+        synthetic_start="2024-01-20",
+        seed=5,
+    )
     spec.out_dir.mkdir(parents=True)
     run_session(spec)
     events = json.loads((tmp_path / "run" / "session.json").read_text())["events"]

@@ -64,7 +64,10 @@ def test_dwell_filter_holds_a_label_until_the_new_one_leads_long_enough():
     assert dwell_filter(raw, 2).tolist() == [-1, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2]
     # nothing confirmed yet: raw labels stand
     assert dwell_filter(np.array([0, 1, 0, 1]), 3).tolist() == [0, 1, 0, 1]
-    flips = lambda x: int((x[1:] != x[:-1]).sum())
+
+    def flips(x: np.ndarray) -> int:
+        return int((x[1:] != x[:-1]).sum())
+
     noisy = np.random.default_rng(0).integers(0, 4, 500)
     assert flips(dwell_filter(noisy, 3)) < flips(noisy)
 
@@ -172,13 +175,18 @@ def test_relative_names_mean_the_same_in_every_window():
 
     rng = np.random.default_rng(0)
     # raw observations: log-vol around -5 (typical), volume ratio, efficiency, momentum t-stat
-    train = np.column_stack([rng.normal(-5.0, 0.1, 1000), rng.normal(0, 0.3, 1000), rng.uniform(0, 1, 1000),
-                             rng.normal(0, 1, 1000)])
+    train = np.column_stack(
+        [rng.normal(-5.0, 0.1, 1000), rng.normal(0, 0.3, 1000), rng.uniform(0, 1, 1000), rng.normal(0, 1, 1000)]
+    )
     scaler = Standardizer.fit(train)
-    raw_means = np.array([[-5.0, 0, 0.3, 0.1],    # typical volatility, no drift  -> sideways
-                          [-4.9, 0, 0.3, 0.2],    # 10% above the median           -> sideways too
-                          [-5.0, 0, 0.6, 1.2],    # drifting up                    -> bull
-                          [-4.5, 0, 0.4, -2.0]])  # 1.65x the median volatility    -> high volatility
+    raw_means = np.array(
+        [
+            [-5.0, 0, 0.3, 0.1],  # typical volatility, no drift  -> sideways
+            [-4.9, 0, 0.3, 0.2],  # 10% above the median           -> sideways too
+            [-5.0, 0, 0.6, 1.2],  # drifting up                    -> bull
+            [-4.5, 0, 0.4, -2.0],
+        ]
+    )  # 1.65x the median volatility    -> high volatility
     names = [REGIMES[i] for i in name_states_relative(scaler(raw_means), scaler, train)]
     assert names == ["sideways", "sideways", "trending_bull", "high_volatility"]
     # the rank rule must use all four names: it calls the second calm state a trend
@@ -225,7 +233,9 @@ def test_independent_market_family_has_its_own_spells_and_labels_at_the_close(tm
     df, labels = generate_independent(seed=3, days=400)
     assert df.equals(generate_independent(seed=3, days=400)[0]), "seeded"
     assert set(labels) == set(REGIMES)
-    assert (df["high"] >= df[["open", "close"]].max(axis=1)).all() and (df["low"] <= df[["open", "close"]].min(axis=1)).all()
+    assert (df["high"] >= df[["open", "close"]].max(axis=1)).all() and (
+        df["low"] <= df[["open", "close"]].min(axis=1)
+    ).all()
     runs = np.diff(np.flatnonzero(np.r_[True, labels.to_numpy()[1:] != labels.to_numpy()[:-1], True]))
     assert runs.min() >= 12 and np.median(runs) > 288, "spells of days, not candles"
     hourly, hourly_labels = resample(df, labels, "1h")
@@ -242,12 +252,34 @@ def test_external_labels_score_what_strategies_receive(tmp_path, capsys):
 
     write(5, 150, tmp_path)
     out = tmp_path / "ev.json"
-    args = ["--datadir", str(tmp_path), "--pair", "BTC/USDT", "--timeframe", "1h", "--labels",
-            str(tmp_path / "labels-1h.feather"), "--out", str(out)]
+    args = [
+        "--datadir",
+        str(tmp_path),
+        "--pair",
+        "BTC/USDT",
+        "--timeframe",
+        "1h",
+        "--labels",
+        str(tmp_path / "labels-1h.feather"),
+        "--out",
+        str(out),
+    ]
     assert evaluate_main(args) == 0
     r = json.loads(out.read_text())
-    assert {"accuracy", "baseline_accuracy", "per_regime", "confusion_matrix", "detection_delay", "flips_per_1000",
-            "true_flips_per_1000", "baseline_flips_per_1000", "flip_ratio", "ci95", "walk_forward", "test_candles"} <= set(r)
+    assert {
+        "accuracy",
+        "baseline_accuracy",
+        "per_regime",
+        "confusion_matrix",
+        "detection_delay",
+        "flips_per_1000",
+        "true_flips_per_1000",
+        "baseline_flips_per_1000",
+        "flip_ratio",
+        "ci95",
+        "walk_forward",
+        "test_candles",
+    } <= set(r)
     assert r["walk_forward"]["min_dwell"] == 4
     for key in ("accuracy", "baseline_accuracy", "flips_per_1000"):
         lo, hi = r["ci95"][key]
@@ -265,8 +297,20 @@ def test_external_labels_score_what_strategies_receive(tmp_path, capsys):
     assert json.loads((tmp_path / "raw.json").read_text())["flips_per_1000"] >= r["flips_per_1000"]
 
     # every 5 minutes (strategies' regime_now): 12 scored candles per hourly one, the baseline as of the last hour
-    assert evaluate_main([*args[:6], "--labels", str(tmp_path / "labels-5m.feather"), "--cadence", "5m",
-                          "--out", str(tmp_path / "5m.json")]) == 0
+    assert (
+        evaluate_main(
+            [
+                *args[:6],
+                "--labels",
+                str(tmp_path / "labels-5m.feather"),
+                "--cadence",
+                "5m",
+                "--out",
+                str(tmp_path / "5m.json"),
+            ]
+        )
+        == 0
+    )
     fine = json.loads((tmp_path / "5m.json").read_text())
     assert fine["cadence"] == "5m" and abs(fine["test_candles"] - 12 * r["test_candles"]) <= 12
     assert 0 <= fine["accuracy"] <= 1 and fine["ci95"]["accuracy"][0] <= fine["accuracy"] <= fine["ci95"]["accuracy"][1]
@@ -278,8 +322,11 @@ def test_external_labels_score_what_strategies_receive(tmp_path, capsys):
 
 
 def _hourly(df5: pd.DataFrame) -> pd.DataFrame:
-    h = df5.set_index("date").resample("1h", label="left", closed="left").agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    h = (
+        df5.set_index("date")
+        .resample("1h", label="left", closed="left")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    )
     return h.dropna().reset_index()
 
 

@@ -21,8 +21,10 @@ def setup(tmp_path_factory):
     with GatewayProcess(["--synthetic", "--seed", "5", "--days", "150"], log_path=tmp / "gw.log") as gw:
         overlay = write_overlay(tmp / "exchange.json", gw.url)
         base = ["--config", "config/backtest.json", "--config", str(overlay), "--datadir", str(tmp / "data")]
-        run_freqtrade(["download-data", *base, "--pairs", *PAIRS, "--timeframes", "5m", "1h",
-                       "--timerange", "20240101-20240530"], tmp / "download.log")
+        run_freqtrade(
+            ["download-data", *base, "--pairs", *PAIRS, "--timeframes", "5m", "1h", "--timerange", "20240101-20240530"],
+            tmp / "download.log",
+        )
         yield tmp, base
 
 
@@ -30,8 +32,25 @@ def test_backtest_enters_only_in_allowed_regimes(setup):
     tmp, base = setup
     results = tmp / "results"
     results.mkdir()
-    run_freqtrade(["backtesting", *base, "--strategy", STRATEGY, "--pairs", *PAIRS, "--timerange", "20240301-20240529",
-                   "--export", "signals", "--backtest-directory", str(results), "--cache", "none"], tmp / "bt.log")
+    run_freqtrade(
+        [
+            "backtesting",
+            *base,
+            "--strategy",
+            STRATEGY,
+            "--pairs",
+            *PAIRS,
+            "--timerange",
+            "20240301-20240529",
+            "--export",
+            "signals",
+            "--backtest-directory",
+            str(results),
+            "--cache",
+            "none",
+        ],
+        tmp / "bt.log",
+    )
     stats = latest_backtest_stats(results)["strategy"][STRATEGY]
     assert stats["total_trades"] > 20
     signals = load_backtest_analysis_data(results, "signals")[STRATEGY]
@@ -49,9 +68,25 @@ def test_backtest_enters_only_in_allowed_regimes(setup):
 def test_lookahead_analysis_finds_no_bias(setup):
     tmp, base = setup
     out = tmp / "lookahead.csv"
-    run_freqtrade(["lookahead-analysis", *base, "--strategy", STRATEGY, "--pairs", *PAIRS,
-                   "--timerange", "20240301-20240529", "--minimum-trade-amount", "10", "--targeted-trade-amount", "20",
-                   "--lookahead-analysis-exportfilename", str(out)], tmp / "lookahead.log")
+    run_freqtrade(
+        [
+            "lookahead-analysis",
+            *base,
+            "--strategy",
+            STRATEGY,
+            "--pairs",
+            *PAIRS,
+            "--timerange",
+            "20240301-20240529",
+            "--minimum-trade-amount",
+            "10",
+            "--targeted-trade-amount",
+            "20",
+            "--lookahead-analysis-exportfilename",
+            str(out),
+        ],
+        tmp / "lookahead.log",
+    )
     rows = list(csv.DictReader(out.open()))
     assert rows and all(r["has_bias"] == "False" for r in rows), rows
     assert int(rows[0]["total_signals"]) >= 10
@@ -59,8 +94,19 @@ def test_lookahead_analysis_finds_no_bias(setup):
 
 def test_recursive_analysis_regimes_stable_at_strategy_startup(setup):
     tmp, base = setup
-    run = run_freqtrade(["recursive-analysis", *base, "--strategy", STRATEGY, "--pairs", "BTC/USDT",
-                         "--timerange", "20240401-20240529"], tmp / "recursive.log")
+    run = run_freqtrade(
+        [
+            "recursive-analysis",
+            *base,
+            "--strategy",
+            STRATEGY,
+            "--pairs",
+            "BTC/USDT",
+            "--timerange",
+            "20240401-20240529",
+        ],
+        tmp / "recursive.log",
+    )
     table = [ln for ln in run.log_path.read_text().splitlines() if "│" in ln or "┃" in ln]
     header = [c.strip() for c in table[0].strip("┃").split("┃")]
     col = next(i for i, h in enumerate(header) if "from strategy" in h)

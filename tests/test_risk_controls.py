@@ -16,7 +16,14 @@ from cryptobot_ops.risk import (
 )
 
 L = RiskLimits()
-BASE = {"stake": 100.0, "stop_distance": 0.02, "equity": 10_000.0, "peak_equity": 10_000.0, "day_start_equity": 10_000.0, "positions": []}
+BASE = {
+    "stake": 100.0,
+    "stop_distance": 0.02,
+    "equity": 10_000.0,
+    "peak_equity": 10_000.0,
+    "day_start_equity": 10_000.0,
+    "positions": [],
+}
 
 
 def test_defaults_are_the_spec_limits():
@@ -57,8 +64,10 @@ def test_correlation_boundary():
     rng = np.random.default_rng(0)
     base = rng.normal(size=500)
     noise = rng.normal(size=500)
+
     def mix(rho):  # a series with correlation ~rho to base
         return rho * base + np.sqrt(1 - rho**2) * noise
+
     low, high = mix(0.6), mix(0.8)
     _, r_low = max_correlation(low, {"A/USDT": base})
     _, r_high = max_correlation(high, {"A/USDT": base})
@@ -83,19 +92,22 @@ def test_config_errors_are_clear():
         RiskLimits.from_config({"risk": {"max_drawdown": 10}})
 
 
-@pytest.mark.parametrize(("setting", "message"), [
-    ({"correlation_window": 288.0}, "risk.correlation_window must be an integer"),
-    ({"max_drawdown": "0.1"}, "risk.max_drawdown must be a number"),
-    ({"daily_loss": None}, "risk.daily_loss must be a number"),
-    ({"portfolio_heat": True}, "risk.portfolio_heat must be a number"),
-    ({"max_drawdown": float("nan")}, "risk.max_drawdown must be a number"),
-    ({"emergency_file": ""}, "risk.emergency_file must name a file"),
-    ({"emergency_file": "  "}, "risk.emergency_file must name a file"),
-    ({"max_drawdown": 0.2, "emergency_drawdown": 0.15}, "emergency_drawdown .* must be >= risk.max_drawdown"),
-    ({"ledger": None}, "risk.ledger must be a string"),
-    ({"watch_interval_s": 0}, "risk.watch_interval_s must be positive"),
-    ({"watch_interval_s": "fast"}, "risk.watch_interval_s must be a number"),
-])
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"correlation_window": 288.0}, "risk.correlation_window must be an integer"),
+        ({"max_drawdown": "0.1"}, "risk.max_drawdown must be a number"),
+        ({"daily_loss": None}, "risk.daily_loss must be a number"),
+        ({"portfolio_heat": True}, "risk.portfolio_heat must be a number"),
+        ({"max_drawdown": float("nan")}, "risk.max_drawdown must be a number"),
+        ({"emergency_file": ""}, "risk.emergency_file must name a file"),
+        ({"emergency_file": "  "}, "risk.emergency_file must name a file"),
+        ({"max_drawdown": 0.2, "emergency_drawdown": 0.15}, "emergency_drawdown .* must be >= risk.max_drawdown"),
+        ({"ledger": None}, "risk.ledger must be a string"),
+        ({"watch_interval_s": 0}, "risk.watch_interval_s must be positive"),
+        ({"watch_interval_s": "fast"}, "risk.watch_interval_s must be a number"),
+    ],
+)
 def test_config_validation_is_strict_and_names_the_key(setting, message):
     with pytest.raises(ValueError, match=message):
         RiskLimits.from_config({"risk": setting})

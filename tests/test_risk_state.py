@@ -41,9 +41,17 @@ class Harness(RiskControlled, IStrategy):
 
 
 def make_strategy(tmp_path, risk: dict | None = None, runmode: RunMode = RunMode.DRY_RUN, name: str = "a") -> Harness:
-    config = {"runmode": runmode, "dry_run": True, "dry_run_wallet": 10_000, "stake_currency": "USDT",
-              "user_data_dir": tmp_path, "bot_name": name, "db_url": f"sqlite:///{name}.sqlite",
-              "candle_type_def": CandleType.SPOT, "risk": risk or {}}
+    config = {
+        "runmode": runmode,
+        "dry_run": True,
+        "dry_run_wallet": 10_000,
+        "stake_currency": "USDT",
+        "user_data_dir": tmp_path,
+        "bot_name": name,
+        "db_url": f"sqlite:///{name}.sqlite",
+        "candle_type_def": CandleType.SPOT,
+        "risk": risk or {},
+    }
     s = Harness(config)
     s.dp = DataProvider(config, None)
     s.wallets = None
@@ -60,9 +68,21 @@ def set_price(s: Harness, pair: str, close: float) -> None:
 
 
 def open_trade(pair: str, stake: float, rate: float, stop: float) -> Trade:
-    t = Trade(pair=pair, stake_amount=stake, amount=stake / rate, open_rate=rate, fee_open=0.0, fee_close=0.0,
-              is_open=True, exchange="binance", open_date=NOW - timedelta(hours=1), stop_loss=stop,
-              initial_stop_loss=stop, leverage=1.0, trading_mode="spot")
+    t = Trade(
+        pair=pair,
+        stake_amount=stake,
+        amount=stake / rate,
+        open_rate=rate,
+        fee_open=0.0,
+        fee_close=0.0,
+        is_open=True,
+        exchange="binance",
+        open_date=NOW - timedelta(hours=1),
+        stop_loss=stop,
+        initial_stop_loss=stop,
+        leverage=1.0,
+        trading_mode="spot",
+    )
     Trade.session.add(t)
     Trade.commit()
     return t
@@ -232,7 +252,9 @@ def test_an_emergency_is_latched_in_insertion_order_until_the_operator_clears_it
     set_price(s, "ETH/USDT", 10.0)
     s.bot_start()
     s.bot_loop_start(current_time=NOW)
-    assert s.emergency_active and "portfolio emergency from laggard: stamped in the past" in s.emergency_trigger["reason"]
+    assert (
+        s.emergency_active and "portfolio emergency from laggard: stamped in the past" in s.emergency_trigger["reason"]
+    )
     assert ledger_cli(["status", str(path)]) == 1
     # a restart does not release it
     restarted = make_strategy(tmp_path, {"ledger": "ledger.sqlite"}, name="a")
@@ -258,8 +280,10 @@ def test_an_emergency_is_latched_in_insertion_order_until_the_operator_clears_it
 def test_a_ledger_written_before_the_latch_gains_its_columns(tmp_path):
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as con:
-        con.execute("CREATE TABLE emergencies (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, "
-                    "bot_id TEXT NOT NULL, reason TEXT NOT NULL)")
+        con.execute(
+            "CREATE TABLE emergencies (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, "
+            "bot_id TEXT NOT NULL, reason TEXT NOT NULL)"
+        )
         con.execute("INSERT INTO emergencies (time, bot_id, reason) VALUES (1.0, 'old', 'before the upgrade')")
     ledger = RiskLedger(path, "new")
     assert ledger.active_emergency() == ("old", "before the upgrade", 1.0)
@@ -335,11 +359,13 @@ def test_the_ledger_trusts_no_writer(tmp_path):
     a = RiskLedger(tmp_path / "l.sqlite", "a", ttl_s=60)
     a.publish(100.0, 110.0, 105.0, [("BTC/USDT", 10.0, 0.05)])
     now = time.time()
-    rogues = [("future", now + 3 * 365 * 86_400, 1e6, 1e6, 1e6, "[]"),
-              ("infinite", now, float("inf"), float("inf"), 100.0, "[]"),
-              ("negative-peak", now, 100.0, -1.0, 100.0, "[]"),
-              ("bad-positions", now, 100.0, 100.0, 100.0, '[["ETH/USDT", "lots", 0.1]]'),
-              ("inf-stake", now, 100.0, 100.0, 100.0, '[["ETH/USDT", 1e999, 0.1]]')]
+    rogues = [
+        ("future", now + 3 * 365 * 86_400, 1e6, 1e6, 1e6, "[]"),
+        ("infinite", now, float("inf"), float("inf"), 100.0, "[]"),
+        ("negative-peak", now, 100.0, -1.0, 100.0, "[]"),
+        ("bad-positions", now, 100.0, 100.0, 100.0, '[["ETH/USDT", "lots", 0.1]]'),
+        ("inf-stake", now, 100.0, 100.0, 100.0, '[["ETH/USDT", 1e999, 0.1]]'),
+    ]
     with sqlite3.connect(tmp_path / "l.sqlite") as con:
         con.executemany("INSERT INTO bots VALUES (?, ?, ?, ?, ?, ?)", rogues)
     book = a.publish(100.0, 110.0, 105.0, [("BTC/USDT", 10.0, 0.05)])

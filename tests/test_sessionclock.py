@@ -45,10 +45,19 @@ for _ in range(rounds):
 def _toy(clock, tmp_path, cpu_s: float, sleep_s: float, rounds: int, until_s: float) -> tuple[list, float]:
     out = tmp_path / "toy.out"
     with open(out, "w") as fh:
-        proc = clock.spawn([sys.executable, "-c", TOY, str(cpu_s), str(sleep_s), str(rounds)], "bot", {},
-                           launcher=True, cwd=REPO_ROOT, stdout=fh, stderr=subprocess.STDOUT)
+        proc = clock.spawn(
+            [sys.executable, "-c", TOY, str(cpu_s), str(sleep_s), str(rounds)],
+            "bot",
+            {},
+            launcher=True,
+            cwd=REPO_ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
         t0 = time.monotonic()
-        clock.run(until_ms=T0_MS + int(until_s * 1000), stop=lambda: proc.poll() is not None, every_s=0.05, wall_timeout=120)
+        clock.run(
+            until_ms=T0_MS + int(until_s * 1000), stop=lambda: proc.poll() is not None, every_s=0.05, wall_timeout=120
+        )
         wall = time.monotonic() - t0
         proc.wait(30)
         clock.release(proc.pid)
@@ -100,14 +109,22 @@ def test_the_session_clock_is_utc_whatever_the_host_timezone(tmp_path, monkeypat
     clock = ComputeClock(tmp_path) if kind == "compute" else ConstantClock(tmp_path, speed=10.0)
     clock.start(start_ms)
     try:
-        proc = clock.spawn([sys.executable, "-c", "import time; print(time.time(), time.strftime('%H:%M', time.localtime()))"],
-                           "probe", {}, launcher=False, stdout=subprocess.PIPE, text=True)
+        proc = clock.spawn(
+            [sys.executable, "-c", "import time; print(time.time(), time.strftime('%H:%M', time.localtime()))"],
+            "probe",
+            {},
+            launcher=False,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         clock.run(stop=lambda: proc.poll() is not None, every_s=0.05, wall_timeout=60)
         seen, local = proc.communicate(timeout=30)[0].split()
         clock.release(proc.pid)
     finally:
         clock.close()
-    assert abs(float(seen) * 1000 - start_ms) < 60_000, f"clock starts {(float(seen) * 1000 - start_ms) / 3.6e6:+.2f} h off"
+    assert abs(float(seen) * 1000 - start_ms) < 60_000, (
+        f"clock starts {(float(seen) * 1000 - start_ms) / 3.6e6:+.2f} h off"
+    )
     assert local == pd.Timestamp(float(seen), unit="s").strftime("%H:%M"), "local time is UTC"
 
 
@@ -117,11 +134,22 @@ def test_bad_clock_arguments_fail_before_anything_starts(tmp_path):
     for speed in (0, -3):
         with pytest.raises(ClockUnavailable, match="--speed must be positive"):
             check_available("constant", speed)
-    base = [sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic", "--out", str(tmp_path / "o")]
-    for extra, text in ((["--clock", "sundial"], "unknown clock 'sundial'"),
-                        (["--clock", "constant", "--speed", "0"], "--speed must be positive"),
-                        (["--speed", "300"], "add --clock constant"),
-                        (["--warmup", "-1"], "--warmup must be a non-negative")):
+    base = [
+        sys.executable,
+        "-m",
+        "simulation.run",
+        "--strategy",
+        "ReferenceStrategy",
+        "--synthetic",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    for extra, text in (
+        (["--clock", "sundial"], "unknown clock 'sundial'"),
+        (["--clock", "constant", "--speed", "0"], "--speed must be positive"),
+        (["--speed", "300"], "add --clock constant"),
+        (["--warmup", "-1"], "--warmup must be a non-negative"),
+    ):
         proc = subprocess.run(base + extra, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 2, proc.stderr
         lines = [line for line in proc.stderr.strip().splitlines() if line]
@@ -131,9 +159,24 @@ def test_bad_clock_arguments_fail_before_anything_starts(tmp_path):
 
 def test_a_missing_faketime_is_one_line_before_anything_starts(tmp_path):
     env_path = str(tmp_path)  # a PATH without faketime (python is called by its full path)
-    proc = subprocess.run([sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic",
-                           "--out", str(tmp_path / "o")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-                          env={"PATH": env_path, "HOME": str(tmp_path)}, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulation.run",
+            "--strategy",
+            "ReferenceStrategy",
+            "--synthetic",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": env_path, "HOME": str(tmp_path)},
+        check=False,
+    )
     assert proc.returncode == 2 and "needs Debian's `faketime`" in proc.stderr, proc.stderr
     assert not (tmp_path / "o").exists()
 
@@ -149,9 +192,20 @@ def test_freqai_timer_per_candle_inside_the_window_in_wall_seconds(tmp_path):
     (tmp_path / "freqtrade.log").write_text(
         line.format("2024-03-01 09:45:01,001", "99.0")  # warm-up: not counted
         + "".join(line.format(f"2024-03-01 10:{m:02d}:01,001", v) for m, v in ((0, "2.0"), (15, "4.0"), (30, "6.0")))
-        + "2024-03-01 10:31:00,000 - freqtrade.worker - INFO - Bot heartbeat\n")
-    spec = RunSpec(strategy="S", config="c.json", mode="dry-run", speed=10.0, clock="constant", start_ms=T0_MS,
-                   end_ms=T0_MS + 3_600_000, pairs=["BTC/USDT"], timeframe="15m", out=str(tmp_path))
+        + "2024-03-01 10:31:00,000 - freqtrade.worker - INFO - Bot heartbeat\n"
+    )
+    spec = RunSpec(
+        strategy="S",
+        config="c.json",
+        mode="dry-run",
+        speed=10.0,
+        clock="constant",
+        start_ms=T0_MS,
+        end_ms=T0_MS + 3_600_000,
+        pairs=["BTC/USDT"],
+        timeframe="15m",
+        out=str(tmp_path),
+    )
     got = freqai_inference(tmp_path / "freqtrade.log", spec)
     assert got == {"p50_s": 0.4, "p90_s": 0.56, "max_s": 0.6, "n": 3}
     text = " ".join(clock_lines({"clock": "constant", "speed": 10.0, "freqai_inference": got}))

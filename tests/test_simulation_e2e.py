@@ -17,13 +17,29 @@ from simulation.paths import REPO_ROOT
 from simulation.run.browser import check_page
 
 pytestmark = pytest.mark.slow
-CONTRACT = {"signal_consistency", "pnl_deviation", "equity_correlation", "mean_slippage_bps", "p99_latency_ms",
-            "trades_backtest", "trades_sim"}
+CONTRACT = {
+    "signal_consistency",
+    "pnl_deviation",
+    "equity_correlation",
+    "mean_slippage_bps",
+    "p99_latency_ms",
+    "trades_backtest",
+    "trades_sim",
+}
 
 
 def _run(out, *args) -> dict:
-    cmd = [sys.executable, "-m", "simulation.run", "--strategy", "ReferenceStrategy", "--synthetic",
-           "--out", str(out), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "simulation.run",
+        "--strategy",
+        "ReferenceStrategy",
+        "--synthetic",
+        "--out",
+        str(out),
+        *args,
+    ]
     proc = subprocess.run(cmd, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads((out / "comparison.json").read_text())
@@ -48,7 +64,10 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     gap, matched = result["gap"], result["trades_matched"]
     assert abs(gap["waterfall"]["residual"]) < 1e-6, gap["waterfall"]
     assert gap["waterfall"]["total"] == pytest.approx(gap["pnl_sim"] - gap["pnl_backtest"], abs=1e-6)
-    assert matched + gap["missed_unfilled"] + gap["missed_no_signal"] + gap["reentries_after_cancel"] == result["trades_backtest"]
+    assert (
+        matched + gap["missed_unfilled"] + gap["missed_no_signal"] + gap["reentries_after_cancel"]
+        == result["trades_backtest"]
+    )
     assert sum(gap["missed_not_attempted"].values()) == gap["missed_no_signal"]
     assert matched + gap["extra_trades"] + gap["reentries_after_cancel"] == result["trades_sim"]
     for key in ("signal_precision", "signal_recall"):
@@ -89,8 +108,18 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
 def test_paper_mode_survives_faults_and_kill9(tmp_path):
     out = tmp_path / "paper"
     faults = "5xx=0.03,429=0.02,timeout=0.01,stale_book=0.1,drop=0.02"
-    result = _run(out, "--mode", "paper", "--stoploss-on-exchange", "--timerange", "20240301T1000-20240301T1800",
-                  "--faults", faults, "--kill-bot-at", "0.5")
+    result = _run(
+        out,
+        "--mode",
+        "paper",
+        "--stoploss-on-exchange",
+        "--timerange",
+        "20240301T1000-20240301T1800",
+        "--faults",
+        faults,
+        "--kill-bot-at",
+        "0.5",
+    )
     assert result["session"]["bot_restarts"] == 1
     injected = result["latency_ms"]["faults"]
     assert {"5xx", "429", "drop", "stale_book"} <= set(injected), injected

@@ -129,7 +129,9 @@ def test_depeg_moves_stablecoins_only_and_recovers():
     pd.testing.assert_frame_equal(m.candles["BTC/USDT"], calm.candles["BTC/USDT"])
 
 
-@pytest.mark.parametrize("text", ["depeg", "depeg@2024-01-05,drop", "depeg@2024-01-05,color=red", "depeg@2024-01-05,drop=2"])
+@pytest.mark.parametrize(
+    "text", ["depeg", "depeg@2024-01-05,drop", "depeg@2024-01-05,color=red", "depeg@2024-01-05,drop=2"]
+)
 def test_bad_scenario_text_is_a_clear_error(text):
     with pytest.raises(ValueError, match="scenario"):
         Scenario.parse(text)

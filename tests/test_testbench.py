@@ -32,9 +32,17 @@ T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
 def _trade(day: float, hours: float, profit: float, pair="BTC/USDT", stake=100.0, stop=0.05) -> dict:
     o = T0 + pd.Timedelta(days=day)
-    return {"pair": pair, "open_date": o.isoformat(), "close_date": (o + pd.Timedelta(hours=hours)).isoformat(),
-            "profit_abs": profit, "profit_ratio": profit / stake, "stake_amount": stake, "initial_stop_loss_ratio": -stop,
-            "open_rate": 100.0, "amount": stake / 100.0}
+    return {
+        "pair": pair,
+        "open_date": o.isoformat(),
+        "close_date": (o + pd.Timedelta(hours=hours)).isoformat(),
+        "profit_abs": profit,
+        "profit_ratio": profit / stake,
+        "stake_amount": stake,
+        "initial_stop_loss_ratio": -stop,
+        "open_rate": 100.0,
+        "amount": stake / 100.0,
+    }
 
 
 def _flat(price: float = 100.0, days: int = 10, **moves) -> dict[str, pd.Series]:
@@ -85,9 +93,18 @@ def test_simulated_window_is_the_latest_span_with_enough_trades():
 
 def test_recommendation_names_a_comparison_with_too_few_trades():
     sim = {"trades_backtest": 4, "trades_sim": 5}
-    rec = recommend({"trades": 100, "sharpe": 3, "max_drawdown": 0.01, "win_rate": 0.6, "profit_factor": 2},
-                    {"p_breach_drawdown": 0}, {"simulation": sim, "bt_sim_deviation": 0.001, "sim_paper_deviation": 0.001,
-                                               "equity_correlation": 0.99, "signal_consistency": 1.0}, [])
+    rec = recommend(
+        {"trades": 100, "sharpe": 3, "max_drawdown": 0.01, "win_rate": 0.6, "profit_factor": 2},
+        {"p_breach_drawdown": 0},
+        {
+            "simulation": sim,
+            "bt_sim_deviation": 0.001,
+            "sim_paper_deviation": 0.001,
+            "equity_correlation": 0.99,
+            "signal_consistency": 1.0,
+        },
+        [],
+    )
     assert rec["decision"] == "paper-trade longer"
     assert any("only 4 backtest trades in the simulated window" in r for r in rec["reasons"])
 
@@ -125,7 +142,9 @@ def test_monte_carlo_keeps_losing_streaks_together():
     rng = np.random.default_rng(1)
     iid = streaky[rng.integers(0, len(streaky), size=(2000, len(streaky)))]
     eq = np.cumprod(1 + iid, axis=1)
-    iid_breach = float((((np.maximum.accumulate(eq, axis=1) - eq) / np.maximum.accumulate(eq, axis=1)).max(axis=1) >= 0.10).mean())
+    iid_breach = float(
+        (((np.maximum.accumulate(eq, axis=1) - eq) / np.maximum.accumulate(eq, axis=1)).max(axis=1) >= 0.10).mean()
+    )
     assert blocks > iid_breach + 0.2, (blocks, iid_breach)
 
 
@@ -168,8 +187,10 @@ def test_limit_violations_from_the_trade_list():
     # Heat is over the equity at entry, as in the strategies' risk check: after +1000 realized, a 150 heat is 7.5%.
     grown = trades_frame([_trade(0, 1, 1000), _trade(2, 1, 1, stake=300, stop=0.5)])
     assert limit_violations(grown, 1000.0, max_open=3, closes=flat) == []
-    assert any(v.startswith("heat") for v in limit_violations(grown, 1000.0, max_open=3, limits=RiskLimits(portfolio_heat=0.07),
-                                                              closes=flat))
+    assert any(
+        v.startswith("heat")
+        for v in limit_violations(grown, 1000.0, max_open=3, limits=RiskLimits(portfolio_heat=0.07), closes=flat)
+    )
 
 
 def test_limit_violations_use_the_strategies_marked_equity():
@@ -187,14 +208,22 @@ def test_limit_violations_use_the_strategies_marked_equity():
 
 def test_recommendation_rules():
     good = {**TARGETS, "sharpe": 2.5, "win_rate": 0.6, "profit_factor": 2.0, "max_drawdown": 0.05, "trades": 40}
-    cmp_ok = {"bt_sim_deviation": 0.005, "sim_paper_deviation": 0.002, "equity_correlation": 0.9, "signal_consistency": 0.9}
+    cmp_ok = {
+        "bt_sim_deviation": 0.005,
+        "sim_paper_deviation": 0.002,
+        "equity_correlation": 0.9,
+        "signal_consistency": 0.9,
+    }
     mc_ok = {"p_breach_drawdown": 0.01}
     assert recommend(good, mc_ok, cmp_ok, [])["decision"] == "deploy"
     assert recommend({**good, "sharpe": 1.5}, mc_ok, cmp_ok, [])["decision"] == "paper-trade longer"
     few = recommend({**good, "trades": 12}, mc_ok, cmp_ok, [])
     assert few["decision"] == "paper-trade longer" and "only 12 trades" in few["reasons"][0]
     assert recommend(good, mc_ok, {**cmp_ok, "bt_sim_deviation": 0.3}, [])["decision"] == "paper-trade longer"
-    assert recommend(good, {"p_breach_drawdown": 0.2, "drawdown_limit": 0.1}, cmp_ok, [])["decision"] == "paper-trade longer"
+    assert (
+        recommend(good, {"p_breach_drawdown": 0.2, "drawdown_limit": 0.1}, cmp_ok, [])["decision"]
+        == "paper-trade longer"
+    )
     bad = recommend({**MINIMUMS, "sharpe": 1.0}, mc_ok, cmp_ok, [])
     assert bad["decision"] == "reject" and any("sharpe" in r for r in bad["reasons"])
     broken = [{"scenario": "flash_crash", "violations": ["4 open positions > 3"]}]
@@ -210,9 +239,15 @@ def test_recommendation_rules():
 def test_bench_end_to_end_sequential_and_on_ray(tmp_path):
     """Two walk-forward folds and a flash-crash stress run of TrendFollowingEnsemble (LightGBM-only
     stacking) on the synthetic market; then the same folds on 2 Ray workers: identical results."""
-    common = {"strategy": "TrendFollowingEnsemble", "config": "config/trend-following.json",
-              "extra_configs": ("config/testbench-light.json",), "folds": 2, "fold_days": 5, "skip_sim": True,
-              "mc_paths": 1000}
+    common = {
+        "strategy": "TrendFollowingEnsemble",
+        "config": "config/trend-following.json",
+        "extra_configs": ("config/testbench-light.json",),
+        "folds": 2,
+        "fold_days": 5,
+        "skip_sim": True,
+        "mc_paths": 1000,
+    }
     seq = run_bench(BenchSpec(**common, out=tmp_path / "seq", stress=("flash_crash",)))
     summary = json.loads((tmp_path / "seq" / "summary.json").read_text())
     assert {"folds", "monte_carlo", "comparison", "stress", "recommendation"} <= set(summary)
@@ -221,8 +256,12 @@ def test_bench_end_to_end_sequential_and_on_ray(tmp_path):
     for fold in summary["folds"]:  # the bench's figures are freqtrade's own for the same trades and window
         m, ft = fold["metrics"], fold["freqtrade_stats"]
         assert m["trades"] == ft["total_trades"]
-        for ours, theirs in (("sharpe", "sharpe"), ("sortino", "sortino"), ("calmar", "calmar"),
-                             ("max_drawdown", "max_drawdown_account")):
+        for ours, theirs in (
+            ("sharpe", "sharpe"),
+            ("sortino", "sortino"),
+            ("calmar", "calmar"),
+            ("max_drawdown", "max_drawdown_account"),
+        ):
             assert m[ours] == pytest.approx(ft[theirs], rel=1e-9, abs=1e-12), (ours, m[ours], ft[theirs])
     assert summary["monte_carlo"]["paths"] == 1000
     stress = summary["stress"][0]
@@ -247,8 +286,12 @@ def test_walkforward_breakdown_reads_freqtrades_training_lines(tmp_path):
     for i, secs in enumerate(((2.5, 1.5), (4.0,))):
         d = tmp_path / "folds" / f"{i:02d}"
         d.mkdir(parents=True)
-        d.joinpath("backtest.log").write_text("".join(
-            f"2024 - freqtrade.freqai - INFO - -------------------- Done training BTC/USDT ({s} secs) ---\n" for s in secs))
+        d.joinpath("backtest.log").write_text(
+            "".join(
+                f"2024 - freqtrade.freqai - INFO - -------------------- Done training BTC/USDT ({s} secs) ---\n"
+                for s in secs
+            )
+        )
     b = walkforward_breakdown(tmp_path, [{"fold": 0, "seconds": 10.0}, {"fold": 1, "seconds": 6.0}])
     assert (b["trainings"], b["train_s"], b["fold_seconds_sum"]) == (3, 8.0, 16.0)
     assert b["train_share"] == 0.5 and b["per_fold"][1]["other_s"] == 2.0
@@ -262,8 +305,10 @@ def test_a_session_past_its_time_is_stopped_with_everything_it_started(tmp_path)
     from simulation.testbench.runner import TIMED_OUT, run_bounded, sim_timeout_s
 
     pid_file = tmp_path / "child.pid"
-    script = (f"import subprocess, time; p = subprocess.Popen(['sleep', '300']); "
-              f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(300)")
+    script = (
+        f"import subprocess, time; p = subprocess.Popen(['sleep', '300']); "
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(300)"
+    )
     t0 = time.monotonic()
     with open(tmp_path / "session.log", "w") as log:
         assert run_bounded([sys.executable, "-c", script], log, timeout_s=2.0) == TIMED_OUT

@@ -73,7 +73,16 @@ def test_limit_rests_until_price_trades_through_then_fills(venue, store):
     book = venue.book_fn("BTCUSDT", 20)
     future_low = store.traded_range("BTC/USDT", venue.clock.t, venue.clock.t + 86_400_000)[0]
     price = round((future_low + book.best_bid) / 2, 2)  # below the market now, traded through later today
-    o = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.1", "price": f"{price:.2f}"})
+    o = venue.place(
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.1",
+            "price": f"{price:.2f}",
+        }
+    )
     assert o.status == "NEW" and venue.account()["USDT"][1] == pytest.approx(0.1 * price), "funds locked"
     start = venue.clock.t
     for _ in range(5000):  # step the clock until the order fills
@@ -82,8 +91,12 @@ def test_limit_rests_until_price_trades_through_then_fills(venue, store):
         if o.status == "FILLED":
             break
     assert o.status == "FILLED", "the price fell through the limit within the data"
-    assert store.traded_range("BTC/USDT", start, venue.clock.t - 60_000)[0] >= price, "no fill before the path got there"
-    assert store.traded_range("BTC/USDT", venue.clock.t - 60_000, venue.clock.t)[0] < price, "filled when it traded through"
+    assert store.traded_range("BTC/USDT", start, venue.clock.t - 60_000)[0] >= price, (
+        "no fill before the path got there"
+    )
+    assert store.traded_range("BTC/USDT", venue.clock.t - 60_000, venue.clock.t)[0] < price, (
+        "filled when it traded through"
+    )
     assert o.cum_quote / o.executed_qty == pytest.approx(price), "makers fill at their limit"
     assert venue.account()["USDT"][1] == pytest.approx(0.0)
 
@@ -106,11 +119,15 @@ def test_large_orders_fill_partially(venue, store):
     book = venue.book_fn("BTCUSDT", 20)
     depth = sum(q for _, q in book.asks)
     huge = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": f"{depth * 1.5:.5f}"})
-    assert huge.status == "EXPIRED" and huge.executed_qty == pytest.approx(depth), "book ran out: partial fill, rest expired"
+    assert huge.status == "EXPIRED" and huge.executed_qty == pytest.approx(depth), (
+        "book ran out: partial fill, rest expired"
+    )
     # a resting order takes at most max_participation of the volume traded meanwhile
     qty = float(f"{huge.executed_qty * 0.99:.5f}")
     ask = venue.book_fn("BTCUSDT", 20).best_ask
-    rest = venue.place({"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "quantity": f"{qty:.5f}", "price": f"{ask:.2f}"})
+    rest = venue.place(
+        {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "quantity": f"{qty:.5f}", "price": f"{ask:.2f}"}
+    )
     while not rest.trades:
         t0 = venue.clock.t
         venue.clock.t += 60_000
@@ -136,7 +153,11 @@ def test_rejections_like_binance(venue):
 
 
 def test_paper_mode_refuses_non_loopback_urls():
-    local = {"public": "http://127.0.0.1:1/api/v3", "private": "http://127.0.0.1:1/api/v3", "sapi": "http://localhost:1/sapi/v1"}
+    local = {
+        "public": "http://127.0.0.1:1/api/v3",
+        "private": "http://127.0.0.1:1/api/v3",
+        "sapi": "http://localhost:1/sapi/v1",
+    }
     assert_loopback({"ccxt_config": {"urls": {"api": local}}, "ccxt_async_config": {"urls": {"api": local}}})
     with pytest.raises(NotLoopbackError, match="not a loopback"):
         bad = {**local, "private": "http://8.8.8.8/api/v3"}
@@ -177,7 +198,11 @@ def test_signed_http_order_lifecycle_and_metrics(venue_gateway):
     assert bad.status_code == 400 and bad.json()["code"] == -1022
     families = {f.name: f for f in text_string_to_metric_families(requests.get(f"{gw.url}/metrics", timeout=5).text)}
     assert {"sim_request_latency_ms", "sim_fills", "sim_fill_slippage_bps", "sim_orders"} <= set(families)
-    lat = {s.name: s.value for s in families["sim_request_latency_ms"].samples if s.labels.get("endpoint") == "/api/v3/order"}
+    lat = {
+        s.name: s.value
+        for s in families["sim_request_latency_ms"].samples
+        if s.labels.get("endpoint") == "/api/v3/order"
+    }
     assert lat["sim_request_latency_ms_count"] >= 2
     assert 10 <= lat["sim_request_latency_ms_sum"] / lat["sim_request_latency_ms_count"] <= 200
 
@@ -187,6 +212,7 @@ def test_injected_faults(tmp_path):
     admin = {"X-SIM-ADMIN-TOKEN": "admin-" + "v" * 30}
     env = {**os.environ, "SIMULATOR_ADMIN_TOKEN": admin["X-SIM-ADMIN-TOKEN"]}
     with GatewayProcess(args, log_path=tmp_path / "gw.log", env=env) as gw:
+
         def put(**spec):
             requests.put(f"{gw.url}/sim/faults", json=spec, headers=admin, timeout=5).raise_for_status()
 
@@ -210,8 +236,13 @@ def test_injected_faults(tmp_path):
         put()
         fresh = requests.get(f"{gw.url}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5}, timeout=5).json()
         assert fresh["lastUpdateId"] > first["lastUpdateId"]
-        faults = {s.labels["kind"]: s.value for f in text_string_to_metric_families(requests.get(f"{gw.url}/metrics", timeout=5).text)
-                  if f.name == "sim_faults_injected" for s in f.samples if s.name.endswith("_total")}
+        faults = {
+            s.labels["kind"]: s.value
+            for f in text_string_to_metric_families(requests.get(f"{gw.url}/metrics", timeout=5).text)
+            if f.name == "sim_faults_injected"
+            for s in f.samples
+            if s.name.endswith("_total")
+        }
         assert faults["5xx"] >= 1 and faults["429"] >= 1 and faults["stale_book"] >= 1
 
 
@@ -223,8 +254,17 @@ def test_stop_loss_on_the_venue_fires_within_one_matching_tick(venue, store):
     t_place = venue.clock.t
     low = store.traded_range("BTC/USDT", t_place, t_place + 86_400_000)[0]
     stop = round((low + venue.book_fn("BTCUSDT", 20).best_bid) / 2, 2)
-    o = venue.place({"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_LOSS_LIMIT", "quantity": f"{held:.5f}",
-                     "price": f"{stop * 0.99:.2f}", "stopPrice": f"{stop:.2f}", "timeInForce": "GTC"})
+    o = venue.place(
+        {
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "type": "STOP_LOSS_LIMIT",
+            "quantity": f"{held:.5f}",
+            "price": f"{stop * 0.99:.2f}",
+            "stopPrice": f"{stop:.2f}",
+            "timeInForce": "GTC",
+        }
+    )
     assert o.status == "NEW" and o.triggered_time is None
     step = venue.params.match_interval_ms
     while not o.trades:
@@ -241,21 +281,52 @@ def test_percent_price_by_side_and_max_price_filters(venue):
     mid = venue.book_fn("BTCUSDT", 5).best_bid
     for price in (mid * 5.5, mid * 0.15):
         with pytest.raises(BinanceError, match="PERCENT_PRICE_BY_SIDE"):
-            venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
-                         "price": f"{price:.2f}", "timeInForce": "GTC"})
+            venue.place(
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "type": "LIMIT",
+                    "quantity": "0.001",
+                    "price": f"{price:.2f}",
+                    "timeInForce": "GTC",
+                }
+            )
     with pytest.raises(BinanceError, match="PRICE_FILTER"):
-        venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "2000000.00",
-                     "timeInForce": "GTC"})
+        venue.place(
+            {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "quantity": "0.001",
+                "price": "2000000.00",
+                "timeInForce": "GTC",
+            }
+        )
     with pytest.raises(BinanceError, match="LOT_SIZE"):
         venue.place({"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "10000000"})
-    ok = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
-                      "price": f"{mid * 0.9:.2f}", "timeInForce": "GTC"})
+    ok = venue.place(
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "0.001",
+            "price": f"{mid * 0.9:.2f}",
+            "timeInForce": "GTC",
+        }
+    )
     assert ok.status == "NEW"
 
 
 def _resting_buy(venue, cid: str | None = None, kind: str = "LIMIT") -> dict:
     price = round(venue.book_fn("BTCUSDT", 20).best_bid * 0.9, 2)  # below the market: rests
-    p = {"symbol": "BTCUSDT", "side": "BUY", "type": kind, "timeInForce": "GTC", "quantity": "0.01", "price": f"{price:.2f}"}
+    p = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": kind,
+        "timeInForce": "GTC",
+        "quantity": "0.01",
+        "price": f"{price:.2f}",
+    }
     if kind == "STOP_LOSS_LIMIT":
         p["stopPrice"] = f"{price:.2f}"
     return {**p, "newClientOrderId": cid} if cid else p
@@ -316,7 +387,13 @@ def test_a_ledger_that_cannot_be_written_refuses_orders_and_loses_no_record(stor
     venue.place(buy)
     events = [json.loads(line) for line in ledger.read_text().splitlines()]
     assert [(ev["event"], ev["order"]["order_id"]) for ev in events] == [
-        ("new", 1), ("update", 1), ("new", 2), ("update", 2), ("new", 3), ("update", 3)]
+        ("new", 1),
+        ("update", 1),
+        ("new", 2),
+        ("update", 2),
+        ("new", 3),
+        ("update", 3),
+    ]
 
 
 def test_non_ascii_keys_and_signatures_are_refused_not_crashed():
@@ -346,8 +423,16 @@ def test_a_touch_fills_with_the_same_chance_however_often_the_venue_polls(store)
             api = BinanceSpotAPI(store, clock)
             params = ExecutionParams(queue=QueueModel("probabilistic", touch_fill_prob=0.5, seed=3))
             venue = Venue(store, clock, api.book, params, {"USDT": BAL})
-            order = venue.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                                 "quantity": "0.001", "price": f"{frame['low'].iloc[i]:.2f}"})
+            order = venue.place(
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "type": "LIMIT",
+                    "timeInForce": "GTC",
+                    "quantity": "0.001",
+                    "price": f"{frame['low'].iloc[i]:.2f}",
+                }
+            )
             assert order.status == "NEW"
             for k in range(1, polls + 1):
                 clock.t = int(opens[i]) + k * (300_000 - 2) // polls

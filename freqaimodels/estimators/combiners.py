@@ -23,8 +23,9 @@ WEIGHTINGS = ("equal", "ic")
 
 def ridge(alphas: Sequence[float], clip: float) -> Pipeline:
     """Standardize, then clip (passed-through features drift; a linear model must not extrapolate them)."""
-    return make_pipeline(StandardScaler(), FunctionTransformer(np.clip, kw_args={"a_min": -clip, "a_max": clip}),
-                         RidgeCV(alphas=alphas))
+    return make_pipeline(
+        StandardScaler(), FunctionTransformer(np.clip, kw_args={"a_min": -clip, "a_max": clip}), RidgeCV(alphas=alphas)
+    )
 
 
 class WeightedAverage:
@@ -55,8 +56,9 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return 0.0 if np.isnan(ic) else float(ic)
 
 
-def rolling_hit_rate_weights(preds: np.ndarray, realized: np.ndarray, label_period: int, window: int,
-                             start: int = 0) -> np.ndarray:
+def rolling_hit_rate_weights(
+    preds: np.ndarray, realized: np.ndarray, label_period: int, window: int, start: int = 0
+) -> np.ndarray:
     """Per row t >= `start`, weights of the base models (columns of `preds`) proportional to how far each
     model's direction hit rate over the last `window` rows whose outcome is known at t (rows
     s <= t - `label_period`) is above a coin flip; equal weights where none is. Causal by construction:

@@ -46,8 +46,7 @@ class EstimatorRegressionModel(BaseRegressionModel):
             split = self.freqai_info.get("data_split_parameters", {})
             if split.get("shuffle", False):
                 raise OperationalException(
-                    f"{type(self).__name__} builds causal sequences: set "
-                    "freqai.data_split_parameters.shuffle to false"
+                    f"{type(self).__name__} builds causal sequences: set freqai.data_split_parameters.shuffle to false"
                 )
             self.CONV_WIDTH = max(self.CONV_WIDTH, self.sequence_length())
 
@@ -61,7 +60,9 @@ class EstimatorRegressionModel(BaseRegressionModel):
             raise OperationalException(f"{type(self).__name__} predicts one target, got {list(labels.columns)}")
         estimator = self.estimator_class(**self.model_training_parameters)
         logger.info("fitting %s on %s rows x %s features", estimator, *data_dictionary["train_features"].shape)
-        return estimator.fit(data_dictionary["train_features"], labels.iloc[:, 0].to_numpy(), data_dictionary["train_weights"])
+        return estimator.fit(
+            data_dictionary["train_features"], labels.iloc[:, 0].to_numpy(), data_dictionary["train_weights"]
+        )
 
     def _features_for_prediction(self, unfiltered_df: DataFrame, dk: FreqaiDataKitchen):
         dk.find_features(unfiltered_df)

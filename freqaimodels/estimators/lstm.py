@@ -65,9 +65,20 @@ class _Trainer:
 
 
 class KerasLSTMEstimator(BaseEstimator):
-    defaults = {"units": (128, 64, 32), "dropout": 0.3, "sequence_length": 20, "epochs": 4, "batch_size": 64,
-                "learning_rate": 1e-3, "patience": 2, "validation_fraction": 0.1, "seed": 42, "stride": 4,
-                "warm_epochs": 1, "jit_compile": False}
+    defaults = {
+        "units": (128, 64, 32),
+        "dropout": 0.3,
+        "sequence_length": 20,
+        "epochs": 4,
+        "batch_size": 64,
+        "learning_rate": 1e-3,
+        "patience": 2,
+        "validation_fraction": 0.1,
+        "seed": 42,
+        "stride": 4,
+        "warm_epochs": 1,
+        "jit_compile": False,
+    }
 
     def _build(self, n_features: int):
         import keras
@@ -101,7 +112,16 @@ class KerasLSTMEstimator(BaseEstimator):
             fit_kw["callbacks"].append(keras.callbacks.EarlyStopping(patience=p["patience"], restore_best_weights=True))
         rows = self._strided(len(seq))
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)[: len(seq)][rows]
-        self._train(x.shape[1], None, int(p["seed"]), x=seq[rows], y=target[rows], sample_weight=sw, epochs=p["epochs"], **fit_kw)
+        self._train(
+            x.shape[1],
+            None,
+            int(p["seed"]),
+            x=seq[rows],
+            y=target[rows],
+            sample_weight=sw,
+            epochs=p["epochs"],
+            **fit_kw,
+        )
         return self
 
     def warm_fit(self, X: Any, y: Any, sample_weight: Any = None) -> KerasLSTMEstimator:
@@ -112,8 +132,15 @@ class KerasLSTMEstimator(BaseEstimator):
         target = ((np.asarray(y, np.float64).ravel() - self.y_mean_) / self.y_std_).astype(np.float32)
         rows = self._strided(len(seq))
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)[rows]
-        self._train(len(self.x_mean_), self.model_.get_weights(), int(p["seed"]) + 1, x=seq[rows], y=target[rows],
-                    sample_weight=sw, epochs=p["warm_epochs"])
+        self._train(
+            len(self.x_mean_),
+            self.model_.get_weights(),
+            int(p["seed"]) + 1,
+            x=seq[rows],
+            y=target[rows],
+            sample_weight=sw,
+            epochs=p["warm_epochs"],
+        )
         return self
 
     def _train(self, n_features: int, start: list | None, seed: int, **fit_kw) -> None:
@@ -152,7 +179,9 @@ class KerasLSTMEstimator(BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """One prediction per row of X, which must be consecutive candles in time order."""
         seq = causal_sequences(self._scale(as_array(X)), self.params["sequence_length"])
-        out = [self._infer(np.ascontiguousarray(seq[i : i + 2048])).numpy().reshape(-1) for i in range(0, len(seq), 2048)]
+        out = [
+            self._infer(np.ascontiguousarray(seq[i : i + 2048])).numpy().reshape(-1) for i in range(0, len(seq), 2048)
+        ]
         return np.concatenate(out).astype(np.float64) * self.y_std_ + self.y_mean_
 
     def __getstate__(self) -> dict:

@@ -24,7 +24,8 @@ class PurgedKFold:
 
     def split(self, n_samples: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yields (train_idx, test_idx). Walk-forward: n_splits test blocks after a first training
-        block (n_splits=1: one hold-out, the second half); K-fold: n_splits blocks, each tested once, trained on the others minus purge/embargo."""
+        block (n_splits=1: one hold-out, the second half); K-fold: n_splits blocks, each tested once,
+        trained on the others minus purge/embargo."""
         blocks = self.n_splits + 1 if self.walk_forward else self.n_splits
         if n_samples < blocks * (self.purge + 2):
             raise ValueError(f"{n_samples} rows are too few for {self.n_splits} purged folds")

@@ -52,14 +52,26 @@ BASE_MODELS: dict[str, type[BaseEstimator]] = {
     "xgboost": XGBoostEstimator,
 }
 # The spec's model sets per bot: trend following (the default), mean reversion, the arbitrage scout.
-MODEL_SETS = {"trend": ["lightgbm", "catboost", "lstm"], "mean_reversion": ["random_forest", "xgboost"],
-              "arbitrage": ["lstm"]}
+MODEL_SETS = {
+    "trend": ["lightgbm", "catboost", "lstm"],
+    "mean_reversion": ["random_forest", "xgboost"],
+    "arbitrage": ["lstm"],
+}
 METAS = ("passthrough", "bases", "mean", "ic_weighted")
 
 
 class StackedEnsemble(BaseEstimator):
-    defaults = {"models": MODEL_SETS["trend"], "n_splits": 1, "purge": 12, "meta": "mean", "max_features": 40,
-                "warm_start": True, "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5), "clip": 4.0, "center_target": False}
+    defaults = {
+        "models": MODEL_SETS["trend"],
+        "n_splits": 1,
+        "purge": 12,
+        "meta": "mean",
+        "max_features": 40,
+        "warm_start": True,
+        "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5),
+        "clip": 4.0,
+        "center_target": False,
+    }
 
     def make_bases(self) -> dict[str, BaseEstimator]:
         unknown = set(self.params["models"]) - set(BASE_MODELS)
@@ -126,8 +138,11 @@ class StackedEnsemble(BaseEstimator):
             self.meta_scores_[kind] = float((np.sign(meta_oofs[kind][ok]) == np.sign(yv[rows][ok])).mean())
         self.meta_kind_ = max(candidates, key=lambda k: self.meta_scores_[k])
         self.meta_ = self.metas_[self.meta_kind_]
-        logger.info("meta-learner: %s (OOF direction accuracy %s)", self.meta_kind_,
-                    {k: round(v, 4) for k, v in self.meta_scores_.items()})
+        logger.info(
+            "meta-learner: %s (OOF direction accuracy %s)",
+            self.meta_kind_,
+            {k: round(v, 4) for k, v in self.meta_scores_.items()},
+        )
         self._fit_confidence(meta_oofs[self.meta_kind_], yv[rows], self.oof_)
         self.bases_ = {}
         for name, est in self.make_bases().items():
@@ -142,8 +157,14 @@ class StackedEnsemble(BaseEstimator):
 
     def _context(self) -> int:
         """Rows before a block that a sequence model needs to predict its first row."""
-        return max((int(self.params.get(n, {}).get("sequence_length", KerasLSTMEstimator.defaults["sequence_length"])) - 1
-                    for n in self.params["models"] if n == "lstm"), default=0)
+        return max(
+            (
+                int(self.params.get(n, {}).get("sequence_length", KerasLSTMEstimator.defaults["sequence_length"])) - 1
+                for n in self.params["models"]
+                if n == "lstm"
+            ),
+            default=0,
+        )
 
     def _select(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
@@ -164,7 +185,9 @@ class StackedEnsemble(BaseEstimator):
         self.strength_ref_ = np.sort(np.abs(meta_oof[ok]))
         score = self._score(meta_oof[ok], base_preds[ok])
         hit = (np.sign(meta_oof[ok]) == np.sign(y[ok])).astype(float)
-        self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(score, hit)
+        self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(
+            score, hit
+        )
         self.meta_oof_direction_accuracy_ = float(hit.mean())
 
     def _score(self, pred: np.ndarray, base_preds: np.ndarray) -> np.ndarray:

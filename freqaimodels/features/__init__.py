@@ -10,4 +10,12 @@ from freqaimodels.features.freqai_hooks import (
     standard,
 )
 
-__all__ = ["TARGET", "TARGET_SCALES", "expand_all", "expand_basic", "informative_aligned_start", "set_targets", "standard"]
+__all__ = [
+    "TARGET",
+    "TARGET_SCALES",
+    "expand_all",
+    "expand_basic",
+    "informative_aligned_start",
+    "set_targets",
+    "standard",
+]

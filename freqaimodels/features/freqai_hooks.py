@@ -90,7 +90,9 @@ def standard(dataframe: pd.DataFrame) -> pd.DataFrame:
 TARGET_SCALES = ("return", "vol")
 
 
-def set_targets(dataframe: pd.DataFrame, label_period: int, scale: str = "return", vol_window: int = 288) -> pd.DataFrame:
+def set_targets(
+    dataframe: pd.DataFrame, label_period: int, scale: str = "return", vol_window: int = 288
+) -> pd.DataFrame:
     """Target: log return over the next `label_period` candles (a label may look ahead).
 
     `scale="vol"` divides it by the return's expected size, the trailing realized volatility (known at
@@ -131,6 +133,8 @@ def informative_aligned_start(dates: pd.Series, timeframe: str, informative: lis
     if not steps or dates.empty:
         return 0
     epoch = pd.Timestamp(0, tz="UTC")
-    ms = ((pd.to_datetime(dates.iloc[: max(steps) // base], utc=True) - epoch) // pd.Timedelta(milliseconds=1)).to_numpy(np.int64)
+    ms = (
+        (pd.to_datetime(dates.iloc[: max(steps) // base], utc=True) - epoch) // pd.Timedelta(milliseconds=1)
+    ).to_numpy(np.int64)
     ok = np.all([(ms + base) % step == 0 for step in steps], axis=0)
     return int(np.argmax(ok)) if ok.any() else 0

@@ -29,8 +29,9 @@ def vol_cone_position(close: pd.Series, period: int, history: int = 500) -> pd.S
     return rv.rolling(history, min_periods=period * 2).rank(pct=True)
 
 
-def garch_vol(close: pd.Series, alpha: float = 0.05, beta: float = 0.9, long_run: int = 200,
-              memory: int = 100) -> pd.Series:
+def garch_vol(
+    close: pd.Series, alpha: float = 0.05, beta: float = 0.9, long_run: int = 200, memory: int = 100
+) -> pd.Series:
     """GARCH(1,1) one-step variance forecast with fixed persistence (no fit that could peek ahead).
 
     The recursion h_t = w_t + a r_t^2 + b h_{t-1} is written as its sum over the last `memory`

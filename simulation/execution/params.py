@@ -42,7 +42,12 @@ class ExecutionParams:
         if unknown:
             raise ValueError(f"unknown simulation settings: {sorted(unknown)}")
         kw: dict = {}
-        for name, model in (("latency", LatencyModel), ("impact", ImpactModel), ("queue", QueueModel), ("book", BookParams)):
+        for name, model in (
+            ("latency", LatencyModel),
+            ("impact", ImpactModel),
+            ("queue", QueueModel),
+            ("book", BookParams),
+        ):
             if name in section:
                 sub = section.pop(name)
                 allowed = {f.name for f in fields(model) if not f.name.startswith("_")}

@@ -32,7 +32,11 @@ class QueueModel:
     def __post_init__(self) -> None:
         if self.kind not in QUEUE_MODELS:
             raise ValueError(f"simulation.queue.kind must be one of {list(QUEUE_MODELS)}, got {self.kind!r}")
-        if isinstance(self.touch_fill_prob, bool) or not isinstance(self.touch_fill_prob, int | float) or not 0 <= self.touch_fill_prob <= 1:
+        if (
+            isinstance(self.touch_fill_prob, bool)
+            or not isinstance(self.touch_fill_prob, int | float)
+            or not 0 <= self.touch_fill_prob <= 1
+        ):
             raise ValueError(f"simulation.queue.touch_fill_prob must be in [0, 1], got {self.touch_fill_prob!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"simulation.queue.seed must be a non-negative integer, got {self.seed!r}")
@@ -54,4 +58,6 @@ class QueueModel:
     def describe(self) -> str:
         if self.kind == "probabilistic":
             return f"probabilistic (touch fills with p={self.touch_fill_prob:g}, seed {self.seed})"
-        return {"trade_through": "trade-through (back of the queue)", "touch": "touch (as freqtrade backtesting)"}[self.kind]
+        return {"trade_through": "trade-through (back of the queue)", "touch": "touch (as freqtrade backtesting)"}[
+            self.kind
+        ]

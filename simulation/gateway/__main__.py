@@ -46,31 +46,57 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--datadir", type=Path, help=f"freqtrade feather datadir (default: {SHARED_DATA} when present)")
     src.add_argument("--synthetic", action="store_true", help="serve the synthetic market (default when no datadir)")
-    src.add_argument("--upstream", choices=UPSTREAMS, help="relay a live exchange through ccxt (needs a network) and record it")
+    src.add_argument(
+        "--upstream", choices=UPSTREAMS, help="relay a live exchange through ccxt (needs a network) and record it"
+    )
     relay = p.add_argument_group("upstream relay (--upstream)")
-    relay.add_argument("--upstream-url", help="base URL of a Binance-compatible upstream (e.g. another gateway) instead of the exchange's")
-    relay.add_argument("--record", type=Path, help="record relayed candles (freqtrade feather) and books here "
-                                                   "(default: user_data/relay/<exchange>)")
-    relay.add_argument("--relay-timeframes", nargs="+", default=["5m", "1h"], help="timeframes relayed (default: 5m 1h)")
+    relay.add_argument(
+        "--upstream-url",
+        help="base URL of a Binance-compatible upstream (e.g. another gateway) instead of the exchange's",
+    )
+    relay.add_argument(
+        "--record",
+        type=Path,
+        help="record relayed candles (freqtrade feather) and books here (default: user_data/relay/<exchange>)",
+    )
+    relay.add_argument(
+        "--relay-timeframes", nargs="+", default=["5m", "1h"], help="timeframes relayed (default: 5m 1h)"
+    )
     relay.add_argument("--relay-poll", type=float, default=2.0, help="upstream poll period, s (default: 2)")
-    relay.add_argument("--relay-history", type=int, default=1000, help="candles fetched per timeframe at start (default: 1000)")
+    relay.add_argument(
+        "--relay-history", type=int, default=1000, help="candles fetched per timeframe at start (default: 1000)"
+    )
     relay.add_argument("--upstream-timeout", type=float, default=10.0, help="upstream request timeout, s (default: 10)")
     p.add_argument("--seed", type=int, default=42, help="synthetic market seed (default: 42)")
     p.add_argument("--days", type=float, default=120.0, help="synthetic market length in days (default: 120)")
     p.add_argument("--start", default="2024-01-01", help="synthetic market first candle (default: 2024-01-01)")
     p.add_argument("--timeframe", default="5m", help="synthetic market base timeframe (default: 5m)")
-    p.add_argument("--scenario", type=parse_scenario, action="append", default=[],
-                   help="synthetic stress event KIND@START[:HOURS][,FIELD=VALUE...] (see python -m simulation.synthetic -h)")
+    p.add_argument(
+        "--scenario",
+        type=parse_scenario,
+        action="append",
+        default=[],
+        help="synthetic stress event KIND@START[:HOURS][,FIELD=VALUE...] (see python -m simulation.synthetic -h)",
+    )
     p.add_argument("--pairs", nargs="+", help="serve only these pairs (e.g. BTC/USDT ETH/USDT)")
     p.add_argument("--replay", action="store_true", help="replay history as live (time-shifted, forming candles)")
-    p.add_argument("--replay-start", help="data date where replay begins, or 'now' for no time shift (default: 30 days after data start)")
+    p.add_argument(
+        "--replay-start",
+        help="data date where replay begins, or 'now' for no time shift (default: 30 days after data start)",
+    )
     p.add_argument("--speed", type=float, default=1.0, help="replay speed vs wall clock (default: 1.0)")
-    p.add_argument("--path-model", choices=PATH_MODELS, default="random",
-                   help="how a forming candle moves between its open, high, low and close (default: random; "
-                        "'backtest' = freqtrade backtesting's convention)")
+    p.add_argument(
+        "--path-model",
+        choices=PATH_MODELS,
+        default="random",
+        help="how a forming candle moves between its open, high, low and close (default: random; "
+        "'backtest' = freqtrade backtesting's convention)",
+    )
     p.add_argument("--path-seed", type=int, default=0, help="seed of the random path model (default: 0)")
     sim = p.add_argument_group("simulated venue and execution (see docs/simulator.md)")
-    sim.add_argument("--venue", action="store_true", help="serve signed private endpoints (keys from SIMULATOR_API_KEY/SECRET)")
+    sim.add_argument(
+        "--venue", action="store_true", help="serve signed private endpoints (keys from SIMULATOR_API_KEY/SECRET)"
+    )
     sim.add_argument("--balances", default="USDT=1000", help="venue starting balances, e.g. USDT=1000,BTC=0.1")
     sim.add_argument("--ledger", type=Path, help="append venue order events (JSON lines) to this file")
     sim.add_argument("--sim-config", type=Path, help="JSON file whose 'simulation' section sets the execution models")
@@ -132,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         datadir = SHARED_DATA
     synthetic = None
     if datadir is None:
-        synthetic = SyntheticConfig(seed=args.seed, days=args.days, start=args.start, timeframe=args.timeframe,
-                                    scenarios=tuple(args.scenario))
+        synthetic = SyntheticConfig(
+            seed=args.seed, days=args.days, start=args.start, timeframe=args.timeframe, scenarios=tuple(args.scenario)
+        )
     elif args.scenario:
         logger.error("--scenario applies to the synthetic market only")
         return 2
@@ -157,9 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("cannot start gateway: %s", exc)
         return 2
     api = BinanceSpotAPI(store, clock, params.book)
-    logger.info("order book spread: %s x%g", "fixed %.4f%%" % (100 * params.book.base_spread)
-                if params.book.spread_model == "fixed" else "Corwin-Schultz estimate of the previous UTC day",
-                params.book.spread_scale)
+    logger.info(
+        "order book spread: %s x%g",
+        "fixed %.4f%%" % (100 * params.book.base_spread)
+        if params.book.spread_model == "fixed"
+        else "Corwin-Schultz estimate of the previous UTC day",
+        params.book.spread_scale,
+    )
     venue = None
     creds = credentials_from_env()
     if args.venue:
@@ -179,8 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     # aiohttp answers request lines / headers over its parser limits in plain text before any handler
     # runs: raise the limits so the middleware answers long queries in Binance JSON (414) instead.
     try:
-        web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
-                    max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT, loop=session_event_loop())
+        web.run_app(
+            app,
+            host=args.host,
+            port=args.port,
+            access_log=None,
+            print=None,
+            handle_signals=True,
+            max_line_size=PARSER_LIMIT,
+            max_field_size=PARSER_LIMIT,
+            loop=session_event_loop(),
+        )
     except OSError as exc:
         return bind_failure(args, exc)
     logger.info("gateway stopped")
@@ -202,7 +242,10 @@ PAIR = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}")
 
 def relay_argument_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the relay's arguments, found before any network call (None: nothing)."""
-    for name, value, most in (("--relay-poll", args.relay_poll, 3600.0), ("--upstream-timeout", args.upstream_timeout, 300.0)):
+    for name, value, most in (
+        ("--relay-poll", args.relay_poll, 3600.0),
+        ("--upstream-timeout", args.upstream_timeout, 300.0),
+    ):
         if not (math.isfinite(value) and 0 < value <= most):
             return f"{name} must be a number of seconds in (0, {most:g}], got {value!r}"
     if not 1 <= args.relay_history <= MAX_RELAY_HISTORY:
@@ -235,8 +278,16 @@ def run_relay(args: argparse.Namespace) -> int:
     if args.venue and creds is None:
         logger.error("--venue needs SIMULATOR_API_KEY and SIMULATOR_API_SECRET in the environment")
         return 2
-    relay = UpstreamRelay(args.upstream, args.pairs, args.relay_timeframes, record, args.upstream_url,
-                          args.relay_history, args.relay_poll, timeout_s=args.upstream_timeout)
+    relay = UpstreamRelay(
+        args.upstream,
+        args.pairs,
+        args.relay_timeframes,
+        record,
+        args.upstream_url,
+        args.relay_history,
+        args.relay_poll,
+        timeout_s=args.upstream_timeout,
+    )
 
     async def make_app() -> web.Application:
         try:
@@ -264,8 +315,17 @@ def run_relay(args: argparse.Namespace) -> int:
         return app
 
     try:
-        web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=None, handle_signals=True,
-                    max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT, loop=session_event_loop())
+        web.run_app(
+            make_app(),
+            host=args.host,
+            port=args.port,
+            access_log=None,
+            print=None,
+            handle_signals=True,
+            max_line_size=PARSER_LIMIT,
+            max_field_size=PARSER_LIMIT,
+            loop=session_event_loop(),
+        )
     except DataSourceError as exc:
         logger.error("cannot start the relay: %s", exc)
         return 2

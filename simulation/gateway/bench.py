@@ -55,18 +55,40 @@ async def _load(url: str, requests: list, seconds: float, concurrency: int) -> d
         await asyncio.gather(*(worker(i, session) for i in range(concurrency)))
         elapsed = time.perf_counter() - t0
     a = np.array(lat)
-    return {"requests": len(a), "errors": errors, "req_per_s": len(a) / elapsed,
-            "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99))}
+    return {
+        "requests": len(a),
+        "errors": errors,
+        "req_per_s": len(a) / elapsed,
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+    }
 
 
 def run(seconds: float = 10.0, concurrency: int = 16, out: Path | None = None) -> dict:
-    args = ["--synthetic", "--seed", "1", "--days", "30", "--pairs", "BTC/USDT", "ETH/USDT", "--replay", "--log-level", "WARNING"]
+    args = [
+        "--synthetic",
+        "--seed",
+        "1",
+        "--days",
+        "30",
+        "--pairs",
+        "BTC/USDT",
+        "ETH/USDT",
+        "--replay",
+        "--log-level",
+        "WARNING",
+    ]
     with GatewayProcess(args) as gw:
         asyncio.run(_load(gw.url, MIXED, 1.0, concurrency))  # warm caches (resampled series)
         ping = asyncio.run(_load(gw.url, PING, seconds, concurrency))
         mixed = asyncio.run(_load(gw.url, MIXED, seconds, concurrency))
-    result = {"seconds": seconds, "concurrency": concurrency, "ping": ping, "mixed": mixed,
-              "mixed_over_ping": mixed["req_per_s"] / ping["req_per_s"]}
+    result = {
+        "seconds": seconds,
+        "concurrency": concurrency,
+        "ping": ping,
+        "mixed": mixed,
+        "mixed_over_ping": mixed["req_per_s"] / ping["req_per_s"],
+    }
     if out:
         Path(out).write_text(json.dumps(result, indent=2))
     return result

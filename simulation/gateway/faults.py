@@ -73,7 +73,12 @@ class FaultSpec:
     def draw(self) -> str | None:
         """Which fault (if any) hits this request."""
         u = self._rng.random()
-        for kind, p in (("timeout", self.timeout), ("5xx", self.error_5xx), ("429", self.rate_limit), ("drop", self.drop)):
+        for kind, p in (
+            ("timeout", self.timeout),
+            ("5xx", self.error_5xx),
+            ("429", self.rate_limit),
+            ("drop", self.drop),
+        ):
             if u < p:
                 return kind
             u -= p

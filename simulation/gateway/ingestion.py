@@ -56,7 +56,9 @@ async def _watch(url: str, symbol: str, tf: str, stop: float, offset: float, out
         await ex.close()
 
 
-async def _poll(url: str, symbol: str, tf: str, stop: float, offset: float, poll_s: float, out: list, closed: dict) -> None:
+async def _poll(
+    url: str, symbol: str, tf: str, stop: float, offset: float, poll_s: float, out: list, closed: dict
+) -> None:
     import ccxt.async_support as ccxt_async
 
     ex = ccxt_async.binance(_ccxt_config(url))
@@ -78,27 +80,53 @@ def summarize(samples: list[float]) -> dict:
     a = np.asarray(samples, float)
     if not len(a):
         return {"n": 0}
-    return {"n": len(a), "p50_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)),
-            "max_ms": float(a.max()), "mean_ms": float(a.mean())}
+    return {
+        "n": len(a),
+        "p50_ms": float(np.median(a)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "max_ms": float(a.max()),
+        "mean_ms": float(a.mean()),
+    }
 
 
 async def measure(url: str, seconds: float, symbol: str = "BTC/USDT", tf: str = "1m", poll_s: float = 5.0) -> dict:
     offset = await _offset_ms(url)
     stop = time.time() + seconds
     ws, rest, ws_closed, rest_closed = [], [], {}, {}
-    await asyncio.gather(_watch(url, symbol, tf, stop, offset, ws, ws_closed),
-                         _poll(url, symbol, tf, stop, offset, poll_s, rest, rest_closed))
+    await asyncio.gather(
+        _watch(url, symbol, tf, stop, offset, ws, ws_closed),
+        _poll(url, symbol, tf, stop, offset, poll_s, rest, rest_closed),
+    )
     both = sorted(set(ws_closed) & set(rest_closed))
-    return {"websocket": summarize(ws), "rest_poll": summarize(rest), "poll_s": poll_s, "timeframe": tf,
-            "ws_samples_ms": ws, "rest_samples_ms": rest,
-            "closed_candles_compared": len(both),
-            "closed_candles_identical": all(np.allclose(ws_closed[t], rest_closed[t], rtol=0, atol=1e-9) for t in both)}
+    return {
+        "websocket": summarize(ws),
+        "rest_poll": summarize(rest),
+        "poll_s": poll_s,
+        "timeframe": tf,
+        "ws_samples_ms": ws,
+        "rest_samples_ms": rest,
+        "closed_candles_compared": len(both),
+        "closed_candles_identical": all(np.allclose(ws_closed[t], rest_closed[t], rtol=0, atol=1e-9) for t in both),
+    }
 
 
 def run(candles: int = 10, poll_s: float = 5.0, latency: bool = False, out: Path | None = None) -> dict:
     """`candles` one-minute closes at replay speed 1 (wall time = candles minutes)."""
-    args = ["--synthetic", "--seed", "1", "--days", "5", "--timeframe", "1m", "--pairs", "BTC/USDT",
-            "--replay", "--log-level", "WARNING", *(["--latency"] if latency else [])]
+    args = [
+        "--synthetic",
+        "--seed",
+        "1",
+        "--days",
+        "5",
+        "--timeframe",
+        "1m",
+        "--pairs",
+        "BTC/USDT",
+        "--replay",
+        "--log-level",
+        "WARNING",
+        *(["--latency"] if latency else []),
+    ]
     with GatewayProcess(args) as gw:
         result = asyncio.run(measure(gw.url, candles * 60.0 + 3.0, poll_s=poll_s))
     result["latency_model"] = latency

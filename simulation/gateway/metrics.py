@@ -17,20 +17,34 @@ class GatewayMetrics:
         r = self.registry
         self.requests = Counter("sim_requests", "Requests answered", ["endpoint", "status"], registry=r)
         self.latency = Histogram(
-            "sim_request_latency_ms", "Modelled round-trip latency (simulated ms)", ["endpoint"], buckets=LATENCY_BUCKETS_MS, registry=r
+            "sim_request_latency_ms",
+            "Modelled round-trip latency (simulated ms)",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS_MS,
+            registry=r,
         )
         self.service = Histogram(
-            "sim_request_service_ms", "Gateway processing time (clock ms)", ["endpoint"], buckets=LATENCY_BUCKETS_MS, registry=r
+            "sim_request_service_ms",
+            "Gateway processing time (clock ms)",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS_MS,
+            registry=r,
         )
         self.faults = Counter("sim_faults_injected", "Injected faults", ["kind"], registry=r)
         self.orders = Counter("sim_orders", "Orders accepted by the venue", ["side", "type"], registry=r)
         self.fills = Counter("sim_fills", "Venue fills", ["side", "liquidity"], registry=r)
         self.slippage = Histogram(
-            "sim_fill_slippage_bps", "Fill price vs mid at arrival, adverse positive (bps)", ["side"], buckets=SLIPPAGE_BUCKETS_BPS, registry=r
+            "sim_fill_slippage_bps",
+            "Fill price vs mid at arrival, adverse positive (bps)",
+            ["side"],
+            buckets=SLIPPAGE_BUCKETS_BPS,
+            registry=r,
         )
         self.ws_messages = Counter("sim_ws_messages", "Stream messages pushed over WebSocket", registry=r)
         self.ws_connections = Gauge("sim_ws_connections", "Open WebSocket stream connections", registry=r)
-        self.ws_pusher_failures = Counter("sim_ws_pusher_failures", "Stream pushers that failed (connection closed, 1011)", registry=r)
+        self.ws_pusher_failures = Counter(
+            "sim_ws_pusher_failures", "Stream pushers that failed (connection closed, 1011)", registry=r
+        )
         self._log = None
         if request_log:
             Path(request_log).parent.mkdir(parents=True, exist_ok=True)
@@ -39,14 +53,25 @@ class GatewayMetrics:
             if self._fh.tell() == 0:
                 self._log.writerow(["time_ms", "method", "endpoint", "status", "latency_ms", "service_ms", "fault"])
 
-    def observe(self, time_ms: int, method: str, endpoint: str, status: int, latency_ms: float, service_ms: float, fault: str | None) -> None:
+    def observe(
+        self,
+        time_ms: int,
+        method: str,
+        endpoint: str,
+        status: int,
+        latency_ms: float,
+        service_ms: float,
+        fault: str | None,
+    ) -> None:
         self.requests.labels(endpoint, str(status)).inc()
         self.latency.labels(endpoint).observe(latency_ms)
         self.service.labels(endpoint).observe(service_ms)
         if fault:
             self.faults.labels(fault).inc()
         if self._log:
-            self._log.writerow([time_ms, method, endpoint, status, round(latency_ms, 3), round(service_ms, 3), fault or ""])
+            self._log.writerow(
+                [time_ms, method, endpoint, status, round(latency_ms, 3), round(service_ms, 3), fault or ""]
+            )
 
     def exposition(self) -> bytes:
         if self._log:

@@ -55,7 +55,7 @@ def _window(items: list, p: dict[str, str], time_of) -> list:
         items = [i for i in items if time_of(i) >= start]
     if end is not None:
         items = [i for i in items if time_of(i) <= end]
-    return items[-_limit(p):]
+    return items[-_limit(p) :]
 
 
 def add_private_routes(app: web.Application, venue: Venue, creds: ApiCredentials | None) -> None:
@@ -89,7 +89,8 @@ def add_private_routes(app: web.Application, venue: Venue, creds: ApiCredentials
             "updateTime": venue.clock.now_ms(),
             "accountType": "SPOT",
             "balances": [
-                {"asset": a, "free": fmt_num(round(f, 8)), "locked": fmt_num(round(lk, 8))} for a, (f, lk) in bal.items()
+                {"asset": a, "free": fmt_num(round(f, 8)), "locked": fmt_num(round(lk, 8))}
+                for a, (f, lk) in bal.items()
             ],
             "permissions": ["SPOT"],
             "uid": 1,
@@ -113,7 +114,9 @@ def add_private_routes(app: web.Application, venue: Venue, creds: ApiCredentials
         symbol = p.get("symbol")
         if not symbol:
             raise BinanceError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        return [venue.cancel({"symbol": symbol, "orderId": str(o.order_id)}).to_binance() for o in venue.open_orders(symbol)]
+        return [
+            venue.cancel({"symbol": symbol, "orderId": str(o.order_id)}).to_binance() for o in venue.open_orders(symbol)
+        ]
 
     def all_orders(p):
         orders = venue.all_orders(p.get("symbol") or "")
@@ -131,20 +134,50 @@ def add_private_routes(app: web.Application, venue: Venue, creds: ApiCredentials
 
     def commission(p):
         venue.market(p.get("symbol") or "")
-        rates = {"maker": fmt_num(venue.params.maker_fee), "taker": fmt_num(venue.params.taker_fee), "buyer": "0.00000000", "seller": "0.00000000"}
-        return {"symbol": p["symbol"], "standardCommission": rates, "taxCommission": {k: "0.00000000" for k in rates}, "discount": {"enabledForAccount": False, "enabledForSymbol": False, "discountAsset": "BNB", "discount": "0.00000000"}}
+        rates = {
+            "maker": fmt_num(venue.params.maker_fee),
+            "taker": fmt_num(venue.params.taker_fee),
+            "buyer": "0.00000000",
+            "seller": "0.00000000",
+        }
+        return {
+            "symbol": p["symbol"],
+            "standardCommission": rates,
+            "taxCommission": {k: "0.00000000" for k in rates},
+            "discount": {
+                "enabledForAccount": False,
+                "enabledForSymbol": False,
+                "discountAsset": "BNB",
+                "discount": "0.00000000",
+            },
+        }
 
     def trade_fees(p):
         symbols = [p["symbol"]] if p.get("symbol") else list(venue.symbols())
-        return [{"symbol": s, "makerCommission": fmt_num(venue.params.maker_fee), "takerCommission": fmt_num(venue.params.taker_fee)} for s in symbols]
+        return [
+            {
+                "symbol": s,
+                "makerCommission": fmt_num(venue.params.maker_fee),
+                "takerCommission": fmt_num(venue.params.taker_fee),
+            }
+            for s in symbols
+        ]
 
     def coins(p):  # ccxt's fetchCurrencies when keys are set
         bal = venue.account()
         assets = sorted({a for m in venue.symbols().values() for a in (m.base, m.quote)} | set(bal))
         return [
-            {"coin": a, "name": a, "free": fmt_num(round(bal.get(a, (0.0, 0.0))[0], 8)),
-             "locked": fmt_num(round(bal.get(a, (0.0, 0.0))[1], 8)), "depositAllEnable": False,
-             "withdrawAllEnable": False, "trading": True, "isLegalMoney": False, "networkList": []}
+            {
+                "coin": a,
+                "name": a,
+                "free": fmt_num(round(bal.get(a, (0.0, 0.0))[0], 8)),
+                "locked": fmt_num(round(bal.get(a, (0.0, 0.0))[1], 8)),
+                "depositAllEnable": False,
+                "withdrawAllEnable": False,
+                "trading": True,
+                "isLegalMoney": False,
+                "networkList": [],
+            }
             for a in assets
         ]
 

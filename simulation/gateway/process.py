@@ -30,8 +30,14 @@ class GatewayProcess:
     """`with GatewayProcess(["--synthetic", "--seed", "7"]) as gw: gw.url ...`"""
 
     def __init__(
-        self, args: list[str], port: int | None = None, log_path: Path | None = None, startup_timeout: float = 60.0, env: dict | None = None,
-        spawn: Callable[..., subprocess.Popen] | None = None, wait: Callable[[float], None] = time.sleep,
+        self,
+        args: list[str],
+        port: int | None = None,
+        log_path: Path | None = None,
+        startup_timeout: float = 60.0,
+        env: dict | None = None,
+        spawn: Callable[..., subprocess.Popen] | None = None,
+        wait: Callable[[float], None] = time.sleep,
     ) -> None:
         """`spawn(cmd, env=..., **popen)` starts the process (e.g. on a session clock: `SessionClock.spawn`),
         `wait(seconds)` passes time between readiness probes (e.g. while that clock runs)."""

@@ -52,7 +52,12 @@ MAX_QUERY_BYTES = 8192  # Binance rejects longer URLs too
 
 def _json(body, status: int = 200, headers: dict | None = None) -> web.Response:
     # orjson (a freqtrade dependency): kline pages are the bulk of the traffic
-    return web.Response(body=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status=status, content_type="application/json", headers=headers)
+    return web.Response(
+        body=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 def create_app(
@@ -95,8 +100,13 @@ def create_app(
             # the route's pattern, not the raw path: a client (or a fuzzer) cannot grow the label set
             resource = request.match_info.route.resource
             metrics.observe(
-                api.clock.now_ms(), request.method, resource.canonical if resource else "unmatched", response.status,
-                request.get("latency_ms", 0.0), (time.perf_counter() - t0) * 1e3, fault or request.get("fault"),
+                api.clock.now_ms(),
+                request.method,
+                resource.canonical if resource else "unmatched",
+                response.status,
+                request.get("latency_ms", 0.0),
+                (time.perf_counter() - t0) * 1e3,
+                fault or request.get("fault"),
             )
         return response
 
@@ -114,7 +124,9 @@ def create_app(
         if venue is not None and credentials is not None:
             return f"admin endpoints need a token while the venue holds keys: set {ADMIN_TOKEN_ENV} for the gateway"
         if request.method != "GET":
-            return f"fault control needs a token: set {ADMIN_TOKEN_ENV} for the gateway and send the {ADMIN_HEADER} header"
+            return (
+                f"fault control needs a token: set {ADMIN_TOKEN_ENV} for the gateway and send the {ADMIN_HEADER} header"
+            )
         return None
 
     @web.middleware
@@ -135,10 +147,13 @@ def create_app(
             await asyncio.sleep(spec.timeout_s)
             return _json({"code": -1007, "msg": "Timeout waiting for response from backend server."}, 504)
         if kind == "5xx":
-            return _json({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}, 503)
+            return _json(
+                {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}, 503
+            )
         if kind == "429":
             return _json(
-                {"code": -1003, "msg": "Too many requests; current limit is exceeded."}, 429,
+                {"code": -1003, "msg": "Too many requests; current limit is exceeded."},
+                429,
                 headers={"Retry-After": str(spec.retry_after_s)},
             )
         rtt = latency.sample_ms()
@@ -185,8 +200,15 @@ def create_app(
         return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
 
     async def sim_status(request: web.Request) -> web.Response:
-        return _json({"now_ms": api.clock.now_ms(), "data_now_ms": api.clock.data_now(), "clock": api.clock.describe(),
-                      "venue": venue is not None, "faults": state["faults"].describe()})
+        return _json(
+            {
+                "now_ms": api.clock.now_ms(),
+                "data_now_ms": api.clock.data_now(),
+                "clock": api.clock.describe(),
+                "venue": venue is not None,
+                "faults": state["faults"].describe(),
+            }
+        )
 
     async def set_faults(request: web.Request) -> web.Response:
         try:
@@ -194,7 +216,10 @@ def create_app(
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting too deep
             return _json({"code": -1100, "msg": "bad fault spec: the body must be a JSON object"}, 400)
         if not isinstance(body, dict):
-            return _json({"code": -1100, "msg": f"bad fault spec: the body must be a JSON object, got {type(body).__name__}"}, 400)
+            return _json(
+                {"code": -1100, "msg": f"bad fault spec: the body must be a JSON object, got {type(body).__name__}"},
+                400,
+            )
         try:
             state["faults"] = FaultSpec(**{k: v for k, v in body.items() if not k.startswith("_")})
         except (TypeError, ValueError) as exc:

@@ -33,7 +33,9 @@ from simulation.timeframes import INTERVAL_MS
 from simulation.wire import BinanceError, fmt_num
 
 logger = logging.getLogger("simulation.gateway.streams")
-STREAM = re.compile(r"^(?P<symbol>[a-z0-9]+)@(?P<kind>kline_(?P<interval>\w+)|bookTicker|depth(?P<levels>5|10|20)(@100ms)?)$")
+STREAM = re.compile(
+    r"^(?P<symbol>[a-z0-9]+)@(?P<kind>kline_(?P<interval>\w+)|bookTicker|depth(?P<levels>5|10|20)(@100ms)?)$"
+)
 MAX_STREAMS_PER_CONNECTION = 1024  # Binance's limit
 MAX_MESSAGE_BYTES = 4096
 # Connection hygiene, in the gateway's loop seconds (wall seconds on the constant clock, session seconds on
@@ -75,9 +77,17 @@ class Connection:
 
 
 class StreamHub:
-    def __init__(self, api: BinanceSpotAPI, latency: LatencyModel | None = None, update_s: float = 2.0, metrics=None,
-                 heartbeat_s: float = HEARTBEAT_S, send_timeout_s: float = SEND_TIMEOUT_S, idle_s: float = IDLE_S,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        api: BinanceSpotAPI,
+        latency: LatencyModel | None = None,
+        update_s: float = 2.0,
+        metrics=None,
+        heartbeat_s: float = HEARTBEAT_S,
+        send_timeout_s: float = SEND_TIMEOUT_S,
+        idle_s: float = IDLE_S,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.api = api
         self.latency = latency or LatencyModel(enabled=False)
         self.update_s = update_s
@@ -86,6 +96,7 @@ class StreamHub:
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
         self._opening = 0  # upgrades in progress count against the cap too
+        self._closing: set[asyncio.Future] = set()
 
     def routes(self, app: web.Application) -> None:
         for prefix in ("/ws", "/stream"):
@@ -96,8 +107,11 @@ class StreamHub:
     def parse(self, name: str) -> Subscription:
         m = STREAM.match(name) if isinstance(name, str) else None
         if m is None:
-            raise StreamError(2, f"Invalid request: unknown or unsupported stream {name!r} (served: "
-                                 "<symbol>@kline_<interval>, <symbol>@bookTicker, <symbol>@depth5|10|20)")
+            raise StreamError(
+                2,
+                f"Invalid request: unknown or unsupported stream {name!r} (served: "
+                "<symbol>@kline_<interval>, <symbol>@bookTicker, <symbol>@depth5|10|20)",
+            )
         symbol = m["symbol"].upper()
         try:
             pair = self.api._pair(symbol)
@@ -150,9 +164,30 @@ class StreamHub:
     # -- pushes -----------------------------------------------------------------------------
     def _kline(self, sub: Subscription, candle, closed: bool, event_ms: int) -> dict:
         row = self.api._kline_row(candle)
-        return {"e": "kline", "E": event_ms, "s": sub.symbol, "k": {
-            "t": row[0], "T": row[6], "s": sub.symbol, "i": sub.interval, "f": -1, "L": -1, "o": row[1], "c": row[4],
-            "h": row[2], "l": row[3], "v": row[5], "n": row[8], "x": closed, "q": row[7], "V": row[9], "Q": row[10], "B": "0"}}
+        return {
+            "e": "kline",
+            "E": event_ms,
+            "s": sub.symbol,
+            "k": {
+                "t": row[0],
+                "T": row[6],
+                "s": sub.symbol,
+                "i": sub.interval,
+                "f": -1,
+                "L": -1,
+                "o": row[1],
+                "c": row[4],
+                "h": row[2],
+                "l": row[3],
+                "v": row[5],
+                "n": row[8],
+                "x": closed,
+                "q": row[7],
+                "V": row[9],
+                "Q": row[10],
+                "B": "0",
+            },
+        }
 
     def updates(self, sub: Subscription) -> list[dict]:
         """What `sub` pushes now: for a kline, the closing state of any candle that closed since the last
@@ -172,10 +207,23 @@ class StreamHub:
             return out
         book = self.api.book(sub.symbol, max(5, sub.levels))
         if sub.kind == "bookTicker":
-            return [{"u": now, "s": sub.symbol, "b": fmt_num(book.bids[0][0]), "B": fmt_num(book.bids[0][1]),
-                     "a": fmt_num(book.asks[0][0]), "A": fmt_num(book.asks[0][1])}]
-        return [{"lastUpdateId": now, "bids": [[fmt_num(p), fmt_num(q)] for p, q in book.bids[: sub.levels]],
-                 "asks": [[fmt_num(p), fmt_num(q)] for p, q in book.asks[: sub.levels]]}]
+            return [
+                {
+                    "u": now,
+                    "s": sub.symbol,
+                    "b": fmt_num(book.bids[0][0]),
+                    "B": fmt_num(book.bids[0][1]),
+                    "a": fmt_num(book.asks[0][0]),
+                    "A": fmt_num(book.asks[0][1]),
+                }
+            ]
+        return [
+            {
+                "lastUpdateId": now,
+                "bids": [[fmt_num(p), fmt_num(q)] for p, q in book.bids[: sub.levels]],
+                "asks": [[fmt_num(p), fmt_num(q)] for p, q in book.asks[: sub.levels]],
+            }
+        ]
 
     def _sleep_s(self, conn: Connection) -> float:
         """Exchange seconds until the next push: the update period, or sooner when a candle closes."""
@@ -248,7 +296,9 @@ class StreamHub:
         if self.metrics is not None:
             self.metrics.ws_pusher_failures.inc()
         if not conn.ws.closed:
-            asyncio.ensure_future(self._drop(conn, 1011, b"internal error"))
+            closing = asyncio.ensure_future(self._drop(conn, 1011, b"internal error"))
+            self._closing.add(closing)  # held until done (the loop keeps only weak references)
+            closing.add_done_callback(self._closing.discard)
 
     async def _drop(self, conn: Connection, code: int | None = None, message: bytes = b"") -> None:
         """End a connection: a close frame when the client can take one (`code`), else the socket aborted
@@ -262,8 +312,9 @@ class StreamHub:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if len(self.connections) + self._opening >= self.max_connections:
-            return web.json_response({"code": -1003, "msg": f"Too many websocket connections (at most {self.max_connections})."},
-                                     status=429)
+            return web.json_response(
+                {"code": -1003, "msg": f"Too many websocket connections (at most {self.max_connections})."}, status=429
+            )
         ws = web.WebSocketResponse(heartbeat=self.heartbeat_s, autoping=True, max_msg_size=MAX_MESSAGE_BYTES)
         self._opening += 1
         try:
@@ -299,7 +350,9 @@ class StreamHub:
                 try:
                     await asyncio.wait_for(ws.send_str(json.dumps(reply)), timeout=self.send_timeout_s)
                 except TimeoutError:
-                    logger.warning("websocket client took no reply for %g s (not reading): dropped", self.send_timeout_s)
+                    logger.warning(
+                        "websocket client took no reply for %g s (not reading): dropped", self.send_timeout_s
+                    )
                     await self._drop(conn)
                     break
         except Exception:  # after the upgrade no HTTP error can be sent: log, close with 1011

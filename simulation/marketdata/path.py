@@ -44,21 +44,31 @@ class PathModel:
             raise ValueError(f"path seed must be a non-negative integer, got {self.seed!r}")
 
     def describe(self) -> str:
-        return "backtest (open -> low -> high -> close when rising)" if self.kind == "backtest" else f"random (seed {self.seed})"
+        return (
+            "backtest (open -> low -> high -> close when rising)"
+            if self.kind == "backtest"
+            else f"random (seed {self.seed})"
+        )
 
-    def points(self, bar: tuple[float, float, float, float], pair: str, open_time: int) -> tuple[np.ndarray, np.ndarray]:
+    def points(
+        self, bar: tuple[float, float, float, float], pair: str, open_time: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(fractions of the candle, prices) of the path's vertices."""
         o, h, low, c = bar
         if self.kind == "backtest":
             mid = (low, h) if c >= o else (h, low)
             return np.array([0.0, 1 / 3, 2 / 3, 1.0]), np.array([o, mid[0], mid[1], c])
-        return _random_points(self.seed, zlib.crc32(pair.encode()), int(open_time), float(o), float(h), float(low), float(c))
+        return _random_points(
+            self.seed, zlib.crc32(pair.encode()), int(open_time), float(o), float(h), float(low), float(c)
+        )
 
     def price_at(self, bar: tuple[float, float, float, float], pair: str, open_time: int, frac: float) -> float:
         fr, px = self.points(bar, pair, open_time)
         return float(np.interp(min(1.0, max(0.0, frac)), fr, px))
 
-    def range_between(self, bar: tuple[float, float, float, float], pair: str, open_time: int, f0: float, f1: float) -> tuple[float, float]:
+    def range_between(
+        self, bar: tuple[float, float, float, float], pair: str, open_time: int, f0: float, f1: float
+    ) -> tuple[float, float]:
         """(lowest, highest) price the path visits between candle fractions f0 <= f1."""
         fr, px = self.points(bar, pair, open_time)
         f0, f1 = min(1.0, max(0.0, f0)), min(1.0, max(0.0, f1))
@@ -74,7 +84,9 @@ class PathModel:
 
 
 @lru_cache(maxsize=8192)  # bounded: one entry per candle recently asked about
-def _random_points(seed: int, pair_key: int, open_time: int, o: float, h: float, low: float, c: float) -> tuple[np.ndarray, np.ndarray]:
+def _random_points(
+    seed: int, pair_key: int, open_time: int, o: float, h: float, low: float, c: float
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, pair_key, open_time & 0xFFFFFFFF, open_time >> 32])
     high_first = bool(rng.random() < 0.5)
     gaps = rng.dirichlet([2.0, 2.0, 2.0])
@@ -83,7 +95,9 @@ def _random_points(seed: int, pair_key: int, open_time: int, o: float, h: float,
     knots_t, knots_p = [0.0, t1, t2, 1.0], [o, e1, e2, c]
     fr, px = [0.0], [o]
     span = max(h - low, 0.0)
-    for (ta, pa), (tb, pb) in zip(zip(knots_t[:-1], knots_p[:-1], strict=True), zip(knots_t[1:], knots_p[1:], strict=True), strict=True):
+    for (ta, pa), (tb, pb) in zip(
+        zip(knots_t[:-1], knots_p[:-1], strict=True), zip(knots_t[1:], knots_p[1:], strict=True), strict=True
+    ):
         u = np.linspace(0.0, 1.0, BRIDGE_POINTS + 2)[1:-1]
         walk = np.cumsum(rng.normal(0.0, 1.0, BRIDGE_POINTS + 1))
         bridge = walk[:-1] - u * walk[-1]  # pinned to 0 at both ends of the leg

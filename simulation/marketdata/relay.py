@@ -45,8 +45,12 @@ def make_exchange(exchange_id: str, url: str | None = None, timeout_s: float = 1
     if url:
         if exchange_id != "binance":
             raise DataSourceError("--upstream-url is for a Binance-compatible upstream (another gateway)")
-        config["urls"] = {"api": {k: f"{url}{p}" for k, p in (("public", "/api/v3"), ("private", "/api/v3"),
-                                                               ("v1", "/api/v1"), ("sapi", "/sapi/v1"))}}
+        config["urls"] = {
+            "api": {
+                k: f"{url}{p}"
+                for k, p in (("public", "/api/v3"), ("private", "/api/v3"), ("v1", "/api/v1"), ("sapi", "/sapi/v1"))
+            }
+        }
         config["options"] = {"fetchMarkets": {"types": ["spot"]}}
     return getattr(ccxt_async, exchange_id)(config)
 
@@ -126,8 +130,13 @@ class LiveCandleStore(CandleStore):
         new = [r for r in closed if r[0] > last]
         if new:
             add = CandleSeries.from_frame(tf, _frame(new))
-            self._native[pair][tf] = CandleSeries(tf, *(np.concatenate([getattr(series, f), getattr(add, f)])
-                                                         for f in ("open_time", "open", "high", "low", "close", "volume")))
+            self._native[pair][tf] = CandleSeries(
+                tf,
+                *(
+                    np.concatenate([getattr(series, f), getattr(add, f)])
+                    for f in ("open_time", "open", "high", "low", "close", "volume")
+                ),
+            )
             for key in [k for k in self._derived if k[0] == pair]:
                 del self._derived[key]
         finest = tf == self.native_timeframes(pair)[0]
@@ -177,7 +186,11 @@ class LiveCandleStore(CandleStore):
     def candles(self, pair, interval, data_now, start=None, end=None, limit=500):
         closed = super().candles(pair, interval, None, start=start, end=end, limit=limit)
         forming = self.forming.get((pair, interval))
-        if forming is None or (end is not None and forming.open_time > end) or (closed and forming.open_time <= closed[-1].open_time):
+        if (
+            forming is None
+            or (end is not None and forming.open_time > end)
+            or (closed and forming.open_time <= closed[-1].open_time)
+        ):
             return closed
         if start is not None and forming.open_time < start:
             return closed
@@ -193,9 +206,18 @@ class LiveCandleStore(CandleStore):
 class UpstreamRelay:
     """Fetches history at start, then polls the upstream and records what it relays."""
 
-    def __init__(self, exchange_id: str, pairs: list[str], timeframes: list[str], record_dir: Path | None,
-                 url: str | None = None, history: int = 1000, poll_s: float = 2.0, book_levels: int = 20,
-                 timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        exchange_id: str,
+        pairs: list[str],
+        timeframes: list[str],
+        record_dir: Path | None,
+        url: str | None = None,
+        history: int = 1000,
+        poll_s: float = 2.0,
+        book_levels: int = 20,
+        timeout_s: float = 10.0,
+    ) -> None:
         self.exchange_id, self.pairs, self.timeframes = exchange_id, list(pairs), list(timeframes)
         self.record_dir = Path(record_dir) if record_dir else None
         self.url, self.history, self.poll_s, self.book_levels = url, history, poll_s, book_levels
@@ -267,7 +289,9 @@ class UpstreamRelay:
         if not tick or not step:
             raise DataSourceError(f"upstream market {pair} has no price/amount precision")
         min_cost = (limits.get("cost") or {}).get("min") or 5.0
-        return MarketSpec(base, quote, float(tick), float(step), float(min_cost), (limits.get("amount") or {}).get("min"))
+        return MarketSpec(
+            base, quote, float(tick), float(step), float(min_cost), (limits.get("amount") or {}).get("min")
+        )
 
     async def poll_once(self) -> None:
         now = await self._sync_clock()
@@ -281,8 +305,10 @@ class UpstreamRelay:
                     self._record(pair, tf)
             book = await self.exchange.fetch_order_book(pair, limit=self.book_levels)
             if book.get("bids") and book.get("asks"):
-                self.store.books[pair] = OrderBook([(float(p), float(q)) for p, q, *_ in book["bids"]],
-                                                   [(float(p), float(q)) for p, q, *_ in book["asks"]])
+                self.store.books[pair] = OrderBook(
+                    [(float(p), float(q)) for p, q, *_ in book["bids"]],
+                    [(float(p), float(q)) for p, q, *_ in book["asks"]],
+                )
                 self._record_book(pair, now, book)
 
     async def run(self) -> None:
@@ -290,7 +316,11 @@ class UpstreamRelay:
             await asyncio.sleep(self.poll_s)
             try:
                 await self.poll_once()
-            except (ccxt.BaseError, OSError, ValueError) as exc:  # an upstream hiccup: keep the last state, say so, retry
+            except (
+                ccxt.BaseError,
+                OSError,
+                ValueError,
+            ) as exc:  # an upstream hiccup: keep the last state, say so, retry
                 logger.warning("upstream poll failed (%s: %s); serving the last relayed state", type(exc).__name__, exc)
 
     async def close(self) -> None:
@@ -305,8 +335,16 @@ class UpstreamRelay:
         from freqtrade.enums import CandleType
 
         s = self.store._native[pair][tf]
-        df = pd.DataFrame({"date": pd.to_datetime(s.open_time, unit="ms", utc=True), "open": s.open, "high": s.high,
-                           "low": s.low, "close": s.close, "volume": s.volume})
+        df = pd.DataFrame(
+            {
+                "date": pd.to_datetime(s.open_time, unit="ms", utc=True),
+                "open": s.open,
+                "high": s.high,
+                "low": s.low,
+                "close": s.close,
+                "volume": s.volume,
+            }
+        )
         self.record_dir.mkdir(parents=True, exist_ok=True)
         FeatherDataHandler(self.record_dir).ohlcv_store(pair, tf, df, CandleType.SPOT)
         self.recorded += 1
@@ -325,5 +363,14 @@ class UpstreamRelay:
         path = self.record_dir / "books" / f"{pair.replace('/', '_')}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
-            fh.write(json.dumps({"time_ms": now, "received_ms": int(time.time() * 1000),
-                                 "bids": book["bids"][: self.book_levels], "asks": book["asks"][: self.book_levels]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "time_ms": now,
+                        "received_ms": int(time.time() * 1000),
+                        "bids": book["bids"][: self.book_levels],
+                        "asks": book["asks"][: self.book_levels],
+                    }
+                )
+                + "\n"
+            )

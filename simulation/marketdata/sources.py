@@ -69,13 +69,16 @@ def validate_candles(df: pd.DataFrame, where: str) -> pd.DataFrame:
     checks = {
         "infinite values": ~np.isfinite(values).all(axis=1),
         "prices <= 0": (values[:, :4] <= 0).any(axis=1),
-        "high below low, open or close": values[:, 1] < np.maximum(values[:, 2], np.maximum(values[:, 0], values[:, 3])),
+        "high below low, open or close": values[:, 1]
+        < np.maximum(values[:, 2], np.maximum(values[:, 0], values[:, 3])),
         "low above open or close": values[:, 2] > np.minimum(values[:, 0], values[:, 3]),
         "negative volume": values[:, 4] < 0,
     }
     for what, rows in checks.items():
         if rows.any():
-            raise DataSourceError(f"{where}: {int(rows.sum())} candles with {what}, first at {df.loc[rows, 'date'].iloc[0]}")
+            raise DataSourceError(
+                f"{where}: {int(rows.sum())} candles with {what}, first at {df.loc[rows, 'date'].iloc[0]}"
+            )
     return df.reset_index(drop=True)
 
 
@@ -189,4 +192,3 @@ def open_source(
             raise DataSourceError(f"synthetic market has no {missing}")
         synthetic.assets = assets
     return SyntheticSource(synthetic)
-

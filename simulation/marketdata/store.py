@@ -221,7 +221,9 @@ class CandleStore:
         vol += float(src.volume[last]) * frac
         tick = self.markets[pair].tick_size if pair in self.markets else 0.0
         # the path's points printed where the exchange prints them (order kept: low <= price <= high)
-        return Candle(candle.open_time, o, on_tick(h, tick), on_tick(low, tick), on_tick(price, tick), vol, candle.close_time)
+        return Candle(
+            candle.open_time, o, on_tick(h, tick), on_tick(low, tick), on_tick(price, tick), vol, candle.close_time
+        )
 
     @staticmethod
     def _fraction(src: CandleSeries, i: int, t: int) -> float:
@@ -272,7 +274,9 @@ class CandleStore:
             raise NoPriceYet(f"{pair} has no candle at data time {data_now} (its history starts at {s.start})")
         if data_now is not None and int(s.close_time[last]) >= data_now:
             cols = [c.copy() for c in cols]
-            seen = self._forming(pair, s, Candle(int(s.open_time[last]), 0, 0, 0, 0, 0, int(s.close_time[last])), data_now)
+            seen = self._forming(
+                pair, s, Candle(int(s.open_time[last]), 0, 0, 0, 0, 0, int(s.close_time[last])), data_now
+            )
             for col, value in zip(cols[1:], (seen.open, seen.high, seen.low, seen.close, seen.volume), strict=True):
                 col[-1] = value
         return CandleSeries(s.interval, *cols)

@@ -40,47 +40,85 @@ def _timerange(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m simulation.run", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m simulation.run",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--strategy", required=True)
     p.add_argument("--config", default="config/simulation.json", help="freqtrade config (our overlay goes on top)")
-    p.add_argument("--mode", choices=MODES, default="dry-run",
-                   help="dry-run: freqtrade's own fills on our delayed data and book; paper: our venue fills signed orders")
-    p.add_argument("--clock", default="compute", help="compute: session time at the real rate while anything computes, "
-                   "jumps while everything waits (faithful compute); constant: --speed session seconds per wall second "
-                   "throughout, the bot's compute stretched by it (reproduces runs made before the compute clock)")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="dry-run",
+        help="dry-run: freqtrade's own fills on our delayed data and book; paper: our venue fills signed orders",
+    )
+    p.add_argument(
+        "--clock",
+        default="compute",
+        help="compute: session time at the real rate while anything computes, "
+        "jumps while everything waits (faithful compute); constant: --speed session seconds per wall second "
+        "throughout, the bot's compute stretched by it (reproduces runs made before the compute clock)",
+    )
     p.add_argument("--speed", type=float, help="the constant clock's rate (default 100); the compute clock has none")
-    p.add_argument("--timerange", help="window, freqtrade syntax YYYYMMDD[THHMM]-YYYYMMDD[THHMM] (default: 2 days before the data's last 5 days, "
-                   "or 2024-03-01..03 on the synthetic market)")
-    p.add_argument("--datadir", type=Path, help=f"freqtrade feather datadir (default: {SHARED_DATA} when present, else synthetic)")
+    p.add_argument(
+        "--timerange",
+        help="window, freqtrade syntax YYYYMMDD[THHMM]-YYYYMMDD[THHMM] (default: 2 days before the data's last 5 days, "
+        "or 2024-03-01..03 on the synthetic market)",
+    )
+    p.add_argument(
+        "--datadir", type=Path, help=f"freqtrade feather datadir (default: {SHARED_DATA} when present, else synthetic)"
+    )
     p.add_argument("--synthetic", action="store_true", help="use the synthetic market even when shared data exists")
     p.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT"])
     p.add_argument("--timeframe", default="5m")
     p.add_argument("--wallet", type=float, default=1000.0, help="starting USDT (dry_run_wallet / venue balance)")
     p.add_argument("--out", type=Path, default=Path("user_data/simulation/latest"))
-    p.add_argument("--faults", help="gateway faults once trading starts, e.g. '5xx=0.05,429=0.02,timeout=0.01,stale_book=0.1,drop=0.01'")
+    p.add_argument(
+        "--faults",
+        help="gateway faults once trading starts, e.g. '5xx=0.05,429=0.02,timeout=0.01,stale_book=0.1,drop=0.01'",
+    )
     p.add_argument("--kill-bot-at", type=float, help="kill -9 the bot at this fraction of the window, then restart it")
-    p.add_argument("--stoploss-on-exchange", action="store_true",
-                   help="paper mode: keep the stop-loss as a STOP_LOSS_LIMIT order resting on the venue")
+    p.add_argument(
+        "--stoploss-on-exchange",
+        action="store_true",
+        help="paper mode: keep the stop-loss as a STOP_LOSS_LIMIT order resting on the venue",
+    )
     p.add_argument("--no-latency", action="store_true", help="turn the latency model off")
     p.add_argument("--sim-config", type=Path, help="JSON whose 'simulation' section overrides the execution models")
     p.add_argument("--seed", type=int, default=42, help="synthetic market, latency and fault draws")
-    p.add_argument("--path-model", choices=("random", "backtest"), default="random",
-                   help="the forming candle's path: random order of the extremes (default) or freqtrade backtesting's convention")
+    p.add_argument(
+        "--path-model",
+        choices=("random", "backtest"),
+        default="random",
+        help="the forming candle's path: random order of the extremes (default) or freqtrade backtesting's convention",
+    )
     p.add_argument("--path-seed", type=int, default=0, help="seed of the random path model")
     p.add_argument("--synthetic-days", type=float, default=120.0, help="synthetic market length")
     p.add_argument("--synthetic-start", default="2024-01-01", help="synthetic market first candle")
-    p.add_argument("--warmup", type=float, help="session seconds the bot gets to start (and FreqAI to train) before the window "
-                   "(default 600 on the compute clock, where idle warm-up costs nothing; 25 wall s x speed on the constant "
-                   "clock; wall seconds on a live upstream)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        help="session seconds the bot gets to start (and FreqAI to train) before the window "
+        "(default 600 on the compute clock, where idle warm-up costs nothing; 25 wall s x speed on the constant "
+        "clock; wall seconds on a live upstream)",
+    )
     relay = p.add_argument_group("paper trading on a relayed market (the gateway relays an upstream and records it)")
-    relay.add_argument("--upstream", choices=("local", *UPSTREAMS),
-                       help="'local': a second gateway replays the market above as the upstream (accelerated, offline); "
-                            "an exchange: its live market through ccxt (needs a network; wall clock, --duration)")
+    relay.add_argument(
+        "--upstream",
+        choices=("local", *UPSTREAMS),
+        help="'local': a second gateway replays the market above as the upstream (accelerated, offline); "
+        "an exchange: its live market through ccxt (needs a network; wall clock, --duration)",
+    )
     relay.add_argument("--upstream-url", help="a Binance-compatible upstream's base URL instead of the exchange's")
     relay.add_argument("--duration", help="live upstream: how long to trade after the warm-up, e.g. 90m, 4h, 2d")
-    relay.add_argument("--relay-history", type=int, default=1000, help="candles per timeframe the relay fetches at start "
-                       "(the bot's startup candles; a FreqAI strategy needs its training window)")
+    relay.add_argument(
+        "--relay-history",
+        type=int,
+        default=1000,
+        help="candles per timeframe the relay fetches at start "
+        "(the bot's startup candles; a FreqAI strategy needs its training window)",
+    )
     p.add_argument("--analyse-only", action="store_true", help="skip the session; re-run backtest + report on OUTDIR")
     return p
 
@@ -117,8 +155,10 @@ def clock_settings(args: argparse.Namespace, live: bool) -> tuple[str, float, fl
             raise ValueError("a live upstream runs on the wall clock: no --clock, no --speed")
         return "wall", 1.0, args.warmup if args.warmup is not None else 25.0
     if args.clock == "compute" and args.speed is not None:
-        raise ValueError("--speed sets the constant clock's rate: add --clock constant (the compute clock charges compute "
-                         "as it happens and skips idle time, it has no speed)")
+        raise ValueError(
+            "--speed sets the constant clock's rate: add --clock constant (the compute clock charges compute "
+            "as it happens and skips idle time, it has no speed)"
+        )
     speed = 1.0 if args.clock == "compute" else (100.0 if args.speed is None else args.speed)
     try:
         check_available(args.clock, speed)
@@ -153,14 +193,32 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
         end = (last // DAY_MS - 5) * DAY_MS
         start = end - 2 * DAY_MS
     return RunSpec(
-        strategy=args.strategy, config=str(args.config), mode=args.mode, speed=speed, start_ms=start, end_ms=end,
-        pairs=list(args.pairs), timeframe=args.timeframe, out=str(args.out.resolve()), faults=args.faults,
-        kill_at=args.kill_bot_at, latency=not args.no_latency, seed=args.seed, warmup_s=warmup_s,
-        sim_config=str(args.sim_config) if args.sim_config else None, wallet=args.wallet,
-        datadir=str(Path(datadir).resolve()) if datadir else None, stoploss_on_exchange=args.stoploss_on_exchange,
-        synthetic_days=args.synthetic_days, synthetic_start=args.synthetic_start,
-        path_model=args.path_model, path_seed=args.path_seed,
-        upstream=args.upstream, upstream_url=args.upstream_url, relay_history=args.relay_history, clock=clock,
+        strategy=args.strategy,
+        config=str(args.config),
+        mode=args.mode,
+        speed=speed,
+        start_ms=start,
+        end_ms=end,
+        pairs=list(args.pairs),
+        timeframe=args.timeframe,
+        out=str(args.out.resolve()),
+        faults=args.faults,
+        kill_at=args.kill_bot_at,
+        latency=not args.no_latency,
+        seed=args.seed,
+        warmup_s=warmup_s,
+        sim_config=str(args.sim_config) if args.sim_config else None,
+        wallet=args.wallet,
+        datadir=str(Path(datadir).resolve()) if datadir else None,
+        stoploss_on_exchange=args.stoploss_on_exchange,
+        synthetic_days=args.synthetic_days,
+        synthetic_start=args.synthetic_start,
+        path_model=args.path_model,
+        path_seed=args.path_seed,
+        upstream=args.upstream,
+        upstream_url=args.upstream_url,
+        relay_history=args.relay_history,
+        clock=clock,
     )
 
 
@@ -176,7 +234,9 @@ def run_session(spec: RunSpec) -> None:
         raise SystemExit(f"error: the simulation session failed: {exc}") from None
     except Exception as exc:
         logger.exception("the simulation session failed")
-        raise SystemExit(f"error: the simulation session failed ({type(exc).__name__}: {exc}); logs in {spec.out_dir}") from None
+        raise SystemExit(
+            f"error: the simulation session failed ({type(exc).__name__}: {exc}); logs in {spec.out_dir}"
+        ) from None
     wall = time.perf_counter() - t0
     meta_path = spec.out_dir / "session.json"
     meta = json.loads(meta_path.read_text())
@@ -190,10 +250,19 @@ def comparability_rows(spec: RunSpec, out: Path) -> list[dict]:
 
     bt = load_from_files([spec.config, str(out / "backtest" / "overlay.json")])
     bot = load_from_files([spec.config, str(out / "bot_overlay.json")])
-    code = [{"setting": "freqtrade version", "backtest": freqtrade_version(), "simulation": freqtrade_version(), "differs": False}]
+    code = [
+        {
+            "setting": "freqtrade version",
+            "backtest": freqtrade_version(),
+            "simulation": freqtrade_version(),
+            "differs": False,
+        }
+    ]
     strat = strategy_digest(spec.strategy)
     recorded = json.loads((out / "session.json").read_text()).get("strategy_sha256")
-    code.append({"setting": "strategy file sha256", "backtest": strat, "simulation": recorded, "differs": recorded != strat})
+    code.append(
+        {"setting": "strategy file sha256", "backtest": strat, "simulation": recorded, "differs": recorded != strat}
+    )
     return comparability(bt, bot, code)
 
 
@@ -211,12 +280,18 @@ def slow_analyses(log: Path, speed: float) -> dict:
 
     text = log.read_text(errors="replace") if log.exists() else ""
     secs = [float(x) / speed for x in re.findall(r"Strategy analysis took ([0-9.]+)s", text)]
-    return {"count": len(secs), "median_wall_s": float(pd.Series(secs).median()) if secs else None,
-            "max_wall_s": max(secs) if secs else None}
+    return {
+        "count": len(secs),
+        "median_wall_s": float(pd.Series(secs).median()) if secs else None,
+        "max_wall_s": max(secs) if secs else None,
+    }
 
 
-INFERENCE_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - freqtrade\.freqai\.freqai_interface - INFO - "
-                            r"Total time spent inferencing pairlist ([0-9.]+) seconds", re.MULTILINE)
+INFERENCE_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - freqtrade\.freqai\.freqai_interface - INFO - "
+    r"Total time spent inferencing pairlist ([0-9.]+) seconds",
+    re.MULTILINE,
+)
 
 
 def freqai_inference(log: Path, spec: RunSpec) -> dict | None:
@@ -224,12 +299,20 @@ def freqai_inference(log: Path, spec: RunSpec) -> dict | None:
     pair's features and prediction for one candle). Its figure is session time; on the constant clock
     divided by the speed it is the bot's wall compute, on the compute clock it already is."""
     text = log.read_text(errors="replace") if log.exists() else ""
-    secs = [float(s) / spec.speed for when, s in INFERENCE_LINE.findall(text)
-            if spec.start_ms <= pd.Timestamp(when, tz="UTC").value // 1_000_000 < spec.end_ms]
+    secs = [
+        float(s) / spec.speed
+        for when, s in INFERENCE_LINE.findall(text)
+        if spec.start_ms <= pd.Timestamp(when, tz="UTC").value // 1_000_000 < spec.end_ms
+    ]
     if not secs:
         return None
     q = pd.Series(secs).quantile([0.5, 0.9])
-    return {"p50_s": round(float(q[0.5]), 4), "p90_s": round(float(q[0.9]), 4), "max_s": round(max(secs), 4), "n": len(secs)}
+    return {
+        "p50_s": round(float(q[0.5]), 4),
+        "p90_s": round(float(q[0.9]), 4),
+        "max_s": round(max(secs), 4),
+        "n": len(secs),
+    }
 
 
 def analyse(spec: RunSpec) -> dict:
@@ -264,8 +347,20 @@ def analyse(spec: RunSpec) -> dict:
         result["reconciliation"] = recon
         result["stoploss_venue_reaction_ms"] = venue_stop_reaction(venue, store)
     meta = json.loads((out / "session.json").read_text())
-    result["session"] = {k: meta.get(k) for k in ("mode", "clock", "speed", "simulated_s", "wall_seconds", "faults", "kill_at",
-                                                  "compute", "clock_report")}
+    result["session"] = {
+        k: meta.get(k)
+        for k in (
+            "mode",
+            "clock",
+            "speed",
+            "simulated_s",
+            "wall_seconds",
+            "faults",
+            "kill_at",
+            "compute",
+            "clock_report",
+        )
+    }
     if meta.get("wall_seconds"):
         result["session"]["effective_speed"] = meta["simulated_s"] / meta["wall_seconds"]
     result["session"]["bot_restarts"] = sum(e["event"] == "bot_killed" for e in meta["events"])
@@ -274,17 +369,36 @@ def analyse(spec: RunSpec) -> dict:
     result["session"]["freqai_inference"] = freqai_inference(out / "freqtrade.log", spec)
     result["comparability"] = comparability_rows(spec, out)
     if spec.upstream:
-        cover = recording_coverage(store, spec.pairs, spec.timeframe, spec.start_ms, spec.end_ms, spec.recording / "books")
-        result["recording"] = {"upstream": spec.upstream, "path": str(spec.recording), "relay_poll_s": meta.get("relay_poll_s"), **cover}
-        result["comparability"].append({
-            "setting": "market data", "backtest": f"the relay's recording ({spec.recording})",
-            "simulation": f"relayed live from {spec.upstream}" + (" (a local replay)" if spec.upstream == "local" else ""),
-            "differs": not cover["complete"]})
-    path = (f"relayed: the upstream's forming candle as polled every {meta.get('relay_poll_s'):g} s" if spec.upstream
-            else spec.path().describe() + "; pinned to each finest candle's final OHLC (as freqtrade's backtest is), "
-            "every timeframe's forming candle cut from the finest series")
-    result["assumptions"] = {"path": path, "path_model": spec.path_model, "path_seed": spec.path_seed,
-                             "limit_fills": fill_rule(spec)}
+        cover = recording_coverage(
+            store, spec.pairs, spec.timeframe, spec.start_ms, spec.end_ms, spec.recording / "books"
+        )
+        result["recording"] = {
+            "upstream": spec.upstream,
+            "path": str(spec.recording),
+            "relay_poll_s": meta.get("relay_poll_s"),
+            **cover,
+        }
+        result["comparability"].append(
+            {
+                "setting": "market data",
+                "backtest": f"the relay's recording ({spec.recording})",
+                "simulation": f"relayed live from {spec.upstream}"
+                + (" (a local replay)" if spec.upstream == "local" else ""),
+                "differs": not cover["complete"],
+            }
+        )
+    path = (
+        f"relayed: the upstream's forming candle as polled every {meta.get('relay_poll_s'):g} s"
+        if spec.upstream
+        else spec.path().describe() + "; pinned to each finest candle's final OHLC (as freqtrade's backtest is), "
+        "every timeframe's forming candle cut from the finest series"
+    )
+    result["assumptions"] = {
+        "path": path,
+        "path_model": spec.path_model,
+        "path_seed": spec.path_seed,
+        "limit_fills": fill_rule(spec),
+    }
     table.to_csv(out / "trade_matching.csv", index=False)
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
     (out / "equity.json").write_text(json.dumps(curves))  # per-candle equity, backtest vs simulation
@@ -306,8 +420,18 @@ def main(argv: list[str] | None = None) -> int:
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     if not args.analyse_only:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup (no orphaned bot) on SIGTERM too
-        for stale in ("tradesv3.sqlite", "requests.csv", "venue_ledger.jsonl", "freqtrade.log", "venue_orders.json",
-                      "session.json", "comparison.json", "report.html", "executions.csv", "trade_matching.csv"):
+        for stale in (
+            "tradesv3.sqlite",
+            "requests.csv",
+            "venue_ledger.jsonl",
+            "freqtrade.log",
+            "venue_orders.json",
+            "session.json",
+            "comparison.json",
+            "report.html",
+            "executions.csv",
+            "trade_matching.csv",
+        ):
             (spec.out_dir / stale).unlink(missing_ok=True)  # nothing of an earlier run is presented as this one's
         shutil.rmtree(spec.out_dir / "recording", ignore_errors=True)  # a new session records afresh
         run_session(spec)
@@ -315,41 +439,69 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    clock = "compute clock" if spec.clock == "compute" else ("wall clock" if spec.clock == "wall" else f"constant x{spec.speed:g}")
+    clock = (
+        "compute clock"
+        if spec.clock == "compute"
+        else ("wall clock" if spec.clock == "wall" else f"constant x{spec.speed:g}")
+    )
     t = Table(title=f"{spec.strategy} {spec.mode} ({clock}) vs backtest")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for k in ("signal_consistency", "fill_consistency", "pnl_deviation", "equity_correlation", "mean_slippage_bps", "p99_latency_ms",
-              "trades_backtest", "trades_sim"):
+    for k in (
+        "signal_consistency",
+        "fill_consistency",
+        "pnl_deviation",
+        "equity_correlation",
+        "mean_slippage_bps",
+        "p99_latency_ms",
+        "trades_backtest",
+        "trades_sim",
+    ):
         v = result.get(k)
         t.add_row(k, "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
     console = Console()
     console.print(t)
     from simulation.run.report import clock_lines
 
-    for line in clock_lines({**json.loads((spec.out_dir / "session.json").read_text()),
-                             "freqai_inference": result["session"].get("freqai_inference")}):
+    for line in clock_lines(
+        {
+            **json.loads((spec.out_dir / "session.json").read_text()),
+            "freqai_inference": result["session"].get("freqai_inference"),
+        }
+    ):
         console.print(" -", line, markup=False, highlight=False)
     for line in result["gap"]["explanation"]:
         console.print(" -", line)
     pred = result.get("predictions") or {}
     if pred.get("candles"):
         corr = pred.get("prediction_correlation")
-        console.print(f" - FreqAI predictions on {pred['candles']} common candles: correlation "
-                      f"{'n/a' if corr is None else f'{corr:.3f}'}, MAE {pred['prediction_mae']:.2e}, same direction "
-                      f"{pred['direction_agreement']:.0%}, do_predict mismatches {pred.get('do_predict_mismatches', 'n/a')}, "
-                      f"candles the bot did not predict {pred['live_not_predicted']}", markup=False, highlight=False)
+        console.print(
+            f" - FreqAI predictions on {pred['candles']} common candles: correlation "
+            f"{'n/a' if corr is None else f'{corr:.3f}'}, MAE {pred['prediction_mae']:.2e}, same direction "
+            f"{pred['direction_agreement']:.0%}, do_predict mismatches {pred.get('do_predict_mismatches', 'n/a')}, "
+            f"candles the bot did not predict {pred['live_not_predicted']}",
+            markup=False,
+            highlight=False,
+        )
     ind = result.get("indicators") or {}
     if ind.get("signal_candles"):
         differing = ", ".join(f"{c} ({n})" for c, n in list(ind["columns_differing"].items())[:8]) or "none"
-        console.print(f" - indicators at {ind['in_bot_frame']} backtest entry candles: columns the bot computed differently: "
-                      f"{differing}", markup=False, highlight=False)
+        console.print(
+            f" - indicators at {ind['in_bot_frame']} backtest entry candles: columns the bot computed differently: "
+            f"{differing}",
+            markup=False,
+            highlight=False,
+        )
     if "recording" in result:
         rec = result["recording"]
         gaps = {p: v["missing"] for p, v in rec["pairs"].items() if v["missing"]}
-        console.print(f" - market relayed from {rec['upstream']} and recorded in {rec['path']}: "
-                      f"{'complete' if rec['complete'] else f'candles missing {gaps}'} "
-                      f"({rec['expected_per_pair']} {rec['timeframe']} candles per pair in the window)", markup=False, highlight=False)
+        console.print(
+            f" - market relayed from {rec['upstream']} and recorded in {rec['path']}: "
+            f"{'complete' if rec['complete'] else f'candles missing {gaps}'} "
+            f"({rec['expected_per_pair']} {rec['timeframe']} candles per pair in the window)",
+            markup=False,
+            highlight=False,
+        )
     if "reconciliation" in result:
         console.print("reconciliation ok:", result["reconciliation"]["ok"])
     console.print(f"report: {spec.out_dir / 'report.html'}")

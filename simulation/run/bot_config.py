@@ -50,8 +50,13 @@ def bot_overlay(spec: RunSpec, gateway_url: str, api_port: int, db_path: str) ->
         }
     )
     if spec.stoploss_on_exchange:
-        overlay["order_types"] = {"entry": "limit", "exit": "limit", "stoploss": "limit",
-                                  "stoploss_on_exchange": True, "stoploss_on_exchange_interval": 60}
+        overlay["order_types"] = {
+            "entry": "limit",
+            "exit": "limit",
+            "stoploss": "limit",
+            "stoploss_on_exchange": True,
+            "stoploss_on_exchange_interval": 60,
+        }
     if spec.mode == "paper":
         assert_loopback(overlay["exchange"])
     return overlay

@@ -28,8 +28,18 @@ def chromium() -> str:
 
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
-        cmd = [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
+        cmd = [
+            chromium(),
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
+        ]
         return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
 
 
@@ -40,5 +50,14 @@ def check_page(html: Path, screenshot: Path | None = None, timeout: float = 120)
     console = [m.group("msg") for m in CONSOLE.finditer(run.stderr)]
     errors = [line for line in run.stderr.splitlines() if "Uncaught" in line or ":ERROR:CONSOLE" in line]
     if screenshot is not None:
-        _run(["--virtual-time-budget=15000", "--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={Path(screenshot).resolve()}", url], timeout)
+        _run(
+            [
+                "--virtual-time-budget=15000",
+                "--window-size=1280,2400",
+                "--hide-scrollbars",
+                f"--screenshot={Path(screenshot).resolve()}",
+                url,
+            ],
+            timeout,
+        )
     return PageCheck(run.stdout, console, errors)

@@ -1,8 +1,8 @@
 """Backtest of the run's exact window, and the backtest-vs-simulation comparison.
 
-Keys of comparison.json (stable: the test bench and users' scripts read them): signal_consistency, pnl_deviation, equity_correlation,
-mean_slippage_bps, p99_latency_ms, trades_backtest, trades_sim — plus the per-trade matching table
-and an attribution of the PnL gap (fees, slippage, missed fills, extra trades, timing).
+Keys of comparison.json (stable: the test bench and users' scripts read them): signal_consistency,
+pnl_deviation, equity_correlation, mean_slippage_bps, p99_latency_ms, trades_backtest, trades_sim — plus the
+per-trade matching table and an attribution of the PnL gap (fees, slippage, missed fills, extra trades, timing).
 """
 
 from __future__ import annotations
@@ -44,18 +44,49 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
         overlay.update({"strategy": spec.strategy, "timeframe": spec.timeframe, "dry_run_wallet": spec.wallet})
         cfg = out / "overlay.json"
         cfg.write_text(json.dumps(overlay, indent=2))
-        base = ["--config", spec.config, "--config", str(cfg), "--datadir", str((out / "data").resolve()),
-                "--userdir", str(spec.userdir)]
+        base = [
+            "--config",
+            spec.config,
+            "--config",
+            str(cfg),
+            "--datadir",
+            str((out / "data").resolve()),
+            "--userdir",
+            str(spec.userdir),
+        ]
         if not (spec.userdir / "strategies").is_dir():
             run_freqtrade(["create-userdir", "--userdir", str(spec.userdir)], out / "userdir.log")
         # FreqAI's training window, the 1h regime's startup and FreqAI's extra timeframes
         first = spec.start_ms - days_before * DAY_MS
         tfs = spec.timeframes()
-        run_freqtrade(["download-data", *base, "--timerange", f"{first // 1000}-{spec.end_ms // 1000}",
-                       "--timeframes", *tfs, "--prepend"], out / "download.log")
+        run_freqtrade(
+            [
+                "download-data",
+                *base,
+                "--timerange",
+                f"{first // 1000}-{spec.end_ms // 1000}",
+                "--timeframes",
+                *tfs,
+                "--prepend",
+            ],
+            out / "download.log",
+        )
         # backtesting loads the markets from the exchange too: keep the gateway up.
-        run_freqtrade(["backtesting", *base, "--timerange", f"{spec.start_ms // 1000}-{spec.end_ms // 1000}",
-                       "--export", "signals", "--backtest-directory", str(out), "--cache", "none"], out / "backtesting.log")
+        run_freqtrade(
+            [
+                "backtesting",
+                *base,
+                "--timerange",
+                f"{spec.start_ms // 1000}-{spec.end_ms // 1000}",
+                "--export",
+                "signals",
+                "--backtest-directory",
+                str(out),
+                "--cache",
+                "none",
+            ],
+            out / "backtesting.log",
+        )
     stats = latest_backtest_stats(out)
     return stats["strategy"][spec.strategy]["trades"]
 
@@ -100,9 +131,13 @@ def known_prices(candles: list, grid: np.ndarray) -> np.ndarray:
 
 def _closes(store: CandleStore, pairs: list[str], tf: str, grid: np.ndarray) -> dict[str, np.ndarray]:
     step = interval_ms(tf)
-    return {pair: known_prices(store.candles(pair, tf, int(grid[-1]), start=int(grid[0]) - step, end=int(grid[-1]),
-                                             limit=len(grid) + 2), grid)
-            for pair in pairs}
+    return {
+        pair: known_prices(
+            store.candles(pair, tf, int(grid[-1]), start=int(grid[0]) - step, end=int(grid[-1]), limit=len(grid) + 2),
+            grid,
+        )
+        for pair in pairs
+    }
 
 
 def equity_curve(trades: pd.DataFrame, closes: dict[str, np.ndarray], grid: np.ndarray, wallet: float) -> np.ndarray:
@@ -117,26 +152,63 @@ def equity_curve(trades: pd.DataFrame, closes: dict[str, np.ndarray], grid: np.n
     return eq
 
 
-def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, execs: pd.DataFrame,
-            store: CandleStore, requests_csv: Path | None, attempts: pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame, dict]:
+def compare(
+    spec: RunSpec,
+    bt_trades: list[dict],
+    sim_trades: pd.DataFrame,
+    execs: pd.DataFrame,
+    store: CandleStore,
+    requests_csv: Path | None,
+    attempts: pd.DataFrame | None = None,
+) -> tuple[dict, pd.DataFrame, dict]:
     tf = interval_ms(spec.timeframe)
     grid = np.arange(spec.start_ms + tf, spec.end_ms + 1, tf, dtype=np.int64)
     closes = _closes(store, spec.pairs, spec.timeframe, grid)
-    bt = pd.DataFrame([{
-        "pair": t["pair"], "open_ms": int(t["open_timestamp"]), "close_ms": int(t["close_timestamp"]),
-        "open_rate": t["open_rate"], "amount": t["amount"], "profit": t["profit_abs"], "exit_reason": t["exit_reason"],
-        "fee_open": float(t["fee_open"]), "fee_close": float(t["fee_close"]), "close_rate": float(t["close_rate"]),
-    } for t in bt_trades], columns=["pair", "open_ms", "close_ms", "open_rate", "amount", "profit", "exit_reason", "fee_open",
-                                    "fee_close", "close_rate"])
-    sim = pd.DataFrame({
-        "id": sim_trades.id.astype(int), "pair": sim_trades.pair, "open_ms": sim_trades.open_date_ms,
-        "close_ms": sim_trades.close_date_ms.where(sim_trades.is_open == 0),
-        "open_rate": sim_trades.open_rate, "amount": sim_trades.amount,
-        "profit": sim_trades.close_profit_abs.fillna(0.0), "exit_reason": sim_trades.exit_reason,
-        # freqtrade records the fee it charged on each leg; a still-open trade's exit is charged like its entry
-        "fee_open": sim_trades.fee_open.astype(float), "fee_close": sim_trades.fee_close.fillna(sim_trades.fee_open).astype(float),
-        "close_rate": sim_trades.close_rate.astype(float),
-    })
+    bt = pd.DataFrame(
+        [
+            {
+                "pair": t["pair"],
+                "open_ms": int(t["open_timestamp"]),
+                "close_ms": int(t["close_timestamp"]),
+                "open_rate": t["open_rate"],
+                "amount": t["amount"],
+                "profit": t["profit_abs"],
+                "exit_reason": t["exit_reason"],
+                "fee_open": float(t["fee_open"]),
+                "fee_close": float(t["fee_close"]),
+                "close_rate": float(t["close_rate"]),
+            }
+            for t in bt_trades
+        ],
+        columns=[
+            "pair",
+            "open_ms",
+            "close_ms",
+            "open_rate",
+            "amount",
+            "profit",
+            "exit_reason",
+            "fee_open",
+            "fee_close",
+            "close_rate",
+        ],
+    )
+    sim = pd.DataFrame(
+        {
+            "id": sim_trades.id.astype(int),
+            "pair": sim_trades.pair,
+            "open_ms": sim_trades.open_date_ms,
+            "close_ms": sim_trades.close_date_ms.where(sim_trades.is_open == 0),
+            "open_rate": sim_trades.open_rate,
+            "amount": sim_trades.amount,
+            "profit": sim_trades.close_profit_abs.fillna(0.0),
+            "exit_reason": sim_trades.exit_reason,
+            # freqtrade records the fee it charged on each leg; a still-open trade's exit is charged like its entry
+            "fee_open": sim_trades.fee_open.astype(float),
+            "fee_close": sim_trades.fee_close.fillna(sim_trades.fee_open).astype(float),
+            "close_rate": sim_trades.close_rate.astype(float),
+        }
+    )
     sim = sim[(sim.open_ms >= spec.start_ms) & (sim.open_ms < spec.end_ms)]
     # Simulated trades still open at the window's end are marked at its last close, as backtesting
     # force-exits them (so the equity curves and the per-trade waterfall add up to the same PnL).
@@ -164,10 +236,12 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
     acted = acted.assign(candle=acted.time_ms // tf).drop_duplicates(["pair", "candle"]).drop(columns="candle")
     signals = match_signals(bt.rename(columns={"open_ms": "time_ms"})[["pair", "time_ms"]], acted, tf)
     missed = table[table.sim_id.isna()]
+
     def attempted(row) -> bool:
         a = attempts[attempts.pair == row.pair]
         delay = a.time_ms - row.bt_open_ms
         return bool(((delay >= 0) & (delay <= tf)).any())
+
     unfilled = missed[missed.apply(attempted, axis=1)] if len(missed) else missed
     no_signal = missed.drop(unfilled.index)
     # Why the bot did not even try: its own analyzed frame says whether it saw the entry signal (then slots,
@@ -184,9 +258,11 @@ def compare(spec: RunSpec, bt_trades: list[dict], sim_trades: pd.DataFrame, exec
         "waterfall": steps,
         "missed_unfilled": len(unfilled) - len(links),
         "missed_no_signal": len(no_signal),
-        "missed_not_attempted": {"bot_had_no_signal": sum(w is False for w in why),
-                                 "bot_signalled_but_did_not_enter": sum(w is True for w in why),
-                                 "unknown": sum(w is None for w in why)},
+        "missed_not_attempted": {
+            "bot_had_no_signal": sum(w is False for w in why),
+            "bot_signalled_but_did_not_enter": sum(w is True for w in why),
+            "unknown": sum(w is None for w in why),
+        },
         "extra_trades": len(extra) - len(links),
         "reentries_after_cancel": len(links),
         "missed_unfilled_profit": -float(unfilled.bt_profit.sum()),
@@ -245,8 +321,11 @@ def indicators_at_signals(spec: RunSpec, bot: dict[str, pd.DataFrame]) -> dict:
     except (OSError, ValueError) as exc:
         return {"skipped": f"no backtest signal export: {exc}"}
     lo, hi = spec.window
-    inside = {p: df[(pd.to_datetime(df["date"], utc=True) >= lo) & (pd.to_datetime(df["date"], utc=True) < hi)]
-              for p, df in signals.items() if df is not None and len(df)}
+    inside = {
+        p: df[(pd.to_datetime(df["date"], utc=True) >= lo) & (pd.to_datetime(df["date"], utc=True) < hi)]
+        for p, df in signals.items()
+        if df is not None and len(df)
+    }
     return indicator_diff(inside, bot)
 
 
@@ -284,10 +363,12 @@ def explain(gap: dict) -> list[str]:
     lines.append(f"residual (unexplained): {w['residual']:+.6f} USDT")
     why = gap.get("missed_not_attempted") or {}
     if gap.get("missed_no_signal"):
-        lines.append(f"{gap['missed_no_signal']} backtest trades the bot never tried: it had no entry signal on "
-                     f"{why.get('bot_had_no_signal', 0)}, signalled but did not enter (slots, stake, protections or "
-                     f"confirm_trade_entry) on {why.get('bot_signalled_but_did_not_enter', 0)}, "
-                     f"unknown {why.get('unknown', 0)}")
+        lines.append(
+            f"{gap['missed_no_signal']} backtest trades the bot never tried: it had no entry signal on "
+            f"{why.get('bot_had_no_signal', 0)}, signalled but did not enter (slots, stake, protections or "
+            f"confirm_trade_entry) on {why.get('bot_signalled_but_did_not_enter', 0)}, "
+            f"unknown {why.get('unknown', 0)}"
+        )
     return lines
 
 
@@ -295,8 +376,14 @@ def _pcts(values: pd.Series) -> dict:
     v = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     if not len(v):
         return {}
-    return {"n": len(v), "mean": float(v.mean()), "p50": float(np.percentile(v, 50)),
-            "p95": float(np.percentile(v, 95)), "p99": float(np.percentile(v, 99)), "max": float(v.max())}
+    return {
+        "n": len(v),
+        "mean": float(v.mean()),
+        "p50": float(np.percentile(v, 50)),
+        "p95": float(np.percentile(v, 95)),
+        "p99": float(np.percentile(v, 99)),
+        "max": float(v.max()),
+    }
 
 
 def _latencies(path: Path | None, speed: float = 1.0) -> dict:

@@ -58,7 +58,9 @@ def match_signals(bt: pd.DataFrame, sim: pd.DataFrame, tf_ms: int, lag_candles: 
     pairs, lags, early = [], {}, 0
     for i, b in bt.sort_values("time_ms").iterrows():
         same = sim[(sim.pair == b.pair) & ~sim.index.isin(used)]
-        ok = same[(same.time_ms >= b.time_ms) & (same.time_ms - b.time_ms <= lag_candles * tf_ms)]  # at most `lag` candles
+        ok = same[
+            (same.time_ms >= b.time_ms) & (same.time_ms - b.time_ms <= lag_candles * tf_ms)
+        ]  # at most `lag` candles
         if len(ok):
             j = int(ok.time_ms.idxmin())
             used.add(j)
@@ -79,16 +81,27 @@ def waterfall(matched: pd.DataFrame, missed: pd.DataFrame, extra: pd.DataFrame, 
     """Additive lines summing to `total` (simulation minus backtest PnL), and the residual.
 
     `matched` columns per side (bt_/sim_): amount, open_rate, close_rate, fee_open, fee_close, profit."""
-    lines = {"missed_trades": -float(missed.bt_profit.sum()) if len(missed) else 0.0,
-             "extra_trades": float(extra.sim_profit.sum()) if len(extra) else 0.0,
-             "size": 0.0, "entry_price": 0.0, "exit_price": 0.0, "fees": 0.0, "rounding": 0.0}
+    lines = {
+        "missed_trades": -float(missed.bt_profit.sum()) if len(missed) else 0.0,
+        "extra_trades": float(extra.sim_profit.sum()) if len(extra) else 0.0,
+        "size": 0.0,
+        "entry_price": 0.0,
+        "exit_price": 0.0,
+        "fees": 0.0,
+        "rounding": 0.0,
+    }
     for t in matched.itertuples():
-        lines["size"] += (t.sim_amount - t.bt_amount) * (t.bt_close_rate * (1 - t.bt_fee_close) - t.bt_open_rate * (1 + t.bt_fee_open))
+        lines["size"] += (t.sim_amount - t.bt_amount) * (
+            t.bt_close_rate * (1 - t.bt_fee_close) - t.bt_open_rate * (1 + t.bt_fee_open)
+        )
         lines["entry_price"] += -t.sim_amount * (t.sim_open_rate - t.bt_open_rate) * (1 + t.bt_fee_open)
         lines["exit_price"] += t.sim_amount * (t.sim_close_rate - t.bt_close_rate) * (1 - t.bt_fee_close)
-        lines["fees"] += t.sim_amount * (t.sim_close_rate * (t.bt_fee_close - t.sim_fee_close) + t.sim_open_rate * (t.bt_fee_open - t.sim_fee_open))
-        lines["rounding"] += ((t.sim_profit - _profit(t.sim_amount, t.sim_open_rate, t.sim_close_rate, t.sim_fee_open, t.sim_fee_close))
-                              - (t.bt_profit - _profit(t.bt_amount, t.bt_open_rate, t.bt_close_rate, t.bt_fee_open, t.bt_fee_close)))
+        lines["fees"] += t.sim_amount * (
+            t.sim_close_rate * (t.bt_fee_close - t.sim_fee_close) + t.sim_open_rate * (t.bt_fee_open - t.sim_fee_open)
+        )
+        lines["rounding"] += (
+            t.sim_profit - _profit(t.sim_amount, t.sim_open_rate, t.sim_close_rate, t.sim_fee_open, t.sim_fee_close)
+        ) - (t.bt_profit - _profit(t.bt_amount, t.bt_open_rate, t.bt_close_rate, t.bt_fee_open, t.bt_fee_close))
     return {"total": total, "lines": lines, "residual": total - sum(lines.values())}
 
 
@@ -106,7 +119,9 @@ def block_bootstrap_means(values: np.ndarray, resamples: int = 2000, seed: int =
     return v[idx].mean(axis=1)
 
 
-def block_bootstrap_ci(values: np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+def block_bootstrap_ci(
+    values: np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
     """Moving-block bootstrap interval of the mean."""
     means = block_bootstrap_means(values, resamples, seed)
     if means is None:
@@ -123,8 +138,12 @@ def trade_statistics(delta: np.ndarray, seed: int = 0) -> dict:
     n = len(d)
     ci = block_bootstrap_ci(d, seed=seed)
     means = block_bootstrap_means(d, seed=seed)  # the same resamples as the interval
-    out = {"n": n, "mean": float(d.mean()) if n else None, "ci95": ci,
-           "min_detectable": 2.8 * float(np.std(means, ddof=1)) if means is not None else None}
+    out = {
+        "n": n,
+        "mean": float(d.mean()) if n else None,
+        "ci95": ci,
+        "min_detectable": 2.8 * float(np.std(means, ddof=1)) if means is not None else None,
+    }
     if n < MIN_MATCHED:
         out["verdict"] = f"insufficient evidence ({n} matched trades, at least {MIN_MATCHED} needed)"
     elif ci[0] <= 0 <= ci[1]:
@@ -141,12 +160,18 @@ def return_tracking(eq_bt: np.ndarray, eq_sim: np.ndarray) -> dict:
     return {"return_correlation": corr, "tracking_error": float(np.std(r_sim - r_bt)) if len(r_bt) else None}
 
 
-def link_reentries(missed_unfilled: pd.DataFrame, extra: pd.DataFrame, tf_ms: int, relink_candles: int = 3) -> list[tuple[int, int]]:
+def link_reentries(
+    missed_unfilled: pd.DataFrame, extra: pd.DataFrame, tf_ms: int, relink_candles: int = 3
+) -> list[tuple[int, int]]:
     """(missed row, extra row) pairs: an entry cancelled unfilled, re-entered on the same pair soon after."""
     links, used = [], set()
     for i, m in missed_unfilled.iterrows():
-        cand = extra[(extra.pair == m.pair) & (extra.sim_open_ms >= m.bt_open_ms)
-                     & (extra.sim_open_ms <= m.bt_open_ms + relink_candles * tf_ms) & ~extra.index.isin(used)]
+        cand = extra[
+            (extra.pair == m.pair)
+            & (extra.sim_open_ms >= m.bt_open_ms)
+            & (extra.sim_open_ms <= m.bt_open_ms + relink_candles * tf_ms)
+            & ~extra.index.isin(used)
+        ]
         if len(cand):
             j = cand.sim_open_ms.idxmin()
             used.add(j)
@@ -156,11 +181,33 @@ def link_reentries(missed_unfilled: pd.DataFrame, extra: pd.DataFrame, tf_ms: in
 
 # Settings that change what a run does; compared between the backtest's and the bot's resolved configs.
 COMPARED_SETTINGS = (
-    "strategy", "timeframe", "stake_currency", "stake_amount", "max_open_trades", "dry_run_wallet", "minimal_roi",
-    "stoploss", "trailing_stop", "trailing_stop_positive", "trailing_stop_positive_offset", "use_exit_signal",
-    "exit_profit_only", "ignore_roi_if_entry_signal", "order_types", "entry_pricing", "exit_pricing", "unfilledtimeout",
-    "exchange.pair_whitelist", "fee", "risk", "freqai.enabled", "freqai.identifier", "freqai.train_period_days",
-    "freqai.backtest_period_days", "freqai.live_retrain_hours", "freqai.feature_parameters",
+    "strategy",
+    "timeframe",
+    "stake_currency",
+    "stake_amount",
+    "max_open_trades",
+    "dry_run_wallet",
+    "minimal_roi",
+    "stoploss",
+    "trailing_stop",
+    "trailing_stop_positive",
+    "trailing_stop_positive_offset",
+    "use_exit_signal",
+    "exit_profit_only",
+    "ignore_roi_if_entry_signal",
+    "order_types",
+    "entry_pricing",
+    "exit_pricing",
+    "unfilledtimeout",
+    "exchange.pair_whitelist",
+    "fee",
+    "risk",
+    "freqai.enabled",
+    "freqai.identifier",
+    "freqai.train_period_days",
+    "freqai.backtest_period_days",
+    "freqai.live_retrain_hours",
+    "freqai.feature_parameters",
 )
 
 
@@ -184,6 +231,12 @@ def comparability(bt_config: dict, bot_config: dict, extra: list[dict] | None = 
         rows.append({"setting": key, "backtest": a, "simulation": b, "differs": a != b})
     fa = bt_config.get("freqai") or {}
     if fa.get("enabled"):
-        rows.append({"setting": "freqai retraining", "backtest": f"every {fa.get('backtest_period_days')} days of the window",
-                     "simulation": f"every {fa.get('live_retrain_hours', 0)} h from the bot's start", "differs": True})
+        rows.append(
+            {
+                "setting": "freqai retraining",
+                "backtest": f"every {fa.get('backtest_period_days')} days of the window",
+                "simulation": f"every {fa.get('live_retrain_hours', 0)} h from the bot's start",
+                "differs": True,
+            }
+        )
     return rows + list(extra or [])

@@ -27,8 +27,23 @@ from simulation.run.indicators import bot_frame
 
 REL_TOL, ABS_TOL_MS = 0.10, 20.0
 SIGNALS = ("enter_long", "exit_long", "enter_short", "exit_short")
-SAME = ("strategy", "mode", "pairs", "timeframe", "start_ms", "end_ms", "seed", "path_model", "path_seed", "datadir",
-        "synthetic_days", "synthetic_start", "latency", "faults", "config")
+SAME = (
+    "strategy",
+    "mode",
+    "pairs",
+    "timeframe",
+    "start_ms",
+    "end_ms",
+    "seed",
+    "path_model",
+    "path_seed",
+    "datadir",
+    "synthetic_days",
+    "synthetic_start",
+    "latency",
+    "faults",
+    "config",
+)
 
 
 class NotComparable(ValueError):
@@ -93,7 +108,9 @@ def _keys(df: pd.DataFrame, cols: list[str]) -> set[tuple]:
     return set(map(tuple, df[cols].astype(str).to_numpy())) if len(df) else set()
 
 
-def compare_sessions(reference: Path, candidate: Path, rel_tol: float = REL_TOL, abs_tol_ms: float = ABS_TOL_MS) -> dict:
+def compare_sessions(
+    reference: Path, candidate: Path, rel_tol: float = REL_TOL, abs_tol_ms: float = ABS_TOL_MS
+) -> dict:
     ref_spec, cand_spec = _spec(reference), _spec(candidate)
     differs = [k for k in SAME if ref_spec.get(k) != cand_spec.get(k)]
     if differs:
@@ -113,18 +130,32 @@ def compare_sessions(reference: Path, candidate: Path, rel_tol: float = REL_TOL,
     outside = both[both["diff_ms"].abs() > allowed]
     decisions_equal = not lost and k_ref == k_cand and _keys(o_ref, key) == _keys(o_cand, key)
     result = {
-        "reference": {"out": str(reference), "clock": ref_spec.get("clock"), "speed": ref_spec.get("speed"),
-                      "warmup_s": ref_spec.get("warmup_s"),
-                      "signals": len(k_ref), "orders": len(o_ref)},
-        "candidate": {"out": str(candidate), "clock": cand_spec.get("clock"), "speed": cand_spec.get("speed"),
-                      "warmup_s": cand_spec.get("warmup_s"),
-                      "signals": len(k_cand), "orders": len(o_cand)},
-        "signals_only_reference": sorted(k_ref - k_cand), "signals_only_candidate": sorted(k_cand - k_ref),
+        "reference": {
+            "out": str(reference),
+            "clock": ref_spec.get("clock"),
+            "speed": ref_spec.get("speed"),
+            "warmup_s": ref_spec.get("warmup_s"),
+            "signals": len(k_ref),
+            "orders": len(o_ref),
+        },
+        "candidate": {
+            "out": str(candidate),
+            "clock": cand_spec.get("clock"),
+            "speed": cand_spec.get("speed"),
+            "warmup_s": cand_spec.get("warmup_s"),
+            "signals": len(k_cand),
+            "orders": len(o_cand),
+        },
+        "signals_only_reference": sorted(k_ref - k_cand),
+        "signals_only_candidate": sorted(k_cand - k_ref),
         "orders_only_reference": sorted(_keys(o_ref, key) - _keys(o_cand, key)),
         "orders_only_candidate": sorted(_keys(o_cand, key) - _keys(o_ref, key)),
-        "frames_missing_candidate": lost, "decisions_equal": decisions_equal,
+        "frames_missing_candidate": lost,
+        "decisions_equal": decisions_equal,
         "latency": {
-            "n": len(both), "tolerance": f"±{rel_tol:.0%} or ±{abs_tol_ms:g} ms", "outside": len(outside),
+            "n": len(both),
+            "tolerance": f"±{rel_tol:.0%} or ±{abs_tol_ms:g} ms",
+            "outside": len(outside),
             "reference_median_ms": float(lat_ref.median()) if len(both) else None,
             "candidate_median_ms": float(lat_cand.median()) if len(both) else None,
             "max_abs_diff_ms": float(both["diff_ms"].abs().max()) if len(both) else None,
@@ -142,18 +173,31 @@ def lines(result: dict) -> list[str]:
     def clock(d: dict) -> str:
         return f"{d['clock']} x{d['speed']:g}" if d["clock"] == "constant" else str(d["clock"])
 
-    out = [f"the candidate has no analysed frame for {', '.join(result['frames_missing_candidate'])}"] \
-        if result.get("frames_missing_candidate") else []
-    out += [(f"reference {clock(r)}: {r['signals']} signals, {r['orders']} orders; candidate {clock(c)}: "
-            f"{c['signals']} signals, {c['orders']} orders"),
-           "decisions: " + ("the same signals on the same candles and the same orders" if result["decisions_equal"] else
-                            f"differ ({len(result['signals_only_reference'])} signals and {len(result['orders_only_reference'])} "
-                            f"orders only in the reference, {len(result['signals_only_candidate'])} and "
-                            f"{len(result['orders_only_candidate'])} only in the candidate)")]
+    out = (
+        [f"the candidate has no analysed frame for {', '.join(result['frames_missing_candidate'])}"]
+        if result.get("frames_missing_candidate")
+        else []
+    )
+    out += [
+        (
+            f"reference {clock(r)}: {r['signals']} signals, {r['orders']} orders; candidate {clock(c)}: "
+            f"{c['signals']} signals, {c['orders']} orders"
+        ),
+        "decisions: "
+        + (
+            "the same signals on the same candles and the same orders"
+            if result["decisions_equal"]
+            else f"differ ({len(result['signals_only_reference'])} signals and {len(result['orders_only_reference'])} "
+            f"orders only in the reference, {len(result['signals_only_candidate'])} and "
+            f"{len(result['orders_only_candidate'])} only in the candidate)"
+        ),
+    ]
     if lat["n"]:
-        out.append(f"signal-to-order latency over {lat['n']} matched orders: median {lat['reference_median_ms']:.0f} ms "
-                   f"(reference) vs {lat['candidate_median_ms']:.0f} ms, max difference {lat['max_abs_diff_ms']:.0f} ms; "
-                   f"{lat['outside']} outside {lat['tolerance']}")
+        out.append(
+            f"signal-to-order latency over {lat['n']} matched orders: median {lat['reference_median_ms']:.0f} ms "
+            f"(reference) vs {lat['candidate_median_ms']:.0f} ms, max difference {lat['max_abs_diff_ms']:.0f} ms; "
+            f"{lat['outside']} outside {lat['tolerance']}"
+        )
     else:
         out.append("no matched orders: nothing to compare latencies on")
     out.append("faithful" if result["faithful"] else "NOT faithful")

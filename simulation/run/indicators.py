@@ -30,8 +30,14 @@ def bot_frame(payload: dict) -> pd.DataFrame:
 
 def _compare(bt: pd.DataFrame, bot: pd.DataFrame, rtol: float, atol: float) -> dict:
     both = bt.merge(bot, on="date", suffixes=("_bt", "_bot"))
-    cols = [c for c in bt.columns if c in bot.columns and c not in OHLCV
-            and pd.api.types.is_numeric_dtype(bt[c]) and pd.api.types.is_numeric_dtype(bot[c])]
+    cols = [
+        c
+        for c in bt.columns
+        if c in bot.columns
+        and c not in OHLCV
+        and pd.api.types.is_numeric_dtype(bt[c])
+        and pd.api.types.is_numeric_dtype(bot[c])
+    ]
     differing = {}
     for c in cols:
         a, b = both[f"{c}_bt"].to_numpy(float), both[f"{c}_bot"].to_numpy(float)
@@ -39,16 +45,25 @@ def _compare(bt: pd.DataFrame, bot: pd.DataFrame, rtol: float, atol: float) -> d
         if off.any():
             with np.errstate(invalid="ignore", divide="ignore"):
                 rel = np.abs(a - b) / np.maximum(np.abs(a), atol)
-            differing[c] = {"candles": int(off.sum()), "max_relative": float(np.nanmax(rel[off])) if np.isfinite(rel[off]).any() else None}
-    out = {"signal_candles": len(bt), "in_bot_frame": len(both), "columns_compared": len(cols), "columns_differing": differing}
+            differing[c] = {
+                "candles": int(off.sum()),
+                "max_relative": float(np.nanmax(rel[off])) if np.isfinite(rel[off]).any() else None,
+            }
+    out = {
+        "signal_candles": len(bt),
+        "in_bot_frame": len(both),
+        "columns_compared": len(cols),
+        "columns_differing": differing,
+    }
     if "enter_long" in bot.columns and len(both):
         col = "enter_long_bot" if "enter_long_bot" in both else "enter_long"
         out["bot_signalled_too"] = float((both[col].fillna(0) == 1).mean())
     return out
 
 
-def indicator_diff(bt_signals: dict[str, pd.DataFrame], bot: dict[str, pd.DataFrame], rtol: float = 1e-6,
-                   atol: float = 1e-9) -> dict:
+def indicator_diff(
+    bt_signals: dict[str, pd.DataFrame], bot: dict[str, pd.DataFrame], rtol: float = 1e-6, atol: float = 1e-9
+) -> dict:
     """Per pair and overall over the backtest's entry-signal candles the bot's frame still holds."""
     pairs = {}
     for pair, sig in bt_signals.items():
@@ -64,11 +79,13 @@ def indicator_diff(bt_signals: dict[str, pd.DataFrame], bot: dict[str, pd.DataFr
             columns[c] = columns.get(c, 0) + d["candles"]
     reproduced = [(r["bot_signalled_too"], r["in_bot_frame"]) for r in pairs.values() if "bot_signalled_too" in r]
     n = sum(w for _, w in reproduced)
-    return {"signal_candles": sum(r["signal_candles"] for r in pairs.values()),
-            "in_bot_frame": sum(r["in_bot_frame"] for r in pairs.values()),
-            "columns_differing": dict(sorted(columns.items(), key=lambda kv: -kv[1])),
-            "bot_signalled_too": sum(v * w for v, w in reproduced) / n if n else None,
-            "pairs": pairs}
+    return {
+        "signal_candles": sum(r["signal_candles"] for r in pairs.values()),
+        "in_bot_frame": sum(r["in_bot_frame"] for r in pairs.values()),
+        "columns_differing": dict(sorted(columns.items(), key=lambda kv: -kv[1])),
+        "bot_signalled_too": sum(v * w for v, w in reproduced) / n if n else None,
+        "pairs": pairs,
+    }
 
 
 def bot_signalled(bot: dict[str, pd.DataFrame], pair: str, candle_ms: int) -> bool | None:

@@ -84,10 +84,14 @@ def _age_hours(df: pd.DataFrame) -> dict:
 
 def _diff(both: pd.DataFrame, label: str) -> dict:
     a, b = both[f"{label}_bt"].to_numpy(float), both[f"{label}_live"].to_numpy(float)
-    out = {"candles": len(both),
-           "prediction_mae": float(np.abs(a - b).mean()),
-           "prediction_correlation": float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else None,
-           "direction_agreement": float((np.sign(a) == np.sign(b)).mean())}
+    out = {
+        "candles": len(both),
+        "prediction_mae": float(np.abs(a - b).mean()),
+        "prediction_correlation": float(np.corrcoef(a, b)[0, 1])
+        if len(a) > 2 and a.std() > 0 and b.std() > 0
+        else None,
+        "direction_agreement": float((np.sign(a) == np.sign(b)).mean()),
+    }
     if "do_predict_bt" in both and "do_predict_live" in both:
         out["do_predict_mismatches"] = int((both["do_predict_bt"] != both["do_predict_live"]).sum())
     if f"{CONFIDENCE}_bt" in both and f"{CONFIDENCE}_live" in both:
@@ -105,11 +109,19 @@ def prediction_diff(bt: pd.DataFrame, live: pd.DataFrame, tolerance: float = 1e-
     placeholder = (live[cols].fillna(0) == 0).all(axis=1)
     both = bt.merge(live[~placeholder], on=["pair", "date"], suffixes=("_bt", "_live"))
     both = both.sort_values(["pair", "date"])
-    result = {"label": label, **(_diff(both, label) if len(both) else {"candles": 0}),
-              "live_not_predicted": int(placeholder.sum()),
-              "backtest_model_age_h": _age_hours(bt), "live_model_age_h": _age_hours(live[~placeholder]), "pairs": {}}
+    result = {
+        "label": label,
+        **(_diff(both, label) if len(both) else {"candles": 0}),
+        "live_not_predicted": int(placeholder.sum()),
+        "backtest_model_age_h": _age_hours(bt),
+        "live_model_age_h": _age_hours(live[~placeholder]),
+        "pairs": {},
+    }
     for pair, g in both.groupby("pair"):
         gap = (g[f"{label}_bt"] - g[f"{label}_live"]).abs() > tolerance
         first = g.loc[gap, "date"].min() if gap.any() else None
-        result["pairs"][pair] = {**_diff(g, label), "first_divergence": None if first is None else f"{first:%Y-%m-%d %H:%M}"}
+        result["pairs"][pair] = {
+            **_diff(g, label),
+            "first_divergence": None if first is None else f"{first:%Y-%m-%d %H:%M}",
+        }
     return result

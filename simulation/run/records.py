@@ -92,8 +92,16 @@ def stoploss_reaction(execs: pd.DataFrame, trades: pd.DataFrame, store: CandleSt
             continue
         order_ms = int(exits.order_ms.min())
         trigger = first_touch(store, t.pair, int(t.open_date_ms), order_ms + interval_ms(timeframe), stop)
-        rows.append({"trade_id": t.id, "pair": t.pair, "stop": stop, "trigger_ms": trigger, "order_ms": order_ms,
-                     "reaction_ms": None if trigger is None else order_ms - trigger})
+        rows.append(
+            {
+                "trade_id": t.id,
+                "pair": t.pair,
+                "stop": stop,
+                "trigger_ms": trigger,
+                "order_ms": order_ms,
+                "reaction_ms": None if trigger is None else order_ms - trigger,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -125,8 +133,10 @@ def venue_stop_reaction(venue: dict, store: CandleStore) -> list[float]:
     return out
 
 
-_SIGNAL = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - freqtrade\.freqtradebot - INFO - "
-                     r"(Long|Short) signal found: about create a new trade for (\S+) with")
+_SIGNAL = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - freqtrade\.freqtradebot - INFO - "
+    r"(Long|Short) signal found: about create a new trade for (\S+) with"
+)
 
 
 def entry_attempts(log_path: Path) -> pd.DataFrame:
@@ -141,8 +151,9 @@ def entry_attempts(log_path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["pair", "time_ms"])
 
 
-def recording_coverage(store: CandleStore, pairs: list[str], timeframe: str, start_ms: int, end_ms: int,
-                       books_dir: Path | None = None) -> dict:
+def recording_coverage(
+    store: CandleStore, pairs: list[str], timeframe: str, start_ms: int, end_ms: int, books_dir: Path | None = None
+) -> dict:
     """How completely the relay recorded the window: the backtest over the recording can only be the
     bot's market where every candle it saw was recorded (a relay outage leaves a gap, reported here,
     never filled in)."""
@@ -150,13 +161,20 @@ def recording_coverage(store: CandleStore, pairs: list[str], timeframe: str, sta
     expected = list(range(start_ms, end_ms - step + 1, step))  # candles that closed inside the window
     out: dict = {"timeframe": timeframe, "expected_per_pair": len(expected), "pairs": {}}
     for pair in pairs:
-        have = {c.open_time for c in store.candles(pair, timeframe, None, start=start_ms, end=end_ms, limit=len(expected) + 1)}
+        have = {
+            c.open_time
+            for c in store.candles(pair, timeframe, None, start=start_ms, end=end_ms, limit=len(expected) + 1)
+        }
         missing = [t for t in expected if t not in have]
         books = 0
         if books_dir is not None and (path := books_dir / f"{pair.replace('/', '_')}.jsonl").exists():
             with path.open() as fh:
                 books = sum(1 for _ in fh)
-        out["pairs"][pair] = {"recorded": len(expected) - len(missing), "missing": len(missing),
-                              "first_missing_ms": missing[0] if missing else None, "book_snapshots": books}
+        out["pairs"][pair] = {
+            "recorded": len(expected) - len(missing),
+            "missing": len(missing),
+            "first_missing_ms": missing[0] if missing else None,
+            "book_snapshots": books,
+        }
     out["complete"] = all(p["missing"] == 0 for p in out["pairs"].values())
     return out

@@ -25,9 +25,17 @@ def summarize(results: dict[float, dict]) -> list[dict]:
     rows = []
     for scale, r in sorted(results.items()):
         lines = (r.get("gap") or {}).get("waterfall", {}).get("lines", {})
-        rows.append({"spread_scale": scale, "trades_sim": r.get("trades_sim"), "trades_matched": r.get("trades_matched"),
-                     "pnl_sim": (r.get("gap") or {}).get("pnl_sim"), "entry_price_line": lines.get("entry_price"),
-                     "mean_slippage_bps": r.get("mean_slippage_bps"), "verdict": r.get("verdict")})
+        rows.append(
+            {
+                "spread_scale": scale,
+                "trades_sim": r.get("trades_sim"),
+                "trades_matched": r.get("trades_matched"),
+                "pnl_sim": (r.get("gap") or {}).get("pnl_sim"),
+                "entry_price_line": lines.get("entry_price"),
+                "mean_slippage_bps": r.get("mean_slippage_bps"),
+                "verdict": r.get("verdict"),
+            }
+        )
     return rows
 
 
@@ -48,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = out / "sim-config.json"
         cfg.write_text(json.dumps({"simulation": {"book": {"spread_model": args.spread_model, "spread_scale": scale}}}))
         print(f"spread x{scale:g}: python -m simulation.run {' '.join(run_args)} --out {out}", flush=True)
-        rc = subprocess.call([sys.executable, "-m", "simulation.run", *run_args, "--sim-config", str(cfg), "--out", str(out)],
-                             cwd=REPO_ROOT)
+        rc = subprocess.call(
+            [sys.executable, "-m", "simulation.run", *run_args, "--sim-config", str(cfg), "--out", str(out)],
+            cwd=REPO_ROOT,
+        )
         if rc != 0:
             print(f"error: the run at spread x{scale:g} failed (exit {rc}); logs in {out}", file=sys.stderr)
             return rc

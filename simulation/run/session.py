@@ -65,7 +65,14 @@ class Session:
         self.admin_headers = {ADMIN_HEADER: secrets.token_urlsafe(24)}
         self.env[ADMIN_TOKEN_ENV] = self.admin_headers[ADMIN_HEADER]
         if spec.mode == "paper":
-            self.env.update({KEY_ENV: key, SECRET_ENV: secret, "FREQTRADE__EXCHANGE__KEY": key, "FREQTRADE__EXCHANGE__SECRET": secret})
+            self.env.update(
+                {
+                    KEY_ENV: key,
+                    SECRET_ENV: secret,
+                    "FREQTRADE__EXCHANGE__KEY": key,
+                    "FREQTRADE__EXCHANGE__SECRET": secret,
+                }
+            )
         self.bot: subprocess.Popen | None = None
         self.gateway_pid: int | None = None
         self.strategy_sha256: str | None = None
@@ -83,8 +90,20 @@ class Session:
     def replay_args(self) -> list[str]:
         """This spec's market replayed as a live exchange: the bot's gateway, or a relay's local upstream."""
         s = self.spec
-        return [*s.source_args(), "--pairs", *s.pairs, "--replay", "--replay-start", "now", "--seed", str(s.seed),
-                "--path-model", s.path_model, "--path-seed", str(s.path_seed)]
+        return [
+            *s.source_args(),
+            "--pairs",
+            *s.pairs,
+            "--replay",
+            "--replay-start",
+            "now",
+            "--seed",
+            str(s.seed),
+            "--path-model",
+            s.path_model,
+            "--path-seed",
+            str(s.path_seed),
+        ]
 
     def relay_poll_s(self) -> float:
         """Upstream poll period on the session's clock: 2 s (what a polling relay does), and at most 5
@@ -95,9 +114,26 @@ class Session:
         s = self.spec
         if s.upstream:
             exchange = "binance" if s.upstream == "local" else s.upstream
-            args = ["--upstream", exchange, "--pairs", *s.pairs, "--record", str(s.recording), "--relay-timeframes", *s.timeframes(),
-                    "--relay-poll", f"{self.relay_poll_s():g}", "--relay-history", str(s.relay_history),
-                    "--upstream-timeout", f"{10 * s.speed:g}", "--seed", str(s.seed), "--request-log", str(self.out / "requests.csv")]
+            args = [
+                "--upstream",
+                exchange,
+                "--pairs",
+                *s.pairs,
+                "--record",
+                str(s.recording),
+                "--relay-timeframes",
+                *s.timeframes(),
+                "--relay-poll",
+                f"{self.relay_poll_s():g}",
+                "--relay-history",
+                str(s.relay_history),
+                "--upstream-timeout",
+                f"{10 * s.speed:g}",
+                "--seed",
+                str(s.seed),
+                "--request-log",
+                str(self.out / "requests.csv"),
+            ]
             if upstream_url or s.upstream_url:
                 args += ["--upstream-url", upstream_url or s.upstream_url]
         else:
@@ -110,10 +146,17 @@ class Session:
             args += ["--venue", "--balances", f"USDT={s.wallet:g}", "--ledger", str(self.out / "venue_ledger.jsonl")]
         return args
 
-    def _gateway(self, args: list[str], role: str, log: Path, startup_s: float, env: dict | None = None) -> GatewayProcess:
-        return GatewayProcess(args, log_path=log, startup_timeout=startup_s, env=env,
-                              spawn=lambda cmd, env, **popen: self.clock.spawn(cmd, role, env, **popen),
-                              wait=lambda seconds: self.clock.run(wall_timeout=seconds))
+    def _gateway(
+        self, args: list[str], role: str, log: Path, startup_s: float, env: dict | None = None
+    ) -> GatewayProcess:
+        return GatewayProcess(
+            args,
+            log_path=log,
+            startup_timeout=startup_s,
+            env=env,
+            spawn=lambda cmd, env, **popen: self.clock.spawn(cmd, role, env, **popen),
+            wait=lambda seconds: self.clock.run(wall_timeout=seconds),
+        )
 
     def _bot_alive(self) -> None:
         if self.bot is not None and self.bot.poll() is not None:
@@ -124,21 +167,37 @@ class Session:
         if not (self.spec.userdir / "strategies").is_dir():
             run_freqtrade(["create-userdir", "--userdir", str(self.spec.userdir)], self.out / "userdir.log")
         # stock freqtrade through its own entry point; the launcher only adds the clock's wake handler
-        cmd = [sys.executable, "-m", "simulation.run.bot_launcher", "trade", "--config", self.spec.config,
-               "--config", str(self.overlay_path), "--userdir", str(self.spec.userdir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "simulation.run.bot_launcher",
+            "trade",
+            "--config",
+            self.spec.config,
+            "--config",
+            str(self.overlay_path),
+            "--userdir",
+            str(self.spec.userdir),
+        ]
         with open(self.out / "freqtrade.log", "a") as log:
-            self.bot = self.clock.spawn(cmd, "bot", self.env, launcher=True, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+            self.bot = self.clock.spawn(
+                cmd, "bot", self.env, launcher=True, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
 
         def ready() -> bool:
             if self.bot.poll() is not None:
-                raise SessionFailed(f"freqtrade exited with {self.bot.returncode} during startup; see {self.out / 'freqtrade.log'}")
+                raise SessionFailed(
+                    f"freqtrade exited with {self.bot.returncode} during startup; see {self.out / 'freqtrade.log'}"
+                )
             try:  # FtRestClient.ping() reports "not_running" for a stopped bot: ask the endpoint itself
                 return requests.get(f"{self.api_url}/api/v1/ping", timeout=5).json() == {"status": "pong"}
             except (requests.RequestException, ValueError):
                 return False
 
         if not self.clock.run(stop=ready, every_s=0.5, wall_timeout=startup_s):
-            raise SessionFailed(f"freqtrade's API did not come up within {startup_s:.0f} s; see {self.out / 'freqtrade.log'}")
+            raise SessionFailed(
+                f"freqtrade's API did not come up within {startup_s:.0f} s; see {self.out / 'freqtrade.log'}"
+            )
         self.event("bot_ready", pid=self.bot.pid)
 
     def restart_bot(self, attempts: int = 3) -> None:
@@ -199,8 +258,11 @@ class Session:
                 return self._run(upstream_url)
         except BaseException as exc:
             reason = str(exc) if isinstance(exc, SessionFailed) else f"{type(exc).__name__}: {exc}"
-            (self.out / "session.json").write_text(json.dumps({"failed": reason, "events": self.events,
-                                                               "clock": self.clock.report()}, indent=2, default=str))
+            (self.out / "session.json").write_text(
+                json.dumps(
+                    {"failed": reason, "events": self.events, "clock": self.clock.report()}, indent=2, default=str
+                )
+            )
             raise
         finally:
             self.clock.close()
@@ -208,7 +270,9 @@ class Session:
     def _run(self, upstream_url: str | None) -> dict:
         s = self.spec
         # the relay fetches its history at start: give it the time a live exchange's pages take
-        gw = self._gateway(self.gateway_args(upstream_url), "gateway", self.out / "gateway.log", 300 if s.upstream else 120, self.env)
+        gw = self._gateway(
+            self.gateway_args(upstream_url), "gateway", self.out / "gateway.log", 300 if s.upstream else 120, self.env
+        )
         with gw:
             self.gateway_url = gw.url
             self.gateway_pid = gw.proc.pid
@@ -219,7 +283,9 @@ class Session:
                 self.start_bot()
                 lag = self.clock.now_ms() - s.start_ms
                 if lag > 0:
-                    logger.warning("the bot became ready %.0f session s after the window opened (raise --warmup)", lag / 1000)
+                    logger.warning(
+                        "the bot became ready %.0f session s after the window opened (raise --warmup)", lag / 1000
+                    )
                 self.clock.run(until_ms=s.start_ms, stop=lambda: self._bot_alive() or False, every_s=0.5)
                 if s.faults:
                     self._set_faults(s.faults)
@@ -236,11 +302,22 @@ class Session:
                 self._kill_orphan()
                 raise
         meta = {
-            "mode": s.mode, "clock": s.clock, "speed": s.speed, "start_ms": s.start_ms, "end_ms": s.end_ms, "pairs": s.pairs,
-            "strategy": s.strategy, "simulated_s": (s.end_ms - s.start_ms) / 1000, "events": self.events,
-            "faults": s.faults, "kill_at": s.kill_at, "compute": self.compute_report(),
-            "strategy_sha256": self.strategy_sha256, "upstream": s.upstream,
-            "relay_poll_s": self.relay_poll_s() if s.upstream else None, "clock_report": self.clock.report(),
+            "mode": s.mode,
+            "clock": s.clock,
+            "speed": s.speed,
+            "start_ms": s.start_ms,
+            "end_ms": s.end_ms,
+            "pairs": s.pairs,
+            "strategy": s.strategy,
+            "simulated_s": (s.end_ms - s.start_ms) / 1000,
+            "events": self.events,
+            "faults": s.faults,
+            "kill_at": s.kill_at,
+            "compute": self.compute_report(),
+            "strategy_sha256": self.strategy_sha256,
+            "upstream": s.upstream,
+            "relay_poll_s": self.relay_poll_s() if s.upstream else None,
+            "clock_report": self.clock.report(),
         }
         (self.out / "session.json").write_text(json.dumps(meta, indent=2))
         return meta
@@ -249,13 +326,18 @@ class Session:
         from simulation.gateway.faults import FaultSpec
 
         spec = FaultSpec.parse(text, seed=self.spec.seed).describe()
-        requests.put(f"{self.gateway_url}/sim/faults", json=spec, headers=self.admin_headers, timeout=HTTP_TIMEOUT_S).raise_for_status()
+        requests.put(
+            f"{self.gateway_url}/sim/faults", json=spec, headers=self.admin_headers, timeout=HTTP_TIMEOUT_S
+        ).raise_for_status()
         self.event("faults_on", faults=spec)
 
     def _sample_cpu(self) -> None:
         """Real CPU seconds (kernel accounting: not scaled by faketime) of the bot and the gateway,
         first and last reading per process inside the window; a restarted bot is a new process."""
-        for role, pid in (("bot", self.bot.pid if self.bot and self.bot.poll() is None else None), ("gateway", self.gateway_pid)):
+        for role, pid in (
+            ("bot", self.bot.pid if self.bot and self.bot.poll() is None else None),
+            ("gateway", self.gateway_pid),
+        ):
             if pid is None:
                 continue
             try:
@@ -274,28 +356,41 @@ class Session:
         loop_s = float(json.loads(self.overlay_path.read_text()).get("internals", {}).get("process_throttle_secs", 5))
         loops = max(1.0, (s.end_ms - s.start_ms) / 1000 / loop_s)
         report = {
-            "window_wall_s": round(wall, 2), "bot_cpu_s": round(cpu["bot"], 2), "gateway_cpu_s": round(cpu["gateway"], 2),
+            "window_wall_s": round(wall, 2),
+            "bot_cpu_s": round(cpu["bot"], 2),
+            "gateway_cpu_s": round(cpu["gateway"], 2),
             "bot_cpu_share": round(cpu["bot"] / wall, 3) if wall > 0 else None,
             "gateway_cpu_share": round(cpu["gateway"] / wall, 3) if wall > 0 else None,
             "bot_compute_per_loop_wall_ms": round(cpu["bot"] / loops * 1000, 2),
             # a session's wall time against the compute it held: 1.0 means the clock itself cost nothing
-            "wall_per_compute": round(wall / (cpu["bot"] + cpu["gateway"]), 3) if cpu["bot"] + cpu["gateway"] > 0 else None,
+            "wall_per_compute": round(wall / (cpu["bot"] + cpu["gateway"]), 3)
+            if cpu["bot"] + cpu["gateway"] > 0
+            else None,
         }
         per_candle = self.clock.per_candle_cpu.get("bot") or []
         if per_candle:
             import numpy as np
 
             q = np.percentile(per_candle, [50, 90])
-            report["bot_cpu_per_candle_s"] = {"p50": round(float(q[0]), 4), "p90": round(float(q[1]), 4),
-                                              "max": round(max(per_candle), 4), "n": len(per_candle)}
+            report["bot_cpu_per_candle_s"] = {
+                "p50": round(float(q[0]), 4),
+                "p90": round(float(q[1]), 4),
+                "max": round(max(per_candle), 4),
+                "n": len(per_candle),
+            }
         if s.clock == "constant":  # compute stretched by the speed: a loop's compute against its wall interval
             report["bot_loop_interval_wall_ms"] = round(loop_s / s.speed * 1000, 2)
             report["keeps_up"] = report["bot_compute_per_loop_wall_ms"] < 0.1 * report["bot_loop_interval_wall_ms"]
             if not report["keeps_up"]:
-                logger.warning("the bot computed %.1f ms of wall time per %.1f ms loop at x%g (%.0f%% of a core): its session "
-                               "delays include that compute x%g; a faithful run needs the compute clock or a lower --speed",
-                               report["bot_compute_per_loop_wall_ms"], report["bot_loop_interval_wall_ms"], s.speed,
-                               100 * (report["bot_cpu_share"] or 0), s.speed)
+                logger.warning(
+                    "the bot computed %.1f ms of wall time per %.1f ms loop at x%g (%.0f%% of a core): its session "
+                    "delays include that compute x%g; a faithful run needs the compute clock or a lower --speed",
+                    report["bot_compute_per_loop_wall_ms"],
+                    report["bot_loop_interval_wall_ms"],
+                    s.speed,
+                    100 * (report["bot_cpu_share"] or 0),
+                    s.speed,
+                )
         else:  # the compute clock charges compute as it happens: the bot always keeps up
             report["keeps_up"] = True
         return report
@@ -311,8 +406,10 @@ class Session:
         last = float(health.get("last_process_ts") or self._trading_since / 1000)
         idle = self.clock.now_ms() / 1000 - last
         if idle > HUNG_AFTER_LOOPS * loop_s:
-            raise SessionFailed(f"the bot hangs: its last loop ran {idle:.0f} session s ago (throttle {loop_s:g} s); "
-                                f"see {self.out / 'freqtrade.log'}")
+            raise SessionFailed(
+                f"the bot hangs: its last loop ran {idle:.0f} session s ago (throttle {loop_s:g} s); "
+                f"see {self.out / 'freqtrade.log'}"
+            )
 
     def _progress_loop(self, kill_ms: int | None) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -323,15 +420,25 @@ class Session:
         self._sample_cpu()
         self._cpu_wall = [time.monotonic()]
         tty = sys.stdout.isatty()
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[clock]}"),
-                      TimeRemainingColumn(), transient=not tty, disable=not tty) as bar:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[clock]}"),
+            TimeRemainingColumn(),
+            transient=not tty,
+            disable=not tty,
+        ) as bar:
             task = bar.add_task(f"{s.mode}, {self.clock.describe().split(':')[0]} clock", total=total, clock="")
             logged, next_health = -1, s.start_ms + HEALTH_EVERY_MS  # without a terminal: a log line every 10%
             while (t := self.clock.now_ms()) < s.end_ms:
                 done = int(10 * (t - s.start_ms) / 1000 / total)
                 if not tty and done > logged:
                     logged = done
-                    logger.info("window %d%% done, session clock %s", 10 * done, time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
+                    logger.info(
+                        "window %d%% done, session clock %s",
+                        10 * done,
+                        time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)),
+                    )
                 if kill_ms is not None and t >= kill_ms:
                     kill_ms = None
                     self.kill_bot()
@@ -340,11 +447,18 @@ class Session:
                 if t >= next_health:
                     self._check_health(loop_s)
                     next_health = t + HEALTH_EVERY_MS
-                bar.update(task, completed=min(total, (t - s.start_ms) / 1000),
-                           clock=time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)))
+                bar.update(
+                    task,
+                    completed=min(total, (t - s.start_ms) / 1000),
+                    clock=time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)),
+                )
                 marks = [s.end_ms, next_health, t + int(total * 100)] + ([kill_ms] if kill_ms is not None else [])
-                self.clock.run(until_ms=min(marks), stop=lambda: self._bot_alive() or self._sample_cpu() or False, every_s=0.5,
-                               wall_timeout=0.5)
+                self.clock.run(
+                    until_ms=min(marks),
+                    stop=lambda: self._bot_alive() or self._sample_cpu() or False,
+                    every_s=0.5,
+                    wall_timeout=0.5,
+                )
         self._sample_cpu()
         self._cpu_wall.append(time.monotonic())
         self.event("window_closed")
@@ -353,7 +467,9 @@ class Session:
         """The bot's own view at the window's end (needs the bot running): status, profit and its analyzed
         candles per pair (the indicator diff compares them with the backtest's)."""
         try:
-            (self.out / "bot_status.json").write_text(json.dumps({"status": self.client.status(), "profit": self.client.profit()}, default=str))
+            (self.out / "bot_status.json").write_text(
+                json.dumps({"status": self.client.status(), "profit": self.client.profit()}, default=str)
+            )
             candles = {pair: self._pair_candles(pair) for pair in self.spec.pairs}
             (self.out / "bot_candles.json").write_text(json.dumps(candles, default=str))
             if missing := [pair for pair, answer in candles.items() if answer is None]:
@@ -374,4 +490,6 @@ class Session:
         """What the operator would look at on the venue side: metrics and the venue's order records."""
         (self.out / "metrics.prom").write_text(requests.get(f"{url}/metrics", timeout=HTTP_TIMEOUT_S).text)
         if self.spec.mode == "paper":
-            (self.out / "venue_orders.json").write_text(requests.get(f"{url}/sim/orders", headers=self.admin_headers, timeout=HTTP_TIMEOUT_S).text)
+            (self.out / "venue_orders.json").write_text(
+                requests.get(f"{url}/sim/orders", headers=self.admin_headers, timeout=HTTP_TIMEOUT_S).text
+            )

@@ -54,8 +54,10 @@ logger = logging.getLogger("simulation.run")
 
 CLOCKS = ("compute", "constant")
 # syscall numbers per architecture: the compute clock reads the waits from /proc, and signals with tgkill
-SYSCALLS = {"x86_64": {"clock_nanosleep": 230, "futex": 202, "tgkill": 234, "epoll": (232, 281, 441)},
-            "aarch64": {"clock_nanosleep": 115, "futex": 98, "tgkill": 131, "epoll": (22, 441)}}
+SYSCALLS = {
+    "x86_64": {"clock_nanosleep": 230, "futex": 202, "tgkill": 234, "epoll": (232, 281, 441)},
+    "aarch64": {"clock_nanosleep": 115, "futex": 98, "tgkill": 131, "epoll": (22, 441)},
+}
 TIMER_ABSTIME, CLOCK_REALTIME, CLOCK_MONOTONIC = 1, 0, 1
 FUTEX_WAIT_BITSET, FUTEX_CMD_MASK, FUTEX_CLOCK_REALTIME = 9, 0x7F, 256
 # A timed lock wait (Python's Lock.acquire(timeout=...), Event.wait(timeout)) goes through glibc's
@@ -87,13 +89,19 @@ def check_available(kind: str, speed: float | None = None) -> None:
     if not sys.platform.startswith("linux"):
         raise ClockUnavailable(f"the session clock needs Linux (libfaketime); this is {sys.platform}")
     if shutil.which("faketime") is None:
-        raise ClockUnavailable("the session clock needs Debian's `faketime` (make setup installs it: apt-get install faketime)")
+        raise ClockUnavailable(
+            "the session clock needs Debian's `faketime` (make setup installs it: apt-get install faketime)"
+        )
     if kind == "compute":
         if platform.machine() not in SYSCALLS:
-            raise ClockUnavailable(f"the compute clock reads syscalls of {', '.join(SYSCALLS)} only; this is "
-                                   f"{platform.machine()} (use --clock constant)")
+            raise ClockUnavailable(
+                f"the compute clock reads syscalls of {', '.join(SYSCALLS)} only; this is "
+                f"{platform.machine()} (use --clock constant)"
+            )
         if not os.access(f"/proc/{os.getpid()}/syscall", os.R_OK):
-            raise ClockUnavailable("the compute clock needs /proc/PID/syscall (a kernel with CONFIG_HAVE_ARCH_TRACEHOOK)")
+            raise ClockUnavailable(
+                "the compute clock needs /proc/PID/syscall (a kernel with CONFIG_HAVE_ARCH_TRACEHOOK)"
+            )
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -141,8 +149,14 @@ class SessionClock(ABC):
         # -m: the thread-safe libfaketime. A bot's threads read the clock at once (a thread waiting for the
         # GIL reads it without holding the GIL), and the plain library's file parsing shares static buffers:
         # a clash made one read fall back to the real clock (measured: a throttle sleep of 2.7 years).
-        self._host = subprocess.Popen(["faketime", "-m", "-f", self._host_spec(), sys.executable, "-m", "simulation.run.clock_host"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
+        self._host = subprocess.Popen(
+            ["faketime", "-m", "-f", self._host_spec(), sys.executable, "-m", "simulation.run.clock_host"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+            env=env,
+        )
         ready, _, _ = select.select([self._host.stdout], [], [], 30)
         first = json.loads(self._host.stdout.readline() or "{}") if ready else {"error": "no answer within 30 s"}
         if "error" in first or not first:
@@ -179,7 +193,9 @@ class SessionClock(ABC):
             self.roles[proc.pid] = (role, cpu_clock_id(proc.pid))
         return proc
 
-    def spawn(self, cmd: list[str], role: str, env: dict[str, str], *, launcher: bool = False, **popen) -> subprocess.Popen:
+    def spawn(
+        self, cmd: list[str], role: str, env: dict[str, str], *, launcher: bool = False, **popen
+    ) -> subprocess.Popen:
         """Start a process of the session on this clock and watch it."""
         full = {k: v for k, v in env.items() if not k.startswith("FAKETIME") and k not in (BOARD_ENV, ACK_FD_ENV)}
         full.update(self.env(role))
@@ -222,8 +238,14 @@ class SessionClock(ABC):
     def now_ms(self) -> int:
         return self.now_ns() // 1_000_000
 
-    def run(self, until_ms: int | None = None, *, stop: Callable[[], bool] | None = None, every_s: float = 0.2,
-            wall_timeout: float | None = None) -> bool:
+    def run(
+        self,
+        until_ms: int | None = None,
+        *,
+        stop: Callable[[], bool] | None = None,
+        every_s: float = 0.2,
+        wall_timeout: float | None = None,
+    ) -> bool:
         """Let the session run until session time `until_ms`, `stop()` (checked every `every_s` of real
         time) is true, or `wall_timeout` real seconds passed (then False). Idle time is skipped only up
         to `until_ms`: without it the session runs at the real rate."""
@@ -256,9 +278,13 @@ class SessionClock(ABC):
         return self.name
 
     def report(self) -> dict:
-        return {"clock": self.name, "description": self.describe(), "wall_s": round(self.wall_s, 2),
-                "simulated_s": round(self.simulated_s, 2),
-                "effective_speed": round(self.simulated_s / self.wall_s, 2) if self.wall_s > 0 else None}
+        return {
+            "clock": self.name,
+            "description": self.describe(),
+            "wall_s": round(self.wall_s, 2),
+            "simulated_s": round(self.simulated_s, 2),
+            "effective_speed": round(self.simulated_s / self.wall_s, 2) if self.wall_s > 0 else None,
+        }
 
     # -- kinds -----------------------------------------------------------------------------------
     @abstractmethod
@@ -377,7 +403,11 @@ class _Watched:
                 continue
             if raw and raw[raw.rindex(b")") + 2] not in BLOCKED_STATES:
                 return None
-            if tid == self.pid and self.board_fd is not None and self._syscall(sysc)[:1] not in ([n] for n in epoll_nrs):
+            if (
+                tid == self.pid
+                and self.board_fd is not None
+                and self._syscall(sysc)[:1] not in ([n] for n in epoll_nrs)
+            ):
                 return None  # blocked elsewhere for a moment (a file write): its board is not the wait in progress
         return tuple(counts)
 
@@ -397,16 +427,25 @@ class _Watched:
             raw = os.pread(self.mem, 16, addr)
         except OSError:
             return None
-        return int.from_bytes(raw[:8], "little", signed=True) * 1_000_000_000 + int.from_bytes(raw[8:], "little", signed=True)
+        return int.from_bytes(raw[:8], "little", signed=True) * 1_000_000_000 + int.from_bytes(
+            raw[8:], "little", signed=True
+        )
 
-    def _wait_deadline(self, call: list[int], nrs: dict, to_session: Callable[[int, int], int], real_mono: int) -> int | None:
+    def _wait_deadline(
+        self, call: list[int], nrs: dict, to_session: Callable[[int, int], int], real_mono: int
+    ) -> int | None:
         """The session-time deadline of the wait a thread is blocked in, when it has one we can read."""
         if len(call) >= 4 and call[0] == nrs["clock_nanosleep"]:  # time.sleep: libfaketime converted it to real time
             if call[2] & TIMER_ABSTIME and call[1] in (CLOCK_REALTIME, CLOCK_MONOTONIC):
                 real = self._timespec(call[3])
                 return None if real is None else to_session(call[1], real)
-        elif len(call) >= 5 and call[0] == nrs["futex"] and call[2] & FUTEX_CMD_MASK == FUTEX_WAIT_BITSET \
-                and not call[2] & FUTEX_CLOCK_REALTIME and call[4]:
+        elif (
+            len(call) >= 5
+            and call[0] == nrs["futex"]
+            and call[2] & FUTEX_CMD_MASK == FUTEX_WAIT_BITSET
+            and not call[2] & FUTEX_CLOCK_REALTIME
+            and call[4]
+        ):
             value = self._timespec(call[4])  # a timed lock wait: still in session time (see FAKE_DOMAIN_NS)
             if value is not None and value > real_mono + FAKE_DOMAIN_NS:
                 return value
@@ -447,8 +486,10 @@ class _Watched:
 
     def due(self, target: int) -> tuple[bool, list[int]]:
         """(its event loop is due, sleeping threads due) at session time `target`."""
-        return (self.board_due is not None and self.board_due <= target,
-                [tid for tid, (_, d) in self.sleeps.items() if d <= target])
+        return (
+            self.board_due is not None and self.board_due <= target,
+            [tid for tid, (_, d) in self.sleeps.items() if d <= target],
+        )
 
     def close(self) -> None:
         for fd in [*(f for fds in self.fds.values() for f in fds), self.mem, self.board_fd, self.ack_fd]:
@@ -467,7 +508,11 @@ class ComputeClock(SessionClock):
         super().__init__(workdir, candle_ms)
         # every process reads the clock file at every clock call: on tmpfs when there is one
         shm = Path("/dev/shm")
-        self.shm = Path(tempfile.mkdtemp(prefix="cryptobot-clock-", dir=shm)) if shm.is_dir() and os.access(shm, os.W_OK) else None
+        self.shm = (
+            Path(tempfile.mkdtemp(prefix="cryptobot-clock-", dir=shm))
+            if shm.is_dir() and os.access(shm, os.W_OK)
+            else None
+        )
         self.file = (self.shm or self.dir) / "faketime"
         self.t_ns = 0  # the file's time: session time = t_ns + (real - start_real_ns)
         self.procs: dict[int, _Watched] = {}
@@ -498,7 +543,9 @@ class ComputeClock(SessionClock):
         board = self._board(role)
         return {**self._env, "FAKETIME_TIMESTAMP_FILE": str(self.file), "FAKETIME_NO_CACHE": "1", BOARD_ENV: str(board)}
 
-    def spawn(self, cmd: list[str], role: str, env: dict[str, str], *, launcher: bool = False, **popen) -> subprocess.Popen:
+    def spawn(
+        self, cmd: list[str], role: str, env: dict[str, str], *, launcher: bool = False, **popen
+    ) -> subprocess.Popen:
         """`launcher`: the process runs `simulation.run.bot_launcher` (it acknowledges wake signals);
         otherwise it is one of ours that publishes its event loop's deadlines (`session_event_loop`)."""
         board = self._board(role)
@@ -656,9 +703,14 @@ class ComputeClock(SessionClock):
     def report(self) -> dict:
         out = super().report()
         sim = out["simulated_s"]
-        out.update({"jumps": self.jumps, "skipped_s": round(self.skipped_ns / 1e9, 2),
-                    "skipped_share": round(self.skipped_ns / 1e9 / sim, 4) if sim > 0 else None,
-                    "late_wake_acks": self.late_acks})
+        out.update(
+            {
+                "jumps": self.jumps,
+                "skipped_s": round(self.skipped_ns / 1e9, 2),
+                "skipped_share": round(self.skipped_ns / 1e9 / sim, 4) if sim > 0 else None,
+                "late_wake_acks": self.late_acks,
+            }
+        )
         return out
 
 

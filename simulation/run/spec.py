@@ -53,7 +53,9 @@ class RunSpec:
         if not self.speed > 0:
             raise ValueError("--speed must be positive")
         if self.clock != "constant" and self.speed != 1:
-            raise ValueError(f"--speed is the constant clock's rate: the {self.clock} clock runs compute at the real rate")
+            raise ValueError(
+                f"--speed is the constant clock's rate: the {self.clock} clock runs compute at the real rate"
+            )
         if self.end_ms <= self.start_ms:
             raise ValueError("empty timerange")
         if self.stoploss_on_exchange and self.mode != "paper":
@@ -94,8 +96,15 @@ class RunSpec:
         """How the gateway opens the market (its --seed comes separately)."""
         if self.datadir:
             return ["--datadir", self.datadir]
-        return ["--synthetic", "--days", f"{self.synthetic_days:g}", "--start", self.synthetic_start,
-                "--timeframe", self.synthetic_timeframe]
+        return [
+            "--synthetic",
+            "--days",
+            f"{self.synthetic_days:g}",
+            "--start",
+            self.synthetic_start,
+            "--timeframe",
+            self.synthetic_timeframe,
+        ]
 
     @property
     def synthetic_timeframe(self) -> str:
@@ -113,8 +122,9 @@ class RunSpec:
             return CandleStore(open_source(datadir=self.recording, pairs=self.pairs), self.path())
         if self.datadir:
             return CandleStore(open_source(datadir=Path(self.datadir), pairs=self.pairs), self.path())
-        synth = SyntheticConfig(seed=self.seed, days=self.synthetic_days, start=self.synthetic_start,
-                                timeframe=self.synthetic_timeframe)
+        synth = SyntheticConfig(
+            seed=self.seed, days=self.synthetic_days, start=self.synthetic_start, timeframe=self.synthetic_timeframe
+        )
         return CandleStore(open_source(synthetic=synth, pairs=self.pairs), self.path())
 
     @property

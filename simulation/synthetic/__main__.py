@@ -51,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     files = write_market(market, args.out)
     n = len(next(iter(market.candles.values())))
-    print(f"wrote {len(market.candles)} pairs x {n} candles ({args.timeframe}) to {args.out} in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"wrote {len(market.candles)} pairs x {n} candles ({args.timeframe}) to {args.out} "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
     print(f"ground truth: {files[-2]}")
     return 0
 

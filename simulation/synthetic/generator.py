@@ -119,8 +119,10 @@ class Scenario:
 
     def to_text(self) -> str:
         """The `parse` form of this scenario (for the gateway's --scenario flag)."""
-        return (f"{self.kind}@{self.start}:{self.hours},drop={self.drop},recovery={self.recovery},"
-                f"depth_factor={self.depth_factor},spread_factor={self.spread_factor},rho={self.rho}")
+        return (
+            f"{self.kind}@{self.start}:{self.hours},drop={self.drop},recovery={self.recovery},"
+            f"depth_factor={self.depth_factor},spread_factor={self.spread_factor},rho={self.rho}"
+        )
 
 
 @dataclass
@@ -259,8 +261,10 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
             idx = np.flatnonzero(mask)
             fall = max(1, len(idx) // 4)
             trough = math.log(1.0 - sc.drop)
-            path = np.r_[np.linspace(0, trough, fall + 1)[1:],
-                         np.linspace(trough, trough * (1.0 - sc.recovery), len(idx) - fall + 1)[1:]]
+            path = np.r_[
+                np.linspace(0, trough, fall + 1)[1:],
+                np.linspace(trough, trough * (1.0 - sc.recovery), len(idx) - fall + 1)[1:],
+            ]
             depeg[idx] += path
             if sc.recovery < 1 and idx[-1] + 1 < n:
                 depeg[idx[-1] + 1 :] += trough * (1.0 - sc.recovery)
@@ -373,7 +377,5 @@ def _to_ohlcv(
     low = np.minimum(round_to(lo_raw, spec.tick_size, "down"), np.minimum(open_, close))
     low = np.maximum(low, spec.tick_size)
     vol = np.maximum(round_to(volume, spec.step_size), spec.step_size)
-    df = pd.DataFrame(
-        {"date": dates, "open": open_, "high": high, "low": low, "close": close, "volume": vol}
-    )
+    df = pd.DataFrame({"date": dates, "open": open_, "high": high, "low": low, "close": close, "volume": vol})
     return df, spec

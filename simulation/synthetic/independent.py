@@ -52,7 +52,9 @@ T_DOF = 4
 JUMP_SIZE = 0.02  # scale of a jump (Student-t, same dof)
 
 
-def generate_independent(seed: int, days: float, start: str = "2023-01-01", price: float = 30_000.0) -> tuple[pd.DataFrame, pd.Series]:
+def generate_independent(
+    seed: int, days: float, start: str = "2023-01-01", price: float = 30_000.0
+) -> tuple[pd.DataFrame, pd.Series]:
     """5m OHLCV and the regime per candle (at its close)."""
     rng = np.random.default_rng(seed)
     n = int(days * 288)
@@ -127,8 +129,10 @@ def bayes_filter(df: pd.DataFrame, particles: int = 4000, seed: int = 0) -> np.n
     sets = [REGIME_SET[r] for r in REGIMES]
     drift = np.array([r.drift for r in sets]) / YEAR_5M
     level = np.log(np.array([r.vol for r in sets]) / np.sqrt(YEAR_5M))
-    log_jump, log_nojump = (np.log(np.array([r.jumps_per_day for r in sets]) / 288),
-                            np.log1p(-np.array([r.jumps_per_day for r in sets]) / 288))
+    log_jump, log_nojump = (
+        np.log(np.array([r.jumps_per_day for r in sets]) / 288),
+        np.log1p(-np.array([r.jumps_per_day for r in sets]) / 288),
+    )
     hazard = spell_hazard()
     t_scale = np.sqrt((T_DOF - 2) / T_DOF)
     k = np.zeros(particles, dtype=int)  # the generator's first spell starts with the data
@@ -149,8 +153,10 @@ def bayes_filter(df: pd.DataFrame, particles: int = 4000, seed: int = 0) -> np.n
         scale = sigma * t_scale
         centred = ret[t] - drift[k] + 0.5 * sigma**2
         jump_scale = np.sqrt(scale**2 + JUMP_SIZE**2)  # a jump candle: shock + jump, as one wider t
-        like = np.logaddexp(log_nojump[k] + _t4_logpdf(centred / scale) - np.log(scale),
-                            log_jump[k] + _t4_logpdf(centred / jump_scale) - np.log(jump_scale))
+        like = np.logaddexp(
+            log_nojump[k] + _t4_logpdf(centred / scale) - np.log(scale),
+            log_jump[k] + _t4_logpdf(centred / jump_scale) - np.log(jump_scale),
+        )
         half = 0.5 * sigma  # wicks: |t4| x sigma x 0.5 each
         like += _t4_logpdf(wick_up[t] / half) + _t4_logpdf(wick_dn[t] / half) - 2 * np.log(half)
         logw += like
@@ -158,7 +164,9 @@ def bayes_filter(df: pd.DataFrame, particles: int = 4000, seed: int = 0) -> np.n
         w /= w.sum()
         out[t] = np.bincount(k, weights=w, minlength=len(REGIMES))
         if 1.0 / np.sum(w * w) < particles / 2:  # systematic resampling
-            idx = np.minimum(np.searchsorted(np.cumsum(w), (rng.random() + np.arange(particles)) / particles), particles - 1)
+            idx = np.minimum(
+                np.searchsorted(np.cumsum(w), (rng.random() + np.arange(particles)) / particles), particles - 1
+            )
             k, age, lv, logw = k[idx], age[idx], lv[idx], np.zeros(particles)
     return out
 
@@ -167,7 +175,8 @@ def resample(df: pd.DataFrame, labels: pd.Series, rule: str) -> tuple[pd.DataFra
     """Complete candles of a coarser timeframe; each labelled with the regime at its close."""
     frame = df.assign(regime=labels.to_numpy()).set_index("date")
     agg = frame.resample(rule, label="left", closed="left").agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum", "regime": "last"})
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum", "regime": "last"}
+    )
     counts = frame["close"].resample(rule, label="left", closed="left").count()
     agg = agg[counts == counts.max()].reset_index()
     return agg.drop(columns="regime"), agg["regime"].rename("regime")

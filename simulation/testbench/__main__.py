@@ -20,13 +20,19 @@ from simulation.paths import SHARED_DATA
 from simulation.testbench.recommendation import slow_note
 from simulation.testbench.runner import STRESS, BenchSpec, rerender, run_bench
 
-CONFIGS = {"TrendFollowingEnsemble": "config/trend-following.json", "MeanReversionEnsemble": "config/mean-reversion.json",
-           "ArbitrageScout": "config/arbitrage-scout.json"}
+CONFIGS = {
+    "TrendFollowingEnsemble": "config/trend-following.json",
+    "MeanReversionEnsemble": "config/mean-reversion.json",
+    "ArbitrageScout": "config/arbitrage-scout.json",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scripts.testbench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.testbench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--strategy", help="strategy class (required unless --report-only)")
     p.add_argument("--config", type=Path, help="freqtrade config (default: the strategy's own in config/)")
     p.add_argument("--extra-config", type=Path, action="append", default=[], help="more configs on top (repeatable)")
@@ -40,25 +46,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-days", type=int, default=120)
     p.add_argument("--mc-paths", type=int, default=1000)
     p.add_argument("--stress", nargs="*", default=list(STRESS), help=f"scenarios: {', '.join(STRESS)} (none: skip)")
-    p.add_argument("--stress-days", type=int, default=10,
-                   help="stress window on real-data benches (synthetic benches stress their busiest fold)")
-    p.add_argument("--sim-days", type=float, default=1.0,
-                   help="simulated window length; it is placed on the walk-forward's own trades (the latest span "
-                        "holding >= 10 of them, else the busiest)")
+    p.add_argument(
+        "--stress-days",
+        type=int,
+        default=10,
+        help="stress window on real-data benches (synthetic benches stress their busiest fold)",
+    )
+    p.add_argument(
+        "--sim-days",
+        type=float,
+        default=1.0,
+        help="simulated window length; it is placed on the walk-forward's own trades (the latest span "
+        "holding >= 10 of them, else the busiest)",
+    )
     p.add_argument("--paper-days", type=float, default=0.5, help="paper run over the window's last days (0: skip)")
-    p.add_argument("--sim-clock", choices=("compute", "constant"), default="compute",
-                   help="the sessions' clock (python -m simulation.run --clock): compute charges the bot's compute as it "
-                        "happens and skips idle time; constant runs at --sim-speed throughout (reproduces older benches)")
+    p.add_argument(
+        "--sim-clock",
+        choices=("compute", "constant"),
+        default="compute",
+        help="the sessions' clock (python -m simulation.run --clock): compute charges the bot's compute as it "
+        "happens and skips idle time; constant runs at --sim-speed throughout (reproduces older benches)",
+    )
     p.add_argument("--sim-speed", type=float, help="the constant clock's session seconds per wall second (default 300)")
-    p.add_argument("--sim-warmup", type=float, help="session seconds the bot gets before the window to start and train "
-                   "(default: simulation.run's, 600 on the compute clock)")
-    p.add_argument("--sim-timeout", type=float, help="wall seconds each simulator / paper session may take before it "
-                   "is stopped and reported as timed out (default: 20 min + 1 h per simulated day)")
+    p.add_argument(
+        "--sim-warmup",
+        type=float,
+        help="session seconds the bot gets before the window to start and train "
+        "(default: simulation.run's, 600 on the compute clock)",
+    )
+    p.add_argument(
+        "--sim-timeout",
+        type=float,
+        help="wall seconds each simulator / paper session may take before it "
+        "is stopped and reported as timed out (default: 20 min + 1 h per simulated day)",
+    )
     p.add_argument("--skip-sim", action="store_true", help="skip the simulation and paper stages")
     p.add_argument("--workers", type=int, default=1, help="parallel folds / stress scenarios (Ray when installed)")
     p.add_argument("--ray-address", help="Ray cluster address (or RAY_ADDRESS); default: local")
-    p.add_argument("--report-only", action="store_true",
-                   help="re-run nothing: recompute the recommendation and report.html from OUT/summary.json")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="re-run nothing: recompute the recommendation and report.html from OUT/summary.json",
+    )
     return p
 
 
@@ -86,13 +115,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.datadir is not None and not args.datadir.is_dir():
         print(f"error: --datadir {args.datadir} does not exist", file=sys.stderr)
         return 2
-    spec = BenchSpec(strategy=args.strategy, config=config, out=args.out, datadir=args.datadir,
-                     extra_configs=tuple(args.extra_config), pairs=tuple(args.pairs) if args.pairs else None,
-                     folds=args.folds, fold_days=args.fold_days, end=args.end, seed=args.seed,
-                     synthetic_days=args.synthetic_days, mc_paths=args.mc_paths, stress=tuple(args.stress),
-                     stress_days=args.stress_days, sim_days=args.sim_days, paper_days=args.paper_days,
-                     sim_clock=args.sim_clock, sim_speed=args.sim_speed, sim_warmup=args.sim_warmup,
-                     sim_timeout=args.sim_timeout, skip_sim=args.skip_sim, workers=args.workers, ray_address=args.ray_address)
+    spec = BenchSpec(
+        strategy=args.strategy,
+        config=config,
+        out=args.out,
+        datadir=args.datadir,
+        extra_configs=tuple(args.extra_config),
+        pairs=tuple(args.pairs) if args.pairs else None,
+        folds=args.folds,
+        fold_days=args.fold_days,
+        end=args.end,
+        seed=args.seed,
+        synthetic_days=args.synthetic_days,
+        mc_paths=args.mc_paths,
+        stress=tuple(args.stress),
+        stress_days=args.stress_days,
+        sim_days=args.sim_days,
+        paper_days=args.paper_days,
+        sim_clock=args.sim_clock,
+        sim_speed=args.sim_speed,
+        sim_warmup=args.sim_warmup,
+        sim_timeout=args.sim_timeout,
+        skip_sim=args.skip_sim,
+        workers=args.workers,
+        ray_address=args.ray_address,
+    )
     try:
         summary = run_bench(spec, console)
     except (FreqtradeError, ValueError) as exc:
@@ -112,12 +159,24 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
     for f in rows:
         m = f["metrics"]
         pf = m["profit_factor"]
-        table.add_row(str(f["fold"]), f["timerange"], str(m["trades"]), f"{m['profit_pct']:.2%}", f"{m['sharpe']:.2f}",
-                      _num(m.get("sharpe_freqtrade")), f"{m['max_drawdown']:.2%}", f"{m['win_rate']:.0%}",
-                      "–" if pf is None else f"{pf:.2f}")
+        table.add_row(
+            str(f["fold"]),
+            f["timerange"],
+            str(m["trades"]),
+            f"{m['profit_pct']:.2%}",
+            f"{m['sharpe']:.2f}",
+            _num(m.get("sharpe_freqtrade")),
+            f"{m['max_drawdown']:.2%}",
+            f"{m['win_rate']:.0%}",
+            "–" if pf is None else f"{pf:.2f}",
+        )
     console.print(table)
-    console.print(f"Sharpe: {summary['aggregate'].get('ratio_basis', 'freqtrade per trade')} (the gate's); ft Sharpe: "
-                  "freqtrade's per-trade figure", markup=False, highlight=False)
+    console.print(
+        f"Sharpe: {summary['aggregate'].get('ratio_basis', 'freqtrade per trade')} (the gate's); ft Sharpe: "
+        "freqtrade's per-trade figure",
+        markup=False,
+        highlight=False,
+    )
     cmp_ = summary["comparison"]
     if cmp_.get("skipped"):
         console.print(f"simulation and paper: skipped ({cmp_['skipped']})", markup=False, highlight=False)
@@ -125,37 +184,59 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
         r = cmp_.get(name) or {}
         if "trades_sim" in r:
             window = " to ".join(r.get("window", [])) or "?"
-            console.print(f"{name}: {window}, trades backtest / {name} {r.get('trades_backtest')} / {r.get('trades_sim')}, "
-                          f"PnL deviation {_num(r.get('pnl_deviation'))}, signal consistency {_num(r.get('signal_consistency'))}, "
-                          f"equity correlation {_num(r.get('equity_correlation'))}", markup=False, highlight=False)
+            console.print(
+                f"{name}: {window}, trades backtest / {name} {r.get('trades_backtest')} / {r.get('trades_sim')}, "
+                f"PnL deviation {_num(r.get('pnl_deviation'))}, "
+                f"signal consistency {_num(r.get('signal_consistency'))}, "
+                f"equity correlation {_num(r.get('equity_correlation'))}",
+                markup=False,
+                highlight=False,
+            )
             for line in (r.get("gap") or {}).get("explanation", []):
                 console.print(f"  {line}", markup=False, highlight=False)
             if r.get("verdict"):
                 console.print(f"  verdict: {r['verdict']}", markup=False, highlight=False)
             assumptions = r.get("assumptions") or {}
             if assumptions:
-                console.print(f"  intra-candle path: {assumptions.get('path')}; limit fills: {assumptions.get('limit_fills')}",
-                              markup=False, highlight=False)
+                console.print(
+                    f"  intra-candle path: {assumptions.get('path')}; limit fills: {assumptions.get('limit_fills')}",
+                    markup=False,
+                    highlight=False,
+                )
             compute = (r.get("session") or {}).get("compute") or {}
             if compute and not compute.get("keeps_up"):
-                console.print(f"  the bot computed {compute['bot_compute_per_loop_wall_ms']:.1f} ms per "
-                              f"{compute['bot_loop_interval_wall_ms']:.1f} ms loop: delays include its compute x speed",
-                              markup=False, highlight=False)
+                console.print(
+                    f"  the bot computed {compute['bot_compute_per_loop_wall_ms']:.1f} ms per "
+                    f"{compute['bot_loop_interval_wall_ms']:.1f} ms loop: delays include its compute x speed",
+                    markup=False,
+                    highlight=False,
+                )
             inf = (r.get("session") or {}).get("freqai_inference")
             if inf:
-                console.print(f"  FreqAI's timer per candle (all pairs): p50 {inf['p50_s']:.3f} s, p90 {inf['p90_s']:.3f} s, "
-                              f"n = {inf['n']} (spec < 0.300 s)", markup=False, highlight=False)
+                console.print(
+                    f"  FreqAI's timer per candle (all pairs): p50 {inf['p50_s']:.3f} s, p90 {inf['p90_s']:.3f} s, "
+                    f"n = {inf['n']} (spec < 0.300 s)",
+                    markup=False,
+                    highlight=False,
+                )
             slow = (r.get("session") or {}).get("slow_analyses") or {}
             if slow.get("count"):
-                console.print(f"  the bot's analysis overran a quarter candle {slow['count']} times (median "
-                              f"{slow['median_wall_s']:.1f} s of wall compute): {slow_note(r.get('session') or {})}",
-                              markup=False, highlight=False)
+                console.print(
+                    f"  the bot's analysis overran a quarter candle {slow['count']} times (median "
+                    f"{slow['median_wall_s']:.1f} s of wall compute): {slow_note(r.get('session') or {})}",
+                    markup=False,
+                    highlight=False,
+                )
         elif r:
             console.print(f"{name}: {r.get('skipped') or r.get('error')}", markup=False, highlight=False)
     for st in summary.get("stress") or []:
         refused = ", ".join(f"{k} {v}" for k, v in sorted((st.get("rejections_by_reason") or {}).items())) or "none"
-        console.print(f"stress {st['scenario']}: {st['metrics']['trades']} trades, max DD {st['metrics']['max_drawdown']:.2%}, "
-                      f"entries refused by the limits: {refused}; limits held: {st['limits_held']}", markup=False, highlight=False)
+        console.print(
+            f"stress {st['scenario']}: {st['metrics']['trades']} trades, max DD {st['metrics']['max_drawdown']:.2%}, "
+            f"entries refused by the limits: {refused}; limits held: {st['limits_held']}",
+            markup=False,
+            highlight=False,
+        )
     timings = summary.get("timings_s") or {}
     if timings:
         console.print("time (s): " + ", ".join(f"{k} {v:g}" for k, v in timings.items()), markup=False, highlight=False)

@@ -27,8 +27,16 @@ from simulation.testbench.market import Market, backtest
 from simulation.testbench.metrics import load_closes, trade_metrics, trades_frame
 from simulation.timeframes import timerange_bounds
 
-TRADE_FIELDS = ("pair", "open_date", "close_date", "profit_abs", "profit_ratio", "stake_amount",
-                "initial_stop_loss_ratio", "exit_reason")
+TRADE_FIELDS = (
+    "pair",
+    "open_date",
+    "close_date",
+    "profit_abs",
+    "profit_ratio",
+    "stake_amount",
+    "initial_stop_loss_ratio",
+    "exit_reason",
+)
 
 
 @dataclass(frozen=True)
@@ -98,15 +106,29 @@ def _freqai_overlay(identifier: str | None, suffix: str, period_days: int) -> di
 
 def run_fold(job: FoldJob) -> dict:
     t0 = time.perf_counter()
-    stats = backtest(Path(job.overlay_path), Path(job.datadir), list(job.configs), Path(job.userdir), job.timerange,
-                     Path(job.out), job.strategy, _freqai_overlay(job.freqai_identifier, f"fold{job.index}", job.fold_days),
-                     list(job.pairs) if job.pairs else None, threads=job.threads)
+    stats = backtest(
+        Path(job.overlay_path),
+        Path(job.datadir),
+        list(job.configs),
+        Path(job.userdir),
+        job.timerange,
+        Path(job.out),
+        job.strategy,
+        _freqai_overlay(job.freqai_identifier, f"fold{job.index}", job.fold_days),
+        list(job.pairs) if job.pairs else None,
+        threads=job.threads,
+    )
     trades = trades_frame(stats["trades"])
     start, end = timerange_bounds(job.timerange)
     closes = load_closes(Path(job.datadir), list(trades.pair), stats["timeframe"])  # daily marked-to-market returns
-    return {"fold": job.index, "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end, closes),
-            "freqtrade_stats": {k: stats.get(k) for k in FREQTRADE_STATS},  # the same figures, as freqtrade printed them
-            "trades": _slim(trades), "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "fold": job.index,
+        "timerange": job.timerange,
+        "metrics": trade_metrics(trades, job.start_balance, start, end, closes),
+        "freqtrade_stats": {k: stats.get(k) for k in FREQTRADE_STATS},  # the same figures, as freqtrade printed them
+        "trades": _slim(trades),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def run_stress(job: StressJob) -> dict:
@@ -114,28 +136,52 @@ def run_stress(job: StressJob) -> dict:
     t0 = time.perf_counter()
     out = Path(job.out)
     with Market(out, seed=job.seed, days=job.days, start=job.market_start, scenarios=(job.scenario,)) as market:
-        market.download(list(job.configs), Path(job.userdir), list(job.timeframes),
-                        job.download_range, list(job.pairs) if job.pairs else None)
+        market.download(
+            list(job.configs),
+            Path(job.userdir),
+            list(job.timeframes),
+            job.download_range,
+            list(job.pairs) if job.pairs else None,
+        )
         start, end = timerange_bounds(job.timerange)
-        stats = backtest(market.overlay, market.datadir, list(job.configs), Path(job.userdir), job.timerange,
-                         out / "backtest", job.strategy,
-                         _freqai_overlay(job.freqai_identifier, f"stress-{job.name}", max(1, (end - start).days)),
-                         list(job.pairs) if job.pairs else None, threads=job.threads)
+        stats = backtest(
+            market.overlay,
+            market.datadir,
+            list(job.configs),
+            Path(job.userdir),
+            job.timerange,
+            out / "backtest",
+            job.strategy,
+            _freqai_overlay(job.freqai_identifier, f"stress-{job.name}", max(1, (end - start).days)),
+            list(job.pairs) if job.pairs else None,
+            threads=job.threads,
+        )
         trades = trades_frame(stats["trades"])
         closes = load_closes(market.datadir, list(trades.pair), stats["timeframe"])  # the strategies' marked equity
-    violations = limit_violations(trades, job.start_balance, job.max_open, RiskLimits.from_config({"risk": job.risk}),
-                                  closes=closes)
+    violations = limit_violations(
+        trades, job.start_balance, job.max_open, RiskLimits.from_config({"risk": job.risk}), closes=closes
+    )
     log = (out / "backtest" / "backtest.log").read_text(errors="replace")
-    return {"scenario": job.name, "event": f"{job.scenario.kind} at {job.scenario.start} for {job.scenario.hours} h",
-            "timerange": job.timerange, "metrics": trade_metrics(trades, job.start_balance, start, end, closes),
-            "risk_rejections": log.count("risk: entry"),
-            "rejections_by_reason": dict(Counter(re.findall(r"risk: entry \S+ rejected \((\w+)\)", log))),
-            "violations": violations, "limits_held": not violations,
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "scenario": job.name,
+        "event": f"{job.scenario.kind} at {job.scenario.start} for {job.scenario.hours} h",
+        "timerange": job.timerange,
+        "metrics": trade_metrics(trades, job.start_balance, start, end, closes),
+        "risk_rejections": log.count("risk: entry"),
+        "rejections_by_reason": dict(Counter(re.findall(r"risk: entry \S+ rejected \((\w+)\)", log))),
+        "violations": violations,
+        "limits_held": not violations,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
-def parallel_map(fn: Callable[[Any], dict], jobs: Sequence[Any], workers: int = 1, ray_address: str | None = None,
-                 on_done: Callable[[dict], None] | None = None) -> tuple[list[dict], str]:
+def parallel_map(
+    fn: Callable[[Any], dict],
+    jobs: Sequence[Any],
+    workers: int = 1,
+    ray_address: str | None = None,
+    on_done: Callable[[dict], None] | None = None,
+) -> tuple[list[dict], str]:
     """Results in job order, and a description of where they ran."""
     address = ray_address or os.environ.get("RAY_ADDRESS")
     done = on_done or (lambda _r: None)

@@ -44,13 +44,24 @@ class Market:
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
-    def download(self, configs: list[str], userdir: Path, timeframes: list[str], timerange: str,
-                 pairs: list[str] | None = None) -> None:
+    def download(
+        self, configs: list[str], userdir: Path, timeframes: list[str], timerange: str, pairs: list[str] | None = None
+    ) -> None:
         """Synthetic markets only: candles through the gateway into the datadir (freqtrade's own download)."""
         if self.source is not None:
             return
-        args = ["download-data", *cfg_args([*configs, str(self.overlay)]), "--userdir", str(userdir),
-                "--datadir", str(self.datadir), "--timeframes", *timeframes, "--timerange", timerange]
+        args = [
+            "download-data",
+            *cfg_args([*configs, str(self.overlay)]),
+            "--userdir",
+            str(userdir),
+            "--datadir",
+            str(self.datadir),
+            "--timeframes",
+            *timeframes,
+            "--timerange",
+            timerange,
+        ]
         if pairs:
             args += ["--pairs", *pairs]
         run_freqtrade(args, self.workdir / "download.log", timeout=1800)
@@ -60,18 +71,43 @@ def cfg_args(configs: list[str]) -> list[str]:
     return [a for c in configs for a in ("--config", str(c))]
 
 
-def backtest(exchange_overlay: Path, datadir: Path, configs: list[str], userdir: Path, timerange: str, out: Path,
-             strategy: str, overlay: dict | None = None, pairs: list[str] | None = None, timeout: float = 7200,
-             threads: int | None = None) -> dict:
+def backtest(
+    exchange_overlay: Path,
+    datadir: Path,
+    configs: list[str],
+    userdir: Path,
+    timerange: str,
+    out: Path,
+    strategy: str,
+    overlay: dict | None = None,
+    pairs: list[str] | None = None,
+    timeout: float = 7200,
+    threads: int | None = None,
+) -> dict:
     """One `freqtrade backtesting` run against a market's gateway overlay and datadir; freqtrade's stats."""
     out.mkdir(parents=True, exist_ok=True)
     cfgs = [*configs, str(exchange_overlay)]
     if overlay:
         (out / "overlay.json").write_text(json.dumps(overlay))
         cfgs.append(str(out / "overlay.json"))
-    args = ["backtesting", *cfg_args(cfgs), "--strategy", strategy, "--userdir", str(userdir),
-            "--datadir", str(datadir), "--cache", "none", "--timerange", timerange,
-            "--export", "trades", "--backtest-directory", str(out)]
+    args = [
+        "backtesting",
+        *cfg_args(cfgs),
+        "--strategy",
+        strategy,
+        "--userdir",
+        str(userdir),
+        "--datadir",
+        str(datadir),
+        "--cache",
+        "none",
+        "--timerange",
+        timerange,
+        "--export",
+        "trades",
+        "--backtest-directory",
+        str(out),
+    ]
     if pairs:
         args += ["--pairs", *pairs]
     run_freqtrade(args, out / "backtest.log", timeout=timeout, threads=threads)

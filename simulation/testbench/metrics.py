@@ -14,15 +14,29 @@ RATIO_BASIS = "daily mark-to-market returns, annualised x sqrt(365) (freqtrade's
 def trades_frame(trades: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(trades)
     if df.empty:
-        df = pd.DataFrame(columns=["pair", "open_date", "close_date", "profit_abs", "profit_ratio", "stake_amount",
-                                   "initial_stop_loss_ratio"]).astype({"profit_abs": float, "stake_amount": float})
+        df = pd.DataFrame(
+            columns=[
+                "pair",
+                "open_date",
+                "close_date",
+                "profit_abs",
+                "profit_ratio",
+                "stake_amount",
+                "initial_stop_loss_ratio",
+            ]
+        ).astype({"profit_abs": float, "stake_amount": float})
     for col in ("open_date", "close_date"):
         df[col] = pd.to_datetime(df[col], utc=True)
     return df.sort_values("close_date").reset_index(drop=True)
 
 
-def trade_metrics(trades: pd.DataFrame, start_balance: float, start: pd.Timestamp, end: pd.Timestamp,
-                  closes: Mapping[str, pd.Series] | None = None) -> dict:
+def trade_metrics(
+    trades: pd.DataFrame,
+    start_balance: float,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    closes: Mapping[str, pd.Series] | None = None,
+) -> dict:
     """The bench's per-fold and aggregate figures. With `closes` (the traded pairs' candle closes):
     `sharpe` and `sortino` from the daily returns of equity marked to market (what the deploy gate's
     thresholds mean; `RATIO_BASIS`), freqtrade's per-trade figures beside them as `sharpe_freqtrade`
@@ -42,8 +56,18 @@ def trade_metrics(trades: pd.DataFrame, start_balance: float, start: pd.Timestam
 def _trade_metrics(trades: pd.DataFrame, start_balance: float, start: pd.Timestamp, end: pd.Timestamp) -> dict:
     n = len(trades)
     if n == 0:
-        return {"trades": 0, "profit_abs": 0.0, "profit_pct": 0.0, "sharpe": 0.0, "sortino": 0.0, "calmar": 0.0,
-                "max_drawdown": 0.0, "win_rate": 0.0, "profit_factor": None, "days": max(1, (end - start).days)}
+        return {
+            "trades": 0,
+            "profit_abs": 0.0,
+            "profit_pct": 0.0,
+            "sharpe": 0.0,
+            "sortino": 0.0,
+            "calmar": 0.0,
+            "max_drawdown": 0.0,
+            "win_rate": 0.0,
+            "profit_factor": None,
+            "days": max(1, (end - start).days),
+        }
     lo, hi = start.to_pydatetime(), end.to_pydatetime()
     wins = float(trades.profit_abs[trades.profit_abs > 0].sum())
     losses = float(-trades.profit_abs[trades.profit_abs < 0].sum())
@@ -54,8 +78,11 @@ def _trade_metrics(trades: pd.DataFrame, start_balance: float, start: pd.Timesta
         "sharpe": float(fm.calculate_sharpe(trades, lo, hi, start_balance)),
         "sortino": float(fm.calculate_sortino(trades, lo, hi, start_balance)),
         "calmar": float(fm.calculate_calmar(trades, lo, hi, start_balance)),
-        "max_drawdown": float(fm.calculate_max_drawdown(trades, value_col="profit_abs",
-                                                        starting_balance=start_balance).relative_account_drawdown),
+        "max_drawdown": float(
+            fm.calculate_max_drawdown(
+                trades, value_col="profit_abs", starting_balance=start_balance
+            ).relative_account_drawdown
+        ),
         "win_rate": float((trades.profit_abs > 0).mean()),
         "profit_factor": wins / losses if losses > 0 else None,
         "days": max(1, (end - start).days),
@@ -68,7 +95,9 @@ def marked_equity(trades: pd.DataFrame, closes: Mapping[str, pd.Series], start_b
     missing = sorted(set(trades.pair) - set(closes))
     if missing:
         raise ValueError(f"no candles for {', '.join(missing)}: cannot mark their trades to market")
-    grid = pd.DatetimeIndex(sorted(set().union(*(s.index for s in closes.values())))) if closes else pd.DatetimeIndex([])
+    grid = (
+        pd.DatetimeIndex(sorted(set().union(*(s.index for s in closes.values())))) if closes else pd.DatetimeIndex([])
+    )
     done = trades.sort_values("close_date")
     realized = start_balance + np.concatenate([[0.0], done.profit_abs.to_numpy(float).cumsum()])
     equity = realized[np.searchsorted(done.close_date.to_numpy(), grid.to_numpy(), side="right")].copy()
@@ -83,15 +112,18 @@ def marked_equity(trades: pd.DataFrame, closes: Mapping[str, pd.Series], start_b
     return pd.Series(equity, index=grid)
 
 
-def daily_returns(trades: pd.DataFrame, closes: Mapping[str, pd.Series], start_balance: float, start: pd.Timestamp,
-                  end: pd.Timestamp) -> pd.Series:
+def daily_returns(
+    trades: pd.DataFrame, closes: Mapping[str, pd.Series], start_balance: float, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.Series:
     """Day-over-day returns of the marked-to-market equity over [start, end): each UTC day's last
     value, the day before `start` worth the starting balance (so the first day counts too)."""
     eq = marked_equity(trades, closes, start_balance)
     eq = eq[(eq.index > start) & (eq.index <= end)]
     before = pd.Series([start_balance], index=pd.DatetimeIndex([start - pd.Timedelta(milliseconds=1)]))
     days = pd.concat([before, eq]).resample("1D").last()
-    days = days.reindex(pd.date_range(days.index[0], (end - pd.Timedelta(milliseconds=1)).normalize(), freq="1D")).ffill()
+    days = days.reindex(
+        pd.date_range(days.index[0], (end - pd.Timedelta(milliseconds=1)).normalize(), freq="1D")
+    ).ffill()
     return days.pct_change().dropna()
 
 
@@ -113,8 +145,12 @@ def closes_by_close_time(candles: Mapping[str, pd.DataFrame], timeframe: str) ->
     from freqtrade.exchange import timeframe_to_minutes
 
     step = pd.Timedelta(minutes=timeframe_to_minutes(timeframe))
-    return {pair: pd.Series(df["close"].to_numpy(float), index=pd.DatetimeIndex(pd.to_datetime(df["date"], utc=True) + step))
-            for pair, df in candles.items()}
+    return {
+        pair: pd.Series(
+            df["close"].to_numpy(float), index=pd.DatetimeIndex(pd.to_datetime(df["date"], utc=True) + step)
+        )
+        for pair, df in candles.items()
+    }
 
 
 def load_closes(datadir, pairs: list[str], timeframe: str) -> dict[str, pd.Series]:

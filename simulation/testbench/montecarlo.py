@@ -21,16 +21,25 @@ def block_paths(returns: np.ndarray, paths: int, rng: np.random.Generator) -> np
     return returns[(starts[:, :, None] + np.arange(block)).reshape(paths, -1)[:, :n]]
 
 
-def monte_carlo(returns: np.ndarray, start_balance: float, paths: int = 1000, seed: int = 0,
-                drawdown_limit: float = 0.10) -> dict:
+def monte_carlo(
+    returns: np.ndarray, start_balance: float, paths: int = 1000, seed: int = 0, drawdown_limit: float = 0.10
+) -> dict:
     """`returns`: daily returns in order (the aggregate's `daily_returns`)."""
     if paths < 1:
         raise ValueError("Monte Carlo needs at least one path")
     returns = np.asarray(returns, dtype=float)
     n = len(returns)
     if n == 0:
-        return {"paths": paths, "days": 0, "final_equity": {}, "max_drawdown": {}, "p_breach_drawdown": 0.0,
-                "drawdown_limit": drawdown_limit, "fan": {}, "resampling": "none: no daily returns"}
+        return {
+            "paths": paths,
+            "days": 0,
+            "final_equity": {},
+            "max_drawdown": {},
+            "p_breach_drawdown": 0.0,
+            "drawdown_limit": drawdown_limit,
+            "fan": {},
+            "resampling": "none: no daily returns",
+        }
     rng = np.random.default_rng(seed)
     draws = block_paths(returns, paths, rng)
     equity = start_balance * np.cumprod(1.0 + draws, axis=1)

@@ -8,8 +8,12 @@ TARGETS = {"sharpe": 2.0, "max_drawdown": 0.08, "win_rate": 0.55, "profit_factor
 # 15-20% of PnL, a ratio that explodes near zero PnL: the wallet is the stable scale, and 1% of it over
 # the compared window is the bound), simulation <-> paper per simulated day as a share of the wallet
 # (0.5%), equity correlation, signal consistency. Chosen before any bench was judged by them.
-THRESHOLDS = {"bt_sim_deviation": 0.01, "sim_paper_deviation": 0.005, "equity_correlation": 0.7,
-              "signal_consistency": 0.80}
+THRESHOLDS = {
+    "bt_sim_deviation": 0.01,
+    "sim_paper_deviation": 0.005,
+    "equity_correlation": 0.7,
+    "signal_consistency": 0.80,
+}
 MAX_BREACH_PROBABILITY = 0.05  # Monte Carlo probability of breaching the 10% drawdown limit
 MIN_TRADES = 30  # fewer out-of-sample trades than this are not evidence either way
 MIN_COMPARED_TRADES = 10  # the same for the backtest-vs-simulation comparison
@@ -28,15 +32,20 @@ def _fmt(metric: str, value: float | None) -> str:
 
 
 def check_metrics(aggregate: dict, bounds: dict) -> list[str]:
-    return [f"{m} {_fmt(m, aggregate.get(m))} vs {'<=' if m == 'max_drawdown' else '>='} {_fmt(m, b)}"
-            for m, b in bounds.items() if not _passes(m, aggregate.get(m), b)]
+    return [
+        f"{m} {_fmt(m, aggregate.get(m))} vs {'<=' if m == 'max_drawdown' else '>='} {_fmt(m, b)}"
+        for m, b in bounds.items()
+        if not _passes(m, aggregate.get(m), b)
+    ]
 
 
 def slow_note(session: dict) -> str:
     """What an analysis that overran a quarter candle means on the session's clock."""
     if session.get("clock") == "constant":
-        return ("it could not keep up at this --sim-speed, so late or missing signals are the simulator's speed, "
-                "not execution (the compute clock charges compute as it happens)")
+        return (
+            "it could not keep up at this --sim-speed, so late or missing signals are the simulator's speed, "
+            "not execution (the compute clock charges compute as it happens)"
+        )
     return "the analysis itself is that slow, so a live bot's signals would be as late"
 
 
@@ -47,12 +56,16 @@ def check_comparison(comparison: dict) -> list[str]:
     out = []
     slow = (sim.get("session") or {}).get("slow_analyses") or {}
     if slow.get("count"):
-        out.append(f"the bot's analysis overran {slow['count']} times (median {slow['median_wall_s']:.1f} s of wall "
-                   f"compute): {slow_note(sim.get('session') or {})}")
+        out.append(
+            f"the bot's analysis overran {slow['count']} times (median {slow['median_wall_s']:.1f} s of wall "
+            f"compute): {slow_note(sim.get('session') or {})}"
+        )
     n = sim.get("trades_backtest")
     if n is not None and n < MIN_COMPARED_TRADES:
-        out.append(f"only {n} backtest trades in the simulated window (< {MIN_COMPARED_TRADES}): "
-                   "the comparison is not evidence either way")
+        out.append(
+            f"only {n} backtest trades in the simulated window (< {MIN_COMPARED_TRADES}): "
+            "the comparison is not evidence either way"
+        )
     for key, bound in THRESHOLDS.items():
         value = comparison.get(key)
         if value is None:
@@ -69,16 +82,25 @@ def recommend(aggregate: dict, monte_carlo: dict, comparison: dict, stress: list
     met but a target, a comparison threshold, the Monte Carlo breach probability or the trade count
     (>= 30) is not; else deploy."""
     reasons_reject = [f"minimum not met: {r}" for r in check_metrics(aggregate, MINIMUMS)]
-    reasons_reject += [f"risk limits broken under {s['scenario']}: {s['violations']}" for s in stress if s.get("violations")]
+    reasons_reject += [
+        f"risk limits broken under {s['scenario']}: {s['violations']}" for s in stress if s.get("violations")
+    ]
     reasons_wait = [f"target not met: {r}" for r in check_metrics(aggregate, TARGETS)]
     if aggregate.get("trades", 0) < MIN_TRADES:
-        reasons_wait.insert(0, f"only {aggregate.get('trades', 0)} trades out of sample (< {MIN_TRADES}): not enough evidence")
+        reasons_wait.insert(
+            0, f"only {aggregate.get('trades', 0)} trades out of sample (< {MIN_TRADES}): not enough evidence"
+        )
     reasons_wait += [f"comparison: {r}" for r in check_comparison(comparison)]
-    reasons_wait += [f"stress: no trades under {s['scenario']}: the risk limits were not exercised"
-                     for s in stress if not s.get("violations") and s.get("metrics", {}).get("trades", 1) == 0]
+    reasons_wait += [
+        f"stress: no trades under {s['scenario']}: the risk limits were not exercised"
+        for s in stress
+        if not s.get("violations") and s.get("metrics", {}).get("trades", 1) == 0
+    ]
     p = monte_carlo.get("p_breach_drawdown", 0.0)
     if p > MAX_BREACH_PROBABILITY:
-        reasons_wait.append(f"Monte Carlo: {p:.1%} of paths breach the {monte_carlo.get('drawdown_limit', 0.1):.0%} drawdown limit")
+        reasons_wait.append(
+            f"Monte Carlo: {p:.1%} of paths breach the {monte_carlo.get('drawdown_limit', 0.1):.0%} drawdown limit"
+        )
     if reasons_reject:
         return {"decision": "reject", "reasons": reasons_reject + reasons_wait}
     if reasons_wait:

@@ -64,8 +64,11 @@ class PlainProgress:
 
     def _line(self, task: int, note: str) -> None:
         desc, done, total = self.tasks[task]
-        self.console.print(f"[{time.perf_counter() - self.t0:6.0f} s] {desc}: {done}/{total} {note}".rstrip(),
-                           markup=False, highlight=False)
+        self.console.print(
+            f"[{time.perf_counter() - self.t0:6.0f} s] {desc}: {done}/{total} {note}".rstrip(),
+            markup=False,
+            highlight=False,
+        )
 
 
 TIMED_OUT = 124  # as timeout(1)
@@ -156,10 +159,9 @@ def synthetic_start(days: int, today: pd.Timestamp | None = None) -> pd.Timestam
     return min(SYNTHETIC_START, latest - pd.offsets.MonthBegin(1) if latest.day != 1 else latest)
 
 
-
-
-def sim_window(trades: list[dict], sim_days: float, fallback_end: pd.Timestamp,
-               min_trades: int = MIN_COMPARED_TRADES) -> tuple[pd.Timestamp, pd.Timestamp, int]:
+def sim_window(
+    trades: list[dict], sim_days: float, fallback_end: pd.Timestamp, min_trades: int = MIN_COMPARED_TRADES
+) -> tuple[pd.Timestamp, pd.Timestamp, int]:
     """(start, end, backtest trades inside) of the simulated window, chosen from the walk-forward's own
     trades: the latest span of `sim_days` holding at least `min_trades` trades (opened and closed in it),
     else the span that holds the most. The comparison measures execution, so it needs trades to compare;
@@ -171,8 +173,13 @@ def sim_window(trades: list[dict], sim_days: float, fallback_end: pd.Timestamp,
         if not t.get("close_date"):
             continue
         end = min(pd.Timestamp(t["close_date"]).ceil("h") + pd.Timedelta(hours=1), fallback_end)  # never past the data
-        inside = sum(1 for u in trades if u.get("close_date") and pd.Timestamp(u["open_date"]) >= end - span
-                     and pd.Timestamp(u["close_date"]) <= end)
+        inside = sum(
+            1
+            for u in trades
+            if u.get("close_date")
+            and pd.Timestamp(u["open_date"]) >= end - span
+            and pd.Timestamp(u["close_date"]) <= end
+        )
         spans.append((inside >= min_trades, inside, end))
     if not spans:
         return fallback_end - span, fallback_end, 0
@@ -215,13 +222,22 @@ class Bench:
         s = self.spec
         self.out.mkdir(parents=True, exist_ok=True)
         run_freqtrade(["create-userdir", "--userdir", str(self.userdir)], self.out / "userdir.log")
-        summary: dict = {"strategy": s.strategy, "config": [str(c) for c in s.configs()],
-                         "market": str(s.datadir) if s.datadir else f"synthetic (seed {s.seed})", "wallet": self.wallet}
+        summary: dict = {
+            "strategy": s.strategy,
+            "config": [str(c) for c in s.configs()],
+            "market": str(s.datadir) if s.datadir else f"synthetic (seed {s.seed})",
+            "wallet": self.wallet,
+        }
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         bars = Progress(*columns, console=self.console) if self.console.is_terminal else PlainProgress(self.console)
         with bars as progress:
-            market = Market(self.out / "market", source=s.datadir, seed=s.seed, days=self.market_days,
-                            start=f"{self.market_start:%Y-%m-%d}")
+            market = Market(
+                self.out / "market",
+                source=s.datadir,
+                seed=s.seed,
+                days=self.market_days,
+                start=f"{self.market_start:%Y-%m-%d}",
+            )
             with market:
                 self._historical(market, summary, progress)
             summary["stress"] = self._stress(progress, summary["folds"])
@@ -235,23 +251,49 @@ class Bench:
         end = _data_end(s, (self.market_start, self.market_days))
         ranges = fold_ranges(end, s.folds, s.fold_days)
         first = timerange_bounds(ranges[0])[0]
-        market.download(s.configs(), self.userdir, self.timeframes, f"{first - (self.train_days + 80) * DAY:%Y%m%d}-",
-                        list(s.pairs) if s.pairs else None)
+        market.download(
+            s.configs(),
+            self.userdir,
+            self.timeframes,
+            f"{first - (self.train_days + 80) * DAY:%Y%m%d}-",
+            list(s.pairs) if s.pairs else None,
+        )
         summary["folds"], summary["scale_out"] = self._folds(market, ranges, progress)
         summary["aggregate"] = self._aggregate(summary["folds"], ranges)
         task = progress.add_task("Monte Carlo", total=1)
-        summary["monte_carlo"] = monte_carlo(np.array(summary["aggregate"]["daily_returns"]), self.wallet, s.mc_paths, s.seed,
-                                             self.cfg.get("risk", {}).get("max_drawdown", 0.10))
+        summary["monte_carlo"] = monte_carlo(
+            np.array(summary["aggregate"]["daily_returns"]),
+            self.wallet,
+            s.mc_paths,
+            s.seed,
+            self.cfg.get("risk", {}).get("max_drawdown", 0.10),
+        )
         progress.advance(task)
         all_trades = [t for f in summary["folds"] for t in f["trades"]]
-        summary["comparison"] = self._simulate(*sim_window(all_trades, s.sim_days, timerange_bounds(ranges[-1])[1]), progress)
+        summary["comparison"] = self._simulate(
+            *sim_window(all_trades, s.sim_days, timerange_bounds(ranges[-1])[1]), progress
+        )
 
     def _folds(self, market: Market, ranges: list[str], progress: Progress) -> tuple[list[dict], str]:
         s = self.spec
-        jobs = [FoldJob(i, r, s.strategy, tuple(s.configs()), str(market.overlay), str(market.datadir), str(self.userdir),
-                        str(self.out / "folds" / f"{i:02d}"), self.wallet, self.identifier, s.fold_days, s.pairs,
-                        jobs_threads(s.workers, s.ray_address))
-                for i, r in enumerate(ranges)]
+        jobs = [
+            FoldJob(
+                i,
+                r,
+                s.strategy,
+                tuple(s.configs()),
+                str(market.overlay),
+                str(market.datadir),
+                str(self.userdir),
+                str(self.out / "folds" / f"{i:02d}"),
+                self.wallet,
+                self.identifier,
+                s.fold_days,
+                s.pairs,
+                jobs_threads(s.workers, s.ray_address),
+            )
+            for i, r in enumerate(ranges)
+        ]
         task = progress.add_task(f"walk-forward ({len(jobs)} folds)", total=len(jobs))
         t0 = time.perf_counter()
         results, where = parallel_map(run_fold, jobs, s.workers, s.ray_address, lambda _r: progress.advance(task))
@@ -285,15 +327,42 @@ class Bench:
         merged.write_text(json.dumps({"add_config_files": [str((REPO_ROOT / c).resolve()) for c in s.configs()]}))
         results = {}
         for name, (mode, begin) in runs.items():
-            cmd = [sys.executable, "-m", "simulation.run", "--strategy", s.strategy, "--config", str(merged.resolve()),
-                   "--mode", mode, "--clock", s.sim_clock, "--timeframe", self.timeframe,
-                   "--timerange", timerange_text(begin, end), "--out", str((self.out / name).resolve()), "--seed", str(s.seed)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "simulation.run",
+                "--strategy",
+                s.strategy,
+                "--config",
+                str(merged.resolve()),
+                "--mode",
+                mode,
+                "--clock",
+                s.sim_clock,
+                "--timeframe",
+                self.timeframe,
+                "--timerange",
+                timerange_text(begin, end),
+                "--out",
+                str((self.out / name).resolve()),
+                "--seed",
+                str(s.seed),
+            ]
             if s.sim_clock == "constant":
                 cmd += ["--speed", str(s.sim_speed or 300.0)]
             if s.sim_warmup is not None:
                 cmd += ["--warmup", str(s.sim_warmup)]
-            cmd += (["--datadir", str(s.datadir)] if s.datadir else
-                    ["--synthetic", "--synthetic-days", str(self.market_days), "--synthetic-start", f"{self.market_start:%Y-%m-%d}"])
+            cmd += (
+                ["--datadir", str(s.datadir)]
+                if s.datadir
+                else [
+                    "--synthetic",
+                    "--synthetic-days",
+                    str(self.market_days),
+                    "--synthetic-start",
+                    f"{self.market_start:%Y-%m-%d}",
+                ]
+            )
             if s.pairs:
                 cmd += ["--pairs", *s.pairs]
             t0 = time.perf_counter()
@@ -305,7 +374,11 @@ class Bench:
             if rc == TIMED_OUT:
                 results[name] = {"error": f"timed out after {limit:.0f} s (--sim-timeout), see {name}.log"}
             else:
-                results[name] = json.loads(path.read_text()) if rc == 0 and path.exists() else {"error": f"exit {rc}, see {name}.log"}
+                results[name] = (
+                    json.loads(path.read_text())
+                    if rc == 0 and path.exists()
+                    else {"error": f"exit {rc}, see {name}.log"}
+                )
             if (self.out / name / "equity.json").exists():
                 results[name]["_equity"] = json.loads((self.out / name / "equity.json").read_text())
             results[name]["window"] = [f"{begin:%Y-%m-%d %H:%M}", f"{end:%Y-%m-%d %H:%M}"]
@@ -318,13 +391,17 @@ class Bench:
             "bt_sim_deviation": sim.get("pnl_deviation_of_wallet"),
             "bt_sim_deviation_of_pnl": sim.get("pnl_deviation"),  # the spec's wording, for familiarity
             # paper covers the last part of the simulated window: compare like with like, per simulated day
-            "sim_paper_deviation": (abs(pnl_paper / paper_days - pnl_sim / sim_days) / self.wallet
-                                    if pnl_sim is not None and pnl_paper is not None and paper_days > 0 and sim_days > 0 else None),
+            "sim_paper_deviation": (
+                abs(pnl_paper / paper_days - pnl_sim / sim_days) / self.wallet
+                if pnl_sim is not None and pnl_paper is not None and paper_days > 0 and sim_days > 0
+                else None
+            ),
             "equity_correlation": sim.get("equity_correlation"),
             "signal_consistency": sim.get("signal_consistency"),
             "window": {name: r["window"] for name, r in results.items()},
             "walk_forward_trades_in_window": bt_trades,
-            "simulation": sim, "paper": paper or {"skipped": "--paper-days 0"},
+            "simulation": sim,
+            "paper": paper or {"skipped": "--paper-days 0"},
         }
 
     def _stress_window(self, folds: list[dict]) -> tuple[pd.Timestamp, int, pd.Timestamp, int]:
@@ -337,7 +414,12 @@ class Bench:
             start = timerange_bounds(busiest["timerange"])[0]
             return self.market_start, self.market_days, start, s.fold_days
         market_start = synthetic_start(s.synthetic_days)
-        return market_start, s.synthetic_days, market_start + (s.synthetic_days - s.stress_days - 2) * DAY, s.stress_days
+        return (
+            market_start,
+            s.synthetic_days,
+            market_start + (s.synthetic_days - s.stress_days - 2) * DAY,
+            s.stress_days,
+        )
 
     def _stress(self, progress: Progress, folds: list[dict]) -> list[dict]:
         s = self.spec
@@ -351,18 +433,34 @@ class Bench:
                 raise SystemExit(f"error: unknown stress scenario {name!r}; choose from {', '.join(STRESS)}")
             params = dict(STRESS[name])
             kind = params.pop("kind")
-            jobs.append(StressJob(name, Scenario(kind, f"{mid:%Y-%m-%dT%H:%M}", **params),
-                                  f"{start:%Y%m%d}-{start + days * DAY:%Y%m%d}", s.strategy, tuple(s.configs()),
-                                  str(self.userdir), str(self.out / "stress" / name), self.wallet,
-                                  int(self.cfg.get("max_open_trades", 1)), self.cfg.get("risk", {}), s.seed,
-                                  market_days, f"{market_start:%Y-%m-%d}", tuple(self.timeframes),
-                                  f"{market_start:%Y%m%d}-", self.identifier,
-                                  s.pairs if s.datadir is None else None, jobs_threads(s.workers, s.ray_address)))
+            jobs.append(
+                StressJob(
+                    name,
+                    Scenario(kind, f"{mid:%Y-%m-%dT%H:%M}", **params),
+                    f"{start:%Y%m%d}-{start + days * DAY:%Y%m%d}",
+                    s.strategy,
+                    tuple(s.configs()),
+                    str(self.userdir),
+                    str(self.out / "stress" / name),
+                    self.wallet,
+                    int(self.cfg.get("max_open_trades", 1)),
+                    self.cfg.get("risk", {}),
+                    s.seed,
+                    market_days,
+                    f"{market_start:%Y-%m-%d}",
+                    tuple(self.timeframes),
+                    f"{market_start:%Y%m%d}-",
+                    self.identifier,
+                    s.pairs if s.datadir is None else None,
+                    jobs_threads(s.workers, s.ray_address),
+                )
+            )
         task = progress.add_task(f"stress ({len(jobs)} scenarios)", total=len(jobs))
         t0 = time.perf_counter()
         results, _ = parallel_map(run_stress, jobs, s.workers, s.ray_address, lambda _r: progress.advance(task))
         s.timings["stress"] = round(time.perf_counter() - t0, 1)
         return results
+
 
 def _regimes(datadir: Path, ranges: list[str]) -> pd.DataFrame | None:
     """BTC's causal 1h regime over the bench window, for the report's timeline."""
@@ -380,10 +478,13 @@ def _regimes(datadir: Path, ranges: list[str]) -> pd.DataFrame | None:
 
 def _conclude(out: Path, summary: dict, datadir: Path) -> dict:
     """Recommendation from the measured stages, then summary.json and report.html."""
-    summary["recommendation"] = recommend(summary["aggregate"], summary["monte_carlo"], summary["comparison"],
-                                          summary["stress"])
+    summary["recommendation"] = recommend(
+        summary["aggregate"], summary["monte_carlo"], summary["comparison"], summary["stress"]
+    )
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    (out / "report.html").write_text(render_report(summary, _regimes(datadir, [f["timerange"] for f in summary["folds"]])))
+    (out / "report.html").write_text(
+        render_report(summary, _regimes(datadir, [f["timerange"] for f in summary["folds"]]))
+    )
     return summary
 
 

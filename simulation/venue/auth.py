@@ -64,7 +64,9 @@ def verify(creds: ApiCredentials | None, api_key: str | None, query: str, body: 
         ts = int(params["timestamp"])
         recv = int(params.get("recvWindow", DEFAULT_RECV_WINDOW_MS))
     except (KeyError, ValueError):
-        raise BinanceError(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.") from None
+        raise BinanceError(
+            -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed."
+        ) from None
     if not 0 < recv <= 60000:
         raise BinanceError(-1131, "recvWindow must be less than 60000")
     if ts > server_ms + 1000 or server_ms - ts > recv:

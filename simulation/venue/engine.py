@@ -114,11 +114,18 @@ class Venue:
                 fh.write("".join(self._pending))
         except OSError as exc:
             if not self._ledger_error:
-                logger.error("venue ledger %s not writable (%s): %d records held in memory", self.ledger_path, exc, len(self._pending))
+                logger.error(
+                    "venue ledger %s not writable (%s): %d records held in memory",
+                    self.ledger_path,
+                    exc,
+                    len(self._pending),
+                )
             self._ledger_error = str(exc)
             return False
         if self._ledger_error and self._pending:
-            logger.warning("venue ledger %s writable again: %d held records written", self.ledger_path, len(self._pending))
+            logger.warning(
+                "venue ledger %s writable again: %d held records written", self.ledger_path, len(self._pending)
+            )
         self._pending, self._ledger_error = [], None
         return True
 
@@ -184,9 +191,19 @@ class Venue:
             self._move(m.quote, -cost, +cost)
         now = self.clock.now_ms()
         order = Order(
-            order_id=self._next_order, client_order_id=client_id, symbol=symbol, pair=pair, side=side,
-            type=otype, qty=qty, price=price, stop_price=stop, time_in_force=tif or "GTC", time=now,
-            update_time=now, last_check=self._data_now(),
+            order_id=self._next_order,
+            client_order_id=client_id,
+            symbol=symbol,
+            pair=pair,
+            side=side,
+            type=otype,
+            qty=qty,
+            price=price,
+            stop_price=stop,
+            time_in_force=tif or "GTC",
+            time=now,
+            update_time=now,
+            last_check=self._data_now(),
         )
         self._next_order += 1
         self.orders[order.order_id] = order
@@ -211,7 +228,9 @@ class Venue:
         """Immediate taker part of an order; then IOC/FOK/MARKET remainders expire."""
         limit = order.price if order.type != "MARKET" else None
         impact_args = impact_args if impact_args is not None else self._impact_args(order.pair)
-        fill = taker_fill(book, order.side, order.remaining, limit_price=limit, impact=self.params.impact, **impact_args)
+        fill = taker_fill(
+            book, order.side, order.remaining, limit_price=limit, impact=self.params.impact, **impact_args
+        )
         if order.time_in_force == "FOK" and fill.qty < order.remaining - 1e-12:
             self._close(order, "EXPIRED")
             return
@@ -235,7 +254,19 @@ class Venue:
             commission, asset = qty * price * fee_rate, m.quote
             self._move(m.base, locked=-qty)
             self._move(m.quote, free=qty * price - commission)
-        trade = Trade(self._next_trade, order.order_id, order.symbol, order.side, price, qty, commission, asset, now, maker, book_price)
+        trade = Trade(
+            self._next_trade,
+            order.order_id,
+            order.symbol,
+            order.side,
+            price,
+            qty,
+            commission,
+            asset,
+            now,
+            maker,
+            book_price,
+        )
         self._next_trade += 1
         order.trades.append(trade)
         order.executed_qty += qty
@@ -311,11 +342,17 @@ class Venue:
                 # one look per finest candle: the queue model's chance is per candle the price touched,
                 # however often the matcher happened to poll (or how far a session clock jumped)
                 for s0, s1, candle in self._candle_segments(order.pair, t0, now_data):
-                    low, high, volume = self.store.traded_range(order.pair, s0, s1) if (s0, s1) != (t0, now_data) else (low, high, volume)
+                    low, high, volume = (
+                        self.store.traded_range(order.pair, s0, s1)
+                        if (s0, s1) != (t0, now_data)
+                        else (low, high, volume)
+                    )
                     filled = self.params.queue.fills(order.side, order.price, low, high, order.order_id, candle)
                     cap = self.params.max_participation * volume
                     if filled and cap > 0:
-                        self._book_trade(order, min(order.remaining, cap), order.price, order.price, maker=True, mid=order.price)
+                        self._book_trade(
+                            order, min(order.remaining, cap), order.price, order.price, maker=True, mid=order.price
+                        )
                     if not order.is_open:
                         break
             if len(order.trades) != before or not order.is_open:

@@ -77,8 +77,12 @@ def row_problem(now: float, updated, equity, peak, day_start, positions) -> str 
     try:
         parsed = json.loads(positions)
         ok = isinstance(parsed, list) and all(
-            isinstance(p, list) and len(p) == 3 and isinstance(p[0], str)
-            and all(isinstance(x, int | float) and math.isfinite(x) and x >= 0 for x in p[1:]) for p in parsed)
+            isinstance(p, list)
+            and len(p) == 3
+            and isinstance(p[0], str)
+            and all(isinstance(x, int | float) and math.isfinite(x) and x >= 0 for x in p[1:])
+            for p in parsed
+        )
     except (TypeError, ValueError):
         ok = False
     return None if ok else "positions are not [pair, stake, stop distance] lists"
@@ -110,12 +114,16 @@ class RiskLedger:
         finally:
             db.close()
 
-    def publish(self, equity: float, peak: float, day_start: float, positions: list[tuple[str, float, float]]) -> PortfolioState:
+    def publish(
+        self, equity: float, peak: float, day_start: float, positions: list[tuple[str, float, float]]
+    ) -> PortfolioState:
         """Write this bot's state and return the portfolio's (the bots heard from within `ttl_s`)."""
         now = time.time()
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO bots VALUES (?, ?, ?, ?, ?, ?)",
-                       (self.bot_id, now, float(equity), float(peak), float(day_start), json.dumps(positions)))
+            db.execute(
+                "INSERT OR REPLACE INTO bots VALUES (?, ?, ?, ?, ?, ?)",
+                (self.bot_id, now, float(equity), float(peak), float(day_start), json.dumps(positions)),
+            )
             rows = db.execute("SELECT bot_id, updated, equity, peak, day_start, positions FROM bots").fetchall()
         live = []
         for bot_id, updated, eq, pk, ds, pos in rows:
@@ -128,22 +136,32 @@ class RiskLedger:
             if now - updated > self.ttl_s:
                 if bot_id not in self._warned:
                     self._warned.add(bot_id)
-                    logger.warning("risk ledger: bot %s silent for %.0f s, left out of the portfolio", bot_id, now - updated)
+                    logger.warning(
+                        "risk ledger: bot %s silent for %.0f s, left out of the portfolio", bot_id, now - updated
+                    )
                 continue
             live.append((bot_id, eq, pk, ds, json.loads(pos)))
         return PortfolioState(
-            equity=sum(r[1] for r in live), peak=sum(r[2] for r in live), day_start=sum(r[3] for r in live),
-            positions=[(r[0], p, float(st), float(sd)) for r in live for p, st, sd in r[4]], bots=len(live))
+            equity=sum(r[1] for r in live),
+            peak=sum(r[2] for r in live),
+            day_start=sum(r[3] for r in live),
+            positions=[(r[0], p, float(st), float(sd)) for r in live for p, st, sd in r[4]],
+            bots=len(live),
+        )
 
     def raise_emergency(self, reason: str) -> None:
         with self._connect() as db:
-            db.execute("INSERT INTO emergencies (time, bot_id, reason) VALUES (?, ?, ?)", (time.time(), self.bot_id, reason))
+            db.execute(
+                "INSERT INTO emergencies (time, bot_id, reason) VALUES (?, ?, ?)", (time.time(), self.bot_id, reason)
+            )
 
     def active_emergency(self) -> tuple[str, str, float] | None:
         """(bot, reason, time) of the first emergency not cleared, in the ledger's insertion order: the
         writers' clocks decide nothing (a lagging bot's, or one raised before this bot started)."""
         with self._connect() as db:
-            row = db.execute("SELECT bot_id, reason, time FROM emergencies WHERE cleared IS NULL ORDER BY id LIMIT 1").fetchone()
+            row = db.execute(
+                "SELECT bot_id, reason, time FROM emergencies WHERE cleared IS NULL ORDER BY id LIMIT 1"
+            ).fetchone()
         return (row[0], row[1], float(row[2])) if row else None
 
     def clear_emergencies(self, by: str) -> int:
@@ -151,8 +169,9 @@ class RiskLedger:
         if not by.strip():
             raise ValueError("say who clears the emergency (--by)")
         with self._connect() as db:
-            return db.execute("UPDATE emergencies SET cleared = ?, cleared_by = ? WHERE cleared IS NULL",
-                              (time.time(), by.strip())).rowcount
+            return db.execute(
+                "UPDATE emergencies SET cleared = ?, cleared_by = ? WHERE cleared IS NULL", (time.time(), by.strip())
+            ).rowcount
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,8 +193,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cleared {ledger.clear_emergencies(a.by)} emergencies; restart the bots to trade again")
             return 0
         active = ledger.active_emergency()
-        print("emergency: " + (f"ACTIVE since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(active[2]))} UTC "
-                               f"from {active[0]}: {active[1]}" if active else "none active"))
+        print(
+            "emergency: "
+            + (
+                f"ACTIVE since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(active[2]))} UTC "
+                f"from {active[0]}: {active[1]}"
+                if active
+                else "none active"
+            )
+        )
         return 1 if active else 0
     except (ValueError, sqlite3.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)

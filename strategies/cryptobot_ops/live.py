@@ -23,8 +23,10 @@ TRADING_APIS = ("public", "private", "sapi")
 CCXT_CONFIGS = ("ccxt_config", "ccxt_sync_config", "ccxt_async_config")
 # Keys that point a ccxt client somewhere else: live trading allows none of them (the launcher drops them).
 CCXT_REDIRECTS = ("urls", "hostname")
-CLIENTS = {"order client (ccxt_config + ccxt_sync_config)": "ccxt_sync_config",
-           "candle/websocket client (ccxt_config + ccxt_async_config)": "ccxt_async_config"}
+CLIENTS = {
+    "order client (ccxt_config + ccxt_sync_config)": "ccxt_sync_config",
+    "candle/websocket client (ccxt_config + ccxt_async_config)": "ccxt_async_config",
+}
 
 
 class NotLoopbackError(RuntimeError):
@@ -50,8 +52,10 @@ def client_configs(exchange_config: dict) -> dict[str, dict]:
         if not isinstance(exchange_config.get(key) or {}, dict):
             raise NotLoopbackError(f"exchange.{key} must be an object, got {type(exchange_config[key]).__name__}")
     base = exchange_config.get("ccxt_config") or {}
-    return {label: deep_merge_dicts(copy.deepcopy(exchange_config.get(key) or {}), copy.deepcopy(base))
-            for label, key in CLIENTS.items()}
+    return {
+        label: deep_merge_dicts(copy.deepcopy(exchange_config.get(key) or {}), copy.deepcopy(base))
+        for label, key in CLIENTS.items()
+    }
 
 
 def _assert_loopback_url(url: str) -> None:
@@ -71,7 +75,9 @@ def assert_loopback(exchange_config: dict) -> None:
         api = (kwargs.get("urls") or {}).get("api") if isinstance(kwargs.get("urls"), dict) else None
         missing = [g for g in TRADING_APIS if not isinstance(api, dict) or not _urls(api.get(g))]
         if missing:
-            raise NotLoopbackError(f"the {label} does not override urls.api {missing}: ccxt would call the real exchange")
+            raise NotLoopbackError(
+                f"the {label} does not override urls.api {missing}: ccxt would call the real exchange"
+            )
         for url in _urls(kwargs):
             _assert_loopback_url(url)
 
@@ -105,8 +111,9 @@ def preflight(config: dict, flag: bool = False) -> list[str]:
     ex = config.get("exchange") or {}
     if not isinstance(ex, dict):
         return [*problems, "the config's 'exchange' section must be an object"]
-    redirects = [f"exchange.{k}.{r}" for k in CCXT_CONFIGS if isinstance(ex.get(k), dict)
-                 for r in CCXT_REDIRECTS if r in ex[k]]
+    redirects = [
+        f"exchange.{k}.{r}" for k in CCXT_CONFIGS if isinstance(ex.get(k), dict) for r in CCXT_REDIRECTS if r in ex[k]
+    ]
     if redirects:
         problems.append(f"live trading talks to the exchange's own URLs only: remove {', '.join(redirects)}")
     if not ex.get("key") or not ex.get("secret"):

@@ -55,7 +55,9 @@ class MonitoringSettings:
             raise ConfigurationError("monitoring must be an object")
         unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
-            raise ConfigurationError(f"unknown monitoring settings {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
+            raise ConfigurationError(
+                f"unknown monitoring settings {sorted(unknown)}; known: {[f.name for f in fields(cls)]}"
+            )
         s = cls(**raw)
         port = s.metrics_port
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
@@ -79,22 +81,44 @@ class BotMetrics:
         r = self.registry = CollectorRegistry()
         self.equity = Gauge("cryptobot_equity", "Mark-to-market equity in stake currency", registry=r)
         self.drawdown = Gauge("cryptobot_drawdown_ratio", "Drawdown from peak equity (fraction)", registry=r)
-        self.daily_pnl = Gauge("cryptobot_daily_pnl_ratio", "Equity change since the UTC day's start (fraction)", registry=r)
-        self.positions = Gauge("cryptobot_open_positions", "Open positions (every bot sharing the risk ledger)", registry=r)
+        self.daily_pnl = Gauge(
+            "cryptobot_daily_pnl_ratio", "Equity change since the UTC day's start (fraction)", registry=r
+        )
+        self.positions = Gauge(
+            "cryptobot_open_positions", "Open positions (every bot sharing the risk ledger)", registry=r
+        )
         self.heat = Gauge("cryptobot_portfolio_heat_ratio", "Sum of stake x stop distance over equity", registry=r)
         self.limit = Gauge("cryptobot_risk_limit_ratio", "Configured risk limits (fractions)", ["limit"], registry=r)
-        self.rejections = Counter("cryptobot_risk_rejections", "Entries rejected by the risk controls", ["reason"], registry=r)
+        self.rejections = Counter(
+            "cryptobot_risk_rejections", "Entries rejected by the risk controls", ["reason"], registry=r
+        )
         self.emergency = Gauge("cryptobot_emergency_active", "1 while the emergency stop is active", registry=r)
-        self.accuracy = Gauge("cryptobot_model_accuracy_ratio", "Direction accuracy of the last settled predictions",
-                              ["model", "pair"], registry=r)
-        self.scored = Gauge("cryptobot_model_predictions_scored", "Settled predictions behind the accuracy",
-                            ["model", "pair"], registry=r)
+        self.accuracy = Gauge(
+            "cryptobot_model_accuracy_ratio",
+            "Direction accuracy of the last settled predictions",
+            ["model", "pair"],
+            registry=r,
+        )
+        self.scored = Gauge(
+            "cryptobot_model_predictions_scored",
+            "Settled predictions behind the accuracy",
+            ["model", "pair"],
+            registry=r,
+        )
         self.ic = Gauge("cryptobot_model_ic", "Rank IC of the last settled predictions", ["model", "pair"], registry=r)
-        self.recorded = Counter("cryptobot_predictions_recorded", "Predictions written to the store", ["pair"], registry=r)
-        self.latency = Histogram("cryptobot_prediction_latency_seconds", "FreqAI analysis + prediction per candle",
-                                 ["pair"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
-        self.candle_age = Gauge("cryptobot_candle_age_candles", "Candles since the last closed candle the bot holds",
-                                ["pair"], registry=r)
+        self.recorded = Counter(
+            "cryptobot_predictions_recorded", "Predictions written to the store", ["pair"], registry=r
+        )
+        self.latency = Histogram(
+            "cryptobot_prediction_latency_seconds",
+            "FreqAI analysis + prediction per candle",
+            ["pair"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.candle_age = Gauge(
+            "cryptobot_candle_age_candles", "Candles since the last closed candle the bot holds", ["pair"], registry=r
+        )
         self.regime = Gauge("cryptobot_regime", "1 for the pair's current 1h regime", ["pair", "regime"], registry=r)
         self.regime_changes = Counter("cryptobot_regime_changes", "1h regime changes seen live", ["pair"], registry=r)
         self.loop = Gauge("cryptobot_last_loop_timestamp_seconds", "Wall time of the bot's last loop", registry=r)
@@ -124,7 +148,11 @@ class Monitor:
         self._regime: dict[str, str] = {}
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
-            logger.info("monitoring: Prometheus metrics on http://%s:%d/metrics", self.settings.metrics_host, self.settings.metrics_port)
+            logger.info(
+                "monitoring: Prometheus metrics on http://%s:%d/metrics",
+                self.settings.metrics_host,
+                self.settings.metrics_port,
+            )
 
     # -- alerts on a change of state ------------------------------------------------------
     def _say(self, severity: str, text: str) -> None:
@@ -151,8 +179,12 @@ class Monitor:
                 self._record(dataframe, pair)
         except Exception as exc:
             logger.exception("monitoring: analysis hook failed for %s", pair)
-            self._condition(f"store:{pair}", True, f"predictions of {pair} not recorded ({type(exc).__name__}: {exc})",
-                            f"predictions of {pair} recorded again")
+            self._condition(
+                f"store:{pair}",
+                True,
+                f"predictions of {pair} not recorded ({type(exc).__name__}: {exc})",
+                f"predictions of {pair} recorded again",
+            )
 
     def _on_regime(self, pair: str, regime: str) -> None:
         previous = self._regime.get(pair)
@@ -176,15 +208,33 @@ class Monitor:
         horizon = int(s.freqai_info["feature_parameters"]["label_period_candles"])
         candle_ms = int(pd.Timestamp(last["date"]).value // 1_000_000)
         regime = str(last[REGIME_COLUMN]) if REGIME_COLUMN in df else None
-        common = {"pair": pair, "candle_ms": candle_ms, "timeframe": tf, "horizon": horizon, "do_predict": do_predict,
-                  "regime": regime, "model_id": f"{s.freqai_info.get('identifier')}/{info.get('model_filename', '')}",
-                  "model_age_s": max(0.0, time.time() - trained), "close": float(last["close"])}
+        common = {
+            "pair": pair,
+            "candle_ms": candle_ms,
+            "timeframe": tf,
+            "horizon": horizon,
+            "do_predict": do_predict,
+            "regime": regime,
+            "model_id": f"{s.freqai_info.get('identifier')}/{info.get('model_filename', '')}",
+            "model_age_s": max(0.0, time.time() - trained),
+            "close": float(last["close"]),
+        }
         conf = last.get(CONFIDENCE)
-        rows = [Prediction(model=ENSEMBLE, prediction=float(last[TARGET]),
-                           confidence=None if conf is None else float(conf), **common)]
-        rows += [Prediction(model=c.removeprefix(BASE_PREFIX), prediction=float(last[c]), confidence=None, **common)
-                 for c in df.columns if c.startswith(BASE_PREFIX) and not c.endswith(("_mean", "_std"))  # FreqAI's statistics
-                 and math.isfinite(float(last[c]))]
+        rows = [
+            Prediction(
+                model=ENSEMBLE,
+                prediction=float(last[TARGET]),
+                confidence=None if conf is None else float(conf),
+                **common,
+            )
+        ]
+        rows += [
+            Prediction(model=c.removeprefix(BASE_PREFIX), prediction=float(last[c]), confidence=None, **common)
+            for c in df.columns
+            if c.startswith(BASE_PREFIX)
+            and not c.endswith(("_mean", "_std"))  # FreqAI's statistics
+            and math.isfinite(float(last[c]))
+        ]
         added = self.store.record(rows)
         if added:
             self.metrics.recorded.labels(pair).inc(added)
@@ -199,10 +249,13 @@ class Monitor:
             self.metrics.ic.labels(row.model, row.pair).set(row.ic if math.isfinite(row.ic) else 0.0)
             if row.model == ENSEMBLE:
                 low = row.n >= self.settings.accuracy_window and row.accuracy < self.settings.min_accuracy
-                self._condition(f"accuracy:{row.pair}", low,
-                                f"model accuracy {row.pair}: {row.accuracy:.1%} over the last {row.n} predictions "
-                                f"(95% CI {row.accuracy_lo:.1%}-{row.accuracy_hi:.1%}) < {self.settings.min_accuracy:.0%}",
-                                f"model accuracy {row.pair} back to {row.accuracy:.1%} over {row.n} predictions")
+                self._condition(
+                    f"accuracy:{row.pair}",
+                    low,
+                    f"model accuracy {row.pair}: {row.accuracy:.1%} over the last {row.n} predictions "
+                    f"(95% CI {row.accuracy_lo:.1%}-{row.accuracy_hi:.1%}) < {self.settings.min_accuracy:.0%}",
+                    f"model accuracy {row.pair} back to {row.accuracy:.1%} over {row.n} predictions",
+                )
 
     def on_rejection(self, reason: str) -> None:
         self.metrics.rejections.labels(reason).inc()
@@ -225,8 +278,12 @@ class Monitor:
                 m.positions.set(len(state.positions))
                 m.heat.set(portfolio_heat(state.positions, state.equity))
                 near = dd >= self.settings.drawdown_warning * limits.max_drawdown
-                self._condition("drawdown", near, f"drawdown {dd:.2%} is near its limit {limits.max_drawdown:.0%}",
-                                f"drawdown {dd:.2%} back below {self.settings.drawdown_warning:.0%} of its limit")
+                self._condition(
+                    "drawdown",
+                    near,
+                    f"drawdown {dd:.2%} is near its limit {limits.max_drawdown:.0%}",
+                    f"drawdown {dd:.2%} back below {self.settings.drawdown_warning:.0%} of its limit",
+                )
             self._candle_ages(now)
         except Exception:
             logger.exception("monitoring: loop hook failed")
@@ -242,9 +299,12 @@ class Monitor:
             closed_ms = pd.Timestamp(df["date"].iloc[-1]).value // 1_000_000 + tf_ms  # its close time
             age = max(0.0, (now_ms - closed_ms) / tf_ms)
             self.metrics.candle_age.labels(pair).set(age)
-            self._condition(f"stale:{pair}", age > self.settings.stale_candles,
-                            f"data stale {pair}: last closed candle {age:.1f} candles old (> {self.settings.stale_candles:g})",
-                            f"data fresh again {pair}")
+            self._condition(
+                f"stale:{pair}",
+                age > self.settings.stale_candles,
+                f"data stale {pair}: last closed candle {age:.1f} candles old (> {self.settings.stale_candles:g})",
+                f"data fresh again {pair}",
+            )
 
 
 def monitor_for(strategy) -> Monitor | None:

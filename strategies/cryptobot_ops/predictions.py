@@ -62,7 +62,9 @@ class Prediction:
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"prediction {self.pair} {self.model} {self.candle_ms}: {name} is not finite")
         if self.close <= 0 or self.horizon < 1:
-            raise ValueError(f"prediction {self.pair} {self.model} {self.candle_ms}: close and horizon must be positive")
+            raise ValueError(
+                f"prediction {self.pair} {self.model} {self.candle_ms}: close and horizon must be positive"
+            )
 
 
 def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -100,8 +102,11 @@ class PredictionStore:
             db.execute("BEGIN IMMEDIATE")
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO predictions (pair, model, candle_ms, timeframe, horizon, prediction, confidence, "
-                "do_predict, regime, model_id, model_age_s, close, recorded_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
+                "INSERT OR IGNORE INTO predictions (pair, model, candle_ms, timeframe, horizon, prediction, "
+                "confidence, do_predict, regime, model_id, model_age_s, close, recorded_ms) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                values,
+            )
             added = db.total_changes - before
             db.executemany("INSERT OR IGNORE INTO series VALUES (?, ?)", {(r[0], r[1]) for r in values})
             db.execute("COMMIT")
@@ -113,10 +118,15 @@ class PredictionStore:
         if candles.empty:
             return 0
         dates = pd.to_datetime(candles["date"], utc=True)
-        closes = pd.Series(candles["close"].to_numpy(float), index=dates.dt.as_unit("ns").astype("int64").to_numpy() // 1_000_000)
+        closes = pd.Series(
+            candles["close"].to_numpy(float), index=dates.dt.as_unit("ns").astype("int64").to_numpy() // 1_000_000
+        )
         with self._connect() as db:
-            open_rows = db.execute("SELECT model, candle_ms, horizon, close FROM predictions "
-                                   "WHERE pair = ? AND timeframe = ? AND outcome IS NULL", (pair, timeframe)).fetchall()
+            open_rows = db.execute(
+                "SELECT model, candle_ms, horizon, close FROM predictions "
+                "WHERE pair = ? AND timeframe = ? AND outcome IS NULL",
+                (pair, timeframe),
+            ).fetchall()
             updates = []
             for model, candle_ms, horizon, close in open_rows:
                 target_ms = candle_ms + horizon * timeframe_ms
@@ -125,8 +135,11 @@ class PredictionStore:
                     updates.append((math.log(end / close), target_ms, pair, model, candle_ms))
             if updates:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("UPDATE predictions SET outcome = ?, outcome_ms = ? "
-                               "WHERE pair = ? AND model = ? AND candle_ms = ? AND outcome IS NULL", updates)
+                db.executemany(
+                    "UPDATE predictions SET outcome = ?, outcome_ms = ? "
+                    "WHERE pair = ? AND model = ? AND candle_ms = ? AND outcome IS NULL",
+                    updates,
+                )
                 db.execute("COMMIT")
         return len(updates)
 
@@ -135,25 +148,39 @@ class PredictionStore:
         where = [c for c, on in (("outcome IS NOT NULL", settled_only), ("do_predict = 1", predicted_only)) if on]
         with self._connect() as db:
             if not last:
-                query = "SELECT * FROM predictions" + "".join(f" {'WHERE' if i == 0 else 'AND'} {c}" for i, c in enumerate(where))
+                query = "SELECT * FROM predictions" + "".join(
+                    f" {'WHERE' if i == 0 else 'AND'} {c}" for i, c in enumerate(where)
+                )
                 return pd.read_sql_query(query + " ORDER BY candle_ms", db)
             # newest rows first along the primary key, per group: milliseconds on a year of candles
             groups = db.execute("SELECT pair, model FROM series").fetchall()
             cond = "".join(f" AND {c}" for c in where)
-            one = f"SELECT * FROM (SELECT * FROM predictions WHERE pair = ? AND model = ?{cond} ORDER BY candle_ms DESC LIMIT {int(last)})"
+            one = (
+                f"SELECT * FROM (SELECT * FROM predictions WHERE pair = ? AND model = ?{cond} "
+                f"ORDER BY candle_ms DESC LIMIT {int(last)})"
+            )
             # SQLite allows at most 500 terms in one compound SELECT: the groups go in batches
-            parts = [pd.read_sql_query(" UNION ALL ".join([one] * len(batch)), db, params=[v for g in batch for v in g])
-                     for batch in (groups[i:i + COMPOUND_BATCH] for i in range(0, len(groups), COMPOUND_BATCH))]
-            df = pd.concat(parts, ignore_index=True) if parts else pd.read_sql_query("SELECT * FROM predictions LIMIT 0", db)
+            parts = [
+                pd.read_sql_query(" UNION ALL ".join([one] * len(batch)), db, params=[v for g in batch for v in g])
+                for batch in (groups[i : i + COMPOUND_BATCH] for i in range(0, len(groups), COMPOUND_BATCH))
+            ]
+            df = (
+                pd.concat(parts, ignore_index=True)
+                if parts
+                else pd.read_sql_query("SELECT * FROM predictions LIMIT 0", db)
+            )
         return df.sort_values("candle_ms", kind="stable", ignore_index=True)
 
-    def scores(self, by: tuple[str, ...] = ("model", "pair"), last: int | None = None,
-               predicted_only: bool = True) -> pd.DataFrame:
+    def scores(
+        self, by: tuple[str, ...] = ("model", "pair"), last: int | None = None, predicted_only: bool = True
+    ) -> pd.DataFrame:
         """Direction accuracy (with its 95% Wilson interval) and rank IC of the settled predictions per
         group, over each group's `last` settled predictions (all when None). A hit is a prediction and
         an outcome of the same sign; exact zeros (no direction) are left out of the count.
         `predicted_only` keeps FreqAI's do_predict == 1 rows (the ones a strategy may act on)."""
-        df = self.frame(settled_only=True, predicted_only=predicted_only, last=last if by == ("model", "pair") else None)
+        df = self.frame(
+            settled_only=True, predicted_only=predicted_only, last=last if by == ("model", "pair") else None
+        )
         df = df[(df["prediction"] != 0) & (df["outcome"] != 0)]
         cols = ["n", "hits", "accuracy", "accuracy_lo", "accuracy_hi", "ic", "first_ms", "last_ms"]
         if df.empty:
@@ -165,17 +192,35 @@ class PredictionStore:
             lo, hi = wilson(hits, len(g))
             varied = len(g) > 2 and g["prediction"].nunique() > 1 and g["outcome"].nunique() > 1
             ic = g["prediction"].rank().corr(g["outcome"].rank()) if varied else math.nan
-            rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)), "n": len(g), "hits": hits,
-                         "accuracy": hits / len(g), "accuracy_lo": lo, "accuracy_hi": hi, "ic": ic,
-                         "first_ms": int(g["candle_ms"].iloc[0]), "last_ms": int(g["candle_ms"].iloc[-1])})
+            rows.append(
+                {
+                    **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+                    "n": len(g),
+                    "hits": hits,
+                    "accuracy": hits / len(g),
+                    "accuracy_lo": lo,
+                    "accuracy_hi": hi,
+                    "ic": ic,
+                    "first_ms": int(g["candle_ms"].iloc[0]),
+                    "last_ms": int(g["candle_ms"].iloc[-1]),
+                }
+            )
         return pd.DataFrame(rows)
 
     def missing_ranges(self, pair: str, timeframe_ms: int, model: str = ENSEMBLE) -> list[tuple[int, int]]:
         """(first, last) open times of each run of candles without a prediction between the pair's first
         and last stored one (the bot was down): found from the gaps, whatever their length."""
         with self._connect() as db:
-            got = np.array([r[0] for r in db.execute("SELECT candle_ms FROM predictions WHERE pair = ? AND model = ? "
-                                                     "ORDER BY candle_ms", (pair, model))], dtype=np.int64)
+            got = np.array(
+                [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT candle_ms FROM predictions WHERE pair = ? AND model = ? ORDER BY candle_ms",
+                        (pair, model),
+                    )
+                ],
+                dtype=np.int64,
+            )
         gaps = np.flatnonzero(np.diff(got) > timeframe_ms)
         return [(int(got[i] + timeframe_ms), int(got[i + 1] - timeframe_ms)) for i in gaps]
 

@@ -66,7 +66,9 @@ class RiskLimits:
             object.__setattr__(self, "emergency_drawdown", min(0.99, round(1.5 * self.max_drawdown, 10)))
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("float", "float | None") and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
+            if f.type in ("float", "float | None") and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            ):
                 raise ValueError(f"risk.{f.name} must be a number, got {value!r}")
             if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"risk.{f.name} must be an integer, got {value!r}")
@@ -82,10 +84,14 @@ class RiskLimits:
         if self.correlation_window < 10:
             raise ValueError(f"risk.correlation_window must be at least 10 candles, got {self.correlation_window!r}")
         if self.emergency_drawdown < self.max_drawdown:
-            raise ValueError(f"risk.emergency_drawdown ({self.emergency_drawdown}) must be >= risk.max_drawdown "
-                             f"({self.max_drawdown}): the emergency stop is the harder limit")
+            raise ValueError(
+                f"risk.emergency_drawdown ({self.emergency_drawdown}) must be >= risk.max_drawdown "
+                f"({self.max_drawdown}): the emergency stop is the harder limit"
+            )
         if not self.emergency_file.strip():
-            raise ValueError("risk.emergency_file must name a file (an empty name would be the user_data folder itself)")
+            raise ValueError(
+                "risk.emergency_file must name a file (an empty name would be the user_data folder itself)"
+            )
         if self.watch_interval_s <= 0:
             raise ValueError(f"risk.watch_interval_s must be positive, got {self.watch_interval_s!r}")
         if self.ledger_ttl_s <= 0:
@@ -179,10 +185,16 @@ def check_entry(
         # fail closed: a correlation that cannot be computed rejects (another bot's pair before its candles came)
         unknown = sorted(p for p, r in open_returns.items() if r is None)
         if unknown or candidate_returns is None:
-            return Decision(False, "risk_error", f"correlation limit unchecked: no candles for {', '.join(unknown) or 'the candidate'}")
+            return Decision(
+                False,
+                "risk_error",
+                f"correlation limit unchecked: no candles for {', '.join(unknown) or 'the candidate'}",
+            )
         pair, rho = max_correlation(candidate_returns, open_returns)
         if pair is not None and rho > limits.correlation_limit:
-            return Decision(False, "correlation", f"correlation {rho:.2f} with open {pair} > {limits.correlation_limit}")
+            return Decision(
+                False, "correlation", f"correlation {rho:.2f} with open {pair} > {limits.correlation_limit}"
+            )
     return Decision(True)
 
 
@@ -251,8 +263,10 @@ class RiskControlled:
     def _rate(self, pair: str) -> float:
         """The mark for an open trade: the latest close the bot analysed, else the latest candle it
         holds, else (dry-run/live, e.g. before the first analysis) the exchange's last price."""
-        sources = (lambda: self.dp.get_analyzed_dataframe(pair, self.timeframe)[0],
-                   lambda: self.dp.get_pair_dataframe(pair, self.timeframe))
+        sources = (
+            lambda: self.dp.get_analyzed_dataframe(pair, self.timeframe)[0],
+            lambda: self.dp.get_pair_dataframe(pair, self.timeframe),
+        )
         for source in sources:
             df = source()
             if df is not None and not df.empty:
@@ -274,7 +288,9 @@ class RiskControlled:
         mine = [(p.pair, p.stake, p.stop_distance) for p in positions]
         self._published = (equity, self._peak, self._day[1], mine)  # what a reservation re-sends
         book = self._ledger.publish(*self._published)
-        others = [Position(pair, stake, dist) for bot, pair, stake, dist in book.positions if bot != self._ledger.bot_id]
+        others = [
+            Position(pair, stake, dist) for bot, pair, stake, dist in book.positions if bot != self._ledger.bot_id
+        ]
         self._other_pairs = sorted({p.pair for p in others})  # their candles: informative_pairs
         return EquityState(book.equity, book.peak, book.day_start, positions + others)
 
@@ -285,7 +301,9 @@ class RiskControlled:
         from freqtrade.persistence import Trade
 
         start = self._start if self._start is not None else float(self.config.get("dry_run_wallet", 1000))
-        realized = sum(t.close_profit_abs or 0.0 for t in Trade.get_trades_proxy(is_open=False) if t.close_date is not None)
+        realized = sum(
+            t.close_profit_abs or 0.0 for t in Trade.get_trades_proxy(is_open=False) if t.close_date is not None
+        )
         unrealized, positions = 0.0, []
         for pos, t in self._open_positions():
             try:
@@ -305,7 +323,11 @@ class RiskControlled:
             # Read once: freqtrade derives it from the free balance, which lags a fill until the next wallet
             # sync; read on every loop it dropped by a trade's stake for a moment (a false 33% drawdown and
             # emergency, seen in a dry-run test). Capital moved in or out counts after a restart.
-            self._start = float(self.wallets.get_starting_balance()) if self.wallets else float(self.config.get("dry_run_wallet", 1000))
+            self._start = (
+                float(self.wallets.get_starting_balance())
+                if self.wallets
+                else float(self.config.get("dry_run_wallet", 1000))
+            )
         start = self._start
         closed = [t for t in Trade.get_trades_proxy(is_open=False) if t.close_date is not None]
         closed.sort(key=lambda t: t.close_date)
@@ -342,7 +364,9 @@ class RiskControlled:
         calls super().informative_pairs() (without it, entries are refused while such pairs are held)."""
         pairs = list(super().informative_pairs())
         have = {(p[0], p[1]) for p in pairs}
-        return pairs + [(p, self.timeframe) for p in getattr(self, "_other_pairs", []) if (p, self.timeframe) not in have]
+        return pairs + [
+            (p, self.timeframe) for p in getattr(self, "_other_pairs", []) if (p, self.timeframe) not in have
+        ]
 
     def risk_decision(self, pair: str, stake: float, current_time: datetime) -> Decision:
         self._risk_init()
@@ -362,9 +386,16 @@ class RiskControlled:
                 continue
             open_returns[pos.pair] = self._returns(pos.pair)  # None: no candles (check_entry rejects)
         return check_entry(
-            self.risk_limits, stake=stake, stop_distance=abs(self.stoploss), equity=state.equity,
-            peak_equity=state.peak, day_start_equity=state.day_start, positions=positions,
-            candidate_returns=self._returns(pair), open_returns=open_returns, emergency=self.emergency_active,
+            self.risk_limits,
+            stake=stake,
+            stop_distance=abs(self.stoploss),
+            equity=state.equity,
+            peak_equity=state.peak,
+            day_start_equity=state.day_start,
+            positions=positions,
+            candidate_returns=self._returns(pair),
+            open_returns=open_returns,
+            emergency=self.emergency_active,
         )
 
     # -- freqtrade callbacks --------------------------------------------------------------
@@ -374,15 +405,21 @@ class RiskControlled:
             check_live(self.config)
         self._risk_init()
         if not self.use_custom_roi:
-            raise OperationalException("refusing to start: the emergency exit needs use_custom_roi (RiskControlled sets it)")
+            raise OperationalException(
+                "refusing to start: the emergency exit needs use_custom_roi (RiskControlled sets it)"
+            )
         if getattr(self, "ignore_roi_if_entry_signal", False):
-            raise OperationalException("refusing to start: ignore_roi_if_entry_signal would let an entry signal block "
-                                       "the emergency exit; set it to false")
+            raise OperationalException(
+                "refusing to start: ignore_roi_if_entry_signal would let an entry signal block "
+                "the emergency exit; set it to false"
+            )
         monitor_for(self)  # a bad `monitoring` section stops the bot here, with its key named
         if self._is_live():
             self._start_watcher()
 
-    def confirm_trade_entry(self, pair, order_type, amount, rate, time_in_force, current_time, entry_tag, side, **kwargs) -> bool:
+    def confirm_trade_entry(
+        self, pair, order_type, amount, rate, time_in_force, current_time, entry_tag, side, **kwargs
+    ) -> bool:
         """freqtrade lets an entry through when this callback raises: nothing here may. The decision is
         fixed before any bookkeeping, and a failure anywhere (bookkeeping included) rejects."""
         allowed = False
@@ -407,7 +444,9 @@ class RiskControlled:
             try:  # reserve the entry's heat in the shared ledger before freqtrade places the order
                 self._reserve(Position(pair, stake, abs(self.stoploss)))
             except Exception as exc:
-                d = Decision(False, "risk_error", f"could not reserve the entry in the risk ledger ({type(exc).__name__}: {exc})")
+                d = Decision(
+                    False, "risk_error", f"could not reserve the entry in the risk ledger ({type(exc).__name__}: {exc})"
+                )
                 logger.exception("risk: ledger reservation for %s failed; entry rejected", pair)
         return d
 
@@ -457,18 +496,24 @@ class RiskControlled:
             state = self._equity_state(current_time)  # once per loop; publishes to the ledger
         except Exception as exc:
             logger.exception("risk: equity state unavailable")
-            self._alert_safely("critical", f"risk state unavailable ({type(exc).__name__}: {exc}); entries will be rejected")
+            self._alert_safely(
+                "critical", f"risk state unavailable ({type(exc).__name__}: {exc}); entries will be rejected"
+            )
             if mon is not None:
                 mon.on_loop(current_time, None, self.risk_limits, self.emergency_active)
             try:  # fail closed: the emergency drawdown is still checked, on this bot's worst-case state
                 state = self._fallback_state(current_time)
             except Exception:
-                logger.exception("risk: not even this bot's own equity is available: emergency drawdown unchecked this loop")
+                logger.exception(
+                    "risk: not even this bot's own equity is available: emergency drawdown unchecked this loop"
+                )
                 return
             dd = drawdown(state.equity, state.peak)
             if not self.emergency_active and dd >= self.risk_limits.emergency_drawdown - EPS:
-                self.trigger_emergency(f"drawdown {dd:.2%} >= emergency {self.risk_limits.emergency_drawdown:.2%} "
-                                       "(this bot's own state, open trades without a price at their stop)")
+                self.trigger_emergency(
+                    f"drawdown {dd:.2%} >= emergency {self.risk_limits.emergency_drawdown:.2%} "
+                    "(this bot's own state, open trades without a price at their stop)"
+                )
             return
         if mon is not None:
             mon.on_loop(current_time, state, self.risk_limits, self.emergency_active)
@@ -479,8 +524,10 @@ class RiskControlled:
             self._summary_day = current_time.date()
         elif current_time.date() != self._summary_day:
             self._summary_day = current_time.date()
-            self._alert_safely("info", f"daily summary: equity {state.equity:.2f}, drawdown {dd:.2%}, "
-                               f"rejections {dict(self.risk_rejections)}")
+            self._alert_safely(
+                "info",
+                f"daily summary: equity {state.equity:.2f}, drawdown {dd:.2%}, rejections {dict(self.risk_rejections)}",
+            )
         if self._is_live():
             try:
                 self._write_state(current_time, state)
@@ -515,8 +562,10 @@ class RiskControlled:
         self.ledger_error = error
         if error and not was:
             logger.error("risk: ledger unreadable (%s): entries refused until it is back", error)
-            self._alert_safely("critical", f"risk ledger unreadable ({error}): new entries refused, open trades kept; "
-                               "fix or remove the file")
+            self._alert_safely(
+                "critical",
+                f"risk ledger unreadable ({error}): new entries refused, open trades kept; fix or remove the file",
+            )
         elif was and not error:
             self._alert_safely("info", "risk ledger readable again: entries allowed")
 
@@ -526,8 +575,10 @@ class RiskControlled:
             return
         api = self.config.get("api_server") or {}
         if not api.get("enabled") or not self.risk_limits.emergency_rest_exit:
-            logger.warning("risk: no REST API exit, so an emergency exits at the bot's next loop "
-                           "(up to process_throttle_secs after the trigger); enable api_server to exit at once")
+            logger.warning(
+                "risk: no REST API exit, so an emergency exits at the bot's next loop "
+                "(up to process_throttle_secs after the trigger); enable api_server to exit at once"
+            )
         self._watcher = threading.Thread(target=self._watch, name="risk-emergency-watch", daemon=True)
         self._watcher.start()
 
@@ -552,7 +603,9 @@ class RiskControlled:
 
         host = api.get("listen_ip_address", "127.0.0.1")
         host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-        client = FtRestClient(f"http://{host}:{api.get('listen_port', 8080)}", api.get("username", ""), api.get("password", ""))
+        client = FtRestClient(
+            f"http://{host}:{api.get('listen_port', 8080)}", api.get("username", ""), api.get("password", "")
+        )
         try:
             reply = client.forceexit("all")
         except Exception:
@@ -560,9 +613,11 @@ class RiskControlled:
             return
         trig = self.emergency_trigger or {}
         logger.info("emergency force exit reply: %s", reply)
-        logger.critical("emergency exits via the REST API %.1f ms after the operator's action (%.1f ms after detection)",
-                        (time.time() - trig.get("action_time", time.time())) * 1e3,
-                        (time.monotonic() - trig.get("monotonic", time.monotonic())) * 1e3)
+        logger.critical(
+            "emergency exits via the REST API %.1f ms after the operator's action (%.1f ms after detection)",
+            (time.time() - trig.get("action_time", time.time())) * 1e3,
+            (time.monotonic() - trig.get("monotonic", time.monotonic())) * 1e3,
+        )
 
     def _is_live(self) -> bool:
         runmode = self.config.get("runmode")
@@ -573,18 +628,25 @@ class RiskControlled:
         """(position at risk, trade) for each open trade; stop distance measured from the entry."""
         from freqtrade.persistence import Trade
 
-        return [(Position(t.pair, float(t.stake_amount), max(0.0, (t.open_rate - (t.stop_loss or 0)) / t.open_rate)), t)
-                for t in Trade.get_trades_proxy(is_open=True)]
+        return [
+            (Position(t.pair, float(t.stake_amount), max(0.0, (t.open_rate - (t.stop_loss or 0)) / t.open_rate)), t)
+            for t in Trade.get_trades_proxy(is_open=True)
+        ]
 
     def _write_state(self, now: datetime, state: EquityState) -> None:
         """user_data/risk_state.json: what the operator tools (companion bot) show."""
         state_doc = {
-            "time": now.isoformat(), "equity": state.equity, "peak_equity": state.peak,
-            "drawdown": drawdown(state.equity, state.peak), "daily_loss": daily_loss(state.equity, state.day_start),
-            "portfolio_heat": portfolio_heat(state.positions, state.equity), "marked_to_market": True,
+            "time": now.isoformat(),
+            "equity": state.equity,
+            "peak_equity": state.peak,
+            "drawdown": drawdown(state.equity, state.peak),
+            "daily_loss": daily_loss(state.equity, state.day_start),
+            "portfolio_heat": portfolio_heat(state.positions, state.equity),
+            "marked_to_market": True,
             "limits": {f.name: getattr(self.risk_limits, f.name) for f in fields(self.risk_limits)},
-            "rejections": dict(self.risk_rejections), "emergency": self.emergency_trigger and {
-                k: v for k, v in self.emergency_trigger.items() if k != "monotonic"},
+            "rejections": dict(self.risk_rejections),
+            "emergency": self.emergency_trigger
+            and {k: v for k, v in self.emergency_trigger.items() if k != "monotonic"},
         }
         path = Path(self.config.get("user_data_dir", "user_data")) / "risk_state.json"
         tmp = path.with_suffix(".tmp")
@@ -598,10 +660,17 @@ class RiskControlled:
             if self.emergency_active:
                 return False
             self.emergency_active = True
-            self.emergency_trigger = {"reason": reason, "monotonic": time.monotonic(),
-                                      "action_time": action_time or time.time(), "exits": {}}
-        logger.critical("emergency detected %.1f ms after the operator's action: %s",
-                        (time.time() - self.emergency_trigger["action_time"]) * 1e3, reason)
+            self.emergency_trigger = {
+                "reason": reason,
+                "monotonic": time.monotonic(),
+                "action_time": action_time or time.time(),
+                "exits": {},
+            }
+        logger.critical(
+            "emergency detected %.1f ms after the operator's action: %s",
+            (time.time() - self.emergency_trigger["action_time"]) * 1e3,
+            reason,
+        )
         if self._ledger is not None and not reason.startswith("portfolio emergency"):
             try:
                 self._ledger.raise_emergency(reason)
@@ -614,8 +683,13 @@ class RiskControlled:
         trig = self.emergency_trigger
         if trig is not None and pair not in trig["exits"]:
             trig["exits"][pair] = (time.monotonic() - trig["monotonic"]) * 1e3
-            logger.critical("emergency exit %s %.1f ms after the trigger, %.1f ms after the operator's action (%s)", pair,
-                            trig["exits"][pair], (time.time() - trig["action_time"]) * 1e3, path)
+            logger.critical(
+                "emergency exit %s %.1f ms after the trigger, %.1f ms after the operator's action (%s)",
+                pair,
+                trig["exits"][pair],
+                (time.time() - trig["action_time"]) * 1e3,
+                path,
+            )
 
     def custom_exit(self, pair, trade, current_time, current_rate, current_profit, **kwargs):
         if getattr(self, "emergency_active", False):
@@ -629,5 +703,12 @@ class RiskControlled:
         if getattr(self, "emergency_active", False):
             self._note_emergency_exit(pair, "roi")
             return -1e9
-        return super().custom_roi(pair=pair, trade=trade, current_time=current_time, trade_duration=trade_duration,
-                                  entry_tag=entry_tag, side=side, **kwargs)
+        return super().custom_roi(
+            pair=pair,
+            trade=trade,
+            current_time=current_time,
+            trade_duration=trade_duration,
+            entry_tag=entry_tag,
+            side=side,
+            **kwargs,
+        )

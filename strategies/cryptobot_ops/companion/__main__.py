@@ -21,8 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-url", default="http://127.0.0.1:8080")
     p.add_argument("--user-data", type=Path, default=Path("user_data"))
     a = p.parse_args(argv)
-    missing = [k for k in ("COMPANION_TELEGRAM_TOKEN", "COMPANION_CHAT_IDS", "FREQTRADE_API_USER", "FREQTRADE_API_PASSWORD")
-               if not os.environ.get(k)]
+    missing = [
+        k
+        for k in ("COMPANION_TELEGRAM_TOKEN", "COMPANION_CHAT_IDS", "FREQTRADE_API_USER", "FREQTRADE_API_PASSWORD")
+        if not os.environ.get(k)
+    ]
     if missing:
         print(f"error: set {', '.join(missing)} in the environment", file=sys.stderr)
         return 2

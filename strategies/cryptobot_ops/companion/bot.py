@@ -79,14 +79,23 @@ class Companion:
         for m in models:
             pair = m.parent.name.removeprefix("sub-train-")
             latest[pair] = max(latest.get(pair, 0.0), m.stat().st_mtime)
-        return "Models (" + ident + ")\n" + "\n".join(
-            f"{pair}: trained {(now - t) / 3600:.1f} h ago" for pair, t in sorted(latest.items())) + "\n" + live_accuracy_text(self.user_data)
+        return (
+            "Models ("
+            + ident
+            + ")\n"
+            + "\n".join(f"{pair}: trained {(now - t) / 3600:.1f} h ago" for pair, t in sorted(latest.items()))
+            + "\n"
+            + live_accuracy_text(self.user_data)
+        )
 
     def emergency(self) -> str:
         flag = self.user_data / "EMERGENCY_STOP"
         flag.write_text(f"requested via Telegram at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         reply = self.client.stopbuy()  # freqtrade-client name of /stopentry
-        return f"EMERGENCY STOP requested: {flag} written, /stopentry -> {reply}. Positions exit within a second (the strategy's watcher), at the latest on the bot's next loop."
+        return (
+            f"EMERGENCY STOP requested: {flag} written, /stopentry -> {reply}. Positions exit within a second "
+            "(the strategy's watcher), at the latest on the bot's next loop."
+        )
 
     # -- Telegram -------------------------------------------------------------------------
     def authorized(self, update: Update) -> bool:
@@ -101,8 +110,11 @@ def live_accuracy_text(user_data: Path, last: int = 200) -> str:
     scores = PredictionStore(path).scores(last=last)
     if scores.empty:
         return "Live accuracy: no settled prediction yet (each settles after its label horizon)."
-    lines = [f"{r.model} {r.pair}: {r.accuracy:.1%} ({r.accuracy_lo:.0%}-{r.accuracy_hi:.0%}, n={r.n}), "
-             f"IC {'n/a' if r.ic != r.ic else f'{r.ic:+.2f}'}" for r in scores.itertuples()]
+    lines = [
+        f"{r.model} {r.pair}: {r.accuracy:.1%} ({r.accuracy_lo:.0%}-{r.accuracy_hi:.0%}, n={r.n}), "
+        f"IC {'n/a' if r.ic != r.ic else f'{r.ic:+.2f}'}"
+        for r in scores.itertuples()
+    ]
     return f"Live accuracy, last {last} settled predictions (95% CI)\n" + "\n".join(lines)
 
 
