@@ -1,4 +1,4 @@
-"""`python -m scripts.bench_models`: walk-forward benchmark (see freqaimodels.benchmark)."""
+"""`python -m scripts.bench_models`: walk-forward benchmark (see evaluation.models)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from evaluation.models import BenchConfig, complete, console, goal_line, report, run, write
 from freqaimodels import features
-from freqaimodels.benchmark import BenchConfig, complete, console, goal_line, report, run, write
 from freqaimodels.estimators.stacking import MODEL_SETS
 from simulation.paths import SHARED_DATA
 

@@ -1,7 +1,7 @@
 """`python -m scripts.regime_ceiling --seed 0 --seed 1 [--days 720] [--out ceiling.json]`
 
 How good can a causal regime label be on the independent market family? For each seed, in one run:
-the labels strategies get (`regime.evaluate`'s walk-forward detector, its rule baseline) and the
+the labels strategies get (`evaluation.regime`'s walk-forward detector, its rule baseline) and the
 generator's own Bayes filter (`bayes_filter`: knows every parameter, so no detector can do much better),
 scored on the same 1h candles against the same truth, with block-bootstrap 95% intervals. If the filter
 itself stays below a goal, the goal is out of reach on that market, whatever the detector."""
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from regime.evaluate import block_bootstrap, evaluate_labels, flips_per_1000
+from evaluation.regime import block_bootstrap, evaluate_labels, flips_per_1000
 from simulation.synthetic.independent import REGIMES, bayes_filter, generate_independent, write
 
 

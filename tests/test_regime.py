@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evaluation.regime import main as evaluate_main
 from regime import PROB_COLUMNS, REGIMES, RegimeDetector, RegimeFitError, name_states
-from regime.evaluate import main as evaluate_main
 from regime.walkforward import FitCache, WalkForwardParams, WalkForwardReport, causal_regimes, dwell_filter
 from simulation.synthetic import SyntheticConfig, generate
 
@@ -107,7 +107,7 @@ def test_online_step_matches_batch_filter(fitted, btc):
 
 def test_update_is_constant_time(fitted, btc):
     """O(1) per candle by construction: the online state is bounded buffers and running sums, the same
-    size after 10,000 and after 20,000 candles (the per-candle timing is measured by regime.evaluate)."""
+    size after 10,000 and after 20,000 candles (the per-candle timing is measured by evaluation.regime)."""
     det = RegimeDetector()
     det.model = fitted.model
     det.reset_online()

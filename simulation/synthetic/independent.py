@@ -14,7 +14,7 @@ spell lengths of days to weeks) before any evaluation, and are not to be tuned t
 
     python -m simulation.synthetic.independent --seed 7 --days 720 --out /tmp/indep
 writes `BTC_USDT-5m.feather`, `BTC_USDT-1h.feather` (freqtrade's layout) and `labels-5m.feather`,
-`labels-1h.feather` (`date`, `regime`: the regime at each candle's close) for `regime.evaluate --labels`.
+`labels-1h.feather` (`date`, `regime`: the regime at each candle's close) for `evaluation.regime --labels`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Score the causal regime detector.
 
 Synthetic (ground truth known):
-    python -m regime.evaluate --seed 0 --seed 1 --candles 100000 --out regime.json
+    python -m evaluation.regime --seed 0 --seed 1 --candles 100000 --out regime.json
 Real data (no ground truth: regime statistics and a price chart coloured by regime):
-    python -m regime.evaluate --datadir ../shared/data/binance --pair BTC/USDT --timeframe 1h --out btc.json
+    python -m evaluation.regime --datadir ../shared/data/binance --pair BTC/USDT --timeframe 1h --out btc.json
 Someone else's market or labels (a feather with `date` and `regime`, our four names):
-    python -m regime.evaluate --datadir D --pair P --timeframe 1h --labels labels.feather --out o.json
+    python -m evaluation.regime --datadir D --pair P --timeframe 1h --labels labels.feather --out o.json
     scores exactly what strategies receive (walk-forward refits on that timeframe, the detector's own
     names, no re-mapping against the truth), with block-bootstrap 95% intervals; see docs/regime.md.
 
@@ -390,7 +390,7 @@ def evaluate_labels(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m regime.evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m evaluation.regime", description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, action="append", help="synthetic seed; repeat for several (default: 0)")
     p.add_argument("--candles", type=int, default=100_000, help="synthetic 5m candles (default: 100000)")
     p.add_argument("--train-fraction", type=float, default=0.3)
