@@ -90,6 +90,19 @@ class RunningBot:
     def stop(self) -> None:
         stop_process(self.proc, 60)
 
+    def wait_loops(self, n: int, seconds: float = 60) -> None:
+        """Until the bot has run `n` more loops (freqtrade's /health: last_process_ts moves each loop):
+        what a test that must see "nothing happens for a while" waits for, instead of a fixed sleep."""
+        seen: list[float] = []
+
+        def moved() -> bool:
+            ts = float((self.client.health() or {}).get("last_process_ts") or 0)
+            if not seen or ts != seen[-1]:
+                seen.append(ts)
+            return len(seen) > n
+
+        wait_for(moved, seconds, f"{n} bot loops")
+
 
 def candle_phase_env(lead_s: float, timeframe_s: int = 300) -> dict:
     """Environment for a gateway replaying at speed 1 and the bot on it: both clocks shifted (libfaketime)

@@ -151,6 +151,13 @@ def _frame(text: str) -> bytes:
     return bytes([0x81]) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
+def _ws_messages(url: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == "sim_ws_messages_total"
+    )
+
+
 def _ws_connections(url: str) -> float:
     text = requests.get(f"{url}/metrics", timeout=10).text
     return sum(
@@ -169,7 +176,8 @@ def test_clients_that_stop_reading_go_idle_or_reset_are_dropped(fast_replay):
     resets, _ = _raw_ws(fast_replay)
     resets.sendall(subscribe)
     wait_for(lambda: _ws_connections(fast_replay) == 3, 10, "three connections open")
-    time.sleep(3)
+    pushed = _ws_messages(fast_replay)
+    wait_for(lambda: _ws_messages(fast_replay) >= pushed + 4, 30, "pushes to the clients that do not read")
     resets.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     resets.close()  # RST
     wait_for(lambda: _ws_connections(fast_replay) == 2, 10, "the reset connection released")

@@ -4,8 +4,10 @@ trigger -> every position exited, entries blocked) reported through freqtrade's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,7 +122,8 @@ def test_emergency_exit_is_honoured_whatever_the_exit_settings(replay):
             bot.client.forceenter("BTC/USDT", "long")
         for bot in bots:
             wait_for(lambda b=bot: len(b.client.status()) == 1, 60, f"{bot.log.name}: an open trade")
-        time.sleep(12)  # two bot loops: the trades stay open on their own (no signal exit, no profit)
+        for bot in bots:
+            bot.wait_loops(2)  # two bot loops: the trades stay open on their own (no signal exit, no profit)
         assert all(len(bot.client.status()) == 1 for bot in bots)
         (tmp / "ud" / "EMERGENCY_STOP").write_text("operator test")
         for bot in bots:
@@ -199,7 +202,7 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
         # The replay's current candle may carry the strategy's exit signal for a pair (it depends on the
         # wall clock): freqtrade then closes that trade on its own within a loop, and never asks
         # custom_exit while the signal is set. Let that happen first; the emergency must close the rest.
-        time.sleep(3)
+        bot.wait_loops(1)
         at_risk = {t["pair"] for t in client.status() if t.get("is_open")}
         assert at_risk, "both forced trades closed by exit signals before the test could trigger"
         flag = tmp / "ud" / "EMERGENCY_STOP"
@@ -220,9 +223,8 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
             f"webhook alert (got {hook.messages})",
         )
         client.forceenter("BTC/USDT", "long")  # blocked now
-        time.sleep(3)
+        wait_for(lambda: "rejected (emergency_stop)" in log.read_text(), 30, "the entry refused")
         assert not client.status()
-        assert "rejected (emergency_stop)" in log.read_text()
 
         def firing(name):
             return [a for a in prom.alerts() if a["labels"]["alertname"] == name and a["state"] == "firing"]
@@ -369,7 +371,17 @@ def test_two_bots_share_the_limits_and_the_emergency_through_the_ledger(replay):
     try:
         for bot in (a, b):
             bot.wait_running()
-        time.sleep(6)  # a loop each: both bots have published their equity to the ledger
+
+        def published() -> int:
+            if not ledger.exists():
+                return 0
+            try:
+                with contextlib.closing(sqlite3.connect(ledger)) as db:
+                    return db.execute("SELECT count(DISTINCT bot_id) FROM bots").fetchone()[0]
+            except sqlite3.Error:
+                return 0
+
+        wait_for(lambda: published() == 2, 60, "both bots' equity in the ledger")
         a.client.forceenter("BTC/USDT", "long", stake_amount=4000)  # 4,000 x 4% stop = 0.8% of 20,000
         wait_for(lambda: len(a.client.status()) == 1, 60, "a's trade")
         b.client.forceenter("ETH/USDT", "long", stake_amount=2000)  # +0.4%: 1.2% > 1%, alone it would be 0.8%

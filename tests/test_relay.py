@@ -15,6 +15,7 @@ import time
 import aiohttp
 import pytest
 import requests
+from bot_helpers import wait_for
 from freqtrade.data.history.datahandlers.featherdatahandler import FeatherDataHandler
 from freqtrade.enums import CandleType
 
@@ -72,7 +73,9 @@ def test_relay_serves_and_records_what_the_upstream_serves(tmp_path):
         ) as relay,
     ):
         first = _klines(relay.url, "BTCUSDT", "5m", limit=3)
-        time.sleep(12)  # two or more 5m closes upstream at x60
+        wait_for(  # two or more 5m closes relayed (x60 upstream: one every 5 s)
+            lambda: _klines(relay.url, "BTCUSDT", "5m", limit=3)[-1][0] >= first[-1][0] + 2 * 300_000, 60, "two closes"
+        )
         got = _klines(relay.url, "ETHUSDT", "5m", limit=1000)
         assert len(got) >= 300, "the history fetched at start, then the relayed candles"
         closed = got[:-1]
