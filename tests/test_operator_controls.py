@@ -210,9 +210,10 @@ def test_emergency_stop_exits_all_blocks_entries_and_alerts(replay):
         wait_for(lambda: not client.status(), 60, "all trades exited")
         text = log.read_text()
         # The watcher sees the file within ~50 ms and exits everything through the bot's REST API; the
-        # latency from the operator's action is measured and logged (asserted by order, not by speed).
+        # latency from the operator's action is measured and logged; the shortcut's point: every exit is
+        # placed sooner than the bot's next loop would have (throttle 5 s) could.
         rest = re.findall(r"emergency exits via the REST API ([0-9.]+) ms after the operator's action", text)
-        assert rest and float(rest[0]) >= 0, text[-3000:]
+        assert rest and float(rest[0]) < 5_000, text[-3000:]
         detected = re.search(r"emergency detected ([0-9.]+) ms after the operator's action", text)
         assert detected and float(detected.group(1)) <= float(rest[0])
         trades = client.trades()["trades"]
