@@ -59,7 +59,9 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert clock["jumps"] > 100 and 0.5 < clock["skipped_share"] < 1, clock
     assert result["trades_sim"] >= 1 and result["trades_backtest"] >= 1
     assert 10 <= result["p99_latency_ms"] <= 200, "the latency model's clip"
-    assert 0 <= result["signal_consistency"] <= 1
+    # consistency is the F1 of precision and recall (an always-signalling bot cannot score well)
+    p, r = result["signal_precision"], result["signal_recall"]
+    assert result["signal_consistency"] == pytest.approx(2 * p * r / (p + r) if p and r else 0.0)
     # the discrepancy report's invariants on a real session
     gap, matched = result["gap"], result["trades_matched"]
     assert abs(gap["waterfall"]["residual"]) < 1e-6, gap["waterfall"]
@@ -70,8 +72,6 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     )
     assert sum(gap["missed_not_attempted"].values()) == gap["missed_no_signal"]
     assert matched + gap["extra_trades"] + gap["reentries_after_cancel"] == result["trades_sim"]
-    for key in ("signal_precision", "signal_recall"):
-        assert result[key] is None or 0 <= result[key] <= 1
     assert result["per_trade_difference"]["n"] == matched and result["verdict"]
     rows = {r["setting"]: r for r in result["comparability"]}
     assert not rows["strategy file sha256"]["differs"] and not rows["timeframe"]["differs"]
