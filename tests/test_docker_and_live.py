@@ -57,6 +57,20 @@ def test_compose_profiles_services_and_healthchecks():
     assert "gateway" not in by_profile["live"]
 
 
+def test_no_two_services_of_any_profile_combination_bind_one_host_port():
+    """Issue 36 §5: the simulation and paper bots both bound 127.0.0.1:8080, so the two profiles could
+    not run together. The spec's ports: simulation 8080, paper 8081, live 8082."""
+    services = COMPOSE["services"]
+    bots = {n: s["ports"][0].split(":")[1] for n, s in services.items() if n.startswith("bot-")}
+    assert bots == {"bot-simulation": "8080", "bot-paper": "8081", "bot-live": "8082"}
+    bound: dict[str, str] = {}
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            host = ":".join(str(port).split(":")[:-1])
+            assert host not in bound, f"{name} and {bound.get(host)} both bind {host}"
+            bound[host] = name
+
+
 def _env_values(svc: dict) -> dict:
     env = svc.get("environment") or {}
     return env if isinstance(env, dict) else dict(e.split("=", 1) for e in env)
