@@ -69,18 +69,27 @@ class RunningBot:
         password: str | None = None,
         env: dict | None = None,
     ) -> None:
-        self.port = free_port()
         self.password = password or secrets.token_urlsafe(18)
-        self.proc, self.log = start_bot(
-            tmp, configs, {**api_section(self.port), **extra}, {**api_env(self.password), **(env or {})}, strategy, name
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._args = (tmp, configs, extra, {**api_env(self.password), **(env or {})}, strategy, name)
+        self._start(free_port())
+
+    def _start(self, port: int) -> None:
+        tmp, configs, extra, env, strategy, name = self._args
+        self.port = port
+        self.proc, self.log = start_bot(tmp, configs, {**api_section(port), **extra}, env, strategy, name)
+        self.url = f"http://127.0.0.1:{port}"
         self.client = FtRestClient(self.url, "op", self.password)
 
     def wait_running(self, seconds: float = 240) -> None:
+        """Until the API answers with state running. A port another process took between choosing and
+        binding it (freqtrade then runs on without its API) is chosen again."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            if f"error while attempting to bind on address ('127.0.0.1', {self.port})" in self.log.read_text():
+                stop_process(self.proc, 30)
+                self._start(free_port())
+                continue
             config = self.client.show_config()  # None until the API answers
             if config and config.get("state") == "running":
                 return
@@ -132,7 +141,7 @@ def wait_for(cond, seconds: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-# Market orders for forced entries/exits (need the other side of the book), exits by signal off.
+# Market orders for forced entries/exits (need the other side of the book).
 FORCE_ORDERS = {
     "force_entry_enable": True,
     "initial_state": "running",

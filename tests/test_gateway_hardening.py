@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from simulation.gateway import GatewayProcess
@@ -327,10 +327,21 @@ def test_probe_classes_never_break_the_gateway(gw, endpoint, name, value, key):
         r = signed(gw, method, path, [(name, value)])
     else:
         headers = {"X-MBX-APIKEY": key} if key is not None else {}
+        assume(sendable(headers))
         r = requests.request(method, f"{gw.url}{path}", params=[(name, value)], headers=headers, timeout=10)
         if r.status_code == 400 and r.text.startswith("Invalid header value char"):
             return  # refused by the HTTP parser before any handler (control characters), as a front end would
     assert_binance_json(r)
+
+
+def sendable(headers: dict) -> bool:
+    """What an HTTP client can put on the wire at all (requests refuses leading whitespace, CR and LF)."""
+    try:
+        for item in headers.items():
+            requests.utils.check_header_validity(item)
+    except requests.exceptions.InvalidHeader:
+        return False
+    return True
 
 
 STREAMS = st.sampled_from(
@@ -366,6 +377,7 @@ FAULT_KEYS = st.sampled_from(
     token=st.one_of(st.just(ADMIN["X-SIM-ADMIN-TOKEN"]), st.binary(max_size=12)),
 )
 def test_admin_bodies_and_tokens_are_answered_never_500(open_gw, body, token):
+    assume(sendable({"X-SIM-ADMIN-TOKEN": token}))
     r = requests.put(
         f"{open_gw.url}/sim/faults", data=json.dumps(body), headers={"X-SIM-ADMIN-TOKEN": token}, timeout=10
     )

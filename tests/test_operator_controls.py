@@ -299,7 +299,8 @@ def _command(text: str, chat_id: int, update_id: int) -> dict:
 
 def test_companion_bot_commands_against_a_real_bot(replay):
     tmp, overlay = replay
-    bot = RunningBot(tmp, [*CONFIGS, str(overlay)], FORCE_ORDERS, "RiskReference")
+    # no exit by signal: the replay's candle (it follows the wall clock) must not close a trade the emergency is for
+    bot = RunningBot(tmp, [*CONFIGS, str(overlay)], {**FORCE_ORDERS, "use_exit_signal": False}, "RiskReference")
     client = bot.client
     try:
         bot.wait_running()

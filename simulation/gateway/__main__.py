@@ -237,14 +237,16 @@ def bind_failure(args: argparse.Namespace, exc: OSError) -> int:
 
 
 MAX_RELAY_HISTORY = 100_000  # candles per timeframe at start: a year of 5m candles
+DAY_S = 86_400.0
 PAIR = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}")
 
 
 def relay_argument_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the relay's arguments, found before any network call (None: nothing)."""
+    # session seconds: on a constant clock both are the wall-clock values times the speed (x300: 3,000 s)
     for name, value, most in (
-        ("--relay-poll", args.relay_poll, 3600.0),
-        ("--upstream-timeout", args.upstream_timeout, 300.0),
+        ("--relay-poll", args.relay_poll, DAY_S),
+        ("--upstream-timeout", args.upstream_timeout, DAY_S),
     ):
         if not (math.isfinite(value) and 0 < value <= most):
             return f"{name} must be a number of seconds in (0, {most:g}], got {value!r}"

@@ -40,6 +40,13 @@ HEALTH_EVERY_MS = 300_000  # session time between checks that the bot's loop sti
 HUNG_AFTER_LOOPS = 24  # no bot loop for this many throttle intervals (session time): the bot hangs
 
 
+API_PORT_ATTEMPTS = 5
+
+
+class ApiPortTaken(RuntimeError):
+    """freqtrade's API server could not bind its port (another process took it first)."""
+
+
 class SessionFailed(RuntimeError):
     """The session could not complete (the bot died, hung or never came up); nothing is compared."""
 
@@ -162,7 +169,33 @@ class Session:
         if self.bot is not None and self.bot.poll() is not None:
             raise SessionFailed(f"freqtrade exited with {self.bot.returncode}; see {self.out / 'freqtrade.log'}")
 
+    def _use_api_port(self, port: int) -> None:
+        """The bot's API port, in its overlay and in our client."""
+        self.api_port = port
+        self.api_url = f"http://127.0.0.1:{port}"
+        self.client = FtRestClient(self.api_url, API_USER, self.password, timeout=HTTP_TIMEOUT_S)
+        overlay = bot_overlay(self.spec, self.gateway_url, port, str((self.out / "tradesv3.sqlite").resolve()))
+        self.overlay_path.write_text(json.dumps(overlay, indent=2))
+
     def start_bot(self, startup_s: float = 300.0) -> None:
+        """Start freqtrade and wait for its API. A port taken between choosing and binding it (another
+        process on a busy machine) is chosen again: freqtrade would otherwise run on without its API, and
+        whoever holds the port would answer our pings."""
+        self._use_api_port(self.api_port)
+        for attempt in range(API_PORT_ATTEMPTS):
+            try:
+                self._start_bot_once(startup_s)
+                return
+            except ApiPortTaken:
+                if self.bot is not None and self.bot.poll() is None:
+                    self.bot.kill()
+                    self.bot.wait()
+                self.event("bot_api_port_taken", port=self.api_port, attempt=attempt + 1)
+                if attempt == API_PORT_ATTEMPTS - 1:
+                    raise SessionFailed(f"no free port for the bot's API after {API_PORT_ATTEMPTS} tries") from None
+                self._use_api_port(free_port())
+
+    def _start_bot_once(self, startup_s: float) -> None:
         self.strategy_sha256 = strategy_digest(self.spec.strategy)  # the code the bot loads now
         if not (self.spec.userdir / "strategies").is_dir():
             run_freqtrade(["create-userdir", "--userdir", str(self.spec.userdir)], self.out / "userdir.log")
@@ -179,12 +212,22 @@ class Session:
             "--userdir",
             str(self.spec.userdir),
         ]
-        with open(self.out / "freqtrade.log", "a") as log:
+        log_path = self.out / "freqtrade.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        with open(log_path, "a") as log:
             self.bot = self.clock.spawn(
                 cmd, "bot", self.env, launcher=True, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
             )
+        taken = f"error while attempting to bind on address ('127.0.0.1', {self.api_port})"
+        seen = {"pos": offset, "tail": ""}
 
         def ready() -> bool:
+            with open(log_path, errors="replace") as fh:  # what the bot logged since the last look
+                fh.seek(seen["pos"])
+                text = seen["tail"] + fh.read()
+                seen["pos"], seen["tail"] = fh.tell(), text[-200:]
+            if taken in text:  # uvicorn could not bind: freqtrade runs on without its API
+                raise ApiPortTaken(self.api_port)
             if self.bot.poll() is not None:
                 raise SessionFailed(
                     f"freqtrade exited with {self.bot.returncode} during startup; see {self.out / 'freqtrade.log'}"
@@ -276,9 +319,7 @@ class Session:
         with gw:
             self.gateway_url = gw.url
             self.gateway_pid = gw.proc.pid
-            overlay = bot_overlay(s, gw.url, self.api_port, str((self.out / "tradesv3.sqlite").resolve()))
             self.overlay_path = self.out / "bot_overlay.json"
-            self.overlay_path.write_text(json.dumps(overlay, indent=2))
             try:
                 self.start_bot()
                 lag = self.clock.now_ms() - s.start_ms
