@@ -24,10 +24,15 @@ setup: $(STAMP)
 ## retrained per fold (LightGBM-only stacking), Monte Carlo, 3 stress scenarios, the recommendation.
 ## The simulator stage is skipped here: on the compute clock a simulated day of this bot takes ~11 min
 ## of wall time (its per-loop cost, ~23 ms every 5 s; docs/results/2026-12-06-compute-clock.md).
+## With the default arguments it then checks that the README quotes this very run (scripts/readme_figures.py).
+RUN_OUT := user_data/testbench/make-run
 BENCH_ARGS ?= --strategy TrendFollowingEnsemble --extra-config config/testbench-light.json --folds 3 --fold-days 7 \
-	--skip-sim --workers 2 --out user_data/testbench/make-run
+	--skip-sim --workers 2 --out $(RUN_OUT)
 run: setup
 	$(PY) -m scripts.testbench $(BENCH_ARGS)
+ifeq ($(origin BENCH_ARGS),file)
+	-$(PY) -m scripts.readme_figures $(RUN_OUT)/summary.json
+endif
 
 ## The full gate (what CI runs through .ci/run): two workers, the slowest tests listed at the end.
 test: setup

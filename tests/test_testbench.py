@@ -322,3 +322,24 @@ def test_a_session_past_its_time_is_stopped_with_everything_it_started(tmp_path)
     with open(tmp_path / "ok.log", "w") as log:
         assert run_bounded([sys.executable, "-c", "raise SystemExit(3)"], log, timeout_s=30) == 3
     assert sim_timeout_s(1.0) > 11 * 60 * 5  # more than 5x a measured FreqAI day
+
+
+def test_the_readme_figure_check_reads_the_make_run_line(tmp_path):
+    """scripts.readme_figures: the README's make run line against a summary (make run calls it)."""
+    import json as _json
+
+    from scripts.readme_figures import main as check
+
+    summary = {
+        "folds": [{}, {}, {}],
+        "aggregate": {"trades": 50, "profit_pct": -0.00123, "sharpe": -7.931},
+        "recommendation": {"decision": "reject"},
+    }
+    (tmp_path / "summary.json").write_text(_json.dumps(summary))
+    good = "x\n- **`make run`** ([d](r.md)): 90 s: 3 folds, 50 trades,\n  \u22120.12%, Sharpe -7.93 → **reject**; "
+    good += "more\n- next\n"
+    (tmp_path / "good.md").write_text(good)
+    (tmp_path / "stale.md").write_text(good.replace("50 trades", "37 trades"))
+    assert check([str(tmp_path / "summary.json"), "--readme", str(tmp_path / "good.md")]) == 0
+    assert check([str(tmp_path / "summary.json"), "--readme", str(tmp_path / "stale.md")]) == 1
+    assert check([str(tmp_path / "missing.json"), "--readme", str(tmp_path / "good.md")]) == 2
