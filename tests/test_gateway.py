@@ -1,4 +1,5 @@
-"""The gateway as a real process: Binance shapes, error codes, ccxt compatibility, lifecycle."""
+"""The gateway: Binance shapes and error codes on its own app in-process (no process to start for what
+is the HTTP layer's), ccxt compatibility and the lifecycle against a real process."""
 
 from __future__ import annotations
 
@@ -14,12 +15,21 @@ from simulation.gateway import GatewayProcess
 from simulation.gateway.freqtrade_config import exchange_overlay
 
 
+@pytest.fixture(scope="module")
+def inprocess_gateway():
+    from conftest import SYNTH_ARGS
+    from sim_helpers import InProcessGateway
+
+    with InProcessGateway(SYNTH_ARGS) as gw:
+        yield gw
+
+
 def get(gw, path, **params):
     return requests.get(f"{gw.url}{path}", params=params, timeout=10)
 
 
-def test_ping_time_and_exchange_info(synthetic_gateway):
-    gw = synthetic_gateway
+def test_ping_time_and_exchange_info(inprocess_gateway):
+    gw = inprocess_gateway
     assert get(gw, "/api/v3/ping").json() == {}
     assert isinstance(get(gw, "/api/v3/time").json()["serverTime"], int)
     info = get(gw, "/api/v3/exchangeInfo").json()
@@ -33,8 +43,8 @@ def test_ping_time_and_exchange_info(synthetic_gateway):
     assert [s["symbol"] for s in one["symbols"]] == ["ADAUSDT"]
 
 
-def test_tickers_and_depth_agree_with_last_candle(synthetic_gateway):
-    gw = synthetic_gateway
+def test_tickers_and_depth_agree_with_last_candle(inprocess_gateway):
+    gw = inprocess_gateway
     last = get(gw, "/api/v3/klines", symbol="ETHUSDT", interval="5m", limit=1).json()[0]
     close = float(last[4])
     t = get(gw, "/api/v3/ticker/24hr", symbol="ETHUSDT").json()
@@ -81,8 +91,8 @@ def test_tickers_and_depth_agree_with_last_candle(synthetic_gateway):
         ("/api/v3/doesNotExist", {}, 404, -1000),
     ],
 )
-def test_binance_style_errors(synthetic_gateway, path, params, status, code):
-    r = get(synthetic_gateway, path, **params)
+def test_binance_style_errors(inprocess_gateway, path, params, status, code):
+    r = get(inprocess_gateway, path, **params)
     assert r.status_code == status
     body = r.json()
     assert body["code"] == code and isinstance(body["msg"], str)
