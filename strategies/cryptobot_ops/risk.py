@@ -469,8 +469,9 @@ class RiskControlled:
         self._ledger.publish(equity, peak, day_start, [*mine, (entry.pair, entry.stake, entry.stop_distance)])
 
     def order_filled(self, pair, trade, order, current_time, **kwargs) -> None:
-        """Republish to the shared ledger as soon as a position opens or closes."""
-        if getattr(self, "_ledger", None) is not None:
+        """Republish to the shared ledger as soon as a position opens or closes; not while the emergency
+        exits run (each republish delays the next exit order; the next loop publishes the result)."""
+        if getattr(self, "_ledger", None) is not None and not getattr(self, "emergency_active", False):
             try:
                 self._equity_state(current_time)
             except Exception:
@@ -583,16 +584,25 @@ class RiskControlled:
         self._watcher.start()
 
     def _watch(self) -> None:
-        while not self.emergency_active:
-            try:
-                found = self._operator_trigger()
-            except Exception:
-                logger.exception("risk: emergency watcher check failed")
-                found = None
-            if found and self.trigger_emergency(*found):
-                self._force_exit_all()
-                return
-            time.sleep(self.risk_limits.watch_interval_s)
+        """Wakes the moment a file appears in user_data (inotify: the operator's file is seen at once),
+        and every `watch_interval_s` for the shared ledger (another bot's emergency)."""
+        from cryptobot_ops.flagwatch import FlagWatch
+
+        flag_dir = Path(self.config.get("user_data_dir", "user_data"))
+        wake = FlagWatch(flag_dir)
+        try:
+            while not self.emergency_active:
+                try:
+                    found = self._operator_trigger()
+                except Exception:
+                    logger.exception("risk: emergency watcher check failed")
+                    found = None
+                if found and self.trigger_emergency(*found):
+                    self._force_exit_all()
+                    return
+                wake.wait(self.risk_limits.watch_interval_s)
+        finally:
+            wake.close()
 
     def _force_exit_all(self) -> None:
         """Exit every open trade through the bot's own REST API (freqtrade's /forceexit)."""
