@@ -112,6 +112,24 @@ def test_open_losses_count_in_drawdown(db, tmp_path):
     assert s.emergency_active and "drawdown 15.00%" in s.emergency_trigger["reason"]
 
 
+def test_the_realized_curve_is_cached_until_a_trade_closes(db, tmp_path):
+    """Issue 32 §2: the closed trades are loaded once and again only when they change (an aggregate query
+    per loop); a trade that closes, or a closed trade whose profit is corrected, shows at the next look."""
+    s = make_strategy(tmp_path, {"ledger": ""})
+    set_price(s, "BTC/USDT", 100.0)
+    s.bot_start()
+    assert s._equity_state(NOW).equity == pytest.approx(10_000)
+    t = open_trade("BTC/USDT", 1_000, 100.0, 95.0)
+    first = s._realized_cache
+    assert s._equity_state(NOW).equity == pytest.approx(10_000) and s._realized_cache is first, "nothing closed"
+    t.is_open, t.close_date, t.close_profit_abs, t.close_rate = False, NOW, 50.0, 105.0
+    Trade.commit()
+    assert s._equity_state(NOW).equity == pytest.approx(10_050)
+    t.close_profit_abs = -20.0
+    Trade.commit()
+    assert s._equity_state(NOW).equity == pytest.approx(9_980)
+
+
 def test_the_starting_balance_is_read_once(db, tmp_path):
     """freqtrade's starting balance comes from the free balance, which lags a fill until the wallets
     sync: read each loop it dipped by a trade's stake and raised a false drawdown emergency."""

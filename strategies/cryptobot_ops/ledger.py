@@ -105,6 +105,9 @@ class RiskLedger:
         deleted ledger is recreated (its tables empty: every bot publishes again at its next loop)."""
         existed = self.path.exists()
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        # WAL with synchronous=NORMAL: never corrupt, no fsync per write (each loop writes a row; a power
+        # cut may lose the last seconds of state, which every bot publishes again at its next loop)
+        db.execute("PRAGMA synchronous=NORMAL")
         try:
             if not existed:
                 logger.warning("risk ledger %s was missing: recreated", self.path)

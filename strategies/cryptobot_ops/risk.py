@@ -317,7 +317,6 @@ class RiskControlled:
         return EquityState(equity, peak, self._day[1] if self._day else equity, positions)
 
     def _local_equity(self, now: datetime) -> tuple[list[Position], float]:
-        from freqtrade.persistence import Trade
 
         if self._start is None:
             # Read once: freqtrade derives it from the free balance, which lags a fill until the next wallet
@@ -329,9 +328,7 @@ class RiskControlled:
                 else float(self.config.get("dry_run_wallet", 1000))
             )
         start = self._start
-        closed = [t for t in Trade.get_trades_proxy(is_open=False) if t.close_date is not None]
-        closed.sort(key=lambda t: t.close_date)
-        curve = start + np.concatenate([[0.0], np.cumsum([t.close_profit_abs or 0.0 for t in closed])])
+        curve, closed = self._realized(start)
         opened = self._open_positions()
         unrealized = sum(float(t.calc_profit(self._rate(t.pair))) for _, t in opened)
         equity = float(curve[-1]) + unrealized
@@ -343,6 +340,35 @@ class RiskControlled:
             # first look at a new day: now; after a restart mid-day: realized equity at midnight
             self._day = (day, equity if self._day is not None else float(curve[before]))
         return [p for p, _ in opened], equity
+
+    def _realized(self, start: float) -> tuple[np.ndarray, list]:
+        """(realized equity after each closed trade, the closed trades by close date). In dry-run/live the
+        closed trades are loaded only when they changed (one aggregate query per loop instead of every
+        closed trade's ORM object each 5 s loop: a long-running bot's history grows)."""
+        from freqtrade.persistence import Trade
+
+        key = None
+        if self._is_live():
+            from sqlalchemy import func, select
+
+            key = (
+                start,
+                *Trade.session.execute(
+                    select(func.count(Trade.id), func.sum(Trade.close_profit_abs), func.max(Trade.close_date)).where(
+                        Trade.is_open.is_(False)
+                    )
+                ).one(),
+            )
+            cached = getattr(self, "_realized_cache", None)
+            if cached is not None and cached[0] == key:
+                return cached[1], cached[2]
+        closed = sorted(
+            (t for t in Trade.get_trades_proxy(is_open=False) if t.close_date is not None), key=lambda t: t.close_date
+        )
+        curve = start + np.concatenate([[0.0], np.cumsum([t.close_profit_abs or 0.0 for t in closed])])
+        if key is not None:
+            self._realized_cache = (key, curve, closed)
+        return curve, closed
 
     def _returns(self, pair: str) -> np.ndarray | None:
         """The pair's recent candle returns: its analysed frame, else (another bot's pair, dry-run/live)
