@@ -353,6 +353,38 @@ def test_the_watcher_acts_on_the_operator_file_without_a_bot_loop(db, tmp_path):
     assert s.emergency_trigger["action_time"] == pytest.approx((tmp_path / "EMERGENCY_STOP").stat().st_mtime)
 
 
+def test_the_flag_watch_wakes_for_the_flag_only(tmp_path):
+    """Waking on any write in user_data made the watcher query the ledger, which wrote user_data again:
+    a loop that spun a core in a simulated session. Other files' writes must not wake it."""
+    import threading
+
+    from cryptobot_ops.flagwatch import FlagWatch
+
+    watch = FlagWatch(tmp_path / "EMERGENCY_STOP")
+    assert watch.fd is not None, "Linux: inotify"
+    stop = threading.Event()
+
+    def churn() -> None:  # what the ledger's WAL looks like to inotify
+        while not stop.is_set():
+            (tmp_path / "risk_ledger.sqlite-wal").write_bytes(b"x")
+            time.sleep(0.001)
+
+    t = threading.Thread(target=churn, daemon=True)
+    t.start()
+    try:
+        t0, cpu0 = time.monotonic(), time.thread_time()
+        assert watch.wait(0.5) is False
+        assert time.monotonic() - t0 >= 0.5
+        assert time.thread_time() - cpu0 < 0.25, "it woke for every write of another file"
+        threading.Timer(0.1, lambda: (tmp_path / "EMERGENCY_STOP").write_text("now")).start()
+        t0 = time.monotonic()
+        assert watch.wait(5.0) is True and time.monotonic() - t0 < 1.0
+    finally:
+        stop.set()
+        t.join()
+        watch.close()
+
+
 def test_the_bot_id_never_carries_the_database_password(db, tmp_path):
     """The ledger, its logs and every alert name a bot by `name@database`: the database URL without its
     password (issue 33 item 5)."""

@@ -610,12 +610,11 @@ class RiskControlled:
         self._watcher.start()
 
     def _watch(self) -> None:
-        """Wakes the moment a file appears in user_data (inotify: the operator's file is seen at once),
-        and every `watch_interval_s` for the shared ledger (another bot's emergency)."""
+        """Wakes the moment the operator's file appears (inotify, its name only: the operator's action is
+        seen at once) and every `watch_interval_s` for the shared ledger (another bot's emergency)."""
         from cryptobot_ops.flagwatch import FlagWatch
 
-        flag_dir = Path(self.config.get("user_data_dir", "user_data"))
-        wake = FlagWatch(flag_dir)
+        wake = FlagWatch(Path(self.config.get("user_data_dir", "user_data")) / self.risk_limits.emergency_file)
         try:
             while not self.emergency_active:
                 try:
