@@ -73,8 +73,8 @@ def test_relay_serves_and_records_what_the_upstream_serves(tmp_path):
         ) as relay,
     ):
         first = _klines(relay.url, "BTCUSDT", "5m", limit=3)
-        wait_for(  # two or more 5m closes relayed (x60 upstream: one every 5 s)
-            lambda: _klines(relay.url, "BTCUSDT", "5m", limit=3)[-1][0] >= first[-1][0] + 2 * 300_000, 60, "two closes"
+        wait_for(  # two or more 5m closes relayed (x60 upstream: one every 5 s), for the pair read below
+            lambda: _klines(relay.url, "ETHUSDT", "5m", limit=3)[-2][0] > first[-1][0], 60, "new closes of ETH"
         )
         got = _klines(relay.url, "ETHUSDT", "5m", limit=1000)
         assert len(got) >= 300, "the history fetched at start, then the relayed candles"

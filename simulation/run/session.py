@@ -38,6 +38,9 @@ logger = logging.getLogger("simulation.run")
 HTTP_TIMEOUT_S = 30.0  # the supervisor's requests to the bot and the gateway (real seconds)
 HEALTH_EVERY_MS = 300_000  # session time between checks that the bot's loop still runs
 HUNG_AFTER_LOOPS = 24  # no bot loop for this many throttle intervals (session time): the bot hangs
+# ... and for at least this many wall seconds: on the constant clock one slow loop (0.5 s of compute on a
+# busy machine) is 150 session s at x300, which is a stretched loop, not a hung bot
+HUNG_AFTER_WALL_S = 120.0
 
 
 API_PORT_ATTEMPTS = 5
@@ -446,7 +449,7 @@ class Session:
         # no loop yet: count from the moment trading started
         last = float(health.get("last_process_ts") or self._trading_since / 1000)
         idle = self.clock.now_ms() / 1000 - last
-        if idle > HUNG_AFTER_LOOPS * loop_s:
+        if idle > max(HUNG_AFTER_LOOPS * loop_s, HUNG_AFTER_WALL_S * max(1.0, self.spec.speed)):
             raise SessionFailed(
                 f"the bot hangs: its last loop ran {idle:.0f} session s ago (throttle {loop_s:g} s); "
                 f"see {self.out / 'freqtrade.log'}"
