@@ -210,21 +210,27 @@ def main(argv: list[str] | None = None) -> int:
     # aiohttp answers request lines / headers over its parser limits in plain text before any handler
     # runs: raise the limits so the middleware answers long queries in Binance JSON (414) instead.
     try:
-        web.run_app(
-            app,
-            host=args.host,
-            port=args.port,
-            access_log=None,
-            print=None,
-            handle_signals=True,
-            max_line_size=PARSER_LIMIT,
-            max_field_size=PARSER_LIMIT,
-            loop=session_event_loop(),
-        )
+        serve(app, args)
     except OSError as exc:
         return bind_failure(args, exc)
     logger.info("gateway stopped")
     return 0
+
+
+def serve(app, args: argparse.Namespace) -> None:
+    """aiohttp's server with the parser limits raised (the middleware answers long queries in Binance
+    JSON) and SIGTERM/SIGINT as a graceful shutdown."""
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+        handle_signals=True,
+        max_line_size=PARSER_LIMIT,
+        max_field_size=PARSER_LIMIT,
+        loop=session_event_loop(),
+    )
 
 
 def bind_failure(args: argparse.Namespace, exc: OSError) -> int:
@@ -317,17 +323,7 @@ def run_relay(args: argparse.Namespace) -> int:
         return app
 
     try:
-        web.run_app(
-            make_app(),
-            host=args.host,
-            port=args.port,
-            access_log=None,
-            print=None,
-            handle_signals=True,
-            max_line_size=PARSER_LIMIT,
-            max_field_size=PARSER_LIMIT,
-            loop=session_event_loop(),
-        )
+        serve(make_app(), args)
     except DataSourceError as exc:
         logger.error("cannot start the relay: %s", exc)
         return 2
