@@ -143,3 +143,23 @@ def test_a_candidate_without_an_analysed_frame_is_not_faithful_and_a_reference_w
     assert "no analysed frame for BTC/USDT" in lines(result)[0]
     with pytest.raises(NotComparable, match="reference has no analysed frame"):
         compare_sessions(tmp_path / "lost", tmp_path / "ref")
+
+
+def test_a_candidate_that_placed_no_order_is_not_faithful(tmp_path):
+    """A stretched clock can miss the window's only signal: its session writes an executions.csv with the
+    columns and no row (or, from older runs, an empty file); that is zero orders, a different decision."""
+    import pandas as pd
+
+    from simulation.run.records import EXECUTION_COLUMNS, executions
+
+    frame = {"columns": ["date", "enter_long"], "data": [["1970-01-01 00:01:00+00:00", 1]]}
+    _run_dir(tmp_path / "ref", {"BTC/USDT": frame})
+    _run_dir(tmp_path / "none", {"BTC/USDT": frame})
+    _run_dir(tmp_path / "old", {"BTC/USDT": frame})
+    none = executions(pd.DataFrame(columns=["order_date_ms"]), pd.DataFrame(columns=["id"]), None, "1m")
+    none.to_csv(tmp_path / "none" / "executions.csv", index=False)
+    assert (tmp_path / "none" / "executions.csv").read_text().strip() == ",".join(EXECUTION_COLUMNS)
+    (tmp_path / "old" / "executions.csv").write_text("\n")
+    for candidate in ("none", "old"):
+        result = compare_sessions(tmp_path / "ref", tmp_path / candidate)
+        assert result["candidate"]["orders"] == 0 and not result["decisions_equal"] and not result["faithful"]

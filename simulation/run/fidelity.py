@@ -95,7 +95,9 @@ def orders(out: Path, spec: dict) -> pd.DataFrame:
     """The bot's orders in the window: pair, side, the candle acted on (its close) and the latency."""
     try:
         ex = pd.read_csv(out / "executions.csv")
-    except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
+    except pd.errors.EmptyDataError:  # written by runs before the columns were always kept: no orders
+        ex = pd.DataFrame()
+    except (OSError, ValueError) as exc:
         raise NotComparable(f"{out}: no readable executions.csv ({exc})") from None
     if ex.empty:
         return pd.DataFrame(columns=["pair", "side", "signal_ms", "n", "signal_to_order_ms"])

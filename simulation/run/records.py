@@ -40,8 +40,31 @@ def load_db(db_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return trades, orders
 
 
+EXECUTION_COLUMNS = [
+    "trade_id",
+    "pair",
+    "side",
+    "type",
+    "tag",
+    "status",
+    "signal_ms",
+    "order_ms",
+    "fill_ms",
+    "signal_to_order_ms",
+    "signal_price",
+    "limit_price",
+    "fill_price",
+    "slippage_bps",
+    "amount",
+    "filled",
+    "fill_ratio",
+    "exit_reason",
+]
+
+
 def executions(orders: pd.DataFrame, trades: pd.DataFrame, store: CandleStore, timeframe: str) -> pd.DataFrame:
-    """One row per order: signal time, order time, fill price, slippage vs the signal close, fill ratio."""
+    """One row per order: signal time, order time, fill price, slippage vs the signal close, fill ratio.
+    A session without orders still gets the columns, so its executions.csv reads as zero orders."""
     tf = interval_ms(timeframe)
     rows = []
     by_id = trades.set_index("id")
@@ -76,7 +99,7 @@ def executions(orders: pd.DataFrame, trades: pd.DataFrame, store: CandleStore, t
                 "exit_reason": None if trade is None else trade["exit_reason"],
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=EXECUTION_COLUMNS)
 
 
 def stoploss_reaction(execs: pd.DataFrame, trades: pd.DataFrame, store: CandleStore, timeframe: str) -> pd.DataFrame:
