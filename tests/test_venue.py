@@ -9,6 +9,8 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from sim_helpers import ManualClock
 
@@ -441,3 +443,79 @@ def test_a_touch_fills_with_the_same_chance_however_often_the_venue_polls(store)
         outcome[polls] = filled
     assert outcome[1] == outcome[30]
     assert 0 < sum(outcome[1]) < len(picked), "touches fill sometimes, not always"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=st.integers(min_value=4 * 86_400_000, max_value=8 * 86_400_000),
+    level=st.floats(min_value=-0.03, max_value=0.03),
+    below=st.booleans(),
+)
+def test_first_reach_is_the_first_millisecond_the_path_shows_the_level(store, start, level, below):
+    t0 = store.data_start() + start
+    px = store.last_candle("BTC/USDT", t0).close * (1 + level)
+    t1 = t0 + 6 * 3_600_000
+    hit = store.first_reach("BTC/USDT", t0, t1, px, below)
+    low, high, _ = store.traded_range("BTC/USDT", t0, t1)
+    if hit is None:
+        assert (low > px) if below else (high < px), "the path reaches the level before t1 and none was found"
+        return
+    assert t0 <= hit < t1
+    low, high, _ = store.traded_range("BTC/USDT", t0, max(hit, t0 + 1))
+    assert (low <= px) if below else (high >= px), "not there at the answer"
+    if hit > t0 + 1:
+        low, high, _ = store.traded_range("BTC/USDT", t0, hit - 1)
+        assert (low > px) if below else (high < px), "already there a millisecond before the answer"
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=st.integers(min_value=4 * 86_400_000, max_value=8 * 86_400_000),
+    offsets=st.tuples(*(st.floats(min_value=0.001, max_value=0.03) for _ in range(3))),
+    seed=st.integers(min_value=0, max_value=2**31),
+)
+def test_the_planned_matcher_fills_exactly_what_polling_fills(store, start, offsets, seed):
+    """The venue sleeps until a resting order's price can be reached (`next_match`) instead of polling every
+    matching interval: the same orders must fill at the same times, prices and quantities as under polling
+    (a probabilistic queue, a participation cap and a stop that triggers included)."""
+    from simulation.execution.queue import QueueModel
+
+    t0 = store.data_start() + start
+    params = ExecutionParams(
+        match_interval_ms=5_000, queue=QueueModel("probabilistic", touch_fill_prob=0.5, seed=seed % 1000)
+    )
+    tick = store.markets["BTC/USDT"].tick_size
+    mid = store.last_candle("BTC/USDT", t0).close
+    below, above, stop = (mid * (1 - offsets[0]), mid * (1 + offsets[1]), mid * (1 - offsets[2]))
+
+    def run(planned: bool) -> list:
+        clock = ManualClock(t0)
+        api = BinanceSpotAPI(store, clock)
+        venue = Venue(store, clock, api.book, params, {"USDT": BAL, "BTC": 1_000.0})
+        for side, kind, price, extra in (
+            ("BUY", "LIMIT", below, {}),
+            ("SELL", "LIMIT", above, {}),
+            ("SELL", "STOP_LOSS_LIMIT", stop * 0.995, {"stopPrice": f"{round(stop / tick) * tick:.2f}"}),
+        ):
+            venue.place(
+                {"symbol": "BTCUSDT", "side": side, "type": kind, "timeInForce": "GTC", "quantity": "50",
+                 "price": f"{round(price / tick) * tick:.2f}", **extra}
+            )  # fmt: skip
+        end = t0 + 12 * 3_600_000
+        while clock.t < end:
+            if planned:
+                plan = venue.next_match()
+                if plan is None:
+                    break
+                clock.t = min(plan[0], end)
+                venue.match(quiet_until=plan[1])
+            else:
+                clock.t += params.match_interval_ms
+                venue.match()
+        return [
+            (o.side, o.type, o.status, o.triggered_time, [(t.time, t.price, round(t.qty, 9)) for t in o.trades])
+            for o in venue.orders.values()
+        ]
+
+    polled, planned = run(False), run(True)
+    assert planned == polled

@@ -262,13 +262,24 @@ def create_app(
             venue.on_rest = work.set
 
             async def loop():
+                speed = float(getattr(venue.clock, "speed", 1.0))  # data ms per wall ms
                 while True:
-                    if not venue.open_orders():  # nothing rests: no tick (on a session clock every tick is a stop)
-                        work.clear()
-                        await work.wait()
-                    await asyncio.sleep(venue.params.match_interval_ms / 1000.0)
+                    work.clear()
                     try:
-                        venue.match()
+                        plan = venue.next_match()
+                    except Exception:
+                        logger.exception("venue match planning failed: polling")
+                        plan = (venue.data_now() + venue.params.match_interval_ms, None)
+                    if plan is None:  # nothing rests: no tick (on a session clock every tick is a stop)
+                        await work.wait()
+                        continue
+                    wake, quiet = plan
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(work.wait(), max(0.0, (wake - venue.data_now()) / 1000.0 / speed))
+                    if work.is_set():  # a new order rests: plan again with it
+                        continue
+                    try:
+                        venue.match(quiet_until=quiet)
                     except Exception:
                         logger.exception("venue matching failed")
 

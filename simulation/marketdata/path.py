@@ -77,6 +77,30 @@ class PathModel:
         seen = np.concatenate([ends, inside])
         return float(seen.min()), float(seen.max())
 
+    def first_reach(
+        self, bar: tuple[float, float, float, float], pair: str, open_time: int, f0: float, level: float, below: bool
+    ) -> float | None:
+        """The first candle fraction >= f0 at which the path is at `level` or beyond it (at or under it when
+        `below`), None if it never gets there in this candle. The path is piecewise linear between its
+        vertices, so the crossing is exact: what lets the venue sleep until a resting order can fill."""
+        fr, px = self.points(bar, pair, open_time)
+        f0 = min(1.0, max(0.0, f0))
+
+        def reached(p: float) -> bool:
+            return p <= level if below else p >= level
+
+        pa = float(np.interp(f0, fr, px))
+        if reached(pa):
+            return f0
+        fa = f0
+        for fb, pb in zip(fr[fr > f0], px[fr > f0], strict=True):
+            if reached(float(pb)):
+                # linear between (fa, pa) and (fb, pb): where it meets the level, never before fa
+                w = (level - pa) / (pb - pa) if pb != pa else 1.0
+                return float(min(fb, max(fa, fa + w * (fb - fa))))
+            fa, pa = float(fb), float(pb)
+        return None
+
     def first_leg_up(self, bar: tuple[float, float, float, float], pair: str, open_time: int) -> bool:
         """Whether the path reaches the high before the low (what a watching bot learns first)."""
         _, px = self.points(bar, pair, open_time)

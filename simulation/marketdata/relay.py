@@ -183,6 +183,10 @@ class LiveCandleStore(CandleStore):
             return px, px, 0.0
         return min(prices), max(prices), volume
 
+    def first_reach(self, pair: str, t0: int, t1: int, level: float, below: bool) -> int | None:
+        """A live market's path ahead is unknown: it could be there now (the matcher polls)."""
+        return t0
+
     def candles(self, pair, interval, data_now, start=None, end=None, limit=500):
         closed = super().candles(pair, interval, None, start=start, end=end, limit=limit)
         forming = self.forming.get((pair, interval))

@@ -7,6 +7,8 @@ still-forming last candle that Binance always returns (freqtrade drops it as inc
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -250,6 +252,30 @@ class CandleStore:
             px = self.last_candle(pair, t1).close
             return px, px, 0.0
         return min(lows), max(highs), vol
+
+    def first_reach(self, pair: str, t0: int, t1: int, level: float, below: bool) -> int | None:
+        """The first data time in [t0, t1) at which the path is at `level` or beyond (at or under when
+        `below`); None when it does not get there before t1. Rounded up to the millisecond, so that
+        `traded_range(t0, t)` at the answer already shows the level. The venue's matcher uses it to sleep
+        through stretches where no resting order can fill instead of polling them."""
+        src = self.price_series(pair, t1)
+        if src is not self.price_series(pair, t0):  # a finer series starts on the way: no shortcut
+            return t0
+        ot = src.open_time
+        i = max(0, int(np.searchsorted(ot, t0, side="right")) - 1)
+        t = t0
+        while t < t1 and i < len(src):
+            start, length = int(ot[i]), int(src.close_time[i] - ot[i] + 1)
+            if t < start:  # a gap in the data: the path resumes at the next candle
+                t = start
+                continue
+            bar = (float(src.open[i]), float(src.high[i]), float(src.low[i]), float(src.close[i]))
+            f = self.path.first_reach(bar, pair, start, (t - start) / length, level, below)
+            if f is not None:
+                hit = max(t, start + math.ceil(f * length))
+                return hit if hit < t1 else None
+            t, i = start + length, i + 1
+        return None
 
     def last_candle(self, pair: str, data_now: int | None) -> Candle:
         """Most recent (possibly forming) candle of the finest native series."""

@@ -36,6 +36,7 @@ MAX_PRICE, MAX_QTY = 1_000_000.0, 9_000_000.0  # PRICE_FILTER maxPrice and LOT_S
 PERCENT_PRICE_BY_SIDE = (0.2, 5.0)  # multipliers down / up, the same for bids and asks in exchangeInfo
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 MAX_NUM_ORDERS, MAX_NUM_ALGO_ORDERS = 200, 5  # open orders per symbol, as exchangeInfo advertises
+MATCH_HORIZON_MS = 15 * 60_000  # how far ahead (data time) the matcher looks for a resting order's price
 logger = logging.getLogger(__name__)
 
 
@@ -323,12 +324,48 @@ class Venue:
         return [t for o in self.orders.values() if o.symbol == symbol for t in o.trades]
 
     # -- matching -------------------------------------------------------------------------
-    def match(self) -> int:
-        """Match resting orders against the market traded since their last check; returns fills."""
+    def data_now(self) -> int:
+        """Data time now (the end of the data on a clock without a cutoff)."""
+        return self._data_now()
+
+    @staticmethod
+    def _level(order: Order) -> tuple[float, bool]:
+        """The price at which a resting order can next fill or trigger, and whether the market must come
+        down to it (True) or up."""
+        if order.type == "STOP_LOSS_LIMIT" and order.triggered_time is None:
+            return order.stop_price, order.side == "SELL"
+        return order.price, order.side == "BUY"
+
+    def next_match(self, horizon_ms: int = MATCH_HORIZON_MS) -> tuple[int, int] | None:
+        """When the matcher must next look (data time) and up to when no resting order can have filled,
+        or None while nothing rests. It answers what polling every `match_interval_ms` from now would
+        see: the first poll at or after the earliest time the price path reaches a resting order's level
+        (searched `horizon_ms` ahead), with the polls before it known to find nothing. Pass the second
+        value to `match(quiet_until=...)`. On a session clock each poll is a stop, so an order resting
+        far from the market costs one stop per horizon instead of ten per second."""
+        resting = [o for o in self.orders.values() if o.is_open and o.type != "MARKET"]
+        if not resting:
+            return None
+        now, step = self._data_now(), max(1, int(self.params.match_interval_ms))
+        horizon = now + max(step, int(horizon_ms))
+        first = horizon
+        for order in resting:
+            level, below = self._level(order)
+            hit = self.store.first_reach(order.pair, order.last_check, horizon, level, below)
+            if hit is not None:
+                first = min(first, hit)
+        wake = now + step * max(1, math.ceil((first - now) / step))
+        return wake, min(wake - step, first - 1)
+
+    def match(self, quiet_until: int | None = None) -> int:
+        """Match resting orders against the market traded since their last check; returns fills.
+        `quiet_until` (from `next_match`): data time before which no resting order could fill."""
         now_data = self._data_now()
         fills = 0
         for order in [o for o in self.orders.values() if o.is_open]:
             t0, order.last_check = order.last_check, now_data
+            if quiet_until is not None:
+                t0 = max(t0, min(quiet_until, now_data))
             if now_data <= t0:
                 continue
             low, high, volume = self.store.traded_range(order.pair, t0, now_data)
