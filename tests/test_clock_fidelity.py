@@ -7,9 +7,14 @@ stretches the bot's compute by 300, must fail the same comparison (the test can 
 Plan, fixed before the first run: the synthetic market (seed 42, 1m candles, 10 days from 2024-02-20),
 BTC/USDT and ETH/USDT; the window is 8 minutes around the first candle from 2024-02-28 00:00 on which
 ReferenceStrategy's own entry rule (EMA50 > EMA200 and RSI14 < 35, TA-Lib on closed candles) fires for
-either pair: from 2 minutes before that candle to 6 minutes after it. Warm-up 60 session seconds at x1
+either pair: from 1 minute before that candle to 3 minutes after it. Warm-up 60 session seconds at x1
 and on the compute clock; the constant x300 run keeps its default (25 wall s, the bot needs them to
-start). Nothing here is chosen after seeing a result."""
+start). Nothing here is chosen after seeing a result.
+
+Revision (2026-12-06, before its first run, for the gate's time: the x1 reference costs its window in
+wall time): the window was 2 minutes before to 6 minutes after; the entry candle, its order and the
+candles after it that the strategy analyses stay in it; each report's compute per candle then has at
+least 3 candles (it had at least 5 of the 8)."""
 
 from __future__ import annotations
 
@@ -43,7 +48,7 @@ def first_entry_window() -> str:
         if len(hits):
             first = hits.iloc[0] if first is None else min(first, hits.iloc[0])
     assert first is not None, "no entry signal on the plan's market"
-    start, end = first - pd.Timedelta(minutes=2), first + pd.Timedelta(minutes=6)
+    start, end = first - pd.Timedelta(minutes=1), first + pd.Timedelta(minutes=3)
     return f"{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}"
 
 
@@ -98,7 +103,7 @@ def test_the_compute_clock_reproduces_a_real_time_session_and_a_constant_speed_u
     # every report states the clock and the bot's compute per candle
     for out, clock in ((ref, "constant"), (compute, "compute"), (constant, "constant")):
         session = json.loads((out / "comparison.json").read_text())["session"]
-        assert session["clock"] == clock and session["compute"]["bot_cpu_per_candle_s"]["n"] >= 5
+        assert session["clock"] == clock and session["compute"]["bot_cpu_per_candle_s"]["n"] >= 3
     assert json.loads((compute / "comparison.json").read_text())["session"]["clock_report"]["skipped_share"] > 0.5
 
 
