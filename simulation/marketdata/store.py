@@ -8,7 +8,6 @@ still-forming last candle that Binance always returns (freqtrade drops it as inc
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from functools import cached_property
 
