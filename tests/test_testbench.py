@@ -5,6 +5,8 @@ sequential and on 2 Ray workers with identical results, its HTML report rendered
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pandas as pd
 import pytest
 
 from cryptobot_ops.risk import RiskLimits
+from simulation.paths import REPO_ROOT
 from simulation.run.browser import check_page
 from simulation.testbench.limits import limit_violations
 from simulation.testbench.metrics import trade_metrics, trades_frame
@@ -343,3 +346,61 @@ def test_the_readme_figure_check_reads_the_make_run_line(tmp_path):
     assert check([str(tmp_path / "summary.json"), "--readme", str(tmp_path / "good.md")]) == 0
     assert check([str(tmp_path / "summary.json"), "--readme", str(tmp_path / "stale.md")]) == 1
     assert check([str(tmp_path / "missing.json"), "--readme", str(tmp_path / "good.md")]) == 2
+
+
+def test_paired_differences_intervals_and_the_verdict():
+    from simulation.testbench.ab import paired, verdict
+
+    a, b = [0.03, 0.05, 0.02, 0.04], [0.01, 0.02, 0.00, 0.01]
+    r = paired(a, b)
+    diffs = np.array(a) - np.array(b)
+    se = diffs.std(ddof=1) / 2
+    assert r["n"] == 4 and r["mean"] == pytest.approx(diffs.mean()) and r["se"] == pytest.approx(se)
+    assert r["interval"] == pytest.approx([diffs.mean() - 3.182446 * se, diffs.mean() + 3.182446 * se], rel=1e-5)
+    assert r["favours"] == "A"
+    assert paired(b, a)["favours"] == "B"
+    assert paired(a, b, higher_is_better=False)["favours"] == "B", "a larger drawdown is worse"
+    noisy = paired([0.05, -0.04, 0.03, -0.02], [0, 0, 0, 0])
+    assert noisy["favours"] == "neither" and noisy["interval"][0] < 0 < noisy["interval"][1]
+    one = paired([0.1, None], [0.0, 0.2])
+    assert one["n"] == 1 and one["interval"] is None and one["favours"] == "neither"
+    rows = {"profit_pct": r, "sharpe": paired([1, 2, 1.5, 2], [3, 4, 3.5, 4.2]), "max_drawdown": noisy}
+    assert verdict(rows)[0] == "neither" and "sharpe" in verdict(rows)[1], "A earns more but B's Sharpe is higher"
+    rows["sharpe"] = noisy
+    assert verdict(rows)[0] == "A"
+
+
+def test_an_ab_of_benches_on_different_folds_or_markets_is_refused():
+    from simulation.testbench.ab import NotComparable, compare_summaries
+
+    fold = {"fold": 0, "timerange": "20240101-20240108", "metrics": {"profit_pct": 0.0, "trades": 0}, "trades": []}
+    a = {"strategy": "A", "market": "synthetic (seed 42)", "folds": [fold]}
+    with pytest.raises(NotComparable, match="folds differ"):
+        compare_summaries(a, {**a, "folds": [{**fold, "timerange": "20240102-20240109"}]})
+    with pytest.raises(NotComparable, match="markets differ"):
+        compare_summaries(a, {**a, "market": "synthetic (seed 7)"})
+
+
+@pytest.mark.slow
+def test_compare_strategies_end_to_end(tmp_path):
+    """`--compare-strategies`: both strategies on the same three folds of the same synthetic market; the
+    per-fold differences are those of the two benches' own fold metrics; the page renders."""
+    out = tmp_path / "ab"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.testbench", "--compare-strategies", "ReferenceStrategy",
+         "RegimeGatedReference", "--config", "config/backtest.json", "--folds", "3", "--fold-days", "3",
+         "--mc-paths", "200", "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "better beyond noise:" in proc.stdout
+    result = json.loads((out / "ab.json").read_text())
+    sa, sb = (json.loads((out / side / "summary.json").read_text()) for side in "AB")
+    assert [f["timerange"] for f in sa["folds"]] == [f["timerange"] for f in sb["folds"]] == result["folds"]
+    assert sa["market"] == sb["market"] and sa["spec"]["synthetic_days"] == sb["spec"]["synthetic_days"]
+    for key in ("profit_pct", "sharpe", "max_drawdown"):
+        want = [fa["metrics"][key] - fb["metrics"][key] for fa, fb in zip(sa["folds"], sb["folds"], strict=True)]
+        assert result["metrics"][key]["differences"] == pytest.approx(want), key
+    assert result["better"] in ("A", "B", "neither") and result["why"]
+    page = check_page(out / "ab.html", tmp_path / "ab.png")
+    assert page.errors == [] and "Strategy A/B" in page.dom

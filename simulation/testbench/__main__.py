@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -33,7 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--strategy", help="strategy class (required unless --report-only)")
+    p.add_argument("--strategy", help="strategy class (required unless --report-only or --compare-strategies)")
+    p.add_argument(
+        "--compare-strategies",
+        nargs=2,
+        metavar=("A", "B"),
+        help="A/B: both strategies on the same folds, market and costs; paired per-fold differences of return, "
+        "daily Sharpe and drawdown with intervals (OUT/ab.json, OUT/ab.html; each bench under OUT/A, OUT/B)",
+    )
     p.add_argument("--config", type=Path, help="freqtrade config (default: the strategy's own in config/)")
     p.add_argument("--extra-config", type=Path, action="append", default=[], help="more configs on top (repeatable)")
     p.add_argument("--datadir", type=Path, help=f"feather datadir (e.g. {SHARED_DATA}); default: the synthetic market")
@@ -103,12 +111,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print_summary(console, summary, args.out)
         return 0
-    if not args.strategy:
+    if args.compare_strategies and args.strategy:
+        parser.error("--strategy and --compare-strategies exclude each other")
+    if not args.strategy and not args.compare_strategies:
         parser.error("--strategy is required")
-    config = args.config or Path(CONFIGS.get(args.strategy, ""))
-    if not config.is_file():
-        print(f"error: no config for {args.strategy}; pass --config FILE", file=sys.stderr)
-        return 2
+    names = args.compare_strategies or [args.strategy]
+    configs = {n: args.config or Path(CONFIGS.get(n, "")) for n in names}
+    for name, config in configs.items():
+        if not config.is_file():
+            print(f"error: no config for {name}; pass --config FILE", file=sys.stderr)
+            return 2
     if args.sim_timeout is not None and not (math.isfinite(args.sim_timeout) and args.sim_timeout > 0):
         print(f"error: --sim-timeout must be a positive number of seconds, got {args.sim_timeout}", file=sys.stderr)
         return 2
@@ -116,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --datadir {args.datadir} does not exist", file=sys.stderr)
         return 2
     spec = BenchSpec(
-        strategy=args.strategy,
-        config=config,
+        strategy=names[0],
+        config=configs[names[0]],
         out=args.out,
         datadir=args.datadir,
         extra_configs=tuple(args.extra_config),
@@ -140,12 +152,31 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         ray_address=args.ray_address,
     )
+    if args.compare_strategies:
+        return _compare(spec, replace(spec, strategy=names[1], config=configs[names[1]]), args.out, console)
     try:
         summary = run_bench(spec, console)
     except (FreqtradeError, ValueError) as exc:
         console.print(f"[red]test bench failed:[/red] {exc}")
         return 1
     print_summary(console, summary, args.out)
+    return 0
+
+
+def _compare(a: BenchSpec, b: BenchSpec, out: Path, console: Console) -> int:
+    from simulation.testbench.ab import NotComparable, lines, run_ab
+
+    try:
+        result = run_ab(a, b, out, console)
+    except NotComparable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FreqtradeError, ValueError) as exc:
+        console.print(f"[red]A/B failed:[/red] {exc}")
+        return 1
+    for line in lines(result):
+        console.print(line, markup=False, highlight=False)
+    console.print(f"A/B: {out / 'ab.json'}  report: {out / 'ab.html'}", markup=False, highlight=False)
     return 0
 
 
