@@ -187,7 +187,7 @@ def run(cfg: BenchConfig) -> dict:
                 x_ctx = data.loc[slice(lo, lo + n_train + n_test), cols].to_numpy(np.float32)
                 progress.update(task, description=f"{pair} fold {k + 1}/{cfg.folds}: stacked ensemble")
                 t0 = time.perf_counter()
-                ens = StackedEnsemble(**ensemble_params(cfg)).fit(x_tr, y_tr)
+                ens = StackedEnsemble(**ensemble_params(cfg)).set_label_period(cfg.label_period).fit(x_tr, y_tr)
                 ens_s = time.perf_counter() - t0
                 pred, conf = ens.predict_with_confidence(x_ctx)
                 pred, conf = pred[-len(y_te) :], conf[-len(y_te) :]

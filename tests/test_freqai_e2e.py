@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from analysis_helpers import lookahead_row
+from freqtrade.configuration.load_config import load_from_files
 from freqtrade.data.btanalysis import load_backtest_analysis_data
 
 from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
@@ -181,3 +182,64 @@ def test_lookahead_analysis_finds_no_biased_signal(env):
         if m and "nan" not in (m[2], m[3]) and 0.0 not in (float(m[2]), float(m[3])):
             a, b = float(m[2]), float(m[3])
             assert abs(a - b) <= 1e-9 * max(abs(a), 1e-6), line
+
+
+RECORDING_MODEL = '''
+import json
+import os
+
+from freqaimodels.LightGBMBaseRegressor import LightGBMBaseRegressor
+
+
+class LabelWindowRecorder(LightGBMBaseRegressor):
+    """Our LightGBM model, recording for each training what FreqAI handed it: the frame's last candle and
+    the last candle that carries a label."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.model_training_parameters = {"n_estimators": 10}
+
+    def train(self, unfiltered_df, pair, dk, **kwargs):
+        label = [c for c in unfiltered_df.columns if c.startswith("&")][0]
+        dates = unfiltered_df["date"]
+        with open(os.environ["LABEL_WINDOWS"], "a") as fh:
+            fh.write(json.dumps({"pair": pair, "last": str(dates.iloc[-1]),
+                                 "labelled": str(dates[unfiltered_df[label].notna()].iloc[-1]),
+                                 "window_end": str(self.training_timerange.stopdt)}) + "\\n")
+        return super().train(unfiltered_df, pair, dk, **kwargs)
+'''
+
+
+def test_no_training_label_reads_the_backtest_window(env, tmp_path):
+    """Issue 35 §2, pinned: the freqtrade we run computes FreqAI's targets on the frame cut at the training
+    window's end, so the last `label_period_candles` rows of every training frame carry no label (a label
+    there would be read from the backtest window). A freqtrade upgrade that brought the leak back fails here."""
+    import os
+
+    import pandas as pd
+
+    _tmp, base, _ = env
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "LabelWindowRecorder.py").write_text(RECORDING_MODEL)
+    extra = tmp_path / "pin.json"
+    extra.write_text(json.dumps({"freqai": {"identifier": "ci-label-pin"}}))
+    record = tmp_path / "windows.jsonl"
+    os.environ["LABEL_WINDOWS"] = str(record)
+    try:
+        run_freqtrade(
+            ["backtesting", *base, "--config", str(extra), "--freqaimodel", "LabelWindowRecorder",
+             "--freqaimodel-path", str(models), "--timerange", "20240125-20240131", "--cache", "none"],
+            tmp_path / "pin.log",
+        )  # fmt: skip
+    finally:
+        del os.environ["LABEL_WINDOWS"]
+    cfg = load_from_files(["config/freqai.json"])
+    label_period = cfg["freqai"]["feature_parameters"]["label_period_candles"]
+    candle = pd.Timedelta(cfg["timeframe"])
+    trainings = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(trainings) >= 2, trainings
+    for t in trainings:
+        last, labelled, end = (pd.Timestamp(t[k]) for k in ("last", "labelled", "window_end"))
+        assert last == end - candle, t
+        assert labelled == last - label_period * candle, f"labels end {last - labelled} before the window: {t}"

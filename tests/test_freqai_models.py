@@ -251,3 +251,34 @@ def test_lstm_fits_in_parallel_threads_are_those_of_sequential_fits():
             t.join()
         for seed in (42, 7):
             np.testing.assert_allclose(got[seed], alone[seed], rtol=1e-5, atol=1e-6)
+
+
+def test_every_inner_split_leaves_the_labels_horizon_before_the_rows_it_checks():
+    """Issue 35 §2: a label reads `label_period_candles` rows ahead, so training rows closer than that to a
+    checked block know part of its outcome. The adapter hands the horizon to the estimator; the ensemble's
+    out-of-fold blocks and its meta-learner's split purge at least that many rows even when the configured
+    `purge` is smaller, and the bases (the LSTM's early-stopping hold-out) get it too."""
+    x, y = signal_data(2400)
+    ens = StackedEnsemble(models=["lightgbm"], n_splits=3, purge=2, **TINY).set_label_period(30).fit(x, y)
+    assert ens.folds_ and all(train.max() < test.min() - 30 for train, test in ens.folds_)
+    assert all(b.label_period_ == 30 for b in ens.bases_.values())
+    assert ens.make_bases()["lightgbm"].label_period_ == 30
+    with pytest.raises(ValueError, match="label period"):
+        StackedEnsemble().set_label_period(-1)
+
+
+def test_the_lstm_hold_out_is_purged_by_the_label_horizon():
+    seen = {}
+
+    class Recording(KerasLSTMEstimator):
+        def _train(self, n_features, start, seed, **fit_kw):
+            seen["train_rows"], seen["hold_out"] = len(fit_kw["x"]), len(fit_kw["validation_data"][0])
+            return super()._train(n_features, start, seed, **fit_kw)
+
+    x, y = signal_data(800)
+    params = {"epochs": 1, "units": (8, 8, 4), "stride": 1, "validation_fraction": 0.2}
+    Recording(**params).fit(x, y)
+    plain = dict(seen)
+    Recording(**params).set_label_period(25).fit(x, y)
+    assert seen["hold_out"] == plain["hold_out"] > 0
+    assert seen["train_rows"] == plain["train_rows"] - 25, "the 25 rows before the hold-out are left out"

@@ -21,6 +21,17 @@ class BaseEstimator:
     def __init__(self, **params: Any) -> None:
         self.params = {**self.defaults, **params}
 
+    label_period_: int = 0  # rows a label looks ahead (FreqAI's label_period_candles), set by the adapter
+
+    def set_label_period(self, rows: int) -> BaseEstimator:
+        """How many rows ahead a label reads: every split inside `fit` (out-of-fold blocks, a validation
+        hold-out) leaves at least this many rows between the rows it trains on and the rows it checks,
+        or the training labels would be read from the checked rows' future."""
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ValueError(f"label period must be a non-negative number of rows, got {rows!r}")
+        self.label_period_ = rows
+        return self
+
     def get_params(self) -> dict[str, Any]:
         return dict(self.params)
 

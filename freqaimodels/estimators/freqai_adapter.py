@@ -58,7 +58,8 @@ class EstimatorRegressionModel(BaseRegressionModel):
         labels = data_dictionary["train_labels"]
         if labels.shape[1] != 1:
             raise OperationalException(f"{type(self).__name__} predicts one target, got {list(labels.columns)}")
-        estimator = self.estimator_class(**self.model_training_parameters)
+        horizon = int(self.freqai_info.get("feature_parameters", {}).get("label_period_candles", 0))
+        estimator = self.estimator_class(**self.model_training_parameters).set_label_period(horizon)
         logger.info("fitting %s on %s rows x %s features", estimator, *data_dictionary["train_features"].shape)
         return estimator.fit(
             data_dictionary["train_features"], labels.iloc[:, 0].to_numpy(), data_dictionary["train_weights"]

@@ -108,7 +108,9 @@ class KerasLSTMEstimator(BaseEstimator):
         fit_kw: dict = {"callbacks": []}
         if n_val >= p["batch_size"] // 4:  # chronological hold-out (the last rows), early stopping
             fit_kw["validation_data"] = (seq[-n_val:], target[-n_val:])
-            seq, target = seq[:-n_val], target[:-n_val]
+            # purged: no training label may read into the hold-out's rows
+            keep = max(0, len(seq) - n_val - self.label_period_)
+            seq, target = seq[:keep], target[:keep]
             fit_kw["callbacks"].append(keras.callbacks.EarlyStopping(patience=p["patience"], restore_best_weights=True))
         rows = self._strided(len(seq))
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)[: len(seq)][rows]

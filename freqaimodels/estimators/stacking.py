@@ -77,7 +77,14 @@ class StackedEnsemble(BaseEstimator):
         unknown = set(self.params["models"]) - set(BASE_MODELS)
         if unknown:
             raise ValueError(f"unknown base models {sorted(unknown)}; choose from {sorted(BASE_MODELS)}")
-        return {name: BASE_MODELS[name](**self.params.get(name, {})) for name in self.params["models"]}
+        return {
+            name: BASE_MODELS[name](**self.params.get(name, {})).set_label_period(self._purge())
+            for name in self.params["models"]
+        }
+
+    def _purge(self) -> int:
+        """Rows left out before every checked block: the configured purge, at least the label's horizon."""
+        return max(int(self.params["purge"]), self.label_period_)
 
     def _fit_target(self, y: np.ndarray) -> np.ndarray:
         """`center_target`: learn the return in excess of the training window's mean (its drift)."""
@@ -103,7 +110,7 @@ class StackedEnsemble(BaseEstimator):
         yv = np.asarray(y, np.float64).ravel()
         w = None if sample_weight is None else np.asarray(sample_weight)
         candidates = self._meta_candidates()
-        splitter = PurgedKFold(self.params["n_splits"], purge=self.params["purge"])
+        splitter = PurgedKFold(self.params["n_splits"], purge=self._purge())
         names = list(self.params["models"])
         oof = np.full((len(x), len(names)), np.nan)
         self.folds_: list[tuple[np.ndarray, np.ndarray]] = []
@@ -175,7 +182,7 @@ class StackedEnsemble(BaseEstimator):
     def _meta_oof(self, kind: str, meta_x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The meta-learner's own out-of-fold predictions (purged split over the OOF rows)."""
         meta_oof = np.full(len(y), np.nan)
-        for train, test in PurgedKFold(4, purge=self.params["purge"]).split(len(y)):
+        for train, test in PurgedKFold(4, purge=self._purge()).split(len(y)):
             meta_oof[test] = self._new_meta(kind).fit(meta_x[train], y[train]).predict(meta_x[test])
         return meta_oof
 
