@@ -124,6 +124,55 @@ def _metrics(pred: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
+FEE = 0.001  # per side, Binance spot without BNB (freqtrade's default for binance)
+
+
+def net_score(preds: list[np.ndarray], forwards: list[np.ndarray], label_period: int, fee: float = FEE) -> dict:
+    """What trading the predictions would have earned: a fixed long/flat rule decides every
+    `label_period` candles (non-overlapping, so the decisions' outcomes are close to independent): long
+    for the next `label_period` candles when the prediction is above zero (the raw forward log return
+    minus a round trip of fees), flat otherwise (0). Mean net per decision, in basis points, with a
+    normal 95% interval; a model without an edge scores below zero (it pays the fees). One array per
+    pair-fold: decisions restart on each one's first test candle."""
+    step = max(1, int(label_period))
+    p = np.concatenate([a[::step] for a in preds]) if preds else np.array([])
+    r = np.concatenate([a[::step] for a in forwards]) if forwards else np.array([])
+    ok = np.isfinite(p) & np.isfinite(r)
+    p, r = p[ok], r[ok]
+    long = p > 0
+    net = np.where(long, r - 2 * fee, 0.0) * 1e4
+    n = len(net)
+    mean = float(net.mean()) if n else None
+    half = 1.96 * float(net.std(ddof=1)) / np.sqrt(n) if n > 1 else None
+    return {
+        "mean_net_bps": mean,
+        "ci95_bps": None if half is None else [mean - half, mean + half],
+        "decisions": n,
+        "long_share": float(long.mean()) if n else None,
+        "fee_per_side": fee,
+    }
+
+
+def top_decile(conf: pd.DataFrame, label_period: int) -> dict:
+    """Precision of the ensemble's most confident tenth of predictions against the base rates (its overall
+    accuracy and always guessing the more frequent direction), with a Wilson interval on the effective
+    count; the spec asks >= 60 %."""
+    cut = conf["confidence"].quantile(0.9)
+    top = conf[conf["confidence"] >= cut]
+    b = _bucket(f">= {cut:.3f}", float(top["hit"].mean()), len(top), label_period)
+    up = float((conf["y"] > 0).mean())
+    return {
+        **b,
+        "overall_accuracy": float(conf["hit"].mean()),
+        "majority_rate": max(up, 1 - up),
+        "spec_precision": SPEC_PRECISION,
+        "spec_met": bool(b["ci95"][0] >= SPEC_PRECISION),
+    }
+
+
+SPEC_PRECISION = 0.60
+
+
 def _hit_rate_combined(
     ens: StackedEnsemble,
     y_tr: np.ndarray,
@@ -169,6 +218,8 @@ def run(cfg: BenchConfig) -> dict:
         task = progress.add_task("walk-forward", total=cfg.folds * len(cfg.pairs))
         for pair in cfg.pairs:
             data, cols = build_dataset(cfg, pair)
+            # the raw forward log return (an outcome, for the net score only), whatever the target's scale
+            data["_forward"] = np.log(data["close"].shift(-cfg.label_period) / data["close"])
             data = data.dropna(subset=[*cols, features.TARGET]).reset_index(drop=True)
             need = n_train + cfg.folds * n_test + cfg.label_period
             if len(data) < need:
@@ -224,10 +275,11 @@ def run(cfg: BenchConfig) -> dict:
                     ens_s + rows[BASELINE][1],
                 )
                 for name, (p, secs) in rows.items():
-                    rec = records.setdefault(name, {"pred": [], "y": [], "train_s": []})
+                    rec = records.setdefault(name, {"pred": [], "y": [], "train_s": [], "forward": []})
                     rec["pred"].append(p)
                     rec["y"].append(y_te)
                     rec["train_s"].append(secs)
+                    rec["forward"].append(data.loc[te, "_forward"].to_numpy())
                 conf_rows.append(pd.DataFrame({"confidence": conf, "hit": np.sign(pred) == np.sign(y_te), "y": y_te}))
                 fold_info.append(
                     {
@@ -259,6 +311,7 @@ def run(cfg: BenchConfig) -> dict:
     for name, rec in records.items():
         m = _metrics(np.concatenate(rec["pred"]), np.concatenate(rec["y"]))
         m["train_s"] = float(np.mean(rec["train_s"]))
+        m["net"] = net_score(rec["pred"], rec["forward"], cfg.label_period)
         m["predict_p50_ms"], m["predict_p99_ms"] = latency.get(name, (None, None))
         budget = P99_BUDGET_MS.get(name)
         m["predict_p99_budget_ms"] = budget
@@ -277,6 +330,7 @@ def run(cfg: BenchConfig) -> dict:
             "confidence_buckets": [
                 _bucket(str(b), float(r["mean"]), int(r["count"]), cfg.label_period) for b, r in by_bucket.iterrows()
             ],
+            "top_decile": top_decile(conf, cfg.label_period),
             "folds": fold_info,
             "n_features": len(cols),
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()},
@@ -399,6 +453,7 @@ def report(result: dict) -> Table:
         "+- SE folds",
         "RMSE",
         "IC",
+        "net bps/decision [95%]",
         "train s",
         "predict p50 ms",
         "predict p99 ms",
@@ -413,12 +468,20 @@ def report(result: dict) -> Table:
             "-" if se is None else f"{se:.4f}",
             f"{m['rmse']:.5f}",
             f"{m['ic']:.4f}",
+            _net(m.get("net")),
             f"{m['train_s']:.1f}",
             f"{m['predict_p50_ms']:.2f}",
             f"{m['predict_p99_ms']:.2f}",
             _budget(m),
         )
     return table
+
+
+def _net(net: dict | None) -> str:
+    if not net or net.get("mean_net_bps") is None:
+        return "-"
+    ci = net.get("ci95_bps")
+    return f"{net['mean_net_bps']:.1f}" + ("" if ci is None else f" [{ci[0]:.1f}, {ci[1]:.1f}]")
 
 
 def _budget(m: dict) -> str:
@@ -486,6 +549,14 @@ def goal_line(result: dict) -> str:
             f"median {c['ratio_median']:.2f}x (mean {c['ratio_mean']:.2f}, max {c['ratio_max']:.2f}, "
             f"{c['pair_folds']} pair-folds; {c['ensemble_train_s_median']:.1f} s vs "
             f"{c['baseline_train_s_median']:.1f} s)"
+        )
+    top = result.get("top_decile")
+    if top:
+        lines.append(
+            f"confidence: the top decile ({top['bucket']}) is right {top['direction_accuracy']:.1%} "
+            f"[{top['ci95'][0]:.1%}, {top['ci95'][1]:.1%}] of {top['candles']} candles (effective n "
+            f"{top['effective_n']:.0f}) against {top['overall_accuracy']:.1%} overall and {top['majority_rate']:.1%} "
+            f"for the more frequent direction; spec >= {top['spec_precision']:.0%}: {verdict(top['spec_met'])}"
         )
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -157,6 +158,29 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
         and "paired over pair-folds: StackedEnsemble - LightGBMRegressor" in again.stderr
     )
     assert _bench("--from-json", str(tmp_path / "none.json")).returncode == 2
+    # trading the predictions: one decision per label period of each pair-fold's test days, fees paid
+    for name, m in result["models"].items():
+        net = m["net"]
+        assert net["decisions"] == 2 * (2 * 288 // 24 + 1) and net["fee_per_side"] == 0.001, (name, net)
+        assert net["ci95_bps"][0] <= net["mean_net_bps"] <= net["ci95_bps"][1], name
+    top = result["top_decile"]
+    assert top["ci95"][0] <= top["direction_accuracy"] <= top["ci95"][1] and top["effective_n"] > 0
+    assert top["spec_met"] == (top["ci95"][0] >= 0.60) and "confidence: the top decile" in again.stderr
+
+
+def test_net_score_trades_the_sign_every_label_period_and_pays_the_fees():
+    from evaluation.models import net_score
+
+    # label period 2: decisions at candles 0, 2, 4 of each pair-fold (the others overlap them)
+    preds = [np.array([1.0, -1, -1, 5, 2, 9]), np.array([-1.0, 1])]
+    forwards = [np.array([0.01, 9, 0.02, 9, -0.01, 9]), np.array([0.5, 9])]
+    got = net_score(preds, forwards, 2, fee=0.001)
+    net = np.array([0.01 - 0.002, 0.0, -0.01 - 0.002, 0.0]) * 1e4  # long, flat, long; the second fold flat
+    assert got["decisions"] == 4 and got["long_share"] == 0.5
+    assert got["mean_net_bps"] == pytest.approx(net.mean())
+    half = 1.96 * net.std(ddof=1) / 2
+    assert got["ci95_bps"] == pytest.approx([net.mean() - half, net.mean() + half])
+    assert net_score([np.zeros(10)], [np.full(10, 0.05)], 1)["mean_net_bps"] == 0, "never long: nothing earned"
 
 
 def test_benchmark_names_missing_data(tmp_path):
