@@ -90,7 +90,10 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
         "lstm",
         "xgboost",
         "LightGBMRegressor",
-        *(f"StackedEnsemble[{k}]" for k in ("passthrough", "bases", "mean", "ic_weighted", "hit_rate", "+baseline")),
+        *(
+            f"StackedEnsemble[{k}]"
+            for k in ("passthrough", "bases", "mean", "ic_weighted", "best", "nnls_shrunk", "hit_rate", "+baseline")
+        ),
     }
     assert set(result["models"]) == expected
     for name, m in result["models"].items():
@@ -140,6 +143,8 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
         "bases",
         "mean",
         "ic_weighted",
+        "best",
+        "nnls_shrunk",
     }
     # each fold predicts the 2 days after its 6-day training window, rolling forward by 2 days
     starts = [pd.Timestamp(f["test_from"]) for f in result["folds"] if f["pair"] == "BTC/USDT"]

@@ -82,9 +82,10 @@ def test_meta_auto_keeps_the_candidate_with_the_best_oof_direction_accuracy():
     ens = StackedEnsemble(
         models=["lightgbm"], meta="auto", lightgbm={"n_estimators": 1, "max_depth": 1, "num_leaves": 2}
     ).fit(x, y)
-    assert set(ens.meta_scores_) == {"passthrough", "bases", "mean", "ic_weighted"}
+    assert set(ens.meta_scores_) == {"passthrough", "bases", "mean", "ic_weighted", "best", "nnls_shrunk"}
     assert ens.meta_kind_ == "passthrough", ens.meta_scores_
-    assert ens.meta_scores_["passthrough"] > max(ens.meta_scores_[k] for k in ("bases", "mean", "ic_weighted")) + 0.1
+    others = ("bases", "mean", "ic_weighted", "best", "nnls_shrunk")
+    assert ens.meta_scores_["passthrough"] > max(ens.meta_scores_[k] for k in others) + 0.1
     assert np.array_equal(ens.predict(x[:50]), ens.predict_meta(x[:50], "passthrough"))
     forced = StackedEnsemble(models=["lightgbm"], meta="bases", lightgbm={"n_estimators": 5}).fit(x, y)
     assert forced.meta_kind_ == "bases" and list(forced.metas_) == ["bases"]
@@ -190,10 +191,11 @@ def test_feature_selection_uses_only_the_training_rows_and_finds_the_signal():
         select_columns(x, y, -3)
 
 
-def test_default_ensemble_is_one_hold_out_on_selected_columns_with_an_equal_weight_combiner():
+def test_default_ensemble_is_one_hold_out_on_selected_columns_with_a_validated_combiner():
     x, y = signal_data(2400, d=60)
     ens = StackedEnsemble(**TINY, purge=12, max_features=12).fit(x[:2000], y[:2000])
-    assert ens.params["models"] == ["lightgbm", "catboost", "lstm"] and ens.meta_kind_ == "mean"
+    assert ens.params["models"] == ["lightgbm", "catboost", "lstm"]
+    assert list(ens.metas_) == ["mean", "best", "nnls_shrunk"] and ens.meta_kind_ in ens.metas_
     ((train, test),) = ens.folds_  # a single hold-out: the second half, trained on the first minus the purge
     assert test[0] == 1000 and train[-1] == 1000 - 12 - 1
     assert len(ens.columns_) == 12 and {0, 1} <= set(ens.columns_)
@@ -282,3 +284,30 @@ def test_the_lstm_hold_out_is_purged_by_the_label_horizon():
     Recording(**params).set_label_period(25).fit(x, y)
     assert seen["hold_out"] == plain["hold_out"] > 0
     assert seen["train_rows"] == plain["train_rows"] - 25, "the 25 rows before the hold-out are left out"
+
+
+def test_best_member_and_shrunk_nnls_weights():
+    rng = np.random.default_rng(8)
+    y = rng.normal(size=3000)
+    good, noise, inverted = y + rng.normal(size=3000), rng.normal(size=3000), -y + 0.5 * rng.normal(size=3000)
+    X = np.column_stack([noise, good, inverted])
+    assert WeightedAverage("best").fit(X, y).weights_.tolist() == [0.0, 1.0, 0.0]
+    w = WeightedAverage("nnls").fit(X, y).weights_
+    assert np.isclose(w.sum(), 1) and (w >= 1 / 6 - 1e-12).all(), "half of the weight spread equally"
+    assert w[1] > 0.6 and np.isclose(w[2], 1 / 6), "the inverted member gets no least-squares weight"
+    # none fits with a positive weight: equal weights, not a zero prediction
+    assert np.allclose(WeightedAverage("nnls").fit(-X[:, [1, 1]], y).weights_, 0.5)
+
+
+def test_the_default_combination_is_validated_inside_the_training_window():
+    """Issue 35 §1: the combination is chosen in each training window by purged inner validation among
+    the best single member, the plain mean and shrunk non-negative weights; a member that is right and
+    others that are noise make the chosen one beat the plain mean on the OOF rows."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3000, 6)).astype(np.float32)
+    y = x[:, 0] + 0.3 * rng.normal(size=3000)
+    ens = StackedEnsemble(models=["lightgbm", "catboost"], **TINY).fit(x, y)
+    assert set(ens.meta_scores_) == {"mean", "best", "nnls_shrunk"}
+    assert ens.meta_scores_[ens.meta_kind_] == max(ens.meta_scores_.values())
+    with pytest.raises(ValueError, match="meta must be"):
+        StackedEnsemble(meta=["mean", "median"]).fit(x, y)

@@ -4,8 +4,10 @@
   predictions, optionally with the original features passed through. It fits weights *and* an
   intercept, and on real data neither carried over to the next week (docs/results).
 - `WeightedAverage`: no intercept, no fitted slope: an average of the base predictions, with equal
-  weights or weights proportional to each base model's positive out-of-fold information coefficient.
-  Fewer degrees of freedom, so less to get wrong when the training window's drift does not persist.
+  weights, weights proportional to each base model's positive out-of-fold information coefficient, all
+  weight on the member that got the most directions right (`best`), or non-negative least-squares
+  weights shrunk halfway toward equal weights (`nnls`). Fewer degrees of freedom, so less to get wrong
+  when the training window's drift does not persist.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.optimize import nnls
 from scipy.stats import spearmanr
 from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-WEIGHTINGS = ("equal", "ic")
+WEIGHTINGS = ("equal", "ic", "best", "nnls")
+NNLS_SHRINK = 0.5  # share of equal weight mixed into the NNLS weights (fixed, not tuned)
 
 
 def ridge(alphas: Sequence[float], clip: float) -> Pipeline:
@@ -44,6 +48,15 @@ class WeightedAverage:
             # A base model that ranked the training window's returns no better than chance gets no say;
             # if none did, fall back to equal weights rather than predicting nothing.
             w = np.clip(self.ic_, 0.0, None) if (self.ic_ > 0).any() else w
+        elif self.weighting == "best":
+            nz = y != 0
+            hits = [(np.sign(X[nz, j]) == np.sign(y[nz])).mean() if nz.any() else 0.0 for j in range(X.shape[1])]
+            w = np.zeros(X.shape[1])
+            w[int(np.argmax(hits))] = 1.0  # ties: the first member
+        elif self.weighting == "nnls":
+            raw, _ = nnls(X, np.asarray(y, np.float64))
+            raw = raw / raw.sum() if raw.sum() > 0 else np.full(X.shape[1], 1.0 / X.shape[1])
+            w = (1 - NNLS_SHRINK) * raw + NNLS_SHRINK / X.shape[1]
         self.weights_ = w / w.sum()
         return self
 

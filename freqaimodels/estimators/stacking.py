@@ -6,12 +6,14 @@
    no fitted weights, so the OOF predictions only calibrate the confidence and score the candidates.
 2. `max_features`: each fit uses the columns ranked highest by |rank IC| with the target on its own
    training rows (`selection`); a few dozen instead of FreqAI's ~320 near-copies.
-3. The combiner (`meta`, see `combiners`): `"mean"` (equal-weight average, no fitted intercept; the
-   default, the best measured out of sample, docs/results), `"ic_weighted"` (weighted by each base
-   model's positive OOF information coefficient), `"passthrough"` (the spec's stack: standardized
+3. The combiner (`meta`, see `combiners`): `"mean"` (equal-weight average, no fitted intercept),
+   `"best"` (the member that got the most OOF directions right), `"nnls_shrunk"` (non-negative least
+   squares weights on the OOF predictions, shrunk halfway toward equal), `"ic_weighted"` (weighted by each
+   base model's positive OOF information coefficient), `"passthrough"` (the spec's stack: standardized
    ridge, alpha by CV, on the base predictions with the selected features passed through), `"bases"`
-   (the ridge on the base predictions only), or `"auto"`: fit all four and keep the one whose own OOF
-   predictions (a purged split over the OOF rows, training data only) get the direction right most often.
+   (the ridge on the base predictions only). A list (the default: mean, best, nnls_shrunk) or `"auto"`
+   (all six): fit each and keep the one whose own OOF predictions (a purged split over the OOF rows,
+   training data only) get the direction right most often, ties to the first listed.
 4. Confidence: the chosen combiner's OOF predictions give, per row,
    a score = agreement (share of base models with the ensemble's sign) x strength (rank of |pred|);
    an isotonic fit maps the score to the observed direction hit rate. So `confidence` reads as
@@ -57,7 +59,10 @@ MODEL_SETS = {
     "mean_reversion": ["random_forest", "xgboost"],
     "arbitrage": ["lstm"],
 }
-METAS = ("passthrough", "bases", "mean", "ic_weighted")
+METAS = ("passthrough", "bases", "mean", "ic_weighted", "best", "nnls_shrunk")
+# the default: chosen in each training window by purged inner validation among these (ties: the first)
+VALIDATED = ("mean", "best", "nnls_shrunk")
+WEIGHTING = {"mean": "equal", "ic_weighted": "ic", "best": "best", "nnls_shrunk": "nnls"}
 
 
 class StackedEnsemble(BaseEstimator):
@@ -65,7 +70,7 @@ class StackedEnsemble(BaseEstimator):
         "models": MODEL_SETS["trend"],
         "n_splits": 1,
         "purge": 12,
-        "meta": "mean",
+        "meta": list(VALIDATED),
         "max_features": 40,
         "warm_start": True,
         "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5),
@@ -97,13 +102,14 @@ class StackedEnsemble(BaseEstimator):
     def _new_meta(self, kind: str):
         if kind in ("passthrough", "bases"):
             return ridge(self.params["alphas"], self.params["clip"])
-        return WeightedAverage("ic" if kind == "ic_weighted" else "equal")
+        return WeightedAverage(WEIGHTING[kind])
 
     def _meta_candidates(self) -> list[str]:
         choice = self.params["meta"]
-        if choice != "auto" and choice not in METAS:
-            raise ValueError(f"meta must be one of {['auto', *METAS]}, got {choice!r}")
-        return list(METAS) if choice == "auto" else [choice]
+        names = list(METAS) if choice == "auto" else [choice] if isinstance(choice, str) else list(choice)
+        if not names or any(not isinstance(n, str) or n not in METAS for n in names):
+            raise ValueError(f"meta must be one of {['auto', *METAS]} or a list of them, got {choice!r}")
+        return names
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> StackedEnsemble:
         x = as_array(X)
