@@ -1,0 +1,112 @@
+"""Market conditions (spec §5: normal / volatile / trending / sideways), measured on the data itself.
+
+A window's condition comes from two properties of one reference pair's hourly closes over the window:
+- realized volatility: the standard deviation of hourly log returns, annualised (x sqrt(24 x 365));
+- trend strength: Kaufman's efficiency ratio, |last close - first close| / sum of |hourly moves|, in [0, 1]
+  (1: a straight line, near 0: back and forth).
+Thresholds are the quartiles of the candidate windows themselves (fixed before any bench used them):
+`volatile` if its volatility is in the top quarter; else `trending` if its efficiency ratio is in the top
+quarter; else `sideways` if its efficiency ratio is in the bottom quarter and its volatility below the
+median; else `normal`. The labels describe past windows for an evaluation; no strategy sees them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+CONDITIONS = ("normal", "volatile", "trending", "sideways")
+HOURS_PER_YEAR = 24 * 365
+DAY = pd.Timedelta(days=1)
+
+
+def window_properties(closes: pd.Series, starts: Sequence[pd.Timestamp], days: float) -> pd.DataFrame:
+    """Realized volatility (annualised) and efficiency ratio of `closes` (indexed by time) in each window
+    [start, start + days). Windows with fewer than two closes get NaN."""
+    rows = []
+    span = pd.Timedelta(days=days)
+    for start in starts:
+        c = closes[(closes.index >= start) & (closes.index < start + span)].to_numpy(float)
+        if len(c) < 3:
+            rows.append({"start": start, "end": start + span, "realized_vol": np.nan, "efficiency_ratio": np.nan})
+            continue
+        r = np.diff(np.log(c))
+        path = np.abs(np.diff(c)).sum()
+        rows.append(
+            {
+                "start": start,
+                "end": start + span,
+                "realized_vol": float(r.std(ddof=1) * math.sqrt(HOURS_PER_YEAR)),
+                "efficiency_ratio": float(abs(c[-1] - c[0]) / path) if path > 0 else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def classify(props: pd.DataFrame) -> pd.Series:
+    """One of CONDITIONS per window, by the quartile rules in the module docstring."""
+    vol, er = props["realized_vol"], props["efficiency_ratio"]
+    ok = vol.notna() & er.notna()
+    v75, vmed = vol[ok].quantile(0.75), vol[ok].median()
+    e75, e25 = er[ok].quantile(0.75), er[ok].quantile(0.25)
+    out = pd.Series("normal", index=props.index, dtype=object)
+    out[ok & (er <= e25) & (vol < vmed)] = "sideways"
+    out[ok & (er >= e75)] = "trending"
+    out[ok & (vol >= v75)] = "volatile"
+    out[~ok] = None
+    return out
+
+
+def candidate_starts(first: pd.Timestamp, end: pd.Timestamp, days: int) -> list[pd.Timestamp]:
+    """Consecutive, non-overlapping windows of `days` ending at `end`, none starting before `first`."""
+    n = int((end - first) / (days * DAY))
+    return [end - (n - i) * days * DAY for i in range(n)]
+
+
+def pick(props: pd.DataFrame, per_condition: int) -> pd.DataFrame:
+    """For each condition, its latest `per_condition` windows; all picked windows in time order."""
+    if per_condition < 1:
+        raise ValueError("need at least one window per condition")
+    labelled = props.assign(condition=classify(props)).dropna(subset=["condition"])
+    picked = labelled.sort_values("start").groupby("condition", group_keys=False).tail(per_condition)
+    return picked.sort_values("start").reset_index(drop=True)
+
+
+def by_condition(folds: list[dict], windows: pd.DataFrame) -> list[dict]:
+    """The bench's fold metrics side by side per condition: windows and days, trades, mean and spread of
+    the windows' returns, the daily marked-to-market Sharpe over the condition's days together, the worst
+    window drawdown and the pooled win rate."""
+    from simulation.testbench.metrics import ratios_from_daily
+
+    cond = {f"{w.start:%Y%m%d}-{w.end:%Y%m%d}": w for w in windows.itertuples()}
+    out = []
+    for name in CONDITIONS:
+        fs = [f for f in folds if getattr(cond.get(f["timerange"]), "condition", None) == name]
+        if not fs:
+            out.append({"condition": name, "windows": 0, "days": 0})
+            continue
+        m = [f["metrics"] for f in fs]
+        daily = [r for x in m for r in x.get("daily_returns", [])]
+        trades = sum(x["trades"] for x in m)
+        wins = sum(round(x["win_rate"] * x["trades"]) for x in m if x["trades"])
+        returns = np.array([x["profit_pct"] for x in m])
+        w = [cond[f["timerange"]] for f in fs]
+        out.append(
+            {
+                "condition": name,
+                "windows": len(fs),
+                "days": len(daily),
+                "trades": trades,
+                "mean_return": float(returns.mean()),
+                "return_sd": float(returns.std(ddof=1)) if len(returns) > 1 else None,
+                "sharpe": ratios_from_daily(daily)[0],
+                "worst_drawdown": max(x["max_drawdown"] for x in m),
+                "win_rate": wins / trades if trades else None,
+                "realized_vol": float(np.mean([x.realized_vol for x in w])),
+                "efficiency_ratio": float(np.mean([x.efficiency_ratio for x in w])),
+            }
+        )
+    return out
