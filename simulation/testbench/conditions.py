@@ -110,3 +110,58 @@ def by_condition(folds: list[dict], windows: pd.DataFrame) -> list[dict]:
             }
         )
     return out
+
+
+MAPPING = {
+    "trending_bull": "trending",
+    "trending_bear": "trending",
+    "sideways": "sideways",
+    "high_volatility": "volatile",
+}
+
+
+def agreement_against_chance(ours: np.ndarray, truth: np.ndarray, permutations: int = 2000, seed: int = 0) -> dict:
+    """Share of windows whose condition equals the truth, against the same share under random permutations
+    of the truth (chance with the same label frequencies): above chance when it beats their 99th percentile."""
+    ours, truth = np.asarray(ours), np.asarray(truth)
+    rng = np.random.default_rng(seed)
+    chance = np.array([(ours == rng.permutation(truth)).mean() for _ in range(permutations)])
+    share = float((ours == truth).mean())
+    return {
+        "windows": len(ours),
+        "agreement": share,
+        "chance_median": float(np.median(chance)),
+        "chance_p99": float(np.percentile(chance, 99)),
+        "p_value": float((chance >= share).mean()),
+        "above_chance": bool(share > np.percentile(chance, 99)),
+    }
+
+
+def synthetic_agreement(seed: int, days: int = 120, window_days: float = 1, pair: str = "BTC/USDT") -> dict:
+    """The rule on the synthetic market (1h candles) against the generator's regimes: each window's truth
+    is the majority of its candles' regimes (mapped by MAPPING); windows the rule calls "normal" have no
+    counterpart and are left out."""
+    from simulation.synthetic import SyntheticConfig, generate
+
+    market = generate(SyntheticConfig(seed=seed, days=days, timeframe="1h", start="2024-01-01"))
+    df = market.candles[pair]
+    closes = pd.Series(df["close"].to_numpy(float), index=pd.DatetimeIndex(df["date"]))
+    first = closes.index[0] + pd.Timedelta(days=10)
+    props = window_properties(
+        closes, candidate_starts(first, closes.index[0] + pd.Timedelta(days=days), window_days), window_days
+    )
+    gt = market.ground_truth.set_index("date")["regime"]
+    truth = pd.Series(
+        [MAPPING[gt[(gt.index >= w.start) & (gt.index < w.end)].mode().iloc[0]] for w in props.itertuples()]
+    )
+    ours = classify(props)
+    keep = (ours != "normal") & ours.notna()
+    return {"seed": seed, "days": days, "window_days": window_days, **agreement_against_chance(ours[keep], truth[keep])}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    for s in map(int, sys.argv[1:] or ["3"]):
+        print(json.dumps(synthetic_agreement(s)))
