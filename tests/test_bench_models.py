@@ -112,6 +112,7 @@ def test_benchmark_reports_every_model_with_the_documented_keys(datadir, tmp_pat
     assert goal["best_base_accuracy"] == max(
         acc[n] for n in ("lightgbm", "catboost", "random_forest", "lstm", "xgboost")
     )
+
     def fold_diff(b: str) -> float:
         return 100 * float(np.mean([f["StackedEnsemble_acc"] - f[f"{b}_acc"] for f in result["folds"]]))
 

@@ -389,7 +389,7 @@ def test_compare_strategies_end_to_end(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "scripts.testbench", "--compare-strategies", "ReferenceStrategy",
          "RegimeGatedReference", "--config", "config/backtest.json", "--folds", "3", "--fold-days", "3",
-         "--mc-paths", "200", "--out", str(out)],
+         "--mc-paths", "200", "--synthetic-days", "30", "--out", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -398,6 +398,7 @@ def test_compare_strategies_end_to_end(tmp_path):
     sa, sb = (json.loads((out / side / "summary.json").read_text()) for side in "AB")
     assert [f["timerange"] for f in sa["folds"]] == [f["timerange"] for f in sb["folds"]] == result["folds"]
     assert sa["market"] == sb["market"] and sa["spec"]["synthetic_days"] == sb["spec"]["synthetic_days"]
+    assert (out / "market" / "data").is_dir() and not (out / "A" / "market").exists(), "one market for both"
     for key in ("profit_pct", "sharpe", "max_drawdown"):
         want = [fa["metrics"][key] - fb["metrics"][key] for fa, fb in zip(sa["folds"], sb["folds"], strict=True)]
         assert result["metrics"][key]["differences"] == pytest.approx(want), key

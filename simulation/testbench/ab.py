@@ -134,11 +134,14 @@ def run_ab(a: BenchSpec, b: BenchSpec, out: Path, console: Console | None = None
         raise NotComparable(f"the costs differ: A {costs(a)} vs B {costs(b)}")
     a, b = same_market_specs(a, b)
     out.mkdir(parents=True, exist_ok=True)
+    benches = [
+        Bench(replace(spec, out=out / side, skip_sim=True, stress=()), console) for side, spec in (("A", a), ("B", b))
+    ]
     summaries = []
-    for side, spec in (("A", a), ("B", b)):
-        console.print(f"A/B: {side} = {spec.strategy}", markup=False, highlight=False)
-        spec = replace(spec, out=out / side, skip_sim=True, stress=())
-        summaries.append(Bench(spec, console).run())
+    with benches[0].market(out / "market") as market:  # one market, one set of candles for both
+        for side, bench in zip("AB", benches, strict=True):
+            console.print(f"A/B: {side} = {bench.spec.strategy}", markup=False, highlight=False)
+            summaries.append(bench.run(market))
     result = compare_summaries(*summaries)
     result["pairs_traded"] = {
         side: sorted({t["pair"] for f in s["folds"] for t in f["trades"]})

@@ -25,6 +25,7 @@ class Market:
     overlay: Path | None = None
     datadir: Path | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+    _downloaded: set = field(default_factory=set, repr=False)  # (configs, timeframes, timerange, pairs) done
 
     def gateway_args(self) -> list[str]:
         if self.source is not None:
@@ -47,8 +48,10 @@ class Market:
     def download(
         self, configs: list[str], userdir: Path, timeframes: list[str], timerange: str, pairs: list[str] | None = None
     ) -> None:
-        """Synthetic markets only: candles through the gateway into the datadir (freqtrade's own download)."""
-        if self.source is not None:
+        """Synthetic markets only: candles through the gateway into the datadir (freqtrade's own download),
+        once per request (two benches on one market ask for the same candles)."""
+        key = (tuple(configs), tuple(sorted(timeframes)), timerange, tuple(pairs or ()))
+        if self.source is not None or key in self._downloaded:
             return
         args = [
             "download-data",
@@ -65,6 +68,7 @@ class Market:
         if pairs:
             args += ["--pairs", *pairs]
         run_freqtrade(args, self.workdir / "download.log", timeout=1800)
+        self._downloaded.add(key)
 
 
 def cfg_args(configs: list[str]) -> list[str]:

@@ -218,7 +218,19 @@ class Bench:
         self.market_days = max(spec.synthetic_days, spec.folds * spec.fold_days + self.train_days + 90)
         self.market_start = synthetic_start(self.market_days)
 
-    def run(self) -> dict:
+    def market(self, workdir: Path | None = None) -> Market:
+        """The bench's market (not started): the datadir, or the synthetic market its folds need."""
+        s = self.spec
+        return Market(
+            workdir or self.out / "market",
+            source=s.datadir,
+            seed=s.seed,
+            days=self.market_days,
+            start=f"{self.market_start:%Y-%m-%d}",
+        )
+
+    def run(self, market: Market | None = None) -> dict:
+        """The whole bench; `market`: one already started (two benches on the same market), else its own."""
         s = self.spec
         self.out.mkdir(parents=True, exist_ok=True)
         run_freqtrade(["create-userdir", "--userdir", str(self.userdir)], self.out / "userdir.log")
@@ -231,19 +243,12 @@ class Bench:
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         bars = Progress(*columns, console=self.console) if self.console.is_terminal else PlainProgress(self.console)
         with bars as progress:
-            market = Market(
-                self.out / "market",
-                source=s.datadir,
-                seed=s.seed,
-                days=self.market_days,
-                start=f"{self.market_start:%Y-%m-%d}",
-            )
-            with market:
-                self._historical(market, summary, progress)
+            with contextlib.nullcontext(market) if market is not None else self.market() as started:
+                self._historical(started, summary, progress)
             summary["stress"] = self._stress(progress, summary["folds"])
         summary["timings_s"] = s.timings
         summary["spec"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items() if k != "timings"}
-        return _conclude(self.out, summary, Path(market.datadir))
+        return _conclude(self.out, summary, Path(started.datadir))
 
     # -- stages -------------------------------------------------------------------------------
     def _historical(self, market: Market, summary: dict, progress: Progress) -> None:
