@@ -29,32 +29,10 @@ import numpy as np
 import pandas as pd
 from freqtrade.exchange import timeframe_to_msecs
 
+from cryptobot_ops.volatility import FLOOR, forward_rv, har_columns
 from evaluation.models import BenchConfig, build_dataset
 from freqaimodels.estimators import LightGBMEstimator
 from simulation.paths import SHARED_DATA
-
-FLOOR = 1e-12  # a horizon without a price move: log(0) avoided
-
-
-def har_columns(close: pd.Series, h: int, candles_per_day: int) -> pd.DataFrame:
-    """The HAR regressors at each candle, trailing only, each as a per-`h` variance."""
-    r2 = np.log(close).diff() ** 2
-    rv_h = r2.rolling(h).sum()
-    rv_day = r2.rolling(candles_per_day).mean() * h
-    rv_week = r2.rolling(7 * candles_per_day).mean() * h
-    return pd.DataFrame(
-        {
-            "log_rv_h": np.log(rv_h + FLOOR),
-            "log_rv_day": np.log(rv_day + FLOOR),
-            "log_rv_week": np.log(rv_week + FLOOR),
-        }
-    )
-
-
-def forward_rv(close: pd.Series, h: int) -> pd.Series:
-    """Realized variance of the next `h` candles (an outcome: it reads ahead by construction)."""
-    r2 = np.log(close).diff() ** 2
-    return r2.rolling(h).sum().shift(-h)
 
 
 def qlike(rv: np.ndarray, rv_hat: np.ndarray) -> float:

@@ -7,15 +7,18 @@ trailing stop, exits, FreqUI plot config, risk limits — lives here.
 
 from __future__ import annotations
 
+import math
 import time
 
 import talib.abstract as ta
 from freqtrade.enums import RunMode
+from freqtrade.exchange import timeframe_to_seconds
 from freqtrade.strategy import IStrategy, informative
 from pandas import DataFrame, Series, concat
 
 from cryptobot_ops.monitoring import monitor_for
 from cryptobot_ops.risk import RiskControlled
+from cryptobot_ops.volatility import har_forecast, sizing_multiplier
 from freqaimodels import features
 from freqaimodels.estimators.freqai_adapter import CONFIDENCE
 from regime.columns import add_regime_columns, regime_allows, regime_plot, unknown_regime_columns
@@ -69,6 +72,10 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
     allowed_regimes: tuple[str, ...] = ("trending_bull",)
     atr_multiplier = 2.5
     stop_bounds = (0.01, 0.05)  # trailing stop distance, fraction of price
+    # Volatility sizing (off here): scale each stake down by the HAR-RV forecast of the next
+    # `vol_horizon_hours` against its trailing 7-day median (cryptobot_ops.volatility; never up).
+    vol_sizing = False
+    vol_horizon_hours = 4
 
     plot_config = {
         "main_plot": {},
@@ -99,7 +106,15 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
             if (mon := monitor_for(self)) is not None:  # dry-run/live: the predictions store and metrics
                 mon.on_analysis(dataframe, metadata["pair"], time.perf_counter() - t0)
         dataframe["atr"] = ta.ATR(dataframe, timeperiod=14)
+        if self.vol_sizing:
+            dataframe["vol_size"] = self._vol_size(dataframe["close"])
         return dataframe
+
+    def _vol_size(self, close: Series) -> Series:
+        per_day = int(86_400 // timeframe_to_seconds(self.timeframe))
+        h = max(1, int(self.vol_horizon_hours * per_day / 24))
+        forecast = har_forecast(close, h, per_day, window=7 * per_day)
+        return sizing_multiplier(forecast, window=7 * per_day)
 
     def confidence(self, dataframe: DataFrame) -> Series:
         return dataframe[CONFIDENCE] if CONFIDENCE in dataframe else Series(0.0, index=dataframe.index)
@@ -146,6 +161,10 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
         # freqtrade's total stake already applies tradable_balance_ratio: undo it to get equity
         equity = self.wallets.get_total_stake_amount() / self.config.get("tradable_balance_ratio", 1.0)
         stake = equity * self.stake_fraction
+        if self.vol_sizing:
+            df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+            size = float(df["vol_size"].iloc[-1]) if df is not None and len(df) and "vol_size" in df else 1.0
+            stake *= min(1.0, max(0.0, size)) if math.isfinite(size) else 1.0  # no forecast yet: unscaled
         if min_stake and stake < min_stake:
             return 0.0  # below the exchange minimum: skip rather than oversize
         return min(stake, max_stake)

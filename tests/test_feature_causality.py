@@ -112,3 +112,30 @@ def test_pivot_blocks_follow_the_clock_and_skip_incomplete_blocks():
     assert later.iloc[0] == pytest.approx((df.loc[row, "close"] - pivot) / (prev["high"].max() - prev["low"].min()))
     gap = df.drop(index=range(200, 205))  # a data gap: that day has no pivot for the next, and nothing crashes
     assert pivot_position(gap, 96).notna().sum() < pos.notna().sum()
+
+
+def test_the_har_volatility_forecast_and_the_stake_multiplier_read_only_the_past():
+    """Truncated vs full: the HAR-RV forecast and the sizing multiplier at candle t, computed on the closes up
+    to t, equal the full series' values at t (the regression at t sees only outcomes ended by t)."""
+    from cryptobot_ops.volatility import har_forecast, sizing_multiplier
+
+    rng = np.random.default_rng(11)
+    log_vol = np.zeros(3000)  # clustered volatility: a persistent AR(1) log volatility (stationary sd 1)
+    for i in range(1, 3000):
+        log_vol[i] = 0.995 * log_vol[i - 1] + 0.1 * rng.normal()
+    vol = np.exp(log_vol) * 0.005
+    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 1, 3000) * vol)))
+    h, per_day = 16, 96
+    full = har_forecast(close, h, per_day, window=7 * per_day)
+    mult = sizing_multiplier(full, 7 * per_day)
+    assert full.notna().sum() > 1000 and ((mult >= 0.25) & (mult <= 1.0)).all()
+    for t in (1500, 2200, 2999):
+        cut = har_forecast(close[: t + 1], h, per_day, window=7 * per_day)
+        assert cut.iloc[-1] == pytest.approx(full.iloc[t], rel=1e-9)
+        assert sizing_multiplier(cut, 7 * per_day).iloc[-1] == pytest.approx(mult.iloc[t], rel=1e-9)
+    # it forecasts: the realized log variance of the next h candles correlates with the forecast
+    from cryptobot_ops.volatility import forward_rv
+
+    realized = np.log(forward_rv(close, h) + 1e-12)
+    ok = full.notna() & realized.notna()
+    assert np.corrcoef(full[ok], realized[ok])[0, 1] > 0.2
