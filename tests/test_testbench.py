@@ -438,3 +438,11 @@ def test_the_agreement_measure_is_one_the_rule_can_fail():
     rng = np.random.default_rng(1)
     unrelated = agreement_against_chance(rng.permutation(truth), truth)
     assert not unrelated["above_chance"] and unrelated["agreement"] < copied["chance_p99"]
+
+
+def test_a_fold_without_trades_has_flat_daily_returns():
+    """A real-data fold in which the strategy never traded loads no candles: its equity is the wallet every
+    day (it crashed comparing an empty, zone-less grid with UTC times)."""
+    start, end = pd.Timestamp("2025-09-05", tz="UTC"), pd.Timestamp("2025-09-12", tz="UTC")
+    m = trade_metrics(trades_frame([]), 1000.0, start, end, {})
+    assert m["trades"] == 0 and m["daily_returns"] == [0.0] * 7 and m["max_drawdown"] == 0

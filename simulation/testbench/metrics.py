@@ -95,8 +95,11 @@ def marked_equity(trades: pd.DataFrame, closes: Mapping[str, pd.Series], start_b
     missing = sorted(set(trades.pair) - set(closes))
     if missing:
         raise ValueError(f"no candles for {', '.join(missing)}: cannot mark their trades to market")
+    # no candles (a fold without trades loads none): an empty grid that still compares with UTC times
     grid = (
-        pd.DatetimeIndex(sorted(set().union(*(s.index for s in closes.values())))) if closes else pd.DatetimeIndex([])
+        pd.DatetimeIndex(sorted(set().union(*(s.index for s in closes.values()))))
+        if closes
+        else pd.DatetimeIndex([], tz="UTC")
     )
     done = trades.sort_values("close_date")
     realized = start_balance + np.concatenate([[0.0], done.profit_abs.to_numpy(float).cumsum()])
