@@ -35,6 +35,7 @@ from freqaimodels.estimators.base import compute_threads
 from freqaimodels.estimators.combiners import rolling_hit_rate_weights
 from freqaimodels.estimators.lstm import KerasLSTMEstimator
 from freqaimodels.estimators.stacking import BASE_MODELS
+from simulation.paths import SHARED_DATA
 
 BASELINE = "LightGBMRegressor"
 WITH_BASELINE = "StackedEnsemble[+baseline]"  # the mean of the members and FreqAI's baseline
@@ -108,6 +109,52 @@ def build_dataset(cfg: BenchConfig, pair: str) -> tuple[pd.DataFrame, list[str]]
         base = base[(base["date"] >= lo) & (base["date"] < hi)]
     cols = [c for c in base.columns if c.startswith("%")]
     return base.reset_index(drop=True), cols
+
+
+def fold_starts(rows: int, cfg: BenchConfig, n_train: int, n_test: int, pair: str) -> list[int]:
+    """First row of each fold's training window: folds of `n_train` + `n_test` rows rolling by `n_test`, the
+    last ending `label_period` rows before the data's end (its last labels need them)."""
+    need = n_train + cfg.folds * n_test + cfg.label_period
+    if rows < need:
+        raise ValueError(
+            f"{pair}: {rows} usable candles, need {need} for {cfg.folds} folds of "
+            f"{cfg.train_days}+{cfg.test_days} days: widen --timerange or lower --folds"
+        )
+    return [rows - need + k * n_test for k in range(cfg.folds)]
+
+
+def add_walk_forward_args(p, timeframe: str, informative: list[str], folds: int, label_period: int) -> None:
+    """The walk-forward options every benchmark of `evaluation` takes (data, folds, horizon)."""
+    p.add_argument("--datadir", type=Path, default=SHARED_DATA)
+    p.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT"])
+    p.add_argument("--timeframe", default=timeframe)
+    p.add_argument(
+        "--informative",
+        nargs="*",
+        default=informative,
+        help=f"informative timeframes merged into the features (default: {' '.join(informative) or 'none'}; "
+        "none: the base timeframe only)",
+    )
+    p.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (default: all data)")
+    p.add_argument("--folds", type=int, default=folds)
+    p.add_argument("--train-days", type=float, default=30)
+    p.add_argument("--test-days", type=float, default=7)
+    p.add_argument("--label-period", type=int, default=label_period)
+
+
+def config_from_args(args, **extra) -> BenchConfig:
+    return BenchConfig(
+        datadir=args.datadir,
+        pairs=args.pairs,
+        timeframe=args.timeframe,
+        informative=tuple(args.informative),
+        timerange=args.timerange,
+        folds=args.folds,
+        train_days=args.train_days,
+        test_days=args.test_days,
+        label_period=args.label_period,
+        **extra,
+    )
 
 
 def ensemble_params(cfg: BenchConfig) -> dict:
@@ -221,15 +268,7 @@ def run(cfg: BenchConfig) -> dict:
             # the raw forward log return (an outcome, for the net score only), whatever the target's scale
             data["_forward"] = np.log(data["close"].shift(-cfg.label_period) / data["close"])
             data = data.dropna(subset=[*cols, features.TARGET]).reset_index(drop=True)
-            need = n_train + cfg.folds * n_test + cfg.label_period
-            if len(data) < need:
-                raise ValueError(
-                    f"{pair}: {len(data)} usable candles, need {need} for {cfg.folds} folds of "
-                    f"{cfg.train_days}+{cfg.test_days} days: widen --timerange or lower --folds"
-                )
-            start0 = len(data) - need
-            for k in range(cfg.folds):
-                lo = start0 + k * n_test
+            for k, lo in enumerate(fold_starts(len(data), cfg, n_train, n_test, pair)):
                 tr = slice(lo, lo + n_train - cfg.label_period)  # purge: train labels end before test
                 te = slice(lo + n_train, lo + n_train + n_test)
                 x_tr, y_tr = data.loc[tr, cols].to_numpy(np.float32), data.loc[tr, features.TARGET].to_numpy()

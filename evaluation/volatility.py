@@ -30,9 +30,8 @@ import pandas as pd
 from freqtrade.exchange import timeframe_to_msecs
 
 from cryptobot_ops.volatility import FLOOR, forward_rv, har_columns
-from evaluation.models import BenchConfig, build_dataset
+from evaluation.models import BenchConfig, add_walk_forward_args, build_dataset, config_from_args, fold_starts
 from freqaimodels.estimators import LightGBMEstimator
-from simulation.paths import SHARED_DATA
 
 
 def qlike(rv: np.ndarray, rv_hat: np.ndarray) -> float:
@@ -68,15 +67,7 @@ def run(cfg: BenchConfig) -> dict:
         data = pd.concat([data, har], axis=1)
         data["log_rv_fwd"] = np.log(forward_rv(data["close"], h) + FLOOR)
         data = data.dropna(subset=[*cols, *har.columns, "log_rv_fwd"]).reset_index(drop=True)
-        need = n_train + cfg.folds * n_test + h
-        if len(data) < need:
-            raise ValueError(
-                f"{pair}: {len(data)} usable candles, need {need} for {cfg.folds} folds of "
-                f"{cfg.train_days}+{cfg.test_days} days: widen --timerange or lower --folds"
-            )
-        start0 = len(data) - need
-        for k in range(cfg.folds):
-            lo = start0 + k * n_test
+        for k, lo in enumerate(fold_starts(len(data), cfg, n_train, n_test, pair)):
             tr = np.arange(lo, lo + n_train - h)  # purged: no training target reads into the test days
             te = np.arange(lo + n_train, lo + n_train + n_test)
             y_tr, y_te = data["log_rv_fwd"].to_numpy()[tr], data["log_rv_fwd"].to_numpy()[te]
@@ -149,30 +140,12 @@ def lines(result: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evaluation.volatility", description=__doc__.split("\n\n")[0])
-    p.add_argument("--datadir", type=Path, default=SHARED_DATA)
-    p.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT"])
-    p.add_argument("--timeframe", default="1h")
-    p.add_argument("--informative", nargs="*", default=[])
-    p.add_argument("--timerange")
-    p.add_argument("--folds", type=int, default=12)
-    p.add_argument("--train-days", type=float, default=30)
-    p.add_argument("--test-days", type=float, default=7)
-    p.add_argument("--label-period", type=int, default=4)
+    add_walk_forward_args(p, timeframe="1h", informative=[], folds=12, label_period=4)
     p.add_argument("--out", type=Path, default=Path("user_data/volatility.json"))
     args = p.parse_args(argv)
     if args.folds < 1 or args.label_period < 1:
         p.error("--folds and --label-period must be at least 1")
-    cfg = BenchConfig(
-        datadir=args.datadir,
-        pairs=args.pairs,
-        timeframe=args.timeframe,
-        informative=tuple(args.informative),
-        timerange=args.timerange,
-        folds=args.folds,
-        train_days=args.train_days,
-        test_days=args.test_days,
-        label_period=args.label_period,
-    )
+    cfg = config_from_args(args)
     try:
         result = run(cfg)
     except (FileNotFoundError, ValueError) as exc:

@@ -9,28 +9,14 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from evaluation.models import BenchConfig, complete, console, goal_line, report, run, write
+from evaluation.models import add_walk_forward_args, complete, config_from_args, console, goal_line, report, run, write
 from freqaimodels import features
 from freqaimodels.estimators.stacking import MODEL_SETS
-from simulation.paths import SHARED_DATA
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.bench_models", description=__doc__)
-    p.add_argument("--datadir", type=Path, default=SHARED_DATA)
-    p.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT"])
-    p.add_argument("--timeframe", default="5m")
-    p.add_argument(
-        "--informative",
-        nargs="*",
-        default=["15m", "1h"],
-        help="informative timeframes merged into the features (default: 15m 1h; none: the base timeframe only)",
-    )
-    p.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (default: all data)")
-    p.add_argument("--folds", type=int, default=6)
-    p.add_argument("--train-days", type=float, default=30)
-    p.add_argument("--test-days", type=float, default=7)
-    p.add_argument("--label-period", type=int, default=12)
+    add_walk_forward_args(p, timeframe="5m", informative=["15m", "1h"], folds=6, label_period=12)
     p.add_argument(
         "--target-scale",
         choices=features.TARGET_SCALES,
@@ -59,19 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ensemble = dict(args.ensemble_params or {})
     if args.model_set:
         ensemble.setdefault("models", MODEL_SETS[args.model_set])
-    cfg = BenchConfig(
-        datadir=args.datadir,
-        pairs=args.pairs,
-        timeframe=args.timeframe,
-        informative=tuple(args.informative),
-        timerange=args.timerange,
-        folds=args.folds,
-        train_days=args.train_days,
-        test_days=args.test_days,
-        label_period=args.label_period,
-        target_scale=args.target_scale,
-        ensemble_params=ensemble or None,
-    )
+    cfg = config_from_args(args, target_scale=args.target_scale, ensemble_params=ensemble or None)
     try:
         result = run(cfg)
     except (FileNotFoundError, ValueError) as exc:
