@@ -172,6 +172,7 @@ def _metrics(pred: np.ndarray, y: np.ndarray) -> dict:
 
 
 FEE = 0.001  # per side, Binance spot without BNB (freqtrade's default for binance)
+SPEC_PRECISION = 0.60  # the spec's precision for the most confident predictions
 
 
 def net_score(preds: list[np.ndarray], forwards: list[np.ndarray], label_period: int, fee: float = FEE) -> dict:
@@ -215,9 +216,6 @@ def top_decile(conf: pd.DataFrame, label_period: int) -> dict:
         "spec_precision": SPEC_PRECISION,
         "spec_met": bool(b["ci95"][0] >= SPEC_PRECISION),
     }
-
-
-SPEC_PRECISION = 0.60
 
 
 def _hit_rate_combined(

@@ -67,16 +67,16 @@ def run(cfg: BenchConfig) -> dict:
         data = pd.concat([data, har], axis=1)
         data["log_rv_fwd"] = np.log(forward_rv(data["close"], h) + FLOOR)
         data = data.dropna(subset=[*cols, *har.columns, "log_rv_fwd"]).reset_index(drop=True)
+        y, xh, xf = data["log_rv_fwd"].to_numpy(), data[list(har.columns)].to_numpy(), data[cols].to_numpy(np.float32)
         for k, lo in enumerate(fold_starts(len(data), cfg, n_train, n_test, pair)):
             tr = np.arange(lo, lo + n_train - h)  # purged: no training target reads into the test days
             te = np.arange(lo + n_train, lo + n_train + n_test)
-            y_tr, y_te = data["log_rv_fwd"].to_numpy()[tr], data["log_rv_fwd"].to_numpy()[te]
-            xh = data[list(har.columns)].to_numpy()
+            y_tr, y_te = y[tr], y[te]
             base = HAR().fit(xh[tr], y_tr)
             log_har = base.predict_log(xh[te])
-            model = LightGBMEstimator().fit(data.loc[tr, cols].to_numpy(np.float32), y_tr)
-            log_ml = model.predict(data.loc[te, cols].to_numpy(np.float32))
-            resid = float(np.var(y_tr - model.predict(data.loc[tr, cols].to_numpy(np.float32))))
+            model = LightGBMEstimator().fit(xf[tr], y_tr)
+            log_ml = model.predict(xf[te])
+            resid = float(np.var(y_tr - model.predict(xf[tr])))
             rv = np.exp(y_te) - FLOOR
             fold = {"pair": pair, "fold": k + 1, "test_from": str(data.loc[te[0], "date"]), "test_candles": len(te)}
             for name, log_hat, s2 in (("har", log_har, base.sigma2_), ("lightgbm", log_ml, resid)):

@@ -119,12 +119,7 @@ def test_the_har_volatility_forecast_and_the_stake_multiplier_read_only_the_past
     to t, equal the full series' values at t (the regression at t sees only outcomes ended by t)."""
     from cryptobot_ops.volatility import har_forecast, sizing_multiplier
 
-    rng = np.random.default_rng(11)
-    log_vol = np.zeros(3000)  # clustered volatility: a persistent AR(1) log volatility (stationary sd 1)
-    for i in range(1, 3000):
-        log_vol[i] = 0.995 * log_vol[i - 1] + 0.1 * rng.normal()
-    vol = np.exp(log_vol) * 0.005
-    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 1, 3000) * vol)))
+    close = _clustered_closes(11)
     h, per_day = 16, 96
     full = har_forecast(close, h, per_day, window=7 * per_day)
     mult = sizing_multiplier(full, 7 * per_day)
@@ -133,9 +128,23 @@ def test_the_har_volatility_forecast_and_the_stake_multiplier_read_only_the_past
         cut = har_forecast(close[: t + 1], h, per_day, window=7 * per_day)
         assert cut.iloc[-1] == pytest.approx(full.iloc[t], rel=1e-9)
         assert sizing_multiplier(cut, 7 * per_day).iloc[-1] == pytest.approx(mult.iloc[t], rel=1e-9)
-    # it forecasts: the realized log variance of the next h candles correlates with the forecast
+    # it forecasts: the realized log variance of the next h candles correlates with the forecast. The
+    # clustered-volatility generator was revised on seed 11 (its first form barely clustered), so its skill
+    # is judged on seeds it was never run on before: 101-103.
     from cryptobot_ops.volatility import forward_rv
 
-    realized = np.log(forward_rv(close, h) + 1e-12)
-    ok = full.notna() & realized.notna()
-    assert np.corrcoef(full[ok], realized[ok])[0, 1] > 0.2
+    for seed in (101, 102, 103):
+        close = _clustered_closes(seed)
+        forecast = har_forecast(close, h, per_day, window=7 * per_day)
+        realized = np.log(forward_rv(close, h) + 1e-12)
+        ok = forecast.notna() & realized.notna()
+        assert np.corrcoef(forecast[ok], realized[ok])[0, 1] > 0.2, seed
+
+
+def _clustered_closes(seed: int, n: int = 3000) -> pd.Series:
+    """Closes with clustered volatility: a persistent AR(1) log volatility (stationary sd 1)."""
+    rng = np.random.default_rng(seed)
+    log_vol = np.zeros(n)
+    for i in range(1, n):
+        log_vol[i] = 0.995 * log_vol[i - 1] + 0.1 * rng.normal()
+    return pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 1, n) * np.exp(log_vol) * 0.005)))

@@ -130,8 +130,9 @@ def run_ab(a: BenchSpec, b: BenchSpec, out: Path, console: Console | None = None
     """Both benches (walk-forward and Monte Carlo; no simulator, paper or stress stage), then the paired
     comparison in OUT/ab.json and OUT/ab.html; each strategy's own bench report under OUT/A and OUT/B."""
     console = console or Console()
-    if costs(a) != costs(b):
-        raise NotComparable(f"the costs differ: A {costs(a)} vs B {costs(b)}")
+    cost_a, cost_b = costs(a), costs(b)
+    if cost_a != cost_b:
+        raise NotComparable(f"the costs differ: A {cost_a} vs B {cost_b}")
     a, b = same_market_specs(a, b)
     out.mkdir(parents=True, exist_ok=True)
     benches = [
@@ -147,7 +148,7 @@ def run_ab(a: BenchSpec, b: BenchSpec, out: Path, console: Console | None = None
         side: sorted({t["pair"] for f in s["folds"] for t in f["trades"]})
         for side, s in zip("AB", summaries, strict=True)
     }
-    result["costs"] = costs(a)
+    result["costs"] = cost_a
     (out / "ab.json").write_text(json.dumps(result, indent=2))
     (out / "ab.html").write_text(render(result))
     return result

@@ -75,43 +75,6 @@ def pick(props: pd.DataFrame, per_condition: int) -> pd.DataFrame:
     return picked.sort_values("start").reset_index(drop=True)
 
 
-def by_condition(folds: list[dict], windows: pd.DataFrame) -> list[dict]:
-    """The bench's fold metrics side by side per condition: windows and days, trades, mean and spread of
-    the windows' returns, the daily marked-to-market Sharpe over the condition's days together, the worst
-    window drawdown and the pooled win rate."""
-    from simulation.testbench.metrics import ratios_from_daily
-
-    cond = {f"{w.start:%Y%m%d}-{w.end:%Y%m%d}": w for w in windows.itertuples()}
-    out = []
-    for name in CONDITIONS:
-        fs = [f for f in folds if getattr(cond.get(f["timerange"]), "condition", None) == name]
-        if not fs:
-            out.append({"condition": name, "windows": 0, "days": 0})
-            continue
-        m = [f["metrics"] for f in fs]
-        daily = [r for x in m for r in x.get("daily_returns", [])]
-        trades = sum(x["trades"] for x in m)
-        wins = sum(round(x["win_rate"] * x["trades"]) for x in m if x["trades"])
-        returns = np.array([x["profit_pct"] for x in m])
-        w = [cond[f["timerange"]] for f in fs]
-        out.append(
-            {
-                "condition": name,
-                "windows": len(fs),
-                "days": len(daily),
-                "trades": trades,
-                "mean_return": float(returns.mean()),
-                "return_sd": float(returns.std(ddof=1)) if len(returns) > 1 else None,
-                "sharpe": ratios_from_daily(daily)[0],
-                "worst_drawdown": max(x["max_drawdown"] for x in m),
-                "win_rate": wins / trades if trades else None,
-                "realized_vol": float(np.mean([x.realized_vol for x in w])),
-                "efficiency_ratio": float(np.mean([x.efficiency_ratio for x in w])),
-            }
-        )
-    return out
-
-
 MAPPING = {
     "trending_bull": "trending",
     "trending_bear": "trending",

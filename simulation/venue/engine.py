@@ -74,7 +74,8 @@ class Venue:
         self.on_rest: Callable[[], None] | None = None  # an order rests open: the matcher has work
 
     # -- helpers --------------------------------------------------------------------------
-    def _data_now(self) -> int:
+    def data_now(self) -> int:
+        """Data time now (the end of the data on a clock without a cutoff)."""
         d = self.clock.data_now()
         return self.store.data_end() if d is None else d
 
@@ -89,7 +90,7 @@ class Venue:
 
     def _daily(self, pair: str) -> tuple[float, float]:
         """(quote volume, volatility) over the last 24 h, for market impact."""
-        win = self.store.window(pair, self._data_now(), DAY_MS)
+        win = self.store.window(pair, self.data_now(), DAY_MS)
         notional = float(np.sum(win.quote_volume))
         rets = np.diff(np.log(win.close)) if len(win) > 2 else np.array([0.0])
         return notional, float(np.std(rets) * math.sqrt(max(len(rets), 1)))
@@ -204,7 +205,7 @@ class Venue:
             time_in_force=tif or "GTC",
             time=now,
             update_time=now,
-            last_check=self._data_now(),
+            last_check=self.data_now(),
         )
         self._next_order += 1
         self.orders[order.order_id] = order
@@ -218,7 +219,7 @@ class Venue:
 
     def _avg_price(self, pair: str) -> float:
         """Binance's avgPrice: the average over the last `avgPriceMins` (5) minutes, as formed so far."""
-        win = self.store.window(pair, self._data_now(), 5 * 60_000)
+        win = self.store.window(pair, self.data_now(), 5 * 60_000)
         return float(np.mean(win.close))
 
     def _impact_args(self, pair: str) -> dict:
@@ -324,10 +325,6 @@ class Venue:
         return [t for o in self.orders.values() if o.symbol == symbol for t in o.trades]
 
     # -- matching -------------------------------------------------------------------------
-    def data_now(self) -> int:
-        """Data time now (the end of the data on a clock without a cutoff)."""
-        return self._data_now()
-
     @staticmethod
     def _level(order: Order) -> tuple[float, bool]:
         """The price at which a resting order can next fill or trigger, and whether the market must come
@@ -346,7 +343,7 @@ class Venue:
         resting = [o for o in self.orders.values() if o.is_open and o.type != "MARKET"]
         if not resting:
             return None
-        now, step = self._data_now(), max(1, int(self.params.match_interval_ms))
+        now, step = self.data_now(), max(1, int(self.params.match_interval_ms))
         horizon = now + max(step, int(horizon_ms))
         first = horizon
         for order in resting:
@@ -360,7 +357,7 @@ class Venue:
     def match(self, quiet_until: int | None = None) -> int:
         """Match resting orders against the market traded since their last check; returns fills.
         `quiet_until` (from `next_match`): data time before which no resting order could fill."""
-        now_data = self._data_now()
+        now_data = self.data_now()
         fills = 0
         for order in [o for o in self.orders.values() if o.is_open]:
             t0, order.last_check = order.last_check, now_data

@@ -41,9 +41,10 @@ def har_forecast(close: pd.Series, h: int, candles_per_day: int, window: int) ->
     (rows t - h - window + 1 .. t - h), applied to the regressors at t. NaN until a full window exists."""
     X = har_columns(close, h, candles_per_day).to_numpy()
     X = np.column_stack([np.ones(len(X)), X])
-    y = np.log(forward_rv(close, h).to_numpy() + FLOOR)
+    rv = forward_rv(close, h).to_numpy()
+    y = np.log(rv + FLOOR)
     ok = np.isfinite(X).all(axis=1)
-    known = ok & np.isfinite(forward_rv(close, h).to_numpy())
+    known = ok & np.isfinite(rv)
     Xk = np.where(known[:, None], X, 0.0)
     yk = np.where(known, y, 0.0)
     # rolling sums of X'X and X'y over the window of known rows, ending h rows before each candle
