@@ -4,7 +4,9 @@ mark-to-market equity, fail-closed decisions, triggers before bookkeeping, the s
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -421,3 +423,47 @@ def test_the_ledger_trusts_no_writer(tmp_path):
     book = a.publish(100.0, 110.0, 105.0, [("BTC/USDT", 10.0, 0.05)])
     assert (book.equity, book.peak, book.day_start, book.bots) == (100.0, 110.0, 105.0, 1)
     assert book.positions == [("a", "BTC/USDT", 10.0, 0.05)]
+
+
+def test_the_ledger_keeps_one_connection_per_thread_and_reopens_a_changed_file(tmp_path, caplog):
+    """Issue 32 §2 (per-loop cost): a publish opened, checked and closed the file each time (2.3 ms, a
+    checkpoint per close); now each thread keeps its connection while the file is the one it opened."""
+    path = tmp_path / "l.sqlite"
+    a = RiskLedger(path, "a", ttl_s=60)
+    assert "missing" not in caplog.text  # a new ledger is created, not "recreated"
+    a.publish(100.0, 100.0, 100.0, [])
+    first = a._local.db
+    a.publish(101.0, 101.0, 100.0, [])
+    assert a._local.db is first
+    seen = {}
+
+    def other_thread():
+        seen["book"] = a.publish(102.0, 102.0, 100.0, [])
+        seen["db"] = a._local.db
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    assert seen["db"] is not first and seen["book"].equity == 102.0
+    path.unlink()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"l.sqlite{suffix}").unlink(missing_ok=True)
+    assert a.publish(103.0, 103.0, 100.0, []).equity == 103.0  # recreated, with a warning
+    assert a._local.db is not first and "was missing: recreated" in caplog.text
+
+
+def test_risk_state_is_rewritten_when_a_figure_changes_or_once_a_minute(db, tmp_path):
+    s = make_strategy(tmp_path, {"ledger": ""})
+    set_price(s, "ETH/USDT", 10.0)
+    s.bot_start()
+    path = tmp_path / "risk_state.json"
+    s.bot_loop_start(current_time=NOW)
+    assert json.loads(path.read_text())["time"] == NOW.isoformat()
+    s.bot_loop_start(current_time=NOW + timedelta(seconds=5))  # nothing changed: not rewritten
+    assert json.loads(path.read_text())["time"] == NOW.isoformat()
+    s.bot_loop_start(current_time=NOW + timedelta(seconds=61))
+    assert json.loads(path.read_text())["time"] == (NOW + timedelta(seconds=61)).isoformat()
+    s.risk_rejections["max_drawdown"] += 1  # a figure changed: written at the next loop
+    s.bot_loop_start(current_time=NOW + timedelta(seconds=66))
+    doc = json.loads(path.read_text())
+    assert doc["time"] == (NOW + timedelta(seconds=66)).isoformat() and doc["rejections"]["max_drawdown"] == 1

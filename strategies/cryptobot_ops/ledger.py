@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,28 +96,56 @@ class RiskLedger:
         self.bot_id = bot_id
         self.ttl_s = ttl_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            _create(db)
+        self._local = threading.local()  # sqlite3 connections belong to the thread that opened them
         self._warned: set = set()
+        self._created = False
+        with self._connect():
+            pass
+
+    def _file(self) -> tuple[int, int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _open(self) -> sqlite3.Connection:
+        missing = not self.path.exists()
+        if missing and self._created:
+            logger.warning("risk ledger %s was missing: recreated", self.path)
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            # WAL with synchronous=NORMAL: never corrupt, no fsync per write (each loop writes a row; a
+            # power cut may lose the last seconds of state, which every bot publishes again next loop)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            _create(db)
+        except BaseException:
+            db.close()
+            raise
+        self._created = True
+        return db
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived connection, closed on exit (sqlite3's own context manager does not close). A
-        deleted ledger is recreated (its tables empty: every bot publishes again at its next loop)."""
-        existed = self.path.exists()
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        # WAL with synchronous=NORMAL: never corrupt, no fsync per write (each loop writes a row; a power
-        # cut may lose the last seconds of state, which every bot publishes again at its next loop)
-        db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            if not existed:
-                logger.warning("risk ledger %s was missing: recreated", self.path)
-                db.execute("PRAGMA journal_mode=WAL")
-                _create(db)
-            yield db
-        finally:
-            db.close()
+        """This thread's connection, kept while the file is the one it opened: a loop's reads and writes
+        cost no open, schema check and close (a publish cost 2.3 ms when every call opened its own). The
+        main file's identity, size and mtime are compared at each use (WAL writes leave them alone until
+        a checkpoint): a deleted file is recreated (its tables empty: every bot publishes again at its
+        next loop), a replaced or rewritten one reopened. The new connection opens before the old one
+        closes: on a file rewritten in place with garbage it fails and the old one stays open, unused
+        (closing it would checkpoint its WAL over the garbage), so every use fails until an operator
+        replaces or deletes the file."""
+        local = self._local
+        seen = self._file()
+        db = getattr(local, "db", None)
+        if db is None or seen is None or seen != local.file:
+            fresh = self._open()
+            local.db, local.file = fresh, self._file()
+            if db is not None:
+                db.close()  # a deleted file's connection writes nothing back (SQLite sees the unlink)
+            db = fresh
+        yield db
 
     def publish(
         self, equity: float, peak: float, day_start: float, positions: list[tuple[str, float, float]]
