@@ -24,7 +24,9 @@ from regime.columns import add_regime_columns, unknown_regime_columns
 
 class ArbitrageScout(EnsembleRiskStrategy):
     timeframe = "1m"
+    # plain numbers in place of the base's freqtrade parameters: the `arbitrage` section sets them
     min_confidence = 0.90
+    entry_return = 0.0005
     stake_fraction = 0.005
     allowed_regimes = ("trending_bull", "trending_bear", "sideways")
     minimal_roi = {"0": 0.03, "1440": 0.0}

@@ -4,18 +4,20 @@ with a deeper stretch). 1.5% of equity per trade, at most 5 positions (config/me
 
 from __future__ import annotations
 
-from ensemble_base import EnsembleRiskStrategy
+from ensemble_base import EnsembleRiskStrategy, atr_parameter, confidence_parameter
+from freqtrade.strategy import DecimalParameter
 from pandas import DataFrame, Series
 
 
 class MeanReversionEnsemble(EnsembleRiskStrategy):
     timeframe = "5m"
-    min_confidence = 0.65
+    min_confidence = confidence_parameter(0.65)
     stake_fraction = 0.015
     allowed_regimes = ("sideways", "trending_bull")
     minimal_roi = {"0": 0.02, "60": 0.01, "240": 0.0}
-    atr_multiplier = 2.0
-    zscore_entry = {"sideways": -1.5, "trending_bull": -2.5}
+    atr_multiplier = atr_parameter(2.0)
+    zscore_sideways = DecimalParameter(-3.0, -0.5, decimals=1, default=-1.5, space="buy")  # stretch an entry needs
+    zscore_bull = DecimalParameter(-4.0, -1.0, decimals=1, default=-2.5, space="buy")
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe = super().populate_indicators(dataframe, metadata)
@@ -25,7 +27,8 @@ class MeanReversionEnsemble(EnsembleRiskStrategy):
         return dataframe
 
     def entry_filter(self, dataframe: DataFrame) -> Series:
-        threshold = dataframe["regime_1h"].map(self.zscore_entry).astype(float)
+        by_regime = {"sideways": self.zscore_sideways.value, "trending_bull": self.zscore_bull.value}
+        threshold = dataframe["regime_1h"].map(by_regime).astype(float)
         return dataframe["zscore"] < threshold
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:

@@ -9,7 +9,7 @@ candle (`regime.intrahour`) for display and for strategies that want the faster,
 
 from __future__ import annotations
 
-from freqtrade.strategy import informative
+from freqtrade.strategy import IntParameter, informative
 from pandas import DataFrame
 from ReferenceStrategy import ReferenceStrategy
 
@@ -28,7 +28,9 @@ class RegimeGatedReference(ReferenceStrategy):
     # training window) before its first value; live bots fetch that many at startup.
     startup_candle_count = 1800
     allowed_regimes = ("trending_bull", "sideways")
-    rsi_by_regime = {"trending_bull": 40, "sideways": 30}
+    rsi_bull = IntParameter(25, 50, default=40, space="buy")  # the RSI pullback an entry needs, by regime
+    rsi_sideways = IntParameter(20, 45, default=30, space="buy")
+    rsi_entry = IntParameter(20, 45, default=35, space="buy", optimize=False)  # ReferenceStrategy's: unused here
 
     plot_config = {
         "main_plot": {"ema_fast": {"color": "orange"}, "ema_slow": {"color": "blue"}},
@@ -59,7 +61,8 @@ class RegimeGatedReference(ReferenceStrategy):
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         regime = dataframe["regime_1h"]
-        threshold = regime.map(self.rsi_by_regime).astype(float)
+        by_regime = {"trending_bull": self.rsi_bull.value, "sideways": self.rsi_sideways.value}
+        threshold = regime.map(by_regime).astype(float)
         dataframe.loc[
             regime_allows(regime, self.allowed_regimes)
             & (dataframe["ema_fast"] > dataframe["ema_slow"])

@@ -1,7 +1,10 @@
 """Shared base of the ensemble strategies: FreqAI (stacked ensemble) + HMM regime gate + risk controls.
 
 Subclasses set the numbers (timeframe, confidence threshold, stake fraction, regimes) and may add an
-entry filter; everything else — features, regime columns, stakes from equity, the volatility-scaled
+entry filter. The entry threshold, the predicted return an entry needs and the trailing stop's ATR
+multiple are freqtrade parameters (`freqtrade hyperopt --spaces buy sell` tunes them unchanged; the
+bench's `--optimize` walks them forward); a subclass may shadow one with a plain number (ArbitrageScout
+sets its own from the config). Everything else — features, regime columns, stakes from equity, the volatility-scaled
 trailing stop, exits, FreqUI plot config, risk limits — lives here.
 """
 
@@ -13,7 +16,8 @@ import time
 import talib.abstract as ta
 from freqtrade.enums import RunMode
 from freqtrade.exchange import timeframe_to_seconds
-from freqtrade.strategy import IStrategy, informative
+from freqtrade.strategy import DecimalParameter, IStrategy, informative
+from freqtrade.strategy.parameters import BaseParameter
 from pandas import DataFrame, Series, concat
 
 from cryptobot_ops.monitoring import monitor_for
@@ -24,6 +28,19 @@ from freqaimodels.estimators.freqai_adapter import CONFIDENCE
 from regime.columns import add_regime_columns, regime_allows, regime_plot, unknown_regime_columns
 
 PREDICTION = features.TARGET
+
+
+def value(setting):
+    """A freqtrade parameter's current value, or the plain number a subclass set in its place."""
+    return setting.value if isinstance(setting, BaseParameter) else setting
+
+
+def confidence_parameter(default: float) -> DecimalParameter:
+    return DecimalParameter(0.5, 0.95, decimals=2, default=default, space="buy")
+
+
+def atr_parameter(default: float) -> DecimalParameter:
+    return DecimalParameter(1.0, 5.0, decimals=1, default=default, space="sell")
 
 
 class FreqAIFeatureHooks:
@@ -66,11 +83,11 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
     use_custom_stoploss = True
     trailing_stop = False
 
-    min_confidence = 0.75
-    entry_return = 0.0005  # predicted log return the entry needs
-    stake_fraction = 0.02  # of equity per trade
+    min_confidence = confidence_parameter(0.75)
+    entry_return = DecimalParameter(0.0, 0.003, decimals=4, default=0.0005, space="buy")  # predicted log return
+    stake_fraction = 0.02  # of equity per trade (a risk setting: not optimized)
     allowed_regimes: tuple[str, ...] = ("trending_bull",)
-    atr_multiplier = 2.5
+    atr_multiplier = atr_parameter(2.5)
     stop_bounds = (0.01, 0.05)  # trailing stop distance, fraction of price
     # Volatility sizing (off here): scale each stake down by the HAR-RV forecast of the next
     # `vol_horizon_hours` against its trailing 7-day median (cryptobot_ops.volatility; never up).
@@ -126,8 +143,8 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe.loc[
             (dataframe["do_predict"] == 1)
-            & (dataframe[PREDICTION] > self.entry_return)
-            & (self.confidence(dataframe) >= self.min_confidence)
+            & (dataframe[PREDICTION] > value(self.entry_return))
+            & (self.confidence(dataframe) >= value(self.min_confidence))
             & regime_allows(dataframe["regime_1h"], self.allowed_regimes)
             & self.entry_filter(dataframe)
             & (dataframe["volume"] > 0),
@@ -177,5 +194,5 @@ class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):
         if df is None or df.empty or "atr" not in df or not (df["atr"].iloc[-1] > 0):
             return None
         lo, hi = self.stop_bounds
-        distance = min(hi, max(lo, self.atr_multiplier * float(df["atr"].iloc[-1]) / current_rate))
+        distance = min(hi, max(lo, value(self.atr_multiplier) * float(df["atr"].iloc[-1]) / current_rate))
         return -distance

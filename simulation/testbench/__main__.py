@@ -42,6 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="A/B: both strategies on the same folds, market and costs; paired per-fold differences of return, "
         "daily Sharpe and drawdown with intervals (OUT/ab.json, OUT/ab.html; each bench under OUT/A, OUT/B)",
     )
+    opt = p.add_argument_group("walk-forward optimization (--optimize)")
+    opt.add_argument(
+        "--optimize",
+        action="store_true",
+        help="freqtrade hyperopt on each fold's in-sample days, the chosen values backtested in-sample and "
+        "out-of-sample; degradation, stability across folds and a sensitivity sweep (OUT/optimization.json, "
+        "OUT/optimization.html)",
+    )
+    opt.add_argument("--epochs", type=int, default=50, help="hyperopt epochs per fold")
+    opt.add_argument("--spaces", nargs="+", default=["buy", "sell"], choices=("buy", "sell", "protection"))
+    opt.add_argument("--hyperopt-loss", default="SharpeHyperOptLossDaily", help="freqtrade's loss function")
+    opt.add_argument("--is-days", type=int, help="in-sample days before each fold (default: --fold-days)")
+    opt.add_argument(
+        "--sensitivity-points", type=int, default=5, help="values per parameter in the sweep (0: no sweep)"
+    )
+    opt.add_argument("--min-trades", type=int, default=1, help="hyperopt's minimum trades per epoch")
     p.add_argument("--config", type=Path, help="freqtrade config (default: the strategy's own in config/)")
     p.add_argument("--extra-config", type=Path, action="append", default=[], help="more configs on top (repeatable)")
     p.add_argument("--datadir", type=Path, help=f"feather datadir (e.g. {SHARED_DATA}); default: the synthetic market")
@@ -113,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.compare_strategies and args.strategy:
         parser.error("--strategy and --compare-strategies exclude each other")
+    if args.optimize and args.compare_strategies:
+        parser.error("--optimize takes one --strategy, not --compare-strategies")
+    if args.optimize and (args.epochs < 1 or (args.is_days is not None and args.is_days < 1)):
+        parser.error("--epochs and --is-days must be at least 1")
     if not args.strategy and not args.compare_strategies:
         parser.error("--strategy is required")
     names = args.compare_strategies or [args.strategy]
@@ -154,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.compare_strategies:
         return _compare(spec, replace(spec, strategy=names[1], config=configs[names[1]]), args.out, console)
+    if args.optimize:
+        return _optimize(spec, args, console)
     try:
         summary = run_bench(spec, console)
     except (FreqtradeError, ValueError) as exc:
@@ -177,6 +199,33 @@ def _compare(a: BenchSpec, b: BenchSpec, out: Path, console: Console) -> int:
     for line in lines(result):
         console.print(line, markup=False, highlight=False)
     console.print(f"A/B: {out / 'ab.json'}  report: {out / 'ab.html'}", markup=False, highlight=False)
+    return 0
+
+
+def _optimize(spec: BenchSpec, args: argparse.Namespace, console: Console) -> int:
+    from simulation.testbench.optimize import NoParameters, lines, run_optimization
+
+    try:
+        result = run_optimization(
+            spec,
+            epochs=args.epochs,
+            spaces=tuple(args.spaces),
+            loss=args.hyperopt_loss,
+            is_days=args.is_days,
+            sensitivity_points=args.sensitivity_points,
+            min_trades=args.min_trades,
+            console=console,
+        )
+    except NoParameters as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FreqtradeError, ValueError) as exc:
+        console.print(f"[red]optimization failed:[/red] {exc}")
+        return 1
+    for line in lines(result):
+        console.print(line, markup=False, highlight=False)
+    out = spec.out
+    console.print(f"optimization: {out / 'optimization.json'}  report: {out / 'optimization.html'}", markup=False)
     return 0
 
 
