@@ -270,7 +270,7 @@ def test_alert_rules_pass_promtool_and_compose_scrapes_every_bot():
     checked = subprocess.run(
         [promtool, "check", "rules", "alerts.yml"], cwd=rules, capture_output=True, text=True, check=False
     )
-    assert checked.returncode == 0 and "10 rules found" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.returncode == 0 and "17 rules found" in checked.stdout, checked.stdout + checked.stderr
     names = {r["alert"] for g in yaml.safe_load((rules / "alerts.yml").read_text())["groups"] for r in g["rules"]}
     tested = {
         t["alertname"]
@@ -302,7 +302,7 @@ def test_trading_dashboard_queries_metrics_the_bots_export():
     dash = json.loads((REPO_ROOT / "docker" / "grafana" / "dashboards" / "cryptobot-trading.json").read_text())
     for panel in dash["panels"]:
         for target in panel["targets"]:
-            names = set(re.findall(r"\b(cryptobot_[a-z_]+?)(?:_total|_bucket)?\b", target["expr"]))
+            names = set(re.findall(r"\b(cryptobot_[a-z0-9_]+?)(?:_total|_bucket)?\b", target["expr"]))
             assert names and names <= exported, (panel["title"], names - exported)
 
 
@@ -316,3 +316,102 @@ def test_companion_accuracy_text_without_and_with_settled_predictions(tmp_path):
     store.settle("BTC/USDT", "5m", _candles([100, 101, 102, 99]), TF_MS)  # up from 100, down from 101
     text = live_accuracy_text(tmp_path)
     assert "ensemble BTC/USDT: 50.0% (" in text and "n=2), IC n/a" in text, text
+
+
+def test_psi_volatility_and_correlation_read_what_they_claim():
+    from cryptobot_ops.drift import correlation_zscore, feature_drift, psi, volatility_ratio
+
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=2000), rng.normal(size=300)
+    assert psi(a, b) < 0.1 and psi(a, b + 1.0) > 0.25 and math.isnan(psi(a, b[:15]))
+    df = pd.DataFrame({"%-same": rng.normal(size=700), "%-moved": rng.normal(size=700), "close": 1.0})
+    df.loc[650:, "%-moved"] += 2.0
+    drift = feature_drift(df, recent=50, reference=600)
+    assert set(drift) == {"%-same", "%-moved"} and drift["%-same"] < 0.25 < drift["%-moved"]
+    r = rng.normal(0, 0.001, 700)
+    r[650:] *= 5
+    close = pd.Series(100 * np.exp(np.cumsum(r)))
+    assert volatility_ratio(close, 50) > 3 and 0.7 < volatility_ratio(close.iloc[:650], 50) < 1.4
+    common = rng.normal(0, 0.001, 700)
+    other_r = common + rng.normal(0, 0.0004, 700)
+    other_r[650:] = rng.normal(0, 0.001, 50)  # the link breaks in the last 50 candles
+    mine, other = pd.Series(100 * np.exp(np.cumsum(common))), pd.Series(100 * np.exp(np.cumsum(other_r)))
+    corr, z = correlation_zscore(mine, other, 50)
+    assert abs(corr) < 0.5 and z < -3
+    corr, z = correlation_zscore(mine.iloc[:650], other.iloc[:650], 50)
+    assert corr > 0.8 and abs(z) < 3
+
+
+def _market(n: int = 700, shifted: bool = False, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-03-01", periods=n, freq="5min", tz="UTC")
+    common = rng.normal(0, 0.001, n)
+    eth_r, btc_r = common + rng.normal(0, 0.0003, n), common.copy()
+    feats = {f"%-f{i}": rng.normal(size=n) for i in range(5)}
+    if shifted:
+        eth_r[-50:] = rng.normal(0, 0.005, 50)  # 5x the volatility, no link with BTC
+        feats["%-f0"][-50:] += 3.0
+        feats["%-f1"][-50:] += 3.0
+    eth = pd.DataFrame({"date": dates, "close": 100 * np.exp(np.cumsum(eth_r)), **feats})
+    return eth, pd.DataFrame({"date": dates, "close": 100 * np.exp(np.cumsum(btc_r))})
+
+
+def test_drift_market_signals_and_trade_figures_are_exported_and_alert_on_changes(tmp_path):
+    """Issue 36 §4: model drift (PSI per feature against the training window), unusual volatility and
+    correlation, new signals, trade milestones, win rate of the last 100 and the 30-day Sharpe."""
+    sent = []
+    eth, btc = _market(shifted=True)
+    analysed = eth.assign(enter_long=0, exit_long=0)
+    analysed.loc[analysed.index[-1], "enter_long"] = 1
+    strategy = _Strategy(
+        timeframe="5m",
+        config={
+            "user_data_dir": str(tmp_path),
+            "stake_currency": "USDT",
+            "freqai": {"train_period_days": 2},
+            "monitoring": {"drift_candles": 50, "predictions_db": ""},
+        },
+        dp=SimpleNamespace(
+            send_msg=lambda msg, always_send=False: sent.append(msg),
+            current_whitelist=lambda: ["ETH/USDT", "BTC/USDT"],
+            get_pair_dataframe=lambda pair, tf: btc if pair == "BTC/USDT" else eth,
+            get_analyzed_dataframe=lambda pair, tf: (analysed if pair == "ETH/USDT" else btc, None),
+        ),
+    )
+    mon = Monitor(strategy)
+    value = mon.metrics.registry.get_sample_value
+    mon.on_analysis(eth, "ETH/USDT", None)
+    assert value("cryptobot_features_drifted", {"pair": "ETH/USDT"}) == 2
+    assert value("cryptobot_features_monitored", {"pair": "ETH/USDT"}) == 5
+    assert value("cryptobot_market_volatility_ratio", {"pair": "ETH/USDT"}) > 3
+    assert value("cryptobot_market_correlation_zscore", {"pair": "ETH/USDT"}) < -3
+    assert [m.split(":")[0] for m in sent] == [
+        "[WARNING] model drift ETH/USDT",
+        "[WARNING] unusual market ETH/USDT",
+        "[WARNING] unusual market ETH/USDT",
+    ], sent
+    calm, _ = _market(shifted=False)
+    mon.on_analysis(calm, "ETH/USDT", None)
+    assert value("cryptobot_features_drifted", {"pair": "ETH/USDT"}) == 0
+    assert [m.split(" ")[0] for m in sent[3:]] == ["[INFO]"] * 3, sent[3:]
+    # signals: counted once per analysed candle; trade figures from the risk controls' closed trades
+    closed = [
+        SimpleNamespace(close_profit_abs=p, close_date=pd.Timestamp("2024-03-01", tz="UTC") + pd.Timedelta(days=d))
+        for d, p in enumerate([5.0, -2.0, 3.0, 1.0, -1.0, 2.0, 4.0, -3.0, 2.0])
+    ]
+    strategy._realized_cache = ("k1", np.array([1000.0]), closed)
+    now = pd.Timestamp("2024-03-03 10:00", tz="UTC").to_pydatetime()
+    mon.on_loop(now, None, SimpleNamespace(max_drawdown=0.1, daily_loss=0.03, portfolio_heat=0.15,
+                                           emergency_drawdown=0.15), False)  # fmt: skip
+    mon.on_loop(now, None, SimpleNamespace(max_drawdown=0.1, daily_loss=0.03, portfolio_heat=0.15,
+                                           emergency_drawdown=0.15), False)  # fmt: skip
+    assert value("cryptobot_signals_total", {"pair": "ETH/USDT", "side": "entry"}) == 1
+    assert sum("new entry signal ETH/USDT" in m for m in sent) == 1
+    assert value("cryptobot_closed_trades") == 9 and value("cryptobot_win_rate_last_100") == pytest.approx(6 / 9)
+    daily = pd.Series([5, -2, 3, 1, -1, 2, 4, -3, 2] + [0.0] * 21) / 1000
+    assert value("cryptobot_rolling_sharpe_30d") == pytest.approx(daily.mean() / daily.std() * math.sqrt(365))
+    assert not any("milestone" in m for m in sent)  # 9 at start: nothing crossed while running
+    strategy._realized_cache = ("k2", np.array([1000.0]), [*closed, closed[0]])
+    mon.on_loop(now, None, SimpleNamespace(max_drawdown=0.1, daily_loss=0.03, portfolio_heat=0.15,
+                                           emergency_drawdown=0.15), False)  # fmt: skip
+    assert sent[-1].startswith("[INFO] milestone: 10 closed trades")

@@ -30,6 +30,7 @@ from freqtrade.exchange import timeframe_to_msecs
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from cryptobot_ops.alerts import alert
+from cryptobot_ops.drift import correlation_zscore, feature_drift, volatility_ratio
 from cryptobot_ops.predictions import ENSEMBLE, Prediction, PredictionStore
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,12 @@ class MonitoringSettings:
     min_accuracy: float = 0.5
     stale_candles: float = 2.0
     drawdown_warning: float = 0.8
+    drift_candles: int | None = None  # recent window of the drift and market checks (None: one day)
+    drift_psi: float = 0.25  # a feature with a PSI above this has shifted
+    drift_share: float = 0.2  # the drift alert: this share of the features shifted
+    unusual_volatility: float = 3.0  # volatility ratio above this (or below its inverse) is unusual
+    unusual_correlation_z: float = 3.0  # |z| of the correlation with the reference pair above this
+    market_reference: str | None = None  # the correlation's other pair (None: BTC/<stake> when held)
 
     @classmethod
     def from_config(cls, config: dict) -> MonitoringSettings:
@@ -67,7 +74,23 @@ class MonitoringSettings:
                 raise ConfigurationError(f"monitoring.{name} must be a string, got {getattr(s, name)!r}")
         if isinstance(s.accuracy_window, bool) or not isinstance(s.accuracy_window, int) or s.accuracy_window < 10:
             raise ConfigurationError(f"monitoring.accuracy_window must be an integer >= 10, got {s.accuracy_window!r}")
-        for name, lo, hi in (("min_accuracy", 0, 1), ("drawdown_warning", 0, 1), ("stale_candles", 0, math.inf)):
+        if s.drift_candles is not None and (
+            isinstance(s.drift_candles, bool) or not isinstance(s.drift_candles, int) or s.drift_candles < 20
+        ):
+            raise ConfigurationError(
+                f"monitoring.drift_candles must be an integer >= 20 or null, got {s.drift_candles!r}"
+            )
+        if s.market_reference is not None and not isinstance(s.market_reference, str):
+            raise ConfigurationError(f"monitoring.market_reference must be a pair or null, got {s.market_reference!r}")
+        for name, lo, hi in (
+            ("min_accuracy", 0, 1),
+            ("drawdown_warning", 0, 1),
+            ("stale_candles", 0, math.inf),
+            ("drift_psi", 0, math.inf),
+            ("drift_share", 0, 1),
+            ("unusual_volatility", 1, math.inf),
+            ("unusual_correlation_z", 0, math.inf),
+        ):
             v = getattr(s, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not lo < v < hi:
                 raise ConfigurationError(f"monitoring.{name} must be a number in ({lo}, {hi}), got {v!r}")
@@ -122,7 +145,44 @@ class BotMetrics:
         self.regime = Gauge("cryptobot_regime", "1 for the pair's current 1h regime", ["pair", "regime"], registry=r)
         self.regime_changes = Counter("cryptobot_regime_changes", "1h regime changes seen live", ["pair"], registry=r)
         self.loop = Gauge("cryptobot_last_loop_timestamp_seconds", "Wall time of the bot's last loop", registry=r)
-        for gauge in (self.equity, self.drawdown, self.daily_pnl, self.positions, self.heat):
+        self.psi_max = Gauge(
+            "cryptobot_feature_psi_max", "Largest feature PSI, recent vs training window", ["pair"], registry=r
+        )
+        self.drifted = Gauge("cryptobot_features_drifted", "Features with a PSI above drift_psi", ["pair"], registry=r)
+        self.monitored = Gauge("cryptobot_features_monitored", "Features in the drift check", ["pair"], registry=r)
+        self.vol_ratio = Gauge(
+            "cryptobot_market_volatility_ratio",
+            "Recent realized volatility over its median before",
+            ["pair"],
+            registry=r,
+        )
+        self.corr = Gauge(
+            "cryptobot_market_correlation", "Recent return correlation with the reference pair", ["pair"], registry=r
+        )
+        self.corr_z = Gauge(
+            "cryptobot_market_correlation_zscore", "That correlation against its earlier range", ["pair"], registry=r
+        )
+        self.trained = Gauge(
+            "cryptobot_model_trained_timestamp_seconds",
+            "When FreqAI last trained the pair's model",
+            ["pair"],
+            registry=r,
+        )
+        self.signals = Counter("cryptobot_signals", "Signals on newly closed candles", ["pair", "side"], registry=r)
+        self.closed = Gauge("cryptobot_closed_trades", "Closed trades in the bot's database", registry=r)
+        self.win_rate = Gauge("cryptobot_win_rate_last_100", "Winning share of the last 100 closed trades", registry=r)
+        self.sharpe_30d = Gauge(
+            "cryptobot_rolling_sharpe_30d", "Annualized Sharpe of daily realized PnL over 30 days", registry=r
+        )
+        for gauge in (
+            self.equity,
+            self.drawdown,
+            self.daily_pnl,
+            self.positions,
+            self.heat,
+            self.win_rate,
+            self.sharpe_30d,
+        ):
             gauge.set(math.nan)  # unknown until the first loop: never a plausible-looking 0
         for reason in ("emergency_stop", "risk_error", "max_drawdown", "daily_loss", "portfolio_heat", "correlation"):
             self.rejections.labels(reason)  # every reason exported from the start (rate() needs the zero)
@@ -175,6 +235,7 @@ class Monitor:
                 self.metrics.latency.labels(pair).observe(latency_s)
             if REGIME_COLUMN in dataframe and len(dataframe):
                 self._on_regime(pair, str(dataframe[REGIME_COLUMN].iloc[-1]))
+            self._market_checks(dataframe, pair)
             if self.store is not None and TARGET in dataframe and len(dataframe):
                 self._record(dataframe, pair)
         except Exception as exc:
@@ -185,6 +246,60 @@ class Monitor:
                 f"predictions of {pair} not recorded ({type(exc).__name__}: {exc})",
                 f"predictions of {pair} recorded again",
             )
+
+    def _recent(self) -> int:
+        if self.settings.drift_candles:
+            return self.settings.drift_candles
+        return max(20, int(86_400_000 // timeframe_to_msecs(self.strategy.timeframe)))
+
+    def _market_checks(self, df: pd.DataFrame, pair: str) -> None:
+        """Feature drift (FreqAI frames), unusual volatility and correlation; alerts on a change of state."""
+        recent, m, st = self._recent(), self.metrics, self.settings
+        info = getattr(getattr(self.strategy, "freqai", None), "dd", None)
+        trained = float(((info.pair_dict.get(pair) or {}).get("trained_timestamp") or 0) if info else 0)
+        if trained:
+            m.trained.labels(pair).set(trained)
+        fa = self.strategy.config.get("freqai") or {}
+        train_days = float(fa.get("train_period_days") or 30)
+        reference = int(train_days * 86_400_000 // timeframe_to_msecs(self.strategy.timeframe))
+        scores = {k: v for k, v in feature_drift(df, recent, reference).items() if math.isfinite(v)}
+        if scores:
+            shifted = sum(v > st.drift_psi for v in scores.values())
+            worst = max(scores, key=scores.get)
+            m.psi_max.labels(pair).set(scores[worst])
+            m.drifted.labels(pair).set(shifted)
+            m.monitored.labels(pair).set(len(scores))
+            self._condition(
+                f"drift:{pair}",
+                shifted >= st.drift_share * len(scores),
+                f"model drift {pair}: {shifted} of {len(scores)} features shifted (PSI > {st.drift_psi:g}; "
+                f"largest {worst} {scores[worst]:.2f}) between the last {recent} candles and the training window",
+                f"model drift {pair} cleared: {shifted} of {len(scores)} features shifted",
+            )
+        ratio = volatility_ratio(df["close"], recent)
+        m.vol_ratio.labels(pair).set(ratio)
+        if math.isfinite(ratio):
+            self._condition(
+                f"volatility:{pair}",
+                ratio > st.unusual_volatility or ratio < 1 / st.unusual_volatility,
+                f"unusual market {pair}: volatility {ratio:.1f}x its usual level over the last {recent} candles",
+                f"volatility {pair} back in its usual range ({ratio:.1f}x)",
+            )
+        ref = st.market_reference or f"BTC/{self.strategy.config.get('stake_currency', 'USDT')}"
+        if ref != pair and self.strategy.dp is not None and ref in self.strategy.dp.current_whitelist():
+            other = self.strategy.dp.get_pair_dataframe(ref, self.strategy.timeframe)
+            if other is not None and len(other):
+                close = df.set_index("date")["close"]
+                corr, z = correlation_zscore(close, other.set_index("date")["close"].reindex(close.index), recent)
+                m.corr.labels(pair).set(corr)
+                m.corr_z.labels(pair).set(z)
+                if math.isfinite(z):
+                    self._condition(
+                        f"correlation:{pair}",
+                        abs(z) > st.unusual_correlation_z,
+                        f"unusual market {pair}: correlation with {ref} {corr:.2f} ({z:+.1f} sd from its range)",
+                        f"correlation {pair} with {ref} back in its range ({corr:.2f})",
+                    )
 
     def _on_regime(self, pair: str, regime: str) -> None:
         previous = self._regime.get(pair)
@@ -285,8 +400,45 @@ class Monitor:
                     f"drawdown {dd:.2%} back below {self.settings.drawdown_warning:.0%} of its limit",
                 )
             self._candle_ages(now)
+            self._signals()
+            self._trade_stats()
         except Exception:
             logger.exception("monitoring: loop hook failed")
+
+    def _signals(self) -> None:
+        """Entry/exit signals on each newly analysed candle (the analysed frame's last row, once)."""
+        s, seen = self.strategy, self.__dict__.setdefault("_signal_seen", {})
+        for pair in s.dp.current_whitelist():
+            df, _ = s.dp.get_analyzed_dataframe(pair, s.timeframe)
+            if df is None or df.empty or seen.get(pair) == df["date"].iat[-1]:
+                continue
+            seen[pair] = df["date"].iat[-1]
+            for column, side in (("enter_long", "entry"), ("exit_long", "exit")):
+                if column in df and df[column].iat[-1] == 1:
+                    self.metrics.signals.labels(pair, side).inc()
+                    if side == "entry":
+                        self._say("info", f"new entry signal {pair} on the {df['date'].iat[-1]} candle")
+
+    def _trade_stats(self) -> None:
+        """Closed trades, win rate of the last 100, 30-day Sharpe of daily realized PnL (when they change)."""
+        cache = getattr(self.strategy, "_realized_cache", None)  # the risk controls' closed trades
+        if cache is None or cache[0] == getattr(self, "_trades_key", None):
+            return
+        self._trades_key, closed, start = cache[0], cache[2], float(cache[1][0])
+        n_before = getattr(self, "_closed_count", len(closed))  # milestones crossed while running, not at start
+        self._closed_count = len(closed)
+        self.metrics.closed.set(len(closed))
+        profits = [float(t.close_profit_abs or 0.0) for t in closed]
+        if profits:
+            last = profits[-100:]
+            self.metrics.win_rate.set(sum(p > 0 for p in last) / len(last))
+        self.metrics.sharpe_30d.set(daily_sharpe(closed, start))
+        for milestone in (10, 50, 100, 250, 500, 1000):
+            if n_before < milestone <= len(closed):
+                self._say(
+                    "info",
+                    f"milestone: {milestone} closed trades, realized PnL {sum(profits):+.2f}",
+                )
 
     def _candle_ages(self, now: datetime) -> None:
         s = self.strategy
@@ -305,6 +457,20 @@ class Monitor:
                 f"data stale {pair}: last closed candle {age:.1f} candles old (> {self.settings.stale_candles:g})",
                 f"data fresh again {pair}",
             )
+
+
+def daily_sharpe(closed: list, start_balance: float, days: int = 30) -> float:
+    """Annualized Sharpe of daily realized returns over the last `days` UTC days that end with the
+    latest close (days without a close count as 0); NaN with fewer than 2 days or no spread."""
+    if not closed or start_balance <= 0:
+        return math.nan
+    dates = pd.to_datetime([t.close_date for t in closed], utc=True).normalize()
+    pnl = pd.Series([float(t.close_profit_abs or 0.0) for t in closed], index=dates).groupby(level=0).sum()
+    end = dates.max()
+    days_index = pd.date_range(end - pd.Timedelta(days=days - 1), end, freq="D")
+    daily = pnl.reindex(days_index, fill_value=0.0) / start_balance
+    sd = float(daily.std(ddof=1))
+    return float(daily.mean() / sd * math.sqrt(365)) if len(daily) > 1 and sd > 0 else math.nan
 
 
 def monitor_for(strategy) -> Monitor | None:
