@@ -20,6 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
+
 def psi(reference: np.ndarray, recent: np.ndarray, bins: int | None = None) -> float:
     """PSI of one feature; NaN when either side has fewer than 20 finite values or no spread."""
     ref, new = reference[np.isfinite(reference)], recent[np.isfinite(recent)]
