@@ -105,6 +105,14 @@ def test_accelerated_dry_run_comparison_and_report(tmp_path):
     assert all(p["columns_compared"] > 0 for p in ind["pairs"].values()) and 0 <= ind["bot_signalled_too"] <= 1
     assert 'id="indicators"' in page.dom
     assert (out / "report.png").stat().st_size > 20_000
+    # the comparison while it ran (issue 36 §4): the last candle close before the window's end, from
+    # the same backtest (run before the session, reused by the analysis: one backtest)
+    live = json.loads((out / "user_data" / "live_comparison.json").read_text())
+    end_ms = int(pd.Timestamp("2024-03-01 16:00", tz="UTC").value // 1_000_000)
+    assert end_ms - 2 * 300_000 <= live["time_ms"] < end_ms and live["elapsed_ratio"] > 0.95, live
+    assert live["trades_backtest"] <= result["trades_backtest"] and live["trades_bot"] <= result["trades_sim"]
+    assert live["trades_matched"] <= live["trades_backtest"] and live["trades_matched"] <= result["trades_matched"] + 1
+    assert len(list((out / "backtest").glob("backtest-result-*.zip"))) == 1, "one backtest"
 
 
 def test_paper_mode_survives_faults_and_kill9(tmp_path):

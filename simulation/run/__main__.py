@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="candles per timeframe the relay fetches at start "
         "(the bot's startup candles; a FreqAI strategy needs its training window)",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve the live comparison with the backtest (sim_live_*, updated at each candle close) to "
+        "Prometheus on 127.0.0.1:PORT; it is also written to the bot's user_data/live_comparison.json",
+    )
     p.add_argument("--analyse-only", action="store_true", help="skip the session; re-run backtest + report on OUTDIR")
     return p
 
@@ -219,6 +225,7 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
         upstream_url=args.upstream_url,
         relay_history=args.relay_history,
         clock=clock,
+        metrics_port=args.metrics_port,
     )
 
 
@@ -227,9 +234,16 @@ def run_session(spec: RunSpec) -> None:
     from simulation.run.session import Session, SessionFailed
 
     spec.save(spec.out_dir / "spec.json")
+    backtest = None
+    if spec.upstream in (None, "local"):  # a replayed market: its window's backtest is known before it runs
+        from simulation.run.compare import run_backtest
+        from simulation.run.live import backtest_frame
+
+        logger.info("backtesting the window first (the live comparison needs it) ...")
+        backtest = backtest_frame(run_backtest(spec))
     t0 = time.perf_counter()
     try:
-        Session(spec).run()
+        Session(spec, backtest=backtest).run()
     except SessionFailed as exc:
         raise SystemExit(f"error: the simulation session failed: {exc}") from None
     except Exception as exc:

@@ -35,9 +35,15 @@ logger = logging.getLogger("simulation.run")
 
 
 def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
-    """`freqtrade download-data` + `backtesting` over the run's window, from the same market."""
+    """`freqtrade download-data` + `backtesting` over the run's window, from the same market, in its own
+    user_data (FreqAI's backtest models never meet the bot's). Run once per output folder: before a
+    replayed session (its live comparison) and reused by the analysis after it."""
     out = spec.out_dir / "backtest"
+    cached = out / "trades.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
     out.mkdir(parents=True, exist_ok=True)
+    userdir = out / "user_data"
     args = [*spec.analysis_source_args(), "--pairs", *spec.pairs, "--seed", str(spec.seed)]
     with GatewayProcess(args, log_path=out / "gateway.log") as gw:
         overlay = exchange_overlay(gw.url, spec.pairs)
@@ -52,10 +58,10 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
             "--datadir",
             str((out / "data").resolve()),
             "--userdir",
-            str(spec.userdir),
+            str(userdir),
         ]
-        if not (spec.userdir / "strategies").is_dir():
-            run_freqtrade(["create-userdir", "--userdir", str(spec.userdir)], out / "userdir.log")
+        if not (userdir / "strategies").is_dir():
+            run_freqtrade(["create-userdir", "--userdir", str(userdir)], out / "userdir.log")
         # FreqAI's training window, the 1h regime's startup and FreqAI's extra timeframes
         first = spec.start_ms - days_before * DAY_MS
         tfs = spec.timeframes()
@@ -87,8 +93,9 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
             ],
             out / "backtesting.log",
         )
-    stats = latest_backtest_stats(out)
-    return stats["strategy"][spec.strategy]["trades"]
+    trades = latest_backtest_stats(out)["strategy"][spec.strategy]["trades"]
+    cached.write_text(json.dumps(trades, default=str))
+    return trades
 
 
 SIDE_FIELDS = ["open_ms", "open_rate", "close_ms", "exit", "profit", "amount", "close_rate", "fee_open", "fee_close"]
@@ -330,14 +337,15 @@ def indicators_at_signals(spec: RunSpec, bot: dict[str, pd.DataFrame]) -> dict:
 
 
 def predictions_in_window(spec: RunSpec) -> dict:
-    """The FreqAI prediction diff over the run's window (both runs write their predictions under the
-    run's own user_data/models/<identifier>)."""
+    """The FreqAI prediction diff over the run's window: the backtest's predictions under its own
+    backtest/user_data/models/<identifier>, the bot's under the bot's user_data."""
     fa = load_from_files([spec.config]).get("freqai", {})
     if not fa.get("enabled"):
         return {"skipped": "not a FreqAI strategy"}
-    models = spec.userdir / "models" / fa["identifier"]
-    bt = backtest_predictions(models, spec.pairs)
-    live = live_predictions(models, set((bt["trained_ms"] // 1000).astype(int)) if len(bt) else set())
+    bt = backtest_predictions(spec.out_dir / "backtest" / "user_data" / "models" / fa["identifier"], spec.pairs)
+    live = live_predictions(
+        spec.userdir / "models" / fa["identifier"], set((bt["trained_ms"] // 1000).astype(int)) if len(bt) else set()
+    )
     lo, hi = spec.window
     return prediction_diff(bt[(bt["date"] >= lo) & (bt["date"] < hi)], live[(live["date"] >= lo) & (live["date"] < hi)])
 

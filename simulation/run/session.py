@@ -55,8 +55,11 @@ class SessionFailed(RuntimeError):
 
 
 class Session:
-    def __init__(self, spec: RunSpec, clock: SessionClock | None = None) -> None:
+    def __init__(self, spec: RunSpec, clock: SessionClock | None = None, backtest=None) -> None:
+        """`backtest`: the window's backtest trades (simulation.run.live.backtest_frame), known before a
+        replayed session: the live comparison at each candle close uses them (None: the bot's figures only)."""
         self.spec = spec
+        self.backtest = backtest
         self.out = spec.out_dir
         self.out.mkdir(parents=True, exist_ok=True)
         self.clock = clock or make_clock(spec.clock, self.out, spec.speed, interval_ms(spec.timeframe))
@@ -474,6 +477,9 @@ class Session:
         ) as bar:
             task = bar.add_task(f"{s.mode}, {self.clock.describe().split(':')[0]} clock", total=total, clock="")
             logged, next_health = -1, s.start_ms + HEALTH_EVERY_MS  # without a terminal: a log line every 10%
+            tf = interval_ms(s.timeframe)
+            live = self._live_comparison()
+            next_live = (s.start_ms // tf + 1) * tf
             while (t := self.clock.now_ms()) < s.end_ms:
                 done = int(10 * (t - s.start_ms) / 1000 / total)
                 if not tty and done > logged:
@@ -491,12 +497,17 @@ class Session:
                 if t >= next_health:
                     self._check_health(loop_s)
                     next_health = t + HEALTH_EVERY_MS
+                if t >= next_live:
+                    self._update_live(live, t, tf)
+                    next_live = (t // tf + 1) * tf
                 bar.update(
                     task,
                     completed=min(total, (t - s.start_ms) / 1000),
                     clock=time.strftime("%Y-%m-%d %H:%M", time.gmtime(t / 1000)),
                 )
-                marks = [s.end_ms, next_health, t + int(total * 100)] + ([kill_ms] if kill_ms is not None else [])
+                marks = [s.end_ms, next_health, next_live, t + int(total * 100)] + (
+                    [kill_ms] if kill_ms is not None else []
+                )
                 self.clock.run(
                     until_ms=min(marks),
                     stop=lambda: self._bot_alive() or self._sample_cpu() or False,
@@ -506,6 +517,23 @@ class Session:
         self._sample_cpu()
         self._cpu_wall.append(time.monotonic())
         self.event("window_closed")
+
+    def _live_comparison(self):
+        from simulation.run.live import LiveComparison
+
+        return LiveComparison(self.spec.userdir / "live_comparison.json", self.spec.metrics_port)
+
+    def _update_live(self, live, now_ms: int, tf: int) -> None:
+        """The rolling comparison at a candle close (two REST reads of the bot); never stops the session."""
+        from simulation.run.live import figures
+
+        s = self.spec
+        try:
+            raw = list(self.client.trades(limit=500).get("trades") or []) + list(self.client.status() or [])
+            values = figures(now_ms, s.start_ms, s.end_ms, tf, s.wallet, self.backtest, raw)
+            live.publish(values)
+        except Exception:
+            logger.exception("live comparison at %d failed; the session goes on", now_ms)
 
     def _snapshot_bot(self) -> None:
         """The bot's own view at the window's end (needs the bot running): status, profit and its analyzed

@@ -44,6 +44,7 @@ class RunSpec:
     upstream_url: str | None = None
     relay_history: int = 1000  # candles per timeframe the relay fetches at start (the bot's startup)
     clock: str = "compute"
+    metrics_port: int | None = None  # the session's exporter of the live comparison (sim_live_*)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

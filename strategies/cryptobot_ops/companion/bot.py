@@ -1,4 +1,5 @@
-"""Operator commands freqtrade's fixed Telegram command set lacks: /regime, /risk, /models, /emergency.
+"""Operator commands freqtrade's fixed Telegram command set lacks: /regime, /risk, /models, /emergency,
+/comparison (the simulator's live comparison with the backtest, while a session runs).
 
 It reads and acts only through freqtrade's REST API (freqtrade-client) and the files our strategies
 write in user_data (risk_state.json, FreqAI model folders) — freqtrade itself is never patched.
@@ -118,6 +119,36 @@ def live_accuracy_text(user_data: Path, last: int = 200) -> str:
     return f"Live accuracy, last {last} settled predictions (95% CI)\n" + "\n".join(lines)
 
 
+def live_comparison_text(user_data: Path) -> str:
+    """The simulator's rolling comparison with the backtest (user_data/live_comparison.json, written by
+    `python -m simulation.run` at each candle close)."""
+    path = user_data / "live_comparison.json"
+    if not path.exists():
+        return "No live comparison: it is written while a simulated, paper or relayed session runs."
+    v = json.loads(path.read_text())
+
+    def pct(key: str, digits: int = 0) -> str:
+        return "n/a" if v.get(key) is None else f"{v[key]:.{digits}%}"
+
+    def num(key: str, fmt: str) -> str:
+        return "n/a" if v.get(key) is None else format(v[key], fmt)
+
+    at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v["time_ms"] / 1000))
+    return "\n".join(
+        [
+            f"Live comparison at {at} (session {pct('elapsed_ratio')} done)",
+            (
+                f"trades: backtest {num('trades_backtest', 'd')}, bot {num('trades_bot', 'd')}, "
+                f"matched {num('trades_matched', 'd')}"
+            ),
+            f"realized PnL gap (bot - backtest): {pct('pnl_gap_ratio', 2)} of the wallet",
+            f"signals: precision {pct('signal_precision')}, recall {pct('signal_recall')}",
+            f"entry price gap {num('entry_price_gap_bps', '.1f')} bps, fill ratio {pct('fill_ratio')}",
+            f"30-day Sharpe {num('rolling_sharpe_30d', '.2f')}, win rate (last 100) {pct('win_rate_last_100')}",
+        ]
+    )
+
+
 def build_application(companion: Companion, token: str | None = None, bot=None) -> Application:
     builder = Application.builder()
     builder = builder.bot(bot) if bot is not None else builder.token(token)
@@ -139,4 +170,5 @@ def build_application(companion: Companion, token: str | None = None, bot=None) 
     app.add_handler(CommandHandler("risk", command(companion.risk_text)))
     app.add_handler(CommandHandler("models", command(companion.models_text)))
     app.add_handler(CommandHandler("emergency", command(companion.emergency)))
+    app.add_handler(CommandHandler("comparison", command(lambda: live_comparison_text(companion.user_data))))
     return app
