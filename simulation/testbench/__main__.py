@@ -188,25 +188,15 @@ def main(argv: list[str] | None = None) -> int:
 def _compare(a: BenchSpec, b: BenchSpec, out: Path, console: Console) -> int:
     from simulation.testbench.ab import NotComparable, lines, run_ab
 
-    try:
-        result = run_ab(a, b, out, console)
-    except NotComparable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (FreqtradeError, ValueError) as exc:
-        console.print(f"[red]A/B failed:[/red] {exc}")
-        return 1
-    for line in lines(result):
-        console.print(line, markup=False, highlight=False)
-    console.print(f"A/B: {out / 'ab.json'}  report: {out / 'ab.html'}", markup=False, highlight=False)
-    return 0
+    files = f"A/B: {out / 'ab.json'}  report: {out / 'ab.html'}"
+    return _run_mode("A/B", lambda: run_ab(a, b, out, console), NotComparable, lines, files, console)
 
 
 def _optimize(spec: BenchSpec, args: argparse.Namespace, console: Console) -> int:
     from simulation.testbench.optimize import NoParameters, lines, run_optimization
 
-    try:
-        result = run_optimization(
+    def run() -> dict:
+        return run_optimization(
             spec,
             epochs=args.epochs,
             spaces=tuple(args.spaces),
@@ -216,16 +206,24 @@ def _optimize(spec: BenchSpec, args: argparse.Namespace, console: Console) -> in
             min_trades=args.min_trades,
             console=console,
         )
-    except NoParameters as exc:
+
+    files = f"optimization: {spec.out / 'optimization.json'}  report: {spec.out / 'optimization.html'}"
+    return _run_mode("optimization", run, NoParameters, lines, files, console)
+
+
+def _run_mode(label: str, run, refused: type[Exception], lines, files: str, console: Console) -> int:
+    """A bench mode: its refusal is one line and exit 2, its failure exit 1, else its lines and files."""
+    try:
+        result = run()
+    except refused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (FreqtradeError, ValueError) as exc:
-        console.print(f"[red]optimization failed:[/red] {exc}")
+        console.print(f"[red]{label} failed:[/red] {exc}")
         return 1
     for line in lines(result):
         console.print(line, markup=False, highlight=False)
-    out = spec.out
-    console.print(f"optimization: {out / 'optimization.json'}  report: {out / 'optimization.html'}", markup=False)
+    console.print(files, markup=False, highlight=False)
     return 0
 
 

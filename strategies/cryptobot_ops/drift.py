@@ -16,35 +16,72 @@ Every figure at candle t uses candles up to t only (a test compares a truncated 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
 
 
-def psi(reference: np.ndarray, recent: np.ndarray, bins: int | None = None) -> float:
-    """PSI of one feature; NaN when either side has fewer than 20 finite values or no spread."""
-    ref, new = reference[np.isfinite(reference)], recent[np.isfinite(recent)]
-    if len(ref) < 20 or len(new) < 20:
-        return math.nan
-    bins = bins or int(np.clip(len(new) // 20, 3, 10))
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    if len(edges) == 0:
-        return math.nan
+def _bins(recent: int) -> int:
+    return int(np.clip(recent // 20, 3, 10))
+
+
+def _psi(ref: np.ndarray, new: np.ndarray, edges: np.ndarray) -> float:
+    edges = np.unique(edges)
     k = len(edges) + 1
     p = (np.bincount(np.searchsorted(edges, ref, side="right"), minlength=k) + 0.5) / (len(ref) + 0.5 * k)
     q = (np.bincount(np.searchsorted(edges, new, side="right"), minlength=k) + 0.5) / (len(new) + 0.5 * k)
     return float(np.sum((q - p) * np.log(q / p)))
 
 
+def psi(reference: np.ndarray, recent: np.ndarray, bins: int | None = None) -> float:
+    """PSI of one feature; NaN when either side has fewer than 20 finite values."""
+    ref, new = reference[np.isfinite(reference)], recent[np.isfinite(recent)]
+    if len(ref) < 20 or len(new) < 20:
+        return math.nan
+    bins = bins or _bins(len(new))
+    return _psi(ref, new, np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
 def feature_drift(df: pd.DataFrame, recent: int, reference: int, prefix: str = "%-") -> dict[str, float]:
-    """PSI per feature column: the last `recent` rows against the `reference` rows before them."""
+    """PSI per feature column: the last `recent` rows against the `reference` rows before them (the
+    reference's quantiles computed for all columns at once: 220 features in a few ms)."""
     cols = [c for c in df.columns if c.startswith(prefix)]
     if len(df) < recent + 20 or not cols:
         return {}
     values = df[cols].to_numpy(dtype=float)
+    values[~np.isfinite(values)] = np.nan
     new = values[-recent:]
     ref = values[max(0, len(values) - recent - reference) : -recent]
-    return {c: psi(ref[:, i], new[:, i]) for i, c in enumerate(cols)}
+    bins = _bins(recent)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN edges, reported as NaN
+        edges = np.nanquantile(ref, np.linspace(0, 1, bins + 1)[1:-1], axis=0)
+    # columns without gaps and with distinct edges at once (counts by comparison with every edge), the
+    # rest one by one; both give psi()'s value exactly
+    whole = ~np.isnan(ref).any(0) & ~np.isnan(new).any(0) & (np.diff(edges, axis=0) > 0).all(0)
+    out: dict[str, float] = {}
+    if whole.any():
+        e = edges[:, whole]
+        k = e.shape[0] + 1
+        shares = []
+        for side in (ref[:, whole], new[:, whole]):
+            idx = (side[:, None, :] >= e[None, :, :]).sum(axis=1)
+            counts = np.stack([(idx == b).sum(axis=0) for b in range(k)])
+            shares.append((counts + 0.5) / (len(side) + 0.5 * k))
+        p, q = shares
+        out |= dict(
+            zip(
+                [c for c, w in zip(cols, whole, strict=True) if w],
+                np.sum((q - p) * np.log(q / p), axis=0).tolist(),
+                strict=True,
+            )
+        )
+    for i in np.flatnonzero(~whole):
+        r, n = ref[:, i], new[:, i]
+        r, n = r[~np.isnan(r)], n[~np.isnan(n)]
+        out[cols[i]] = _psi(r, n, edges[:, i]) if len(r) >= 20 and len(n) >= 20 else math.nan
+    return {c: out[c] for c in cols}
 
 
 def volatility_ratio(close: pd.Series, recent: int) -> float:
