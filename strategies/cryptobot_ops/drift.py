@@ -49,7 +49,7 @@ def feature_drift(df: pd.DataFrame, recent: int, reference: int, prefix: str = "
     cols = [c for c in df.columns if c.startswith(prefix)]
     if len(df) < recent + 20 or not cols:
         return {}
-    values = df[cols].to_numpy(dtype=float)
+    values = np.array(df[cols].to_numpy(dtype=float), copy=True)  # pandas may hand a read-only view
     values[~np.isfinite(values)] = np.nan
     new = values[-recent:]
     ref = values[max(0, len(values) - recent - reference) : -recent]

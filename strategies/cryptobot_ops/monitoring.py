@@ -235,7 +235,7 @@ class Monitor:
                 self.metrics.latency.labels(pair).observe(latency_s)
             if REGIME_COLUMN in dataframe and len(dataframe):
                 self._on_regime(pair, str(dataframe[REGIME_COLUMN].iloc[-1]))
-            self._market_checks(dataframe, pair)
+            self._market_checks_safely(dataframe, pair)
             if self.store is not None and TARGET in dataframe and len(dataframe):
                 self._record(dataframe, pair)
         except Exception as exc:
@@ -251,6 +251,20 @@ class Monitor:
         if self.settings.drift_candles:
             return self.settings.drift_candles
         return max(20, int(86_400_000 // timeframe_to_msecs(self.strategy.timeframe)))
+
+    def _market_checks_safely(self, df: pd.DataFrame, pair: str) -> None:
+        failed = None
+        try:
+            self._market_checks(df, pair)
+        except Exception as exc:
+            logger.exception("monitoring: drift and market checks failed for %s", pair)
+            failed = f"{type(exc).__name__}: {exc}"
+        self._condition(
+            f"checks:{pair}",
+            failed is not None,
+            f"drift and market checks of {pair} failed ({failed})",
+            f"drift and market checks of {pair} back",
+        )
 
     def _market_checks(self, df: pd.DataFrame, pair: str) -> None:
         """Feature drift (FreqAI frames), unusual volatility and correlation; alerts on a change of state."""
