@@ -296,6 +296,9 @@ def test_paper_session_on_a_relayed_market_is_recorded_and_compared(tmp_path):
         r for r in result["comparability"] if r["setting"] == "market data"
     ).items()
     assert result["assumptions"]["path"].startswith("relayed")
+    # while it ran: the bot's own figures only (its backtest replays the recording, made as it ran)
+    live = json.loads((out / "user_data" / "live_comparison.json").read_text())
+    assert live["trades_matched"] is None and live["trades_bot"] <= result["trades_sim"] and live["elapsed_ratio"] > 0.9
     # the recording is the upstream's market, candle for candle (the relay invents nothing)
     truth = open_source(synthetic=SyntheticConfig(seed=42), pairs=["BTC/USDT", "ETH/USDT"]).load("BTC/USDT", "5m")
     recorded = pd.read_feather(out / "recording" / "BTC_USDT-5m.feather")

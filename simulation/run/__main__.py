@@ -235,7 +235,8 @@ def run_session(spec: RunSpec) -> None:
 
     spec.save(spec.out_dir / "spec.json")
     backtest = None
-    if spec.upstream in (None, "local"):  # a replayed market: its window's backtest is known before it runs
+    if spec.upstream is None:  # a replayed market: its window's backtest is known before it runs (a relay's
+        # backtest replays its recording, which exists only after the session)
         from simulation.run.compare import run_backtest
         from simulation.run.live import backtest_frame
 

@@ -5,7 +5,8 @@ session time t the bot's trades so far are compared with the backtest's trades t
 the same one-to-one matching and signal matching as the final report (`compare.match_trades`,
 `discrepancy.match_signals`), the realized PnL gap over the wallet, the entry price gap of matched
 trades, the fill ratio of the bot's orders, the 30-day Sharpe of daily realized PnL and the win rate
-of the last 100 trades. A relayed (live) market has no backtest yet: its figures are the bot's own.
+of the last 100 trades. A relayed session is backtested on its recording, which exists only after it
+ends: while it runs, its figures are the bot's own.
 
 Exported as `sim_live_*` gauges on the session's exporter (`--metrics-port`, the "simulation
 monitoring" Grafana dashboard) and written to the bot's `user_data/live_comparison.json` (the
