@@ -328,6 +328,14 @@ def test_psi_volatility_and_correlation_read_what_they_claim():
     df.loc[650:, "%-moved"] += 2.0
     drift = feature_drift(df, recent=50, reference=600)
     assert set(drift) == {"%-same", "%-moved"} and drift["%-same"] < 0.25 < drift["%-moved"]
+    # the all-columns path gives psi()'s value exactly, gaps, ties and constants included
+    odd = df.assign(**{"%-gaps": rng.normal(size=700), "%-ties": rng.integers(0, 3, 700) * 1.0, "%-flat": 1.0})
+    odd.loc[100:150, "%-gaps"] = np.nan
+    values = odd.filter(like="%-").to_numpy(dtype=float)
+    for recent in (24, 50, 96):
+        got = feature_drift(odd, recent=recent, reference=600)
+        for i, c in enumerate(odd.filter(like="%-").columns):
+            assert got[c] == pytest.approx(psi(values[-recent - 600 : -recent, i], values[-recent:, i]), abs=1e-12), c
     r = rng.normal(0, 0.001, 700)
     r[650:] *= 5
     close = pd.Series(100 * np.exp(np.cumsum(r)))

@@ -16,7 +16,6 @@ Every figure at candle t uses candles up to t only (a test compares a truncated 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -44,8 +43,9 @@ def psi(reference: np.ndarray, recent: np.ndarray, bins: int | None = None) -> f
 
 
 def feature_drift(df: pd.DataFrame, recent: int, reference: int, prefix: str = "%-") -> dict[str, float]:
-    """PSI per feature column: the last `recent` rows against the `reference` rows before them (the
-    reference's quantiles computed for all columns at once: 220 features in a few ms)."""
+    """PSI per feature column: the last `recent` rows against the `reference` rows before them. Each
+    column sorted once: its quantiles (numpy's linear method) and bin counts come from the sorted values
+    (220 features x 1,800 rows in a few ms); columns with gaps or tied edges go through psi() itself."""
     cols = [c for c in df.columns if c.startswith(prefix)]
     if len(df) < recent + 20 or not cols:
         return {}
@@ -53,34 +53,29 @@ def feature_drift(df: pd.DataFrame, recent: int, reference: int, prefix: str = "
     values[~np.isfinite(values)] = np.nan
     new = values[-recent:]
     ref = values[max(0, len(values) - recent - reference) : -recent]
-    bins = _bins(recent)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN edges, reported as NaN
-        edges = np.nanquantile(ref, np.linspace(0, 1, bins + 1)[1:-1], axis=0)
-    # columns without gaps and with distinct edges at once (counts by comparison with every edge), the
-    # rest one by one; both give psi()'s value exactly
-    whole = ~np.isnan(ref).any(0) & ~np.isnan(new).any(0) & (np.diff(edges, axis=0) > 0).all(0)
     out: dict[str, float] = {}
-    if whole.any():
-        e = edges[:, whole]
-        k = e.shape[0] + 1
-        shares = []
-        for side in (ref[:, whole], new[:, whole]):
-            idx = (side[:, None, :] >= e[None, :, :]).sum(axis=1)
-            counts = np.stack([(idx == b).sum(axis=0) for b in range(k)])
-            shares.append((counts + 0.5) / (len(side) + 0.5 * k))
-        p, q = shares
-        out |= dict(
-            zip(
-                [c for c, w in zip(cols, whole, strict=True) if w],
-                np.sum((q - p) * np.log(q / p), axis=0).tolist(),
-                strict=True,
-            )
-        )
+    whole = ~np.isnan(ref).any(0) & ~np.isnan(new).any(0)
+    if len(ref) >= 20 and whole.any():
+        s_ref, s_new = np.sort(ref[:, whole], axis=0), np.sort(new[:, whole], axis=0)
+        pos = np.linspace(0, 1, _bins(recent) + 1)[1:-1] * (len(s_ref) - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, len(s_ref) - 1)
+        edges = s_ref[lo] + (pos - lo)[:, None] * (s_ref[hi] - s_ref[lo])
+        k = len(pos) + 1
+        for j, c in enumerate(c for c, w in zip(cols, whole, strict=True) if w):
+            e = edges[:, j]
+            if not (np.diff(e) > 0).all():
+                out[c] = psi(ref[:, cols.index(c)], new[:, cols.index(c)])
+                continue
+            shares = []
+            for side in (s_ref[:, j], s_new[:, j]):
+                below = np.searchsorted(side, e, side="left")  # values under each edge: bins = edges <= x
+                counts = np.diff(np.concatenate(([0], below, [len(side)])))
+                shares.append((counts + 0.5) / (len(side) + 0.5 * k))
+            p, q = shares
+            out[c] = float(np.sum((q - p) * np.log(q / p)))
     for i in np.flatnonzero(~whole):
-        r, n = ref[:, i], new[:, i]
-        r, n = r[~np.isnan(r)], n[~np.isnan(n)]
-        out[cols[i]] = _psi(r, n, edges[:, i]) if len(r) >= 20 and len(n) >= 20 else math.nan
+        out[cols[i]] = psi(ref[:, i], new[:, i])
     return {c: out[c] for c in cols}
 
 
