@@ -44,13 +44,33 @@ def atr_parameter(default: float) -> DecimalParameter:
 
 
 class FreqAIFeatureHooks:
-    """FreqAI's feature/target hooks, delegated to the shared `features` module (mixin)."""
+    """FreqAI's feature/target hooks, delegated to the shared `features` module (mixin).
+
+    In dry-run/live, FreqAI recomputes every timeframe's features at each new base candle, though an
+    informative timeframe's closed candles change only when one of its own closes (a 1h frame: one 15m
+    candle in four). Each hook's last input and output are kept per (hook, pair, timeframe, period); an
+    input equal to the last one (`DataFrame.equals`: every value, index and column) gets a copy of the
+    last output, exactly what recomputing would return. Backtests compute once and keep nothing."""
+
+    def _features_memo(self, key: tuple, dataframe: DataFrame, compute) -> DataFrame:
+        runmode = (getattr(self, "config", None) or {}).get("runmode")
+        if runmode is None or getattr(runmode, "value", runmode) not in ("live", "dry_run"):
+            return compute(dataframe)
+        memo = self.__dict__.setdefault("_feature_memo", {})
+        last = memo.get(key)
+        if last is not None and last[0].equals(dataframe):
+            return last[1].copy()
+        out = compute(dataframe.copy())
+        memo[key] = (dataframe, out.copy())
+        return out
 
     def feature_engineering_expand_all(self, dataframe: DataFrame, period: int, metadata: dict, **kwargs) -> DataFrame:
-        return features.expand_all(dataframe, period)
+        key = ("all", metadata.get("pair"), metadata.get("tf"), period)
+        return self._features_memo(key, dataframe, lambda df: features.expand_all(df, period))
 
     def feature_engineering_expand_basic(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
-        return features.expand_basic(dataframe, metadata)
+        key = ("basic", metadata.get("pair"), metadata.get("tf"))
+        return self._features_memo(key, dataframe, lambda df: features.expand_basic(df, metadata))
 
     def feature_engineering_standard(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
         return features.standard(dataframe)

@@ -104,3 +104,52 @@ def test_live_bots_retrain_on_the_backtests_cadence(config):
 
     fa = load_from_files([str(REPO_ROOT / "config" / config)])["freqai"]
     assert fa["live_retrain_hours"] == 24 * fa["backtest_period_days"]
+
+
+def test_live_feature_hooks_reuse_an_unchanged_frame_and_recompute_a_changed_one(monkeypatch):
+    """Issue 32 §2: an informative frame's closed candles change only when one of its own closes; the
+    hooks return the last output for an equal input (what recomputing gives) and recompute otherwise."""
+    import sys
+
+    from freqtrade.enums import RunMode
+
+    from simulation.paths import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "strategies"))
+    from ensemble_base import FreqAIFeatureHooks
+
+    rng = np.random.default_rng(5)
+    n = 400
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n + 1)))
+    frame = pd.DataFrame(
+        {
+            "date": pd.date_range("2024-03-01", periods=n + 1, freq="1h", tz="UTC"),
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": rng.uniform(1, 10, n + 1),
+        }
+    )
+    calls = []
+    real = features.expand_all
+    monkeypatch.setattr(features, "expand_all", lambda df, period: calls.append(period) or real(df, period))
+    hooks = FreqAIFeatureHooks()
+    hooks.config = {"runmode": RunMode.DRY_RUN}
+    meta = {"pair": "BTC/USDT", "tf": "1h"}
+    first = hooks.feature_engineering_expand_all(frame.iloc[:n].copy(), 10, meta)
+    again = hooks.feature_engineering_expand_all(frame.iloc[:n].copy(), 10, meta)
+    assert calls == [10] and again.equals(first)
+    again["%-rsi-period"] = 0.0  # a caller's changes never reach the kept output
+    assert hooks.feature_engineering_expand_all(frame.iloc[:n].copy(), 10, meta).equals(first)
+    grown = hooks.feature_engineering_expand_all(frame.iloc[1 : n + 1].copy(), 10, meta)  # the next candle
+    assert calls == [10, 10] and grown.equals(real(frame.iloc[1 : n + 1].copy(), 10))
+    moved = frame.iloc[1 : n + 1].copy()
+    moved.iloc[-1, moved.columns.get_loc("close")] *= 1.001  # one value differs: recomputed
+    assert hooks.feature_engineering_expand_all(moved.copy(), 10, meta).equals(real(moved.copy(), 10))
+    assert hooks.feature_engineering_expand_all(frame.iloc[:n].copy(), 20, meta) is not None and calls[-1] == 20
+    backtest = FreqAIFeatureHooks()
+    backtest.config = {"runmode": RunMode.BACKTEST}
+    backtest.feature_engineering_expand_all(frame.iloc[:n].copy(), 10, meta)
+    backtest.feature_engineering_expand_all(frame.iloc[:n].copy(), 10, meta)
+    assert calls[-2:] == [10, 10] and not hasattr(backtest, "_feature_memo")
