@@ -19,6 +19,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+
+def utc_ms(dates: pd.Series) -> np.ndarray:
+    """Epoch milliseconds of candle dates; a datetime column is converted directly (pd.to_datetime
+    inspects its values one by one first: 1.4 ms for 1,800 dates, called several times per candle)."""
+    if isinstance(dates.dtype, pd.DatetimeTZDtype):
+        d = dates.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(dates.dtype):
+        d = dates.dt.tz_localize("UTC")
+    else:
+        d = pd.to_datetime(dates, utc=True)
+    return d.astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+
+
 FEATURES: tuple[str, ...] = ("volatility", "volume_ratio", "trend_strength", "momentum")
 _EPS = 1e-12
 

@@ -24,14 +24,10 @@ import pandas as pd
 from freqtrade.exchange import timeframe_to_msecs as interval_ms
 
 from regime.detector import REGIMES, RegimeDetector, regime_frame
-from regime.features import FeatureWindows
+from regime.features import FeatureWindows, utc_ms
 from regime.walkforward import FIT_CACHE, FitCache, WalkForwardParams, walk_forward
 
 _EPS = 1e-12
-
-
-def _ms(dates: pd.Series) -> np.ndarray:
-    return pd.to_datetime(dates, utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
 
 
 def _strided(x: np.ndarray, k: int, n: int, how: str) -> np.ndarray:
@@ -57,7 +53,7 @@ def intrahour_regimes(
     k, rem = divmod(interval_ms(coarse_tf), interval_ms(base_tf))
     if k < 1 or rem:
         raise ValueError(f"{coarse_tf} must be a whole multiple of {base_tf}")
-    base_ms = _ms(base["date"])
+    base_ms = utc_ms(base["date"])
     step = interval_ms(base_tf)
     if len(base) > 1 and (np.diff(base_ms) != step).any():
         raise ValueError(f"the {base_tf} frame has gaps: rolling {coarse_tf} bars need contiguous candles")
@@ -74,7 +70,7 @@ def intrahour_regimes(
     close_ms = base_ms + step
     hour = interval_ms(coarse_tf)
     h_open = close_ms // hour * hour - hour
-    c_ms = _ms(coarse["date"])
+    c_ms = utc_ms(coarse["date"])
     j = np.searchsorted(c_ms, h_open)
     found = (j < len(c_ms)) & (c_ms[np.minimum(j, len(c_ms) - 1)] == h_open)
     j = np.where(found, j, -1)

@@ -21,7 +21,7 @@ import pandas as pd
 from freqtrade.exchange import timeframe_to_msecs as interval_ms
 
 from regime.detector import REGIMES, FittedModel, RegimeDetector, RegimeFitError, regime_frame
-from regime.features import FeatureWindows
+from regime.features import FeatureWindows, utc_ms
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +122,7 @@ def segments(df: pd.DataFrame, timeframe: str, p: WalkForwardParams) -> list[tup
     """(train start, filter start, segment start, segment end) row indices of each refit segment with a
     complete history: segments begin at the first candle at or after each absolute `refit_every`
     boundary, train on the `train_candles` before it and start the filter `burn_in` candles before it."""
-    dates = pd.to_datetime(df["date"], utc=True)
-    ts = dates.astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    ts = utc_ms(df["date"])
     seg_id = ts // (p.refit_every * interval_ms(timeframe))
     starts = np.flatnonzero(np.r_[True, seg_id[1:] != seg_id[:-1]])
     ends = np.r_[starts[1:], len(df)]
@@ -177,7 +176,6 @@ def walk_forward(
     det = detector or RegimeDetector(windows=FeatureWindows.for_timeframe(timeframe))
     rep = report if report is not None else WalkForwardReport()
     fallbacks = 0
-    dates = pd.to_datetime(df["date"], utc=True)
     obs = det.observations(df).to_numpy()
     valid = ~np.isnan(obs).any(axis=1)
     st = WalkForwardState(
@@ -195,9 +193,9 @@ def walk_forward(
         fitted = _fresh_fit(det, obs[lo:b], cache, rep)
         if fitted is None:
             if previous is None:
-                logger.warning("regime fit at %s failed and no earlier model", dates.iloc[b])
+                logger.warning("regime fit at %s failed and no earlier model", df["date"].iloc[b])
                 continue
-            logger.warning("regime fit at %s failed; keeping the previous model", dates.iloc[b])
+            logger.warning("regime fit at %s failed; keeping the previous model", df["date"].iloc[b])
             fitted = previous
             fallbacks += 1
         det.model = fitted

@@ -153,3 +153,13 @@ def test_live_feature_hooks_reuse_an_unchanged_frame_and_recompute_a_changed_one
     backtest.feature_engineering_expand_all(frame.iloc[:n].copy(), 10, meta)
     backtest.feature_engineering_expand_all(frame.iloc[:n].copy(), 10, meta)
     assert calls[-2:] == [10, 10] and not hasattr(backtest, "_feature_memo")
+
+
+def test_utc_ms_equals_to_datetime_for_every_kind_of_date_column():
+    from regime.features import utc_ms
+
+    aware = pd.Series(pd.date_range("2024-03-01 00:07:30.250", periods=50, freq="15min", tz="UTC"))
+    for dates in (aware, aware.dt.as_unit("ms"), aware.dt.tz_convert("Asia/Tokyo"), aware.dt.tz_localize(None),
+                  aware.astype(str)):  # fmt: skip
+        want = pd.to_datetime(dates, utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+        assert np.array_equal(utc_ms(dates), want), dates.dtype

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from regime.features import utc_ms
+
 _EPS = 1e-12
 
 
@@ -85,7 +87,7 @@ def pivot_position(df: pd.DataFrame, period: int, timeframe: str | None = None) 
     and a block counts only when it holds all its candles: the value at t is the same whatever the
     frame's start. The candle length is the timeframe's, or the smallest step between dates.
     """
-    ts = pd.to_datetime(df["date"], utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    ts = utc_ms(df["date"])
     if timeframe:
         from freqtrade.exchange import timeframe_to_msecs
 
