@@ -229,22 +229,25 @@ def make_spec(args: argparse.Namespace) -> RunSpec:
     )
 
 
-def run_session(spec: RunSpec) -> None:
-    """The session on its clock; a failed session leaves its reason in session.json and exits non-zero."""
+def run_session(spec: RunSpec) -> list[dict] | None:
+    """The session on its clock; a failed session leaves its reason in session.json and exits non-zero.
+    Returns the window's backtest trades when they were known before it (a replayed market: the live
+    comparison used them, and the analysis reuses them); None for a relay, whose backtest replays the
+    recording it makes."""
     from simulation.run.session import Session, SessionFailed
 
     spec.save(spec.out_dir / "spec.json")
-    backtest = None
-    if spec.upstream is None:  # a replayed market: its window's backtest is known before it runs (a relay's
-        # backtest replays its recording, which exists only after the session)
+    bt_trades, frame = None, None
+    if spec.upstream is None:
         from simulation.run.compare import run_backtest
         from simulation.run.live import backtest_frame
 
         logger.info("backtesting the window first (the live comparison needs it) ...")
-        backtest = backtest_frame(run_backtest(spec))
+        bt_trades = run_backtest(spec)
+        frame = backtest_frame(bt_trades)
     t0 = time.perf_counter()
     try:
-        Session(spec, backtest=backtest).run()
+        Session(spec, backtest=frame).run()
     except SessionFailed as exc:
         raise SystemExit(f"error: the simulation session failed: {exc}") from None
     except Exception as exc:
@@ -257,6 +260,7 @@ def run_session(spec: RunSpec) -> None:
     meta = json.loads(meta_path.read_text())
     meta["wall_seconds"] = wall
     meta_path.write_text(json.dumps(meta, indent=2))
+    return bt_trades
 
 
 def comparability_rows(spec: RunSpec, out: Path) -> list[dict]:
@@ -330,7 +334,7 @@ def freqai_inference(log: Path, spec: RunSpec) -> dict | None:
     }
 
 
-def analyse(spec: RunSpec) -> dict:
+def analyse(spec: RunSpec, bt_trades: list[dict] | None = None) -> dict:
     from simulation.run.compare import compare, run_backtest
     from simulation.run.reconcile import reconcile
     from simulation.run.records import (
@@ -348,8 +352,9 @@ def analyse(spec: RunSpec) -> dict:
     trades, orders = load_db(out / "tradesv3.sqlite")
     execs = executions(orders, trades, store, spec.timeframe)
     execs.to_csv(out / "executions.csv", index=False)
-    logger.info("backtesting the same window ...")
-    bt_trades = run_backtest(spec)
+    if bt_trades is None:  # --analyse-only, or a relay (its recording exists now)
+        logger.info("backtesting the same window ...")
+        bt_trades = run_backtest(spec)
     attempts = entry_attempts(out / "freqtrade.log")
     result, table, curves = compare(spec, bt_trades, trades, execs, store, out / "requests.csv", attempts)
     stops = stoploss_reaction(execs, trades, store, spec.timeframe)
@@ -433,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     spec.out_dir.mkdir(parents=True, exist_ok=True)
+    bt_trades = None
     if not args.analyse_only:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup (no orphaned bot) on SIGTERM too
         for stale in (
@@ -449,8 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         ):
             (spec.out_dir / stale).unlink(missing_ok=True)  # nothing of an earlier run is presented as this one's
         shutil.rmtree(spec.out_dir / "recording", ignore_errors=True)  # a new session records afresh
-        run_session(spec)
-    result = analyse(spec)
+        bt_trades = run_session(spec)
+    result = analyse(spec, bt_trades)
     from rich.console import Console
     from rich.table import Table
 

@@ -36,12 +36,8 @@ logger = logging.getLogger("simulation.run")
 
 def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
     """`freqtrade download-data` + `backtesting` over the run's window, from the same market, in its own
-    user_data (FreqAI's backtest models never meet the bot's). Run once per output folder: before a
-    replayed session (its live comparison) and reused by the analysis after it."""
+    user_data (FreqAI's backtest models never meet the bot's)."""
     out = spec.out_dir / "backtest"
-    cached = out / "trades.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
     out.mkdir(parents=True, exist_ok=True)
     userdir = out / "user_data"
     args = [*spec.analysis_source_args(), "--pairs", *spec.pairs, "--seed", str(spec.seed)]
@@ -93,9 +89,7 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
             ],
             out / "backtesting.log",
         )
-    trades = latest_backtest_stats(out)["strategy"][spec.strategy]["trades"]
-    cached.write_text(json.dumps(trades, default=str))
-    return trades
+    return latest_backtest_stats(out)["strategy"][spec.strategy]["trades"]
 
 
 SIDE_FIELDS = ["open_ms", "open_rate", "close_ms", "exit", "profit", "amount", "close_rate", "fee_open", "fee_close"]

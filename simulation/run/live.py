@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -84,13 +83,7 @@ def figures(
         "trades_bot": len(sim),
         "fill_ratio": fill_ratio(raw),
         "win_rate_last_100": float((closed.profit.tail(100) > 0).mean()) if len(closed) else math.nan,
-        "rolling_sharpe_30d": daily_sharpe(
-            [
-                SimpleNamespace(close_profit_abs=p, close_date=pd.Timestamp(int(c), unit="ms", tz="UTC"))
-                for p, c in zip(closed.profit, closed.close_ms, strict=True)
-            ],
-            wallet,
-        ),
+        "rolling_sharpe_30d": daily_sharpe(pd.to_datetime(closed.close_ms, unit="ms", utc=True), closed.profit, wallet),
     }
     if bt is None:
         return out | {k: math.nan for k in FIGURES if k not in out}

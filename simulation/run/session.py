@@ -524,12 +524,19 @@ class Session:
         return LiveComparison(self.spec.userdir / "live_comparison.json", self.spec.metrics_port)
 
     def _update_live(self, live, now_ms: int, tf: int) -> None:
-        """The rolling comparison at a candle close (two REST reads of the bot); never stops the session."""
+        """The rolling comparison at a candle close (the bot's closed trades, 500 per page, and its open
+        ones through its REST API); never stops the session."""
         from simulation.run.live import figures
 
         s = self.spec
         try:
-            raw = list(self.client.trades(limit=500).get("trades") or []) + list(self.client.status() or [])
+            raw: list[dict] = []
+            while True:
+                page = self.client.trades(limit=500, offset=len(raw))
+                raw += page.get("trades") or []
+                if not page.get("trades") or len(raw) >= int(page.get("total_trades") or 0):
+                    break
+            raw += list(self.client.status() or [])
             values = figures(now_ms, s.start_ms, s.end_ms, tf, s.wallet, self.backtest, raw)
             live.publish(values)
         except Exception:

@@ -147,11 +147,12 @@ def run_optimize_fold(job: OptimizeJob) -> dict:
         out=str(out / "in-sample"),
         freqai_identifier=f"{fold.freqai_identifier}-is" if fold.freqai_identifier else None,
     )
-    args = ["hyperopt", *cfg_args([*fold.configs, fold.overlay_path])]
+    configs = [*fold.configs, fold.overlay_path]
     freqai = _freqai_overlay(insample_job.freqai_identifier, f"fold{fold.index}", fold.fold_days)
-    if freqai:
+    if freqai:  # hyperopt trains under the in-sample backtest's identifier: that backtest reuses its models
         (out / "hyperopt-freqai.json").write_text(json.dumps(freqai))
-        args = ["hyperopt", *cfg_args([*fold.configs, fold.overlay_path, str(out / "hyperopt-freqai.json")])]
+        configs.append(str(out / "hyperopt-freqai.json"))
+    args = ["hyperopt", *cfg_args(configs)]
     args += [
         "--strategy", fold.strategy, "--userdir", fold.userdir, "--datadir", fold.datadir,
         "--timerange", job.is_range, "--epochs", str(job.epochs), "--spaces", *job.spaces,
@@ -338,8 +339,6 @@ def _sensitivity(bench, market, space, ranges, source, out, points, threads) -> 
                 job,
                 configs=(*job.configs, str(where / "strategy-path.json")),
                 freqai_identifier=f"{bench.identifier}-sweep" if bench.identifier else None,
-                index=0,
-                fold_days=bench.spec.fold_days,
             )
             res = run_fold(job)
             curve.append({"value": v, "is_default": v == p["default"], **_figures(res)})

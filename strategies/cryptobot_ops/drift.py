@@ -62,10 +62,10 @@ def feature_drift(df: pd.DataFrame, recent: int, reference: int, prefix: str = "
         hi = np.minimum(lo + 1, len(s_ref) - 1)
         edges = s_ref[lo] + (pos - lo)[:, None] * (s_ref[hi] - s_ref[lo])
         k = len(pos) + 1
-        for j, c in enumerate(c for c, w in zip(cols, whole, strict=True) if w):
+        for j, i in enumerate(np.flatnonzero(whole)):
             e = edges[:, j]
             if not (np.diff(e) > 0).all():
-                out[c] = psi(ref[:, cols.index(c)], new[:, cols.index(c)])
+                out[cols[i]] = psi(ref[:, i], new[:, i])
                 continue
             shares = []
             for side in (s_ref[:, j], s_new[:, j]):
@@ -73,7 +73,7 @@ def feature_drift(df: pd.DataFrame, recent: int, reference: int, prefix: str = "
                 counts = np.diff(np.concatenate(([0], below, [len(side)])))
                 shares.append((counts + 0.5) / (len(side) + 0.5 * k))
             p, q = shares
-            out[c] = float(np.sum((q - p) * np.log(q / p)))
+            out[cols[i]] = float(np.sum((q - p) * np.log(q / p)))
     for i in np.flatnonzero(~whole):
         out[cols[i]] = psi(ref[:, i], new[:, i])
     return {c: out[c] for c in cols}

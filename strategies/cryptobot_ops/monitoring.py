@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from freqtrade.exceptions import ConfigurationError
 from freqtrade.exchange import timeframe_to_msecs
@@ -206,6 +207,9 @@ class Monitor:
             self.store = PredictionStore(path)
         self._state: dict[str, bool] = {}  # alert condition -> active
         self._regime: dict[str, str] = {}
+        self._signal_seen: dict[str, object] = {}  # pair -> the last analysed candle's date
+        self._trades_key: object = None  # the risk controls' closed-trades key last read
+        self._closed_count: int | None = None
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
             logger.info(
@@ -421,7 +425,7 @@ class Monitor:
 
     def _signals(self) -> None:
         """Entry/exit signals on each newly analysed candle (the analysed frame's last row, once)."""
-        s, seen = self.strategy, self.__dict__.setdefault("_signal_seen", {})
+        s, seen = self.strategy, self._signal_seen
         for pair in s.dp.current_whitelist():
             df, _ = s.dp.get_analyzed_dataframe(pair, s.timeframe)
             if df is None or df.empty or seen.get(pair) == df["date"].iat[-1]:
@@ -436,17 +440,17 @@ class Monitor:
     def _trade_stats(self) -> None:
         """Closed trades, win rate of the last 100, 30-day Sharpe of daily realized PnL (when they change)."""
         cache = getattr(self.strategy, "_realized_cache", None)  # the risk controls' closed trades
-        if cache is None or cache[0] == getattr(self, "_trades_key", None):
+        if cache is None or cache[0] == self._trades_key:
             return
         self._trades_key, closed, start = cache[0], cache[2], float(cache[1][0])
-        n_before = getattr(self, "_closed_count", len(closed))  # milestones crossed while running, not at start
+        n_before = len(closed) if self._closed_count is None else self._closed_count  # crossed while running
         self._closed_count = len(closed)
         self.metrics.closed.set(len(closed))
         profits = [float(t.close_profit_abs or 0.0) for t in closed]
         if profits:
             last = profits[-100:]
             self.metrics.win_rate.set(sum(p > 0 for p in last) / len(last))
-        self.metrics.sharpe_30d.set(daily_sharpe(closed, start))
+        self.metrics.sharpe_30d.set(daily_sharpe([t.close_date for t in closed], profits, start))
         for milestone in (10, 50, 100, 250, 500, 1000):
             if n_before < milestone <= len(closed):
                 self._say(
@@ -473,13 +477,13 @@ class Monitor:
             )
 
 
-def daily_sharpe(closed: list, start_balance: float, days: int = 30) -> float:
+def daily_sharpe(close_dates, profits, start_balance: float, days: int = 30) -> float:
     """Annualized Sharpe of daily realized returns over the last `days` UTC days that end with the
     latest close (days without a close count as 0); NaN with fewer than 2 days or no spread."""
-    if not closed or start_balance <= 0:
+    if not len(profits) or start_balance <= 0:
         return math.nan
-    dates = pd.to_datetime([t.close_date for t in closed], utc=True).normalize()
-    pnl = pd.Series([float(t.close_profit_abs or 0.0) for t in closed], index=dates).groupby(level=0).sum()
+    dates = pd.DatetimeIndex(pd.to_datetime(close_dates, utc=True)).normalize()
+    pnl = pd.Series(np.asarray(profits, dtype=float), index=dates).groupby(level=0).sum()
     end = dates.max()
     days_index = pd.date_range(end - pd.Timedelta(days=days - 1), end, freq="D")
     daily = pnl.reindex(days_index, fill_value=0.0) / start_balance
