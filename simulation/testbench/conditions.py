@@ -83,12 +83,25 @@ MAPPING = {
 }
 
 
-def agreement_against_chance(ours: np.ndarray, truth: np.ndarray, permutations: int = 2000, seed: int = 0) -> dict:
+def agreement_against_chance(
+    ours: np.ndarray, truth: np.ndarray, permutations: int = 2000, seed: int = 0, groups: np.ndarray | None = None
+) -> dict:
     """Share of windows whose condition equals the truth, against the same share under random permutations
-    of the truth (chance with the same label frequencies): above chance when it beats their 99th percentile."""
+    of the truth (chance with the same label frequencies; within each of `groups` when given, e.g. per
+    market, so no market's frequencies leak into another's): above chance when it beats their 99th
+    percentile."""
     ours, truth = np.asarray(ours), np.asarray(truth)
+    groups = np.zeros(len(truth), dtype=int) if groups is None else np.asarray(groups)
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     rng = np.random.default_rng(seed)
-    chance = np.array([(ours == rng.permutation(truth)).mean() for _ in range(permutations)])
+
+    def shuffled() -> np.ndarray:
+        out = truth.copy()
+        for idx in members:
+            out[idx] = truth[rng.permutation(idx)]
+        return out
+
+    chance = np.array([(ours == shuffled()).mean() for _ in range(permutations)])
     share = float((ours == truth).mean())
     return {
         "windows": len(ours),
@@ -100,31 +113,50 @@ def agreement_against_chance(ours: np.ndarray, truth: np.ndarray, permutations: 
     }
 
 
-def synthetic_agreement(seed: int, days: int = 120, window_days: float = 1, pair: str = "BTC/USDT") -> dict:
-    """The rule on the synthetic market (1h candles) against the generator's regimes: each window's truth
-    is the majority of its candles' regimes (mapped by MAPPING); windows the rule calls "normal" have no
-    counterpart and are left out."""
+def synthetic_windows(
+    seed: int, days: int = 120, window_days: float = 1, pair: str = "BTC/USDT", generated_at: str = "5m"
+) -> pd.DataFrame:
+    """The rule's windows on the synthetic market beside the generator's regimes: each window's `truth` is
+    the majority of its candles' regimes (mapped by MAPPING). The market is generated at `generated_at`
+    (the gateway's default 5m, which the bench serves) and its hourly closes are the gateway's own 1h
+    aggregation of those candles, i.e. what freqtrade downloads."""
+    from simulation.marketdata.store import CandleSeries
     from simulation.synthetic import SyntheticConfig, generate
 
-    market = generate(SyntheticConfig(seed=seed, days=days, timeframe="1h", start="2024-01-01"))
-    df = market.candles[pair]
-    closes = pd.Series(df["close"].to_numpy(float), index=pd.DatetimeIndex(df["date"]))
+    market = generate(SyntheticConfig(seed=seed, days=days, timeframe=generated_at, start="2024-01-01"))
+    series = CandleSeries.from_frame(generated_at, market.candles[pair])
+    hourly = series if generated_at == "1h" else series.resample("1h")
+    closes = pd.Series(hourly.close, index=pd.to_datetime(hourly.open_time, unit="ms", utc=True))
     first = closes.index[0] + pd.Timedelta(days=10)
     props = window_properties(
         closes, candidate_starts(first, closes.index[0] + pd.Timedelta(days=days), window_days), window_days
     )
     gt = market.ground_truth.set_index("date")["regime"]
-    truth = pd.Series(
-        [MAPPING[gt[(gt.index >= w.start) & (gt.index < w.end)].mode().iloc[0]] for w in props.itertuples()]
-    )
-    ours = classify(props)
-    keep = (ours != "normal") & ours.notna()
-    return {"seed": seed, "days": days, "window_days": window_days, **agreement_against_chance(ours[keep], truth[keep])}
+    majority = [gt[(gt.index >= w.start) & (gt.index < w.end)].mode().iloc[0] for w in props.itertuples()]
+    props["truth"] = [MAPPING[r] for r in majority]
+    props["condition"] = classify(props)
+    props["seed"] = seed
+    return props
+
+
+def synthetic_agreement(seeds: Sequence[int], **kwargs) -> dict:
+    """The rule against the generator's regimes over `seeds` (windows the rule calls "normal" have no
+    counterpart and are left out), pooled, permuting the truth within each seed; and seed by seed."""
+    windows = pd.concat([synthetic_windows(s, **kwargs) for s in seeds], ignore_index=True)
+    kept = windows[(windows["condition"] != "normal") & windows["condition"].notna()]
+    per_seed = {
+        int(s): agreement_against_chance(g["condition"], g["truth"]) for s, g in kept.groupby("seed", sort=True)
+    }
+    pooled = agreement_against_chance(kept["condition"], kept["truth"], groups=kept["seed"].to_numpy())
+    return {"seeds": [int(s) for s in seeds], **kwargs, "pooled": pooled, "per_seed": per_seed}
 
 
 if __name__ == "__main__":
     import json
     import sys
 
-    for s in map(int, sys.argv[1:] or ["3"]):
-        print(json.dumps(synthetic_agreement(s)))
+    args = sys.argv[1:]
+    generated_at = "5m"
+    if args and not args[0].isdigit():
+        generated_at, *args = args
+    print(json.dumps(synthetic_agreement([int(a) for a in args] or [3], generated_at=generated_at), indent=1))
