@@ -5,6 +5,7 @@ sequential and on 2 Ray workers with identical results, its HTML report rendered
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from cryptobot_ops.risk import RiskLimits
+from simulation.freqtrade_runner import latest_backtest_stats
 from simulation.paths import REPO_ROOT
 from simulation.run.browser import check_page
 from simulation.testbench.limits import limit_violations
@@ -458,3 +460,86 @@ def test_the_conditions_agree_with_the_generator_on_unseen_seeds():
     result = synthetic_agreement([101, 102, 103, 104, 105])
     assert result["pooled"]["windows"] > 200
     assert result["pooled"]["above_chance"], result["pooled"]
+
+
+def test_conditions_picks_refuses_what_the_span_lacks():
+    from simulation.testbench.condition_runs import NoWindow, choose, mean_interval
+
+    props = pd.DataFrame(
+        {
+            "start": pd.date_range("2024-01-01", periods=6, freq="1D", tz="UTC"),
+            "condition": ["volatile", "normal", "volatile", "trending", None, "volatile"],
+        }
+    )
+    picked = choose(props, ["volatile", "trending"], 2)
+    assert picked["start"].dt.day.tolist() == [3, 4, 6], "the latest two volatile days and the trending one"
+    with pytest.raises(NoWindow, match=r"no window of condition sideways .*volatile 3, trending 1, sideways 0"):
+        choose(props, ["volatile", "sideways"], 1)
+    with pytest.raises(NoWindow, match="unknown condition calm"):
+        choose(props, ["calm"], 1)
+    r = mean_interval([0.01, 0.03, 0.02])
+    assert r["mean"] == pytest.approx(0.02) and r["se"] == pytest.approx(0.01 / math.sqrt(3))
+    assert r["interval"] == pytest.approx([0.02 - 4.302653 * r["se"], 0.02 + 4.302653 * r["se"]], rel=1e-5)
+    assert mean_interval([0.5])["interval"] is None
+
+
+def test_conditions_bad_input_is_one_line_and_exit_2(tmp_path):
+    """Unknown names, zero windows or days, and --conditions beside another mode: refused before anything
+    starts, nothing written."""
+    from simulation.testbench.__main__ import main
+
+    for argv in (
+        ["--conditions", "calm"],
+        ["--conditions", "--condition-windows", "0"],
+        ["--conditions", "--condition-days", "0"],
+        ["--conditions", "--optimize"],
+    ):
+        base = ["--strategy", "ReferenceStrategy", "--config", "config/backtest.json", "--out", str(tmp_path / "x")]
+        with pytest.raises(SystemExit) as exc:
+            main([*base, *argv])
+        assert exc.value.code == 2, argv
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_conditions_end_to_end_on_the_synthetic_market(tmp_path):
+    """`--conditions`: every condition's latest window of the span backtested by freqtrade, the per-condition
+    figures from those runs, the labels checked against the generator, the page rendered; a condition the
+    span lacks is one line and exit 2 with nothing written."""
+    out = tmp_path / "cond"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.testbench", "--strategy", "ReferenceStrategy", "--config",
+         "config/backtest.json", "--conditions", "--condition-windows", "1", "--folds", "2", "--fold-days", "10",
+         "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((out / "conditions.json").read_text())
+    assert list(result["conditions"]) == ["normal", "volatile", "trending", "sideways"]
+    cands = pd.DataFrame(result["candidate_windows"])
+    assert len(cands) == 20 and sum(result["candidates"].values()) == 20
+    for w in result["windows"]:
+        latest = cands[cands["condition"] == w["condition"]]["start"].max()
+        assert w["timerange"].startswith(latest.replace("-", "")), "the condition's latest window"
+        run = latest_backtest_stats(next((out / "conditions").glob(f"*-{w['condition']}")))
+        assert w["metrics"]["trades"] == run["strategy"]["ReferenceStrategy"]["total_trades"]
+    for name, c in result["conditions"].items():
+        assert c["windows"] == 1 and c["days"] == 1
+        mine = [w for w in result["windows"] if w["condition"] == name]
+        assert c["trades"] == mine[0]["metrics"]["trades"]
+        assert c["return_per_day"]["mean"] == pytest.approx(mine[0]["metrics"]["profit_pct"])
+    v = result["validation"]
+    assert v["windows"] == (cands["condition"] != "normal").sum() and 0 <= v["agreement"] <= 1
+    assert "labels vs the generator's regimes" in proc.stdout
+    page = check_page(out / "conditions.html", tmp_path / "conditions.png")
+    assert page.errors == [] and "Market conditions" in page.dom
+
+    lacking = tmp_path / "lacking"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.testbench", "--strategy", "ReferenceStrategy", "--config",
+         "config/backtest.json", "--conditions", "sideways", "--folds", "1", "--fold-days", "1", "--out", str(lacking)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "error: no window of condition sideways" in proc.stderr
+    assert not (lacking / "conditions.json").exists() and not (lacking / "conditions").exists()

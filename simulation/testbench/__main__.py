@@ -18,6 +18,7 @@ from rich.table import Table
 
 from simulation.freqtrade_runner import FreqtradeError
 from simulation.paths import SHARED_DATA
+from simulation.testbench.conditions import CONDITIONS
 from simulation.testbench.recommendation import slow_note
 from simulation.testbench.runner import STRESS, BenchSpec, rerender, run_bench
 
@@ -58,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--sensitivity-points", type=int, default=5, help="values per parameter in the sweep (0: no sweep)"
     )
     opt.add_argument("--min-trades", type=int, default=1, help="hyperopt's minimum trades per epoch")
+    cond = p.add_argument_group("market conditions (--conditions)")
+    cond.add_argument(
+        "--conditions",
+        nargs="*",
+        choices=CONDITIONS,
+        metavar="NAME",
+        help=f"the strategy on windows picked by measured condition ({', '.join(CONDITIONS)}; none named: all), "
+        "inside the walk-forward's span, side by side (OUT/conditions.json, OUT/conditions.html)",
+    )
+    cond.add_argument("--condition-windows", type=int, default=3, help="windows backtested per condition")
+    cond.add_argument(
+        "--condition-days", type=int, default=1, help="days per window (the rule was validated on 1-day windows)"
+    )
     p.add_argument("--config", type=Path, help="freqtrade config (default: the strategy's own in config/)")
     p.add_argument("--extra-config", type=Path, action="append", default=[], help="more configs on top (repeatable)")
     p.add_argument("--datadir", type=Path, help=f"feather datadir (e.g. {SHARED_DATA}); default: the synthetic market")
@@ -131,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--strategy and --compare-strategies exclude each other")
     if args.optimize and args.compare_strategies:
         parser.error("--optimize takes one --strategy, not --compare-strategies")
+    if args.conditions is not None and (args.optimize or args.compare_strategies):
+        parser.error("--conditions runs one --strategy on its own, without --optimize or --compare-strategies")
+    if args.condition_windows < 1 or args.condition_days < 1:
+        parser.error("--condition-windows and --condition-days must be at least 1")
     if args.optimize and (args.epochs < 1 or (args.is_days is not None and args.is_days < 1)):
         parser.error("--epochs and --is-days must be at least 1")
     if not args.strategy and not args.compare_strategies:
@@ -176,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         return _compare(spec, replace(spec, strategy=names[1], config=configs[names[1]]), args.out, console)
     if args.optimize:
         return _optimize(spec, args, console)
+    if args.conditions is not None:
+        return _conditions(spec, args, console)
     try:
         summary = run_bench(spec, console)
     except (FreqtradeError, ValueError) as exc:
@@ -209,6 +229,17 @@ def _optimize(spec: BenchSpec, args: argparse.Namespace, console: Console) -> in
 
     files = f"optimization: {spec.out / 'optimization.json'}  report: {spec.out / 'optimization.html'}"
     return _run_mode("optimization", run, NoParameters, lines, files, console)
+
+
+def _conditions(spec: BenchSpec, args: argparse.Namespace, console: Console) -> int:
+    from simulation.testbench.condition_runs import NoWindow, lines, run_conditions
+
+    def run() -> dict:
+        names = args.conditions or list(CONDITIONS)
+        return run_conditions(spec, names, args.condition_windows, args.condition_days, console)
+
+    files = f"conditions: {spec.out / 'conditions.json'}  report: {spec.out / 'conditions.html'}"
+    return _run_mode("conditions", run, NoWindow, lines, files, console)
 
 
 def _run_mode(label: str, run, refused: type[Exception], lines, files: str, console: Console) -> int:

@@ -113,6 +113,13 @@ def agreement_against_chance(
     }
 
 
+def generator_truth(props: pd.DataFrame, ground_truth: pd.DataFrame) -> list[str]:
+    """Each window's majority regime in the generator's labels, mapped to a condition by MAPPING."""
+    gt = ground_truth.set_index("date")["regime"]
+    majority = [gt[(gt.index >= w.start) & (gt.index < w.end)].mode().iloc[0] for w in props.itertuples()]
+    return [MAPPING[r] for r in majority]
+
+
 def synthetic_windows(
     seed: int, days: int = 120, window_days: float = 1, pair: str = "BTC/USDT", generated_at: str = "5m"
 ) -> pd.DataFrame:
@@ -131,9 +138,7 @@ def synthetic_windows(
     props = window_properties(
         closes, candidate_starts(first, closes.index[0] + pd.Timedelta(days=days), window_days), window_days
     )
-    gt = market.ground_truth.set_index("date")["regime"]
-    majority = [gt[(gt.index >= w.start) & (gt.index < w.end)].mode().iloc[0] for w in props.itertuples()]
-    props["truth"] = [MAPPING[r] for r in majority]
+    props["truth"] = generator_truth(props, market.ground_truth)
     props["condition"] = classify(props)
     props["seed"] = seed
     return props
