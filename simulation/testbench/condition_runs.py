@@ -170,6 +170,7 @@ def run_conditions(
                 window_days,
                 spec.pairs,
                 jobs_threads(spec.workers, spec.ray_address),
+                f"condition{i}-{w.start:%Y%m%d}",  # never a walk-forward fold's models
             )
             for i, w in enumerate(picked.itertuples())
         ]
@@ -256,8 +257,8 @@ def lines(result: dict) -> list[str]:
         interval = "no interval" if ci is None else f"{CONFIDENCE:.0%} interval [{_pct(ci[0])}, {_pct(ci[1])}]"
         out.append(
             f"{name}: {c['windows']} windows, {c['days']:g} days, {c['trades']} trades; return/day {_pct(r['mean'])} "
-            f"({interval}); daily Sharpe {c['sharpe']:.2f} over {c['days']:g} days; worst drawdown {_pct(c['worst_drawdown'])}; "
-            f"win rate {_pct(c['win_rate'])}"
+            f"({interval}); daily Sharpe {c['sharpe']:.2f} over {c['days']:g} days; "
+            f"worst drawdown {_pct(c['worst_drawdown'])}; win rate {_pct(c['win_rate'])}"
         )
     v = result.get("validation")
     if v and "agreement" in v:

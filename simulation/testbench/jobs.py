@@ -54,6 +54,7 @@ class FoldJob:
     fold_days: int
     pairs: tuple[str, ...] | None = None
     threads: int | None = None  # compute threads of its freqtrade process (None: the library defaults)
+    freqai_suffix: str | None = None  # its FreqAI models' identifier suffix (default: fold<index>)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def run_fold(job: FoldJob) -> dict:
         job.timerange,
         Path(job.out),
         job.strategy,
-        _freqai_overlay(job.freqai_identifier, f"fold{job.index}", job.fold_days),
+        _freqai_overlay(job.freqai_identifier, job.freqai_suffix or f"fold{job.index}", job.fold_days),
         list(job.pairs) if job.pairs else None,
         threads=job.threads,
     )
