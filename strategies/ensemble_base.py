@@ -28,6 +28,7 @@ from freqaimodels.estimators.freqai_adapter import CONFIDENCE
 from regime.columns import add_regime_columns, regime_allows, regime_plot, unknown_regime_columns
 
 PREDICTION = features.TARGET
+CANDLE_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 
 
 def value(setting):
@@ -50,9 +51,16 @@ class FreqAIFeatureHooks:
     informative timeframe's closed candles change only when one of its own closes (a 1h frame: one 15m
     candle in four). Each hook's last input and output are kept per (hook, pair, timeframe, period); an
     input equal to the last one (`DataFrame.equals`: every value, index and column) gets a copy of the
-    last output, exactly what recomputing would return. Backtests compute once and keep nothing."""
+    last output, exactly what recomputing would return. Backtests compute once and keep nothing.
+
+    The features read the candles only (date and OHLCV), so each hook sees and returns just those
+    columns plus its features: FreqAI merges a hook's whole output back with a suffix, and the
+    strategy's own columns riding along (the 1h informative ones, the regime) would be merged, copied
+    and forward-filled again for every period and timeframe, to be dropped unused."""
 
     def _features_memo(self, key: tuple, dataframe: DataFrame, compute) -> DataFrame:
+        if all(c in dataframe.columns for c in CANDLE_COLUMNS):
+            dataframe = dataframe[list(CANDLE_COLUMNS)]
         runmode = (getattr(self, "config", None) or {}).get("runmode")
         if runmode is None or getattr(runmode, "value", runmode) not in ("live", "dry_run"):
             return compute(dataframe)

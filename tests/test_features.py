@@ -163,3 +163,98 @@ def test_utc_ms_equals_to_datetime_for_every_kind_of_date_column():
                   aware.astype(str)):  # fmt: skip
         want = pd.to_datetime(dates, utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
         assert np.array_equal(utc_ms(dates), want), dates.dtype
+
+
+def _random_candles(n: int, seed: int, freq: str = "15min", gap: slice | None = None) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.standard_t(4, n) * 0.004))
+    open_ = np.r_[close[0], close[:-1]]
+    df = pd.DataFrame(
+        {
+            "date": pd.date_range("2024-03-01 00:45", periods=n, freq=freq, tz="UTC"),
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.002, n))),
+            "low": np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.002, n))),
+            "close": close,
+            "volume": rng.lognormal(5, 1, n),
+        }
+    )
+    return df.drop(index=df.index[gap]).reset_index(drop=True) if gap else df
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_fast_feature_paths_change_no_value(seed):
+    """Issue 32 §2: the features a live bot recomputes every candle read the column arrays directly
+    (TA-Lib's function API, TA-Lib's rolling max / min, run-wise pivot blocks, calendar from epoch
+    milliseconds, one float block per hook); every value is bit-identical to the pandas / abstract-API
+    formulation it replaced, on frames with a data gap and a first row off any block boundary."""
+    from talib import abstract
+
+    from freqaimodels.features.indicators import _pivot_position_grouped, utc_ms
+
+    df = _random_candles(1500, seed, gap=slice(700, 713))
+    got = features.expand_all(df.copy(), 14)
+    close = df["close"]
+    want = {
+        "%-rsi-period": abstract.RSI(df, timeperiod=14),
+        "%-mfi-period": abstract.MFI(df, timeperiod=14),
+        "%-adx-period": abstract.ADX(df, timeperiod=14),
+        "%-cci-period": abstract.CCI(df, timeperiod=14),
+        "%-willr-period": abstract.WILLR(df, timeperiod=14),
+        "%-roc-period": abstract.ROC(df, timeperiod=14),
+        "%-ema_dist-period": close / abstract.EMA(df, timeperiod=14) - 1,
+        "%-atr_rel-period": abstract.ATR(df, timeperiod=14) / close,
+        "%-resistance_dist-period": close / df["high"].rolling(14).max() - 1,
+        "%-support_dist-period": close / df["low"].rolling(14).min() - 1,
+    }
+    for col, values in want.items():
+        assert np.array_equal(got[col].to_numpy(), np.asarray(values, dtype=float), equal_nan=True), col
+    basic = features.expand_basic(df.copy(), {"tf": "15m"})
+    tenkan = (df["high"].rolling(9).max() + df["low"].rolling(9).min()) / 2
+    kijun = (df["high"].rolling(26).max() + df["low"].rolling(26).min()) / 2
+    macd, signal, hist = abstract.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
+    assert np.array_equal(basic["%-macd_signal_dist"], (macd - signal) / close, equal_nan=True)
+    hi, lo = df["high"].rolling(100).max(), df["low"].rolling(100).min()
+    block = utc_ms(df["date"]) // (15 * 60_000 * 96)
+    want = {
+        "%-ichimoku_tk": (tenkan - kijun) / close,
+        "%-ichimoku_close_kijun": close / kijun - 1,
+        "%-macd_hist": hist / close,
+        "%-stoch_d": abstract.STOCH(df["high"], df["low"], close)[1],
+        "%-sma_cross_20_50": abstract.SMA(close, 20) / abstract.SMA(close, 50) - 1,
+        "%-fib_pos": (close - lo) / (hi - lo + 1e-12),
+        "%-pivot_pos": _pivot_position_grouped(df, block, 96),
+    }
+    for col, values in want.items():
+        assert np.array_equal(basic[col].to_numpy(), np.asarray(values, dtype=float), equal_nan=True), col
+    assert basic["%-pivot_pos"].notna().sum() > 1000
+    dates = pd.to_datetime(df["date"])
+    calendar = features.standard(df.copy())
+    assert np.array_equal(calendar["%-day_of_week_sin"], np.sin(2 * np.pi * dates.dt.day_of_week / 7))
+    assert np.array_equal(calendar["%-hour_of_day_cos"], np.cos(2 * np.pi * dates.dt.hour / 24))
+    assert all(got[c].dtype == np.float64 for c in got.filter(like="%-"))
+
+
+def test_the_hooks_hand_freqai_the_candles_and_their_features_only():
+    """FreqAI merges a hook's whole output back for every period and timeframe: the strategy's own
+    columns riding along would be merged, copied and forward-filled again for nothing. The hooks see
+    the candle columns only; their features are those of the whole frame."""
+    import sys
+
+    from freqtrade.enums import RunMode
+
+    from simulation.paths import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "strategies"))
+    from ensemble_base import CANDLE_COLUMNS, FreqAIFeatureHooks
+
+    df = _random_candles(600, 4)
+    wide = df.assign(regime_1h="trending_bull", close_1h=df["close"], atr=1.0)
+    for mode in (RunMode.DRY_RUN, RunMode.BACKTEST):
+        hooks = FreqAIFeatureHooks()
+        hooks.config = {"runmode": mode}
+        out = hooks.feature_engineering_expand_all(wide.copy(), 10, {"pair": "BTC/USDT", "tf": "15m"})
+        assert [c for c in out.columns if not c.startswith("%-")] == list(CANDLE_COLUMNS)
+        assert out.equals(features.expand_all(df.copy(), 10))
+        basic = hooks.feature_engineering_expand_basic(wide.copy(), {"pair": "BTC/USDT", "tf": "15m"})
+        assert basic.equals(features.expand_basic(df.copy(), {"tf": "15m"}))

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import talib.abstract as ta
+import talib
 
 from freqaimodels.features import indicators as ind
 from regime.columns import freqai_regime_features
+from regime.features import utc_ms
 
 TARGET = "&-target"
 REGIME_TIMEFRAME = "1h"
@@ -24,18 +25,21 @@ REGIME_TIMEFRAME = "1h"
 def expand_all(dataframe: pd.DataFrame, period: int) -> pd.DataFrame:
     """Features repeated for every period in indicator_periods_candles."""
     close = dataframe["close"]
-    d: dict[str, pd.Series] = {}
-    d["%-rsi-period"] = ta.RSI(dataframe, timeperiod=period)
-    d["%-mfi-period"] = ta.MFI(dataframe, timeperiod=period)
-    d["%-adx-period"] = ta.ADX(dataframe, timeperiod=period)
-    d["%-cci-period"] = ta.CCI(dataframe, timeperiod=period)
-    d["%-willr-period"] = ta.WILLR(dataframe, timeperiod=period)
-    d["%-roc-period"] = ta.ROC(dataframe, timeperiod=period)
-    d["%-ema_dist-period"] = close / ta.EMA(dataframe, timeperiod=period) - 1
-    d["%-atr_rel-period"] = ta.ATR(dataframe, timeperiod=period) / close
-    upper, mid, lower = ta.BBANDS(close, timeperiod=period, nbdevup=2.0, nbdevdn=2.0)
+    h, lo, c, v = _arrays(dataframe, "high", "low", "close", "volume")
+    d: dict[str, pd.Series | np.ndarray] = {}
+    # TA-Lib's function API on the column arrays: what talib.abstract computes from a frame, without
+    # its per-call frame handling (a live bot calls these for every pair and timeframe each candle)
+    d["%-rsi-period"] = talib.RSI(c, timeperiod=period)
+    d["%-mfi-period"] = talib.MFI(h, lo, c, v, timeperiod=period)
+    d["%-adx-period"] = talib.ADX(h, lo, c, timeperiod=period)
+    d["%-cci-period"] = talib.CCI(h, lo, c, timeperiod=period)
+    d["%-willr-period"] = talib.WILLR(h, lo, c, timeperiod=period)
+    d["%-roc-period"] = talib.ROC(c, timeperiod=period)
+    d["%-ema_dist-period"] = c / talib.EMA(c, timeperiod=period) - 1
+    d["%-atr_rel-period"] = talib.ATR(h, lo, c, timeperiod=period) / c
+    upper, mid, lower = talib.BBANDS(c, timeperiod=period, nbdevup=2.0, nbdevdn=2.0)
     d["%-bb_width-period"] = (upper - lower) / mid
-    d["%-bb_pos-period"] = (close - lower) / (upper - lower + 1e-12)
+    d["%-bb_pos-period"] = (c - lower) / (upper - lower + 1e-12)
     d["%-realized_vol-period"] = ind.realized_vol(close, period)
     d["%-vol_cone-period"] = ind.vol_cone_position(close, period)
     d["%-efficiency_ratio-period"] = ind.efficiency_ratio(close, period)
@@ -54,15 +58,17 @@ def expand_basic(dataframe: pd.DataFrame, metadata: dict | None = None) -> pd.Da
     d["%-log_volume_change"] = np.log1p(dataframe["volume"]).diff()
     d["%-body"] = (close - dataframe["open"]) / dataframe["open"]
     d["%-range"] = (dataframe["high"] - dataframe["low"]) / close
-    macd, signal, hist = ta.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
-    d["%-macd_hist"] = hist / close
-    d["%-macd_signal_dist"] = (macd - signal) / close
-    _slowk, slowd = ta.STOCH(dataframe["high"], dataframe["low"], close)
+    h, lo, c = _arrays(dataframe, "high", "low", "close")
+    macd, signal, hist = talib.MACD(c, fastperiod=12, slowperiod=26, signalperiod=9)
+    d["%-macd_hist"] = hist / c
+    d["%-macd_signal_dist"] = (macd - signal) / c
+    _slowk, slowd = talib.STOCH(h, lo, c)
     d["%-stoch_d"] = slowd
-    d["%-sma_cross_5_20"] = ta.SMA(close, 5) / ta.SMA(close, 20) - 1
-    d["%-sma_cross_20_50"] = ta.SMA(close, 20) / ta.SMA(close, 50) - 1
-    tenkan = (dataframe["high"].rolling(9).max() + dataframe["low"].rolling(9).min()) / 2
-    kijun = (dataframe["high"].rolling(26).max() + dataframe["low"].rolling(26).min()) / 2
+    d["%-sma_cross_5_20"] = talib.SMA(c, 5) / talib.SMA(c, 20) - 1
+    d["%-sma_cross_20_50"] = talib.SMA(c, 20) / talib.SMA(c, 50) - 1
+    hi9, lo9 = ind.trailing_high_low(dataframe, 9)
+    hi26, lo26 = ind.trailing_high_low(dataframe, 26)
+    tenkan, kijun = (hi9 + lo9) / 2, (hi26 + lo26) / 2
     d["%-ichimoku_tk"] = (tenkan - kijun) / close
     d["%-ichimoku_close_kijun"] = close / kijun - 1
     d["%-garch_vol"] = ind.garch_vol(close)
@@ -76,13 +82,15 @@ def expand_basic(dataframe: pd.DataFrame, metadata: dict | None = None) -> pd.Da
 
 def standard(dataframe: pd.DataFrame) -> pd.DataFrame:
     """Features on the base timeframe only (calendar)."""
-    dates = pd.to_datetime(dataframe["date"])
+    ms = utc_ms(dataframe["date"])
+    day_of_week = (ms // 86_400_000 + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+    hour = (ms // 3_600_000) % 24
     return _assign(
         dataframe,
         {
-            "%-day_of_week_sin": np.sin(2 * np.pi * dates.dt.day_of_week / 7),
-            "%-hour_of_day_sin": np.sin(2 * np.pi * dates.dt.hour / 24),
-            "%-hour_of_day_cos": np.cos(2 * np.pi * dates.dt.hour / 24),
+            "%-day_of_week_sin": np.sin(2 * np.pi * day_of_week / 7),
+            "%-hour_of_day_sin": np.sin(2 * np.pi * hour / 24),
+            "%-hour_of_day_cos": np.cos(2 * np.pi * hour / 24),
         },
     )
 
@@ -108,12 +116,33 @@ def set_targets(
     return _assign(dataframe, {TARGET: target})
 
 
+def _arrays(dataframe: pd.DataFrame, *columns: str) -> list[np.ndarray]:
+    return [dataframe[col].to_numpy(np.float64) for col in columns]
+
+
 def _assign(dataframe: pd.DataFrame, columns: dict[str, pd.Series]) -> pd.DataFrame:
     """Add all columns at once (no fragmentation); infinities become NaN for FreqAI to drop."""
-    new = pd.DataFrame({k: pd.Series(v, index=dataframe.index) for k, v in columns.items()})
-    new = new.replace([np.inf, -np.inf], np.nan)
-    keep = dataframe.drop(columns=[c for c in new.columns if c in dataframe.columns])
-    return pd.concat([keep, new], axis=1)
+    arrays = [_float_values(v, dataframe.index) for v in columns.values()]
+    if all(a is not None for a in arrays) and arrays:
+        values = np.column_stack(arrays)
+        values[np.isinf(values)] = np.nan
+        new = pd.DataFrame(values, index=dataframe.index, columns=list(columns))
+    else:  # other dtypes or other indexes: pandas aligns and keeps each column's type
+        new = pd.DataFrame({k: pd.Series(v, index=dataframe.index) for k, v in columns.items()})
+        new = new.replace([np.inf, -np.inf], np.nan)
+    overlap = [c for c in new.columns if c in dataframe.columns]
+    return pd.concat([dataframe.drop(columns=overlap) if overlap else dataframe, new], axis=1)
+
+
+def _float_values(v, index: pd.Index) -> np.ndarray | None:
+    """A column's float64 values when it is already aligned to `index` (one array per column, no copy
+    by pandas); None when pandas must align or convert it."""
+    if isinstance(v, pd.Series):
+        if v.dtype != np.float64 or not v.index.equals(index):
+            return None
+        return v.to_numpy()
+    a = np.asarray(v)
+    return a if a.dtype == np.float64 and a.shape == (len(index),) else None
 
 
 def informative_aligned_start(dates: pd.Series, timeframe: str, informative: list[str]) -> int:

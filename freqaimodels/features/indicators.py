@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import talib
 
 from regime.features import utc_ms
 
@@ -66,17 +67,28 @@ def obv_slope(df: pd.DataFrame, period: int) -> pd.Series:
 
 def support_resistance(df: pd.DataFrame, period: int) -> tuple[pd.Series, pd.Series]:
     """Distance of close to the trailing high (resistance) and low (support), as fractions."""
-    return df["close"] / df["high"].rolling(period).max() - 1, df["close"] / df["low"].rolling(period).min() - 1
+    close = df["close"].to_numpy(np.float64)
+    hi, lo = trailing_high_low(df, period)
+    return pd.Series(close / hi - 1, index=df.index), pd.Series(close / lo - 1, index=df.index)
+
+
+def trailing_high_low(df: pd.DataFrame, period: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rolling max of highs and min of lows over `period` rows (NaN before a full window), by TA-Lib:
+    a max or min is exact in any implementation, and TA-Lib skips pandas' per-call overhead."""
+    high, low = df["high"].to_numpy(np.float64), df["low"].to_numpy(np.float64)
+    if len(high) < period or np.isnan(high).any() or np.isnan(low).any():  # pandas' NaN rules
+        return df["high"].rolling(period).max().to_numpy(), df["low"].rolling(period).min().to_numpy()
+    return talib.MAX(high, period), talib.MIN(low, period)
 
 
 def fibonacci_position(df: pd.DataFrame, period: int) -> tuple[pd.Series, pd.Series]:
     """Position of close in the trailing range (0 = low, 1 = high) and distance to the nearest
     fibonacci retracement level (0.236, 0.382, 0.5, 0.618, 0.786)."""
-    hi, lo = df["high"].rolling(period).max(), df["low"].rolling(period).min()
-    pos = (df["close"] - lo) / (hi - lo + _EPS)
+    hi, lo = trailing_high_low(df, period)
+    pos = (df["close"].to_numpy(np.float64) - lo) / (hi - lo + _EPS)
     levels = np.array([0.236, 0.382, 0.5, 0.618, 0.786])
-    dist = pd.Series(np.abs(pos.to_numpy()[:, None] - levels).min(axis=1), index=df.index)
-    return pos, dist
+    dist = np.abs(pos[:, None] - levels).min(axis=1)
+    return pd.Series(pos, index=df.index), pd.Series(dist, index=df.index)
 
 
 def pivot_position(df: pd.DataFrame, period: int, timeframe: str | None = None) -> pd.Series:
@@ -99,9 +111,35 @@ def pivot_position(df: pd.DataFrame, period: int, timeframe: str | None = None) 
             return pd.Series(np.nan, index=df.index)
         step = int(diffs.min())
     block = ts // (step * period)
+    high, low, close = (df[c].to_numpy(np.float64) for c in ("high", "low", "close"))
+    if len(block) and (
+        np.any(np.diff(block) < 0) or np.isnan(high).any() or np.isnan(low).any() or np.isnan(close).any()
+    ):
+        return _pivot_position_grouped(df, block, period)
+    # the blocks of a time-ordered, complete frame are runs: reduce each run (max, min, last close, size)
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]]) if len(block) else np.array([], dtype=int)
+    ends = np.r_[starts[1:], len(block)]
+    runs = block[starts]
+    complete = (ends - starts) == period  # a block cut by the frame's start (or a data gap) has no pivot
+    hi = np.maximum.reduceat(high, starts) if len(starts) else np.array([])
+    lo = np.minimum.reduceat(low, starts) if len(starts) else np.array([])
+    cl = close[ends - 1]
+    at = np.searchsorted(runs, block - 1)
+    found = at < len(runs)
+    found[found] &= (runs[at[found]] == block[found] - 1) & complete[at[found]]
+    pivot = np.full(len(block), np.nan)
+    width = np.full(len(block), np.nan)
+    k = at[found]
+    pivot[found] = (hi[k] + lo[k] + cl[k]) / 3
+    width[found] = hi[k] - lo[k]
+    return pd.Series((close - pivot) / (width + _EPS), index=df.index)
+
+
+def _pivot_position_grouped(df: pd.DataFrame, block: np.ndarray, period: int) -> pd.Series:
+    """pivot_position by groupby, for frames out of time order or with missing prices."""
     g = df.groupby(block)
     stats = pd.DataFrame({"hi": g["high"].max(), "lo": g["low"].min(), "cl": g["close"].last(), "n": g["close"].size()})
-    stats = stats[stats["n"] == period]  # a block cut by the frame's start (or a data gap) has no pivot
+    stats = stats[stats["n"] == period]
     prev = stats.reindex(block - 1)
     pivot = ((prev["hi"] + prev["lo"] + prev["cl"]) / 3).to_numpy()
     rng = (prev["hi"] - prev["lo"]).to_numpy()
