@@ -89,15 +89,40 @@ class FreqAIFeatureHooks:
     def start_freqai(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """`self.freqai.start`, in dry-run/live on the frame from its first candle that closes with every
         informative timeframe's candle (`features.informative_aligned_start`: freqtrade's informative merge is
-        slow otherwise); the few oldest startup candles dropped for it come back without predictions."""
+        slow otherwise); the few oldest startup candles dropped for it come back without predictions.
+
+        Once FreqAI holds predictions for the pair (its first call predicts the whole history), each new
+        candle's analysis gets only the frame's last rows: the features' warm-up
+        (`features.BASE_FEATURE_WARMUP`, after which no feature depends on where the frame starts) plus
+        the rows a prediction reads (FreqAI's CONV_WIDTH). FreqAI predicts only the newest candles anyway
+        and returns its stored predictions for older ones; the older rows get theirs from this pair's last
+        analysis, by date. A live frame holds up to startup + 1,000 candles (2,800 at 15m): the features,
+        merges and copies of the rows before the window were work whose result nobody read."""
         k = 0
-        if self.dp.runmode in (RunMode.DRY_RUN, RunMode.LIVE):
+        live = self.dp.runmode in (RunMode.DRY_RUN, RunMode.LIVE)
+        pair = metadata["pair"]
+        if live:
             tfs = self.freqai_info["feature_parameters"].get("include_timeframes", [])
-            k = features.informative_aligned_start(dataframe["date"], self.config["timeframe"], tfs)
+            history = self.__dict__.setdefault("_freqai_returned", {}).get(pair)
+            predicted = pair in getattr(getattr(self.freqai, "dd", None), "model_return_values", {})
+            if history is not None and predicted:
+                rows = features.BASE_FEATURE_WARMUP + int(getattr(self.freqai, "CONV_WIDTH", 1)) + 32
+                k = features.live_window_start(dataframe["date"], self.config["timeframe"], tfs, rows)
+            else:
+                k = features.informative_aligned_start(dataframe["date"], self.config["timeframe"], tfs)
         if k == 0:
-            return self.freqai.start(dataframe, metadata, self)
-        out = self.freqai.start(dataframe.iloc[k:].reset_index(drop=True), metadata, self)
-        return concat([dataframe.iloc[:k], out], ignore_index=True)
+            out = self.freqai.start(dataframe, metadata, self)
+        else:
+            out = self.freqai.start(dataframe.iloc[k:].reset_index(drop=True), metadata, self)
+            older = dataframe.iloc[:k]
+            history = self.__dict__.get("_freqai_returned", {}).get(pair)
+            if history is not None:
+                older = older.merge(history, on="date", how="left", validate="1:1")
+            out = concat([older, out], ignore_index=True)
+        if live:
+            added = [c for c in out.columns if c not in dataframe.columns]
+            self._freqai_returned[pair] = out[["date", *added]]
+        return out
 
 
 class EnsembleRiskStrategy(RiskControlled, FreqAIFeatureHooks, IStrategy):

@@ -258,3 +258,60 @@ def test_the_hooks_hand_freqai_the_candles_and_their_features_only():
         assert out.equals(features.expand_all(df.copy(), 10))
         basic = hooks.feature_engineering_expand_basic(wide.copy(), {"pair": "BTC/USDT", "tf": "15m"})
         assert basic.equals(features.expand_basic(df.copy(), {"tf": "15m"}))
+
+
+def test_a_live_window_gives_freqai_the_features_of_the_whole_frame():
+    """Issue 32 §2: once FreqAI holds a pair's predictions, a live analysis hands it only the frame's
+    last BASE_FEATURE_WARMUP + CONV_WIDTH (+ margin) rows. Through freqtrade's own
+    `FreqaiDataKitchen.use_strategy_to_populate_indicators` (TrendFollowingEnsemble's FreqAI section: 15m and
+    1h, a correlated pair, two periods), the rows a prediction reads carry the features the whole frame
+    gives, to the causality tests' tolerance."""
+    import sys
+
+    from freqtrade.configuration.load_config import load_from_files
+    from freqtrade.enums import RunMode
+    from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
+    from freqtrade.strategy import IStrategy
+
+    from simulation.paths import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "strategies"))
+    from ensemble_base import FreqAIFeatureHooks
+
+    cfg = load_from_files([str(REPO_ROOT / "config" / "trend-following.json")])
+    cfg["runmode"] = RunMode.DRY_RUN
+    cfg["freqai"]["feature_parameters"]["include_corr_pairlist"] = ["BTC/USDT", "ETH/USDT"]
+
+    class Hooks(FreqAIFeatureHooks):
+        populate_any_indicators = IStrategy.populate_any_indicators
+
+    def hourly(df: pd.DataFrame) -> pd.DataFrame:
+        agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+        return df.set_index("date").resample("1h").agg(agg).dropna().reset_index()
+
+    base, other = _random_candles(2800, 21), _random_candles(2800, 22)
+    frames = {"BTC/USDT": {"15m": base, "1h": hourly(base)}, "ETH/USDT": {"15m": other, "1h": hourly(other)}}
+    conv_width = 24
+    rows = features.BASE_FEATURE_WARMUP + conv_width + 32
+    k = features.live_window_start(base["date"], "15m", ["15m", "1h"], rows)
+    assert len(base) - k >= rows and k > 1500
+
+    def populate(prediction: pd.DataFrame) -> pd.DataFrame:
+        hooks = Hooks()
+        hooks.config, hooks.freqai_info = cfg, cfg["freqai"]
+        dk = FreqaiDataKitchen(cfg, live=True, pair="BTC/USDT")
+        out = dk.use_strategy_to_populate_indicators(
+            hooks,
+            corr_dataframes={"ETH/USDT": dict(frames["ETH/USDT"])},
+            base_dataframes={"1h": frames["BTC/USDT"]["1h"]},
+            pair="BTC/USDT",
+            prediction_dataframe=prediction,
+            do_corr_pairs=True,
+        )
+        return out.filter(regex="^%").iloc[-conv_width:].reset_index(drop=True)
+
+    whole = populate(base.copy())
+    window = populate(base.iloc[k:].reset_index(drop=True))
+    assert list(whole.columns) == list(window.columns) and len(whole.columns) > 100
+    assert whole.notna().all().all()
+    np.testing.assert_allclose(window.to_numpy(), whole.to_numpy(), rtol=1e-7, atol=1e-10)

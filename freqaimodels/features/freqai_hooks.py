@@ -20,6 +20,10 @@ from regime.features import utc_ms
 
 TARGET = "&-target"
 REGIME_TIMEFRAME = "1h"
+# Base-timeframe rows after which every feature of a frame is independent of the frame's first row
+# (the 500-candle volatility cone of a 20-candle volatility and margin; tests/test_feature_causality.py
+# checks start independence after exactly this many rows).
+BASE_FEATURE_WARMUP = 600
 
 
 def expand_all(dataframe: pd.DataFrame, period: int) -> pd.DataFrame:
@@ -143,6 +147,14 @@ def _float_values(v, index: pd.Index) -> np.ndarray | None:
         return v.to_numpy()
     a = np.asarray(v)
     return a if a.dtype == np.float64 and a.shape == (len(index),) else None
+
+
+def live_window_start(dates: pd.Series, timeframe: str, informative: list[str], rows: int) -> int:
+    """The first row of the last `rows` (or more) of a frame that is aligned as
+    `informative_aligned_start` wants: where a live bot's FreqAI input starts once its history has
+    predictions. 0 when the frame is not longer than `rows`."""
+    first = max(0, len(dates) - rows)
+    return first + informative_aligned_start(dates.iloc[first:], timeframe, informative)
 
 
 def informative_aligned_start(dates: pd.Series, timeframe: str, informative: list[str]) -> int:
