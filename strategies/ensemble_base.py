@@ -66,10 +66,12 @@ class FreqAIFeatureHooks:
             return compute(dataframe)
         memo = self.__dict__.setdefault("_feature_memo", {})
         last = memo.get(key)
+        # shallow copies: pandas' copy-on-write copies a column the moment either side writes to it, so
+        # a caller's changes never reach the kept frames, and a read-only caller costs no copy at all
         if last is not None and last[0].equals(dataframe):
-            return last[1].copy()
-        out = compute(dataframe.copy())
-        memo[key] = (dataframe, out.copy())
+            return last[1].copy(deep=False)
+        out = compute(dataframe.copy(deep=False))
+        memo[key] = (dataframe, out.copy(deep=False))
         return out
 
     def feature_engineering_expand_all(self, dataframe: DataFrame, period: int, metadata: dict, **kwargs) -> DataFrame:

@@ -315,3 +315,50 @@ def test_a_live_window_gives_freqai_the_features_of_the_whole_frame():
     assert list(whole.columns) == list(window.columns) and len(whole.columns) > 100
     assert whole.notna().all().all()
     np.testing.assert_allclose(window.to_numpy(), whole.to_numpy(), rtol=1e-7, atol=1e-10)
+
+
+def test_older_rows_keep_their_predictions_when_freqai_gets_the_live_window():
+    """The strategy side of the live window: FreqAI's first analysis of a pair gets the whole (aligned)
+    frame; later ones get the window, and the rows before it come back with the predictions this pair's
+    previous analysis returned for their dates. A stand-in for FreqAI's `start` (it records what it was
+    handed and stamps each row with a value of its date)."""
+    import sys
+    from types import SimpleNamespace
+
+    from freqtrade.enums import RunMode
+
+    from simulation.paths import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "strategies"))
+    from ensemble_base import FreqAIFeatureHooks
+
+    class StandIn:
+        CONV_WIDTH = 1
+
+        def __init__(self) -> None:
+            self.dd, self.handed = SimpleNamespace(model_return_values={}), []
+
+        def start(self, df: pd.DataFrame, metadata: dict, strategy) -> pd.DataFrame:
+            self.handed.append(len(df))
+            self.dd.model_return_values[metadata["pair"]] = True
+            stamp = df["date"].astype("int64") // 10**6 % 1_000_003 + 100 * len(self.handed)
+            return df.assign(**{"&-target": stamp.astype(float), "do_predict": 1})
+
+    hooks = FreqAIFeatureHooks()
+    hooks.dp = SimpleNamespace(runmode=RunMode.DRY_RUN)
+    hooks.config = {"timeframe": "15m", "runmode": RunMode.DRY_RUN}
+    hooks.freqai_info = {"feature_parameters": {"include_timeframes": ["15m", "1h"]}}
+    hooks.freqai = StandIn()
+    frame = _random_candles(2801, 9)
+    first = hooks.start_freqai(frame.iloc[:2800].reset_index(drop=True), {"pair": "BTC/USDT"})
+    second = hooks.start_freqai(frame.iloc[1:].reset_index(drop=True), {"pair": "BTC/USDT"})
+    assert hooks.freqai.handed[0] > 2790 and hooks.freqai.handed[1] < 700
+    assert len(second) == 2800 and second["date"].equals(frame["date"].iloc[1:].reset_index(drop=True))
+    older = second.iloc[: 2800 - hooks.freqai.handed[1]]
+    before = first.set_index("date")["&-target"]
+    assert older["&-target"].to_numpy() == pytest.approx(before.reindex(older["date"]).to_numpy(), nan_ok=True)
+    assert older["&-target"].notna().sum() >= len(older) - 3, "only the first analysis' unaligned rows lack one"
+    window = second.iloc[-hooks.freqai.handed[1] :]
+    fresh = window["date"].astype("int64") // 10**6 % 1_000_003 + 200  # stamped by the second analysis
+    assert window["&-target"].to_numpy() == pytest.approx(fresh.to_numpy())
+    assert second["do_predict"].iloc[-1] == 1
