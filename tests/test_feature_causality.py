@@ -79,7 +79,9 @@ def check(df: pd.DataFrame, tf: str, cuts: tuple[int, ...], start: int, warmup: 
 
 
 def test_base_timeframe_features_are_causal_and_start_independent():
-    warmup = startup_candles("EnsembleSignalStrategy.py")  # the shortest startup among the FreqAI strategies
+    # the live window (features.BASE_FEATURE_WARMUP) and the shortest startup among the FreqAI strategies
+    warmup = features.BASE_FEATURE_WARMUP
+    assert startup_candles("EnsembleSignalStrategy.py") >= warmup
     df = ohlcv(3000, "5min", seed=11)
     start_dependent, lookahead = check(df, "5m", cuts=(900, 1777, 2999), start=533, warmup=warmup)
     assert not lookahead
