@@ -98,8 +98,9 @@ class FreqAIFeatureHooks:
         (`features.BASE_FEATURE_WARMUP`, after which no feature depends on where the frame starts) plus
         the rows a prediction reads (FreqAI's CONV_WIDTH). FreqAI predicts only the newest candles anyway
         and returns its stored predictions for older ones; the older rows get theirs from this pair's last
-        analysis, by date. A live frame holds up to startup + 1,000 candles (2,800 at 15m): the features,
-        merges and copies of the rows before the window were work whose result nobody read."""
+        analysis, by date. A live frame holds the startup candles and more (2,023 rows at 15m in our
+        sessions): the features, merges and copies of the rows before the window were work whose result
+        nobody read."""
         k = 0
         live = self.dp.runmode in (RunMode.DRY_RUN, RunMode.LIVE)
         pair = metadata["pair"]
