@@ -104,9 +104,9 @@ class FreqAIFeatureHooks:
         k = 0
         live = self.dp.runmode in (RunMode.DRY_RUN, RunMode.LIVE)
         pair = metadata["pair"]
+        history = self.__dict__.setdefault("_freqai_returned", {}).get(pair)
         if live:
             tfs = self.freqai_info["feature_parameters"].get("include_timeframes", [])
-            history = self.__dict__.setdefault("_freqai_returned", {}).get(pair)
             predicted = pair in getattr(getattr(self.freqai, "dd", None), "model_return_values", {})
             if history is not None and predicted:
                 rows = features.BASE_FEATURE_WARMUP + int(getattr(self.freqai, "CONV_WIDTH", 1)) + 32
@@ -118,7 +118,6 @@ class FreqAIFeatureHooks:
         else:
             out = self.freqai.start(dataframe.iloc[k:].reset_index(drop=True), metadata, self)
             older = dataframe.iloc[:k]
-            history = self.__dict__.get("_freqai_returned", {}).get(pair)
             if history is not None:
                 older = older.merge(history, on="date", how="left", validate="1:1")
             out = concat([older, out], ignore_index=True)

@@ -22,8 +22,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from rich.console import Console
-from scipy import stats
 
+from simulation.testbench.metrics import mean_interval
 from simulation.testbench.runner import Bench, BenchSpec
 
 # metric key in a fold's metrics, label, whether higher is better
@@ -49,13 +49,13 @@ def paired(a: Sequence[float | None], b: Sequence[float | None], higher_is_bette
         if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)
     ]
     d = np.array([x - y for x, y in pairs])
-    n = len(d)
-    out: dict = {"n": n, "differences": [float(v) for v in d], "mean": float(d.mean()) if n else None}
-    if n < 2:
+    r = mean_interval(d, CONFIDENCE)
+    n = r["n"]
+    out: dict = {"n": n, "differences": [float(v) for v in d], "mean": r["mean"]}
+    if r["interval"] is None:
         return {**out, "se": None, "interval": None, "favours": "neither", "why": f"{n} fold(s): no interval"}
-    se = float(d.std(ddof=1) / math.sqrt(n))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * se
-    lo, hi = out["mean"] - half, out["mean"] + half
+    se = r["se"]
+    lo, hi = r["interval"]
     if lo > 0:
         favours = "A" if higher_is_better else "B"
     elif hi < 0:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,7 +24,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from rich.console import Console
-from scipy import stats
 
 from simulation.freqtrade_runner import run_freqtrade
 from simulation.testbench.conditions import (
@@ -37,7 +35,7 @@ from simulation.testbench.conditions import (
     window_properties,
 )
 from simulation.testbench.jobs import FoldJob, jobs_threads, parallel_map, run_fold
-from simulation.testbench.metrics import ratios_from_daily, trades_frame
+from simulation.testbench.metrics import mean_interval, ratios_from_daily, trades_frame
 from simulation.testbench.runner import DAY, Bench, BenchSpec, PlainProgress, _data_end
 
 CONFIDENCE = 0.95
@@ -84,19 +82,6 @@ def choose(props: pd.DataFrame, names: Sequence[str], per_condition: int) -> pd.
     return picked.sort_values("start").reset_index(drop=True)
 
 
-def mean_interval(values: Sequence[float]) -> dict:
-    """Mean, standard error and the two-sided Student-t interval at CONFIDENCE (none below two values)."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    n = len(v)
-    if n == 0:
-        return {"n": 0, "mean": None, "se": None, "interval": None}
-    if n < 2:
-        return {"n": 1, "mean": float(v[0]), "se": None, "interval": None}
-    se = float(v.std(ddof=1) / math.sqrt(n))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * se
-    return {"n": n, "mean": float(v.mean()), "se": se, "interval": [float(v.mean()) - half, float(v.mean()) + half]}
-
-
 def per_condition(windows: list[dict], names: Sequence[str]) -> dict:
     """Each condition's figures from its windows' backtests (each window starts from the wallet)."""
     out = {}
@@ -110,7 +95,7 @@ def per_condition(windows: list[dict], names: Sequence[str]) -> dict:
             "windows": len(mine),
             "days": float(sum(w["days"] for w in mine)),
             "trades": len(trades),
-            "return_per_day": mean_interval([w["metrics"]["profit_pct"] / w["days"] for w in mine]),
+            "return_per_day": mean_interval([w["metrics"]["profit_pct"] / w["days"] for w in mine], CONFIDENCE),
             "sharpe": sharpe,
             "worst_drawdown": max((w["metrics"]["max_drawdown"] for w in mine), default=0.0),
             "win_rate": float((trades.profit_abs > 0).mean()) if len(trades) else None,

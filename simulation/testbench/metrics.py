@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from freqtrade.data import metrics as fm
+from scipy import stats
 
 RATIO_BASIS = "daily mark-to-market returns, annualised x sqrt(365) (freqtrade's *_from_balance)"
 
@@ -161,3 +163,17 @@ def load_closes(datadir, pairs: list[str], timeframe: str) -> dict[str, pd.Serie
     from freqtrade.data.history import load_data
 
     return closes_by_close_time(load_data(datadir, timeframe, sorted(set(pairs)), fill_up_missing=False), timeframe)
+
+
+def mean_interval(values: Sequence[float | None], confidence: float = 0.95) -> dict:
+    """Mean, standard error and the two-sided Student-t interval at `confidence` of the finite values
+    (no interval below two of them)."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    n = len(v)
+    if n == 0:
+        return {"n": 0, "mean": None, "se": None, "interval": None}
+    if n < 2:
+        return {"n": 1, "mean": float(v[0]), "se": None, "interval": None}
+    se = float(v.std(ddof=1) / math.sqrt(n))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
+    return {"n": n, "mean": float(v.mean()), "se": se, "interval": [float(v.mean()) - half, float(v.mean()) + half]}
