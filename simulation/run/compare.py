@@ -34,6 +34,21 @@ from simulation.timeframes import DAY_MS, interval_ms
 logger = logging.getLogger("simulation.run")
 
 
+def freqai_schedule(config: dict) -> dict:
+    """Overlay that makes the comparison's backtest retrain on the bot's cadence.
+
+    A dry-run bot retrains every `live_retrain_hours`, the backtest every `backtest_period_days`: with
+    different cadences their models differ for reasons no execution model explains (measured: the light
+    overlay's 6 h against 7 days, docs/results/2026-12-06-prediction-diff.md). So the backtest slides its
+    window every `live_retrain_hours` / 24 days (FreqAI accepts fractions), from the window's start. A bot
+    that retrains continuously (`live_retrain_hours` 0) has no cadence to copy: its setting stays."""
+    fa = config.get("freqai") or {}
+    hours = fa.get("live_retrain_hours", 0) or 0
+    if not fa.get("enabled") or hours <= 0:
+        return {}
+    return {"freqai": {"backtest_period_days": hours / 24}}
+
+
 def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
     """`freqtrade download-data` + `backtesting` over the run's window, from the same market, in its own
     user_data (FreqAI's backtest models never meet the bot's)."""
@@ -44,6 +59,7 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
     with GatewayProcess(args, log_path=out / "gateway.log") as gw:
         overlay = exchange_overlay(gw.url, spec.pairs)
         overlay.update({"strategy": spec.strategy, "timeframe": spec.timeframe, "dry_run_wallet": spec.wallet})
+        overlay.update(freqai_schedule(load_from_files([spec.config])))
         cfg = out / "overlay.json"
         cfg.write_text(json.dumps(overlay, indent=2))
         base = [
@@ -338,7 +354,9 @@ def predictions_in_window(spec: RunSpec) -> dict:
         return {"skipped": "not a FreqAI strategy"}
     bt = backtest_predictions(spec.out_dir / "backtest" / "user_data" / "models" / fa["identifier"], spec.pairs)
     live = live_predictions(
-        spec.userdir / "models" / fa["identifier"], set((bt["trained_ms"] // 1000).astype(int)) if len(bt) else set()
+        spec.userdir / "models" / fa["identifier"],
+        set((bt["trained_ms"] // 1000).astype(int)) if len(bt) else set(),
+        interval_ms(spec.timeframe),
     )
     lo, hi = spec.window
     return prediction_diff(bt[(bt["date"] >= lo) & (bt["date"] < hi)], live[(live["date"] >= lo) & (live["date"] < hi)])

@@ -223,8 +223,11 @@ def _get(config: dict, dotted: str):
 def comparability(bt_config: dict, bot_config: dict, extra: list[dict] | None = None) -> list[dict]:
     """What differs between the two runs by construction, setting by setting (the report opens with it).
 
-    FreqAI is always listed: the backtest retrains every `backtest_period_days` on its own schedule,
-    the bot every `live_retrain_hours` from its start, so their models differ even when nothing else does."""
+    FreqAI is always listed: the backtest retrains every `backtest_period_days` from the window's start
+    (the comparison sets it to the bot's cadence, `compare.freqai_schedule`), the bot every
+    `live_retrain_hours` from its first training, in the warm-up before the window: the phases differ, and
+    each live model has seen the market up to its own training time, so the models differ even when
+    nothing else does."""
     rows = []
     for key in COMPARED_SETTINGS:
         a, b = _get(bt_config, key), _get(bot_config, key)
@@ -234,8 +237,8 @@ def comparability(bt_config: dict, bot_config: dict, extra: list[dict] | None = 
         rows.append(
             {
                 "setting": "freqai retraining",
-                "backtest": f"every {fa.get('backtest_period_days')} days of the window",
-                "simulation": f"every {fa.get('live_retrain_hours', 0)} h from the bot's start",
+                "backtest": f"every {fa.get('backtest_period_days')} days from the window's start",
+                "simulation": f"every {fa.get('live_retrain_hours', 0)} h from its first training (in the warm-up)",
                 "differs": True,
             }
         )

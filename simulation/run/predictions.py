@@ -44,9 +44,11 @@ def backtest_predictions(models_dir: Path, pairs: list[str]) -> pd.DataFrame:
     return out.drop_duplicates(["pair", "date"], keep="last")
 
 
-def live_predictions(models_dir: Path, exclude_trained_s: set[int] = frozenset()) -> pd.DataFrame:
+def live_predictions(models_dir: Path, exclude_trained_s: set[int] = frozenset(), candle_ms: int = 0) -> pd.DataFrame:
     """The bot's historic predictions; `trained_ms` from its own model folders (the latest training that
-    ended at or before each candle; folders the backtest wrote, `exclude_trained_s`, do not count)."""
+    ended at or before each candle's close, its date + `candle_ms`: the bot predicts a candle once it has
+    closed; folders the backtest wrote, `exclude_trained_s`, do not count). FreqAI deletes all but its
+    last `purge_old_models` folders per pair: a session keeps them all (`bot_overlay`)."""
     path = Path(models_dir) / "historic_predictions.pkl"
     if not path.is_file():
         return pd.DataFrame(columns=["pair", "date", "trained_ms"])
@@ -62,7 +64,7 @@ def live_predictions(models_dir: Path, exclude_trained_s: set[int] = frozenset()
         df = df.rename(columns={"date_pred": "date"}).assign(pair=pair)
         df["date"] = pd.to_datetime(df["date"], utc=True)
         stamps = np.sort(trained.get(pair.split("/")[0].upper(), []))
-        ms = df["date"].astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+        ms = df["date"].astype("datetime64[ms, UTC]").astype("int64").to_numpy() + candle_ms
         idx = np.searchsorted(stamps, ms, side="right") - 1
         df["trained_ms"] = np.where(idx >= 0, stamps[np.clip(idx, 0, None)] if len(stamps) else np.nan, np.nan)
         frames.append(df)
