@@ -207,7 +207,7 @@ def test_simulated_bot_polls_at_its_wall_clock_rate():
     def interval(**kw) -> float:
         spec = RunSpec(
             strategy="S",
-            config="c.json",
+            config="config/simulation.json",
             mode="dry-run",
             start_ms=0,
             end_ms=3_600_000,

@@ -77,6 +77,59 @@ def test_do_predict_confidence_and_skipped_candles(tmp_path):
     assert d["confidence_mae"] == pytest.approx(0.1 * 48 / 93)
 
 
+def test_a_model_counts_from_the_close_of_the_candle_it_predicts(tmp_path):
+    """The bot predicts a candle once it has closed: a model trained at 06:00 made the prediction for the
+    05:45 candle (closing at 06:00), not the one for 05:30."""
+    models = tmp_path / "m"
+    bt, _ = write_runs(models, lambda p: p)
+    live = live_predictions(models, set((bt["trained_ms"] // 1000).astype(int)), candle_ms=900_000)
+    by_date = live.set_index("date")["trained_ms"]
+    assert by_date[pd.Timestamp("2024-03-01 05:45", tz="UTC")] == TRAINED_LIVE * 1000
+    assert np.isnan(by_date[pd.Timestamp("2024-03-01 05:30", tz="UTC")])
+    opens = live_predictions(models, set((bt["trained_ms"] // 1000).astype(int))).set_index("date")["trained_ms"]
+    assert np.isnan(opens[pd.Timestamp("2024-03-01 05:45", tz="UTC")])  # at the candle's open it had not been trained
+
+
+@pytest.mark.parametrize(
+    ("freqai", "expected"),
+    [
+        ({"enabled": True, "live_retrain_hours": 6, "backtest_period_days": 7}, 0.25),
+        ({"enabled": True, "live_retrain_hours": 168, "backtest_period_days": 7}, 7.0),
+        ({"enabled": True, "live_retrain_hours": 0, "backtest_period_days": 7}, None),  # retrains continuously
+        ({"enabled": False, "live_retrain_hours": 6}, None),
+    ],
+)
+def test_the_comparison_backtest_retrains_on_the_bots_cadence(freqai, expected):
+    from simulation.run.compare import freqai_schedule
+
+    got = freqai_schedule({"freqai": freqai}).get("freqai", {}).get("backtest_period_days")
+    assert got == expected
+    assert freqai_schedule({}) == {}
+
+
+def test_a_session_keeps_every_model_the_bot_trains():
+    from simulation.run.bot_config import bot_overlay
+    from simulation.run.spec import RunSpec
+
+    def overlay(config: str) -> dict:
+        spec = RunSpec(
+            strategy="S",
+            config=config,
+            mode="dry-run",
+            start_ms=0,
+            end_ms=3_600_000,
+            pairs=["BTC/USDT"],
+            timeframe="15m",
+            out="/tmp/x",
+            speed=1.0,
+            clock="compute",
+        )
+        return bot_overlay(spec, "http://127.0.0.1:1", 8080, "/tmp/x.sqlite")
+
+    assert overlay("config/trend-following.json")["freqai"] == {"purge_old_models": 0}
+    assert "freqai" not in overlay("config/simulation.json")
+
+
 def test_no_freqai_predictions(tmp_path):
     assert prediction_diff(backtest_predictions(tmp_path, ["BTC/USDT"]), live_predictions(tmp_path))["candles"] == 0
 
