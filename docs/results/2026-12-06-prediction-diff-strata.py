@@ -22,10 +22,12 @@ m["live_model"] = (
 )
 m["bt_model"] = pd.to_datetime(m.trained_ms_bt, unit="ms").dt.strftime("%d %H:%M")
 print(
-    f"all: n {len(m)}, same direction {m.same.mean():.3f}, MAE {m.absdiff.mean():.2e}, corr {np.corrcoef(a, b)[0, 1]:.3f}"
+    f"all: n {len(m)}, same direction {m.same.mean():.3f}, MAE {m.absdiff.mean():.2e}, "
+    f"corr {np.corrcoef(a, b)[0, 1]:.3f}"
 )
 for (bm, lm), g in m.groupby(["bt_model", "live_model"]):
     c = np.corrcoef(g["&-target_bt"], g["&-target_live"])[0, 1]
     print(
-        f"backtest model {bm}, live model {lm}: n {len(g)}, same direction {g.same.mean():.3f}, MAE {g.absdiff.mean():.2e}, corr {c:.3f}"
+        f"backtest model {bm}, live model {lm}: n {len(g)}, same direction {g.same.mean():.3f}, "
+        f"MAE {g.absdiff.mean():.2e}, corr {c:.3f}"
     )
