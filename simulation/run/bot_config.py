@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from freqtrade.configuration.load_config import load_from_files
-
 from cryptobot_ops.live import NotLoopbackError, assert_loopback
 from cryptobot_ops.risk import RiskLimits
 from simulation.gateway.freqtrade_config import exchange_overlay
@@ -51,7 +49,7 @@ def bot_overlay(spec: RunSpec, gateway_url: str, api_port: int, db_path: str) ->
             },
         }
     )
-    if (load_from_files([spec.config]).get("freqai") or {}).get("enabled"):
+    if spec.freqai().get("enabled"):
         # every model the session trains stays on disk (FreqAI keeps 2 per pair by default), so the
         # prediction diff can tell each live prediction's model and its age
         overlay["freqai"] = {"purge_old_models": 0}

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from freqtrade.configuration.load_config import load_from_files
 
 from simulation.freqtrade_runner import latest_backtest_stats, run_freqtrade
 from simulation.gateway import GatewayProcess
@@ -59,7 +58,7 @@ def run_backtest(spec: RunSpec, days_before: int = 100) -> list[dict]:
     with GatewayProcess(args, log_path=out / "gateway.log") as gw:
         overlay = exchange_overlay(gw.url, spec.pairs)
         overlay.update({"strategy": spec.strategy, "timeframe": spec.timeframe, "dry_run_wallet": spec.wallet})
-        overlay.update(freqai_schedule(load_from_files([spec.config])))
+        overlay.update(freqai_schedule({"freqai": spec.freqai()}))
         cfg = out / "overlay.json"
         cfg.write_text(json.dumps(overlay, indent=2))
         base = [
@@ -349,7 +348,7 @@ def indicators_at_signals(spec: RunSpec, bot: dict[str, pd.DataFrame]) -> dict:
 def predictions_in_window(spec: RunSpec) -> dict:
     """The FreqAI prediction diff over the run's window: the backtest's predictions under its own
     backtest/user_data/models/<identifier>, the bot's under the bot's user_data."""
-    fa = load_from_files([spec.config]).get("freqai", {})
+    fa = spec.freqai()
     if not fa.get("enabled"):
         return {"skipped": "not a FreqAI strategy"}
     bt = backtest_predictions(spec.out_dir / "backtest" / "user_data" / "models" / fa["identifier"], spec.pairs)

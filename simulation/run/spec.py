@@ -146,13 +146,17 @@ class RunSpec:
     def fake_start_ms(self) -> int:
         return self.start_ms - int(self.warmup_s * 1000)
 
-    def timeframes(self) -> list[str]:
-        """Timeframes the strategy needs: its own, the 1h regime and FreqAI's extra timeframes."""
+    def freqai(self) -> dict:
+        """The user's config's `freqai` section, as freqtrade resolves it ({} without one)."""
         from freqtrade.configuration.load_config import load_from_files
 
+        return load_from_files([self.config]).get("freqai") or {}
+
+    def timeframes(self) -> list[str]:
+        """Timeframes the strategy needs: its own, the 1h regime and FreqAI's extra timeframes."""
         from simulation.timeframes import interval_ms
 
-        fa = load_from_files([self.config]).get("freqai", {})
+        fa = self.freqai()
         tfs = {self.timeframe, "1h", *fa.get("feature_parameters", {}).get("include_timeframes", [])}
         return sorted(tfs, key=interval_ms)
 
