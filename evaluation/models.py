@@ -29,6 +29,7 @@ from rich.progress import Progress
 from rich.table import Table
 from scipy.stats import spearmanr
 
+from cryptobot_ops.predictions import SPEC_PRECISION, net_score
 from freqaimodels import features
 from freqaimodels.estimators import StackedEnsemble
 from freqaimodels.estimators.base import compute_threads
@@ -168,36 +169,6 @@ def _metrics(pred: np.ndarray, y: np.ndarray) -> dict:
         "direction_accuracy": float((np.sign(pred[nz]) == np.sign(y[nz])).mean()),
         "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
         "ic": float(spearmanr(pred, y).statistic),
-    }
-
-
-FEE = 0.001  # per side, Binance spot without BNB (freqtrade's default for binance)
-SPEC_PRECISION = 0.60  # the spec's precision for the most confident predictions
-
-
-def net_score(preds: list[np.ndarray], forwards: list[np.ndarray], label_period: int, fee: float = FEE) -> dict:
-    """What trading the predictions would have earned: a fixed long/flat rule decides every
-    `label_period` candles (non-overlapping, so the decisions' outcomes are close to independent): long
-    for the next `label_period` candles when the prediction is above zero (the raw forward log return
-    minus a round trip of fees), flat otherwise (0). Mean net per decision, in basis points, with a
-    normal 95% interval; a model without an edge scores below zero (it pays the fees). One array per
-    pair-fold: decisions restart on each one's first test candle."""
-    step = max(1, int(label_period))
-    p = np.concatenate([a[::step] for a in preds]) if preds else np.array([])
-    r = np.concatenate([a[::step] for a in forwards]) if forwards else np.array([])
-    ok = np.isfinite(p) & np.isfinite(r)
-    p, r = p[ok], r[ok]
-    long = p > 0
-    net = np.where(long, r - 2 * fee, 0.0) * 1e4
-    n = len(net)
-    mean = float(net.mean()) if n else None
-    half = 1.96 * float(net.std(ddof=1)) / np.sqrt(n) if n > 1 else None
-    return {
-        "mean_net_bps": mean,
-        "ci95_bps": None if half is None else [mean - half, mean + half],
-        "decisions": n,
-        "long_share": float(long.mean()) if n else None,
-        "fee_per_side": fee,
     }
 
 

@@ -270,6 +270,9 @@ def test_bench_end_to_end_sequential_and_on_ray(tmp_path):
             assert m[ours] == pytest.approx(ft[theirs], rel=1e-9, abs=1e-12), (ours, m[ours], ft[theirs])
         assert m["ratio_basis"].startswith("daily mark-to-market") and len(m["daily_returns"]) == common["fold_days"]
     assert summary["monte_carlo"]["paths"] == 1000
+    fc = summary["forecast"]  # FreqAI's saved predictions of both folds, 3 pairs, scored against their labels
+    assert fc["candles"] + fc["excluded_do_predict"] + fc["no_outcome_yet"] == 2 * 5 * 96 * 3, fc
+    assert 0 <= fc["models"]["model"]["accuracy"] <= 1 and fc["models"]["model"]["net"]["decisions"] > 0
     stress = summary["stress"][0]
     assert stress["scenario"] == "flash_crash" and stress["limits_held"], stress
     # the stored decision is the rules' answer on the stored figures (not just one of the three words)
@@ -277,7 +280,7 @@ def test_bench_end_to_end_sequential_and_on_ray(tmp_path):
     assert summary["recommendation"] == rec
     page = check_page(tmp_path / "seq" / "report.html", tmp_path / "report.png")
     assert page.errors == [], page.errors
-    assert "Recommendation:" in page.dom and page.dom.count("plotly-graph-div") >= 2
+    assert "Recommendation:" in page.dom and page.dom.count("plotly-graph-div") >= 2 and 'id="forecast"' in page.dom
     (tmp_path / "seq" / "report.html").unlink()
     again = rerender(tmp_path / "seq")  # --report-only: same data, same decision, report rebuilt
     assert again["recommendation"] == summary["recommendation"] and (tmp_path / "seq" / "report.html").exists()

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from simulation.freqtrade_runner import FreqtradeError
 from simulation.paths import SHARED_DATA
+from simulation.testbench import forecast
 from simulation.testbench.conditions import CONDITIONS
 from simulation.testbench.recommendation import slow_note
 from simulation.testbench.runner import STRESS, BenchSpec, rerender, run_bench
@@ -286,6 +287,9 @@ def print_summary(console: Console, summary: dict, out: Path) -> None:
         markup=False,
         highlight=False,
     )
+    if summary.get("forecast") is not None:
+        for line in forecast.lines(summary["forecast"]):
+            console.print(line, markup=False, highlight=False)
     cmp_ = summary["comparison"]
     if cmp_.get("skipped"):
         console.print(f"simulation and paper: skipped ({cmp_['skipped']})", markup=False, highlight=False)

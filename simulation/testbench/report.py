@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from regime.columns import REGIME_COLORS
+from simulation.testbench import forecast
 
 # Fractions shown as percentages, under headers without the "_pct" suffix.
 PERCENT = {
@@ -138,6 +139,15 @@ def _overlay_figure(comparison: dict) -> go.Figure | None:
     return fig
 
 
+def _forecast_html(result: dict | None) -> str:
+    """The FreqAI model's forecast in the folds (absent for a strategy without FreqAI)."""
+    if result is None:
+        return ""
+    head, *rest = forecast.lines(result)
+    items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in rest)
+    return f'<h2 id="forecast">Forecast</h2><p>{html.escape(head)}</p><ul>{items}</ul>'
+
+
 def render_report(summary: dict, regimes: pd.DataFrame | None = None) -> str:
     rec = summary["recommendation"]
     folds = [
@@ -209,6 +219,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} .decision{{font-
         html.escape(str(summary["aggregate"].get("ratio_basis", "freqtrade's per-trade figures")))
     }, the deploy
 gate's basis; sharpe_freqtrade: freqtrade's per-trade Sharpe, for familiarity (its scale moves with trades per day).</p>
+{_forecast_html(summary.get("forecast"))}
 <h2>Monte Carlo ({mc.get("paths")} paths over {mc.get("days", mc.get("trades"))} days: {
         html.escape(str(mc.get("resampling", "")))
     })</h2>

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from simulation.freqtrade_runner import run_freqtrade
 from simulation.paths import REPO_ROOT
 from simulation.synthetic import Scenario
+from simulation.testbench import forecast
 from simulation.testbench.jobs import FoldJob, StressJob, jobs_threads, parallel_map, run_fold, run_stress
 from simulation.testbench.market import Market, cfg_args
 from simulation.testbench.metrics import RATIO_BASIS, ratios_from_daily, trade_metrics, trades_frame
@@ -265,6 +266,7 @@ class Bench:
         )
         summary["folds"], summary["scale_out"] = self._folds(market, ranges, progress)
         summary["aggregate"] = self._aggregate(summary["folds"], ranges)
+        summary["forecast"] = self._forecast(Path(market.datadir), ranges)
         task = progress.add_task("Monte Carlo", total=1)
         summary["monte_carlo"] = monte_carlo(
             np.array(summary["aggregate"]["daily_returns"]),
@@ -304,6 +306,24 @@ class Bench:
         results, where = parallel_map(run_fold, jobs, s.workers, s.ray_address, lambda _r: progress.advance(task))
         s.timings["folds"] = round(time.perf_counter() - t0, 1)
         return results, where
+
+    def _forecast(self, datadir: Path, ranges: list[str]) -> dict | None:
+        """The FreqAI model's own forecast in the folds (FreqAI's saved backtest predictions against the
+        realized labels); None for a strategy without FreqAI."""
+        if not self.identifier:
+            return None
+        from freqtrade.data.history import load_data
+
+        pairs = list(self.spec.pairs or self.cfg.get("exchange", {}).get("pair_whitelist") or [])
+        horizon = int(self.cfg["freqai"]["feature_parameters"]["label_period_candles"])
+        candles = load_data(datadir, self.timeframe, pairs, fill_up_missing=False)
+        frames = [
+            forecast.fold_frame(
+                self.userdir / "models" / f"{self.identifier}-fold{i}", candles, horizon, *timerange_bounds(r)
+            )
+            for i, r in enumerate(ranges)
+        ]
+        return forecast.score(frames, horizon)
 
     def _aggregate(self, folds: list[dict], ranges: list[str]) -> dict:
         """Every fold's trades together; Sharpe and Sortino from the folds' daily marked-to-market returns
