@@ -23,9 +23,9 @@ import pandas as pd
 from hmmlearn.hmm import GaussianHMM
 
 sys.path.insert(0, str(Path(__file__).parent))
-import harness as H  # noqa: E402
+import harness as base
 
-from regime.walkforward import dwell_filter  # noqa: E402
+from regime.walkforward import dwell_filter
 
 Q = (0.165, 0.495, 0.78, 0.95)
 TRAIN = 4320
@@ -33,7 +33,7 @@ TRAIN = 4320
 
 def features(df: pd.DataFrame) -> pd.DataFrame:
     """harness.py's features plus the unsmoothed per-hour log Parkinson variance."""
-    f = H.features(df)
+    f = base.features(df)
     park = np.log(df["high"].to_numpy(float) / df["low"].to_numpy(float)) ** 2 / (4 * np.log(2))
     f["lpark1"] = np.log(np.maximum(park, 1e-12))
     return f
@@ -44,8 +44,8 @@ def level_hmm(f: pd.DataFrame, col: str, params: str, spell: float, prior: bool)
     pred = np.zeros(len(f), dtype=int)
     stay = 1 - 1 / spell
     trans = np.full((4, 4), (1 - stay) / 3) + np.eye(4) * (stay - (1 - stay) / 3)
-    for b in range(1000, len(f), H.REFIT):
-        e = min(len(f), b + H.REFIT)
+    for b in range(1000, len(f), base.REFIT):
+        e = min(len(f), b + base.REFIT)
         tr = x[max(0, b - TRAIN) : b]
         tr = tr[~np.isnan(tr).any(axis=1)]
         mu, sd = tr.mean(0), tr.std(0)
@@ -60,8 +60,8 @@ def level_hmm(f: pd.DataFrame, col: str, params: str, spell: float, prior: bool)
             m.fit(z)
         names = np.empty(4, dtype=int)
         names[np.argsort(m.means_[:, 0])] = np.arange(4)
-        codes = dwell_filter(np.argmax(H._forward(m, (x[b - H.BURN : e] - mu) / sd), axis=1), 4)
-        pred[b:e] = names[codes[H.BURN :]]
+        codes = dwell_filter(np.argmax(base._forward(m, (x[b - base.BURN : e] - mu) / sd), axis=1), 4)
+        pred[b:e] = names[codes[base.BURN :]]
     return pred
 
 
@@ -71,7 +71,7 @@ def main(root: Path) -> None:
     for s in range(4):
         df = pd.read_feather(root / f"s{s}" / "BTC_USDT-1h.feather")
         truth = pd.read_feather(root / f"s{s}" / "labels-1h.feather")["regime"].to_numpy().astype(str)
-        seeds.append((features(df), truth, (df["date"] >= H.SCORE_FROM).to_numpy()))
+        seeds.append((features(df), truth, (df["date"] >= base.SCORE_FROM).to_numpy()))
 
     def flips(p: np.ndarray) -> float:
         return 1000 * float(np.mean(p[1:] != p[:-1]))
@@ -80,12 +80,12 @@ def main(root: Path) -> None:
 
     def report(name: str, fn) -> None:
         preds = [fn(f) for f, _, _ in seeds]
-        accs = [H.score(p, t, s) for p, (_, t, s) in zip(preds, seeds, strict=True)]
+        accs = [base.score(p, t, s) for p, (_, t, s) in zip(preds, seeds, strict=True)]
         fl = np.mean([flips(p[s]) for p, (_, _, s) in zip(preds, seeds, strict=True)])
         print(f"{name:<44} {' '.join(f'{a:.3f}' for a in accs)}  mean {np.mean(accs):.3f}  flips {fl:.1f}", flush=True)
 
-    report("rule lstd12 180 d, bull/bear by momentum", lambda f: H.rule(f, "lstd12", TRAIN, "momentum"))
-    report("rule lpark48 180 d, bull/bear by vol", lambda f: H.rule(f, "lpark48", TRAIN, "vol"))
+    report("rule lstd12 180 d, bull/bear by momentum", lambda f: base.rule(f, "lstd12", TRAIN, "momentum"))
+    report("rule lpark48 180 d, bull/bear by vol", lambda f: base.rule(f, "lpark48", TRAIN, "vol"))
     for col in ("lpark48", "lpark1"):
         for fixed in (True, False):
             for sticky in (0, 200):
