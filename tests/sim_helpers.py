@@ -27,8 +27,8 @@ class InProcessGateway:
     API a process serves) on a loopback port in a thread of the test process: HTTP-shape tests without
     starting a process. `with InProcessGateway(args) as gw: gw.url` (args as the gateway's CLI takes)."""
 
-    def __init__(self, args: list[str]) -> None:
-        self.args = args
+    def __init__(self, args: list[str], latency=None, answer_ahead: bool = False) -> None:
+        self.args, self.latency, self.answer_ahead = args, latency, answer_ahead
 
     def __enter__(self):
         import asyncio
@@ -48,7 +48,10 @@ class InProcessGateway:
         store = CandleStore(open_source(synthetic=synth, pairs=a.pairs), PathModel(a.path_model, a.path_seed))
         params, faults, _ = execution_settings(a)
         app = create_app(
-            BinanceSpotAPI(store, make_clock(a, store), params.book), latency=params.latency, faults=faults
+            BinanceSpotAPI(store, make_clock(a, store), params.book),
+            latency=self.latency or params.latency,
+            faults=faults,
+            answer_ahead=self.answer_ahead,
         )
         self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(app, access_log=None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import time
 
 import ccxt
 import pytest
@@ -185,3 +186,23 @@ def test_no_gateway_outlives_a_failed_start(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         gw.start()
     assert gw.proc.poll() is not None, "the gateway was left running"
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_a_public_answer_is_as_of_its_arrival_and_back_a_round_trip_later(ahead):
+    """Handled on arrival (two timers) or built at receipt as of the arrival (`answer_ahead`: one timer,
+    a stop fewer on the session clock), the client sees the same: the server's time half a round trip
+    after it sent, the answer a full round trip after."""
+    from conftest import SYNTH_ARGS
+    from sim_helpers import InProcessGateway
+
+    from simulation.execution import LatencyModel
+
+    rtt = LatencyModel(mean_ms=400, std_ms=0, min_ms=0, max_ms=1000)
+    with InProcessGateway([*SYNTH_ARGS, "--replay"], latency=rtt, answer_ahead=ahead) as gw:
+        for _ in range(3):
+            sent = time.time() * 1000
+            server = get(gw, "/api/v3/time").json()["serverTime"]
+            back = time.time() * 1000
+            assert back - sent >= 400, "a full round trip"
+            assert 195 <= server - sent <= 300, "the answer is as of its arrival, half a round trip after sending"

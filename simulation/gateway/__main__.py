@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if faults.active:
         logger.warning("injecting faults: %s", faults.describe())
     metrics = GatewayMetrics(args.request_log)
-    app = create_app(api, venue, creds, params.latency, faults, metrics)
+    app = create_app(api, venue, creds, params.latency, faults, metrics, answer_ahead=venue is None)
     # run_app turns SIGTERM/SIGINT into a graceful shutdown.
     # aiohttp answers request lines / headers over its parser limits in plain text before any handler
     # runs: raise the limits so the middleware answers long queries in Binance JSON (414) instead.

@@ -18,6 +18,7 @@ from collections import OrderedDict, deque
 import orjson
 from aiohttp import web
 
+from simulation.clock import FrozenClock
 from simulation.execution import LatencyModel
 from simulation.gateway.api import BinanceSpotAPI
 from simulation.gateway.faults import FaultSpec
@@ -67,7 +68,16 @@ def create_app(
     latency: LatencyModel | None = None,
     faults: FaultSpec | None = None,
     metrics: GatewayMetrics | None = None,
+    *,
+    answer_ahead: bool = False,
 ) -> web.Application:
+    """`answer_ahead`: the market's data are all known in advance and nothing a request reads changes
+    while it is in flight (a replayed market without a venue): a public answer is then built when the
+    request is received, as of its arrival half a round trip later, and delivered a full round trip
+    after it was sent: the same answer at the same time as handling it on arrival, with one timer
+    instead of two (on a session clock that skips idle time every timer is a stop). Off for a relayed
+    live market (its data arrive with time), with a venue (its fills change what a book shows) and while
+    stale books are injected (their snapshots are kept in arrival order)."""
     metrics = metrics or GatewayMetrics()
     latency = latency or LatencyModel(enabled=False)
     state = {"faults": faults or FaultSpec()}
@@ -158,13 +168,26 @@ def create_app(
             )
         rtt = latency.sample_ms()
         request["latency_ms"] = rtt
+        if rtt and answer_ahead and not spec.stale_book and request.method == "GET" and request.path in PUBLIC_ROUTES:
+            base = api.clock
+            api.clock = FrozenClock(base, base.now_ms() + round(rtt / 2 * getattr(base, "speed", 1.0)))
+            try:  # the public handlers do not await: nothing else runs while the clock is frozen
+                response = await _answer(request, handler, spec)
+            finally:
+                api.clock = base
+            await asyncio.sleep(rtt / 1000.0)
+            return response
         if rtt:
             await asyncio.sleep(rtt / 2000.0)
+        response = await _answer(request, handler, spec)
+        if rtt:
+            await asyncio.sleep(rtt / 2000.0)
+        return response
+
+    async def _answer(request: web.Request, handler, spec: FaultSpec) -> web.Response:
         response = await handler(request)
         if spec.stale_book and request.path in BOOK_PATHS and response.status == 200:
             response = _stale_or_fresh(request, response, spec)
-        if rtt:
-            await asyncio.sleep(rtt / 2000.0)
         return response
 
     def _stale_or_fresh(request: web.Request, response: web.Response, spec: FaultSpec) -> web.Response:
