@@ -39,6 +39,16 @@ def features(df: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
+def load_seeds(root: Path) -> list[tuple[pd.DataFrame, np.ndarray, np.ndarray]]:
+    """(features, truth, scored hours) of the development seeds 0-3."""
+    seeds = []
+    for s in range(4):
+        df = pd.read_feather(root / f"s{s}" / "BTC_USDT-1h.feather")
+        truth = pd.read_feather(root / f"s{s}" / "labels-1h.feather")["regime"].to_numpy().astype(str)
+        seeds.append((features(df), truth, (df["date"] >= base.SCORE_FROM).to_numpy()))
+    return seeds
+
+
 def level_hmm(f: pd.DataFrame, col: str, params: str, spell: float, prior: bool) -> np.ndarray:
     x = f[[col]].to_numpy()
     pred = np.zeros(len(f), dtype=int)
@@ -67,11 +77,7 @@ def level_hmm(f: pd.DataFrame, col: str, params: str, spell: float, prior: bool)
 
 def main(root: Path) -> None:
     logging.getLogger("hmmlearn").setLevel(logging.ERROR)
-    seeds = []
-    for s in range(4):
-        df = pd.read_feather(root / f"s{s}" / "BTC_USDT-1h.feather")
-        truth = pd.read_feather(root / f"s{s}" / "labels-1h.feather")["regime"].to_numpy().astype(str)
-        seeds.append((features(df), truth, (df["date"] >= base.SCORE_FROM).to_numpy()))
+    seeds = load_seeds(root)
 
     def flips(p: np.ndarray) -> float:
         return 1000 * float(np.mean(p[1:] != p[:-1]))

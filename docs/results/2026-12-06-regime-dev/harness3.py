@@ -61,11 +61,7 @@ def rule_seeded(f: pd.DataFrame, cols: list[str], em_iter: int) -> np.ndarray:
 
 def main(root: Path) -> None:
     logging.getLogger("hmmlearn").setLevel(logging.ERROR)
-    seeds = []
-    for s in range(4):
-        df = pd.read_feather(root / f"s{s}" / "BTC_USDT-1h.feather")
-        truth = pd.read_feather(root / f"s{s}" / "labels-1h.feather")["regime"].to_numpy().astype(str)
-        seeds.append((harness2.features(df), truth, (df["date"] >= base.SCORE_FROM).to_numpy()))
+    seeds = harness2.load_seeds(root)
     for cols in (["lpark48"], ["lpark48", "lpark96"], ["lpark24"]):
         for em in (0, 10):
             preds = [rule_seeded(f, cols, em) for f, _, _ in seeds]
