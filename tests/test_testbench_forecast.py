@@ -103,3 +103,13 @@ def test_fold_frame_reads_freqais_saved_predictions_inside_the_fold(tmp_path):
     expect = np.log(candles["close"].to_numpy()[200 + H : 600 + H] / candles["close"].to_numpy()[200:600])
     assert np.allclose(got["outcome"].to_numpy(), expect)
     assert forecast.score([forecast.fold_frame(tmp_path / "none", {"BTC/USDT": candles}, H, start, end)], H)["skipped"]
+
+
+def test_an_unreadable_prediction_file_is_a_value_error_the_bench_names(tmp_path):
+    """The bench catches it and reports the forecast as skipped with the reason; the folds stand."""
+    saved = tmp_path / "backtesting_predictions"
+    saved.mkdir()
+    (saved / "cb_btc_1704067200_prediction.feather").write_bytes(b"not a feather file")
+    candles = _candles(50)
+    with pytest.raises(ValueError):
+        forecast.fold_frame(tmp_path, {"BTC/USDT": candles}, H, candles["date"].iloc[0], candles["date"].iloc[-1])

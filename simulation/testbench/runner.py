@@ -316,13 +316,16 @@ class Bench:
 
         pairs = list(self.spec.pairs or self.cfg.get("exchange", {}).get("pair_whitelist") or [])
         horizon = int(self.cfg["freqai"]["feature_parameters"]["label_period_candles"])
-        candles = load_data(datadir, self.timeframe, pairs, fill_up_missing=False)
-        frames = [
-            forecast.fold_frame(
-                self.userdir / "models" / f"{self.identifier}-fold{i}", candles, horizon, *timerange_bounds(r)
-            )
-            for i, r in enumerate(ranges)
-        ]
+        try:  # the folds' results stand without it: a file it cannot read is named, not fatal
+            candles = load_data(datadir, self.timeframe, pairs, fill_up_missing=False)
+            frames = [
+                forecast.fold_frame(
+                    self.userdir / "models" / f"{self.identifier}-fold{i}", candles, horizon, *timerange_bounds(r)
+                )
+                for i, r in enumerate(ranges)
+            ]
+        except (OSError, ValueError, KeyError) as exc:
+            return {"horizon": horizon, "candles": 0, "skipped": f"FreqAI's backtest predictions unreadable: {exc}"}
         return forecast.score(frames, horizon)
 
     def _aggregate(self, folds: list[dict], ranges: list[str]) -> dict:
