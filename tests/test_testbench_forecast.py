@@ -69,11 +69,13 @@ def test_base_models_are_scored_beside_the_model_and_do_predict_zero_is_left_out
     y = forecast.outcomes(candles, H).to_numpy()[:1900]
     dp = np.ones(1900)
     dp[:100] = 0
-    frame = _fold(candles, y, **{"&-base_lightgbm": -y, "&-confidence": np.abs(y)})
+    stats = {"&-base_lightgbm_mean": np.zeros(1900), "&-base_lightgbm_std": np.zeros(1900)}  # FreqAI's, not models
+    frame = _fold(candles, y, **{"&-base_lightgbm": -y, "&-confidence": np.abs(y)}, **stats)
     frame["do_predict"] = dp
     got = forecast.score([frame], H)
     assert got["excluded_do_predict"] == 100 and got["candles"] == 1800
     assert got["models"]["lightgbm"]["accuracy"] == 0.0 and got["models"]["model"]["accuracy"] == 1.0
+    assert set(got["models"]) == {"model", "lightgbm"}, "FreqAI's running statistics are not models"
     top = got["top_decile"]
     assert top["precision"] == 1.0 and top["overall_accuracy"] == 1.0 and top["spec_met"]
     text = "\n".join(forecast.lines(got))

@@ -56,10 +56,13 @@ def fold_frame(
 
 
 def _columns(frames: list[pd.DataFrame]) -> dict[str, str]:
+    """The model's output and each base model's column; not the `<column>_mean` / `_std` running
+    statistics FreqAI saves beside every output column."""
     cols = {MODEL: TARGET}
     for f in frames:
         for c in f.columns:
-            if c.startswith(BASE_PREFIX):
+            stats = c.endswith(("_mean", "_std")) and c.rsplit("_", 1)[0] in f.columns
+            if c.startswith(BASE_PREFIX) and not stats:
                 cols.setdefault(c.removeprefix(BASE_PREFIX), c)
     return cols
 
