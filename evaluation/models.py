@@ -29,7 +29,7 @@ from rich.progress import Progress
 from rich.table import Table
 from scipy.stats import spearmanr
 
-from cryptobot_ops.predictions import SPEC_PRECISION, net_score
+from cryptobot_ops.predictions import confidence_bucket, net_score, top_decile
 from freqaimodels import features
 from freqaimodels.estimators import StackedEnsemble
 from freqaimodels.estimators.base import compute_threads
@@ -169,23 +169,6 @@ def _metrics(pred: np.ndarray, y: np.ndarray) -> dict:
         "direction_accuracy": float((np.sign(pred[nz]) == np.sign(y[nz])).mean()),
         "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
         "ic": float(spearmanr(pred, y).statistic),
-    }
-
-
-def top_decile(conf: pd.DataFrame, label_period: int) -> dict:
-    """Precision of the ensemble's most confident tenth of predictions against the base rates (its overall
-    accuracy and always guessing the more frequent direction), with a Wilson interval on the effective
-    count; the spec asks >= 60 %."""
-    cut = conf["confidence"].quantile(0.9)
-    top = conf[conf["confidence"] >= cut]
-    b = _bucket(f">= {cut:.3f}", float(top["hit"].mean()), len(top), label_period)
-    up = float((conf["y"] > 0).mean())
-    return {
-        **b,
-        "overall_accuracy": float(conf["hit"].mean()),
-        "majority_rate": max(up, 1 - up),
-        "spec_precision": SPEC_PRECISION,
-        "spec_met": bool(b["ci95"][0] >= SPEC_PRECISION),
     }
 
 
@@ -336,7 +319,8 @@ def run(cfg: BenchConfig) -> dict:
             "models": models,
             "baseline": BASELINE,
             "confidence_buckets": [
-                _bucket(str(b), float(r["mean"]), int(r["count"]), cfg.label_period) for b, r in by_bucket.iterrows()
+                confidence_bucket(str(b), float(r["mean"]), int(r["count"]), cfg.label_period)
+                for b, r in by_bucket.iterrows()
             ],
             "top_decile": top_decile(conf, cfg.label_period),
             "folds": fold_info,
@@ -344,22 +328,6 @@ def run(cfg: BenchConfig) -> dict:
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()},
         }
     )
-
-
-def _bucket(name: str, accuracy: float, candles: int, label_period: int) -> dict:
-    """A confidence bucket's accuracy with a 95% Wilson interval on its *effective* count: labels over
-    `label_period` candles overlap, so n candles carry about n / label_period independent outcomes."""
-    n_eff = max(1.0, candles / max(label_period, 1))
-    z = 1.96
-    centre = (accuracy + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
-    half = z * np.sqrt(accuracy * (1 - accuracy) / n_eff + z * z / (4 * n_eff * n_eff)) / (1 + z * z / n_eff)
-    return {
-        "bucket": name,
-        "direction_accuracy": accuracy,
-        "candles": candles,
-        "effective_n": n_eff,
-        "ci95": [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)],
-    }
 
 
 GOAL_ACCURACY = 0.55

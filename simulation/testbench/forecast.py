@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from cryptobot_ops.predictions import SPEC_PRECISION, net_score, wilson
+from cryptobot_ops.predictions import net_score, top_decile, wilson
 from simulation.run.predictions import backtest_predictions
 from simulation.testbench.metrics import mean_interval
 
@@ -106,21 +106,14 @@ def score(frames: list[pd.DataFrame], horizon: int) -> dict:
     conf = pd.concat(with_conf, ignore_index=True) if with_conf else pd.DataFrame()
     conf = conf[(conf["outcome"] != 0) & np.isfinite(conf[CONFIDENCE])] if len(conf) else conf
     if len(conf) >= 10 * horizon:
-        cut = float(conf[CONFIDENCE].quantile(0.9))
-        top = conf[conf[CONFIDENCE] >= cut]
-        hit = np.sign(top[TARGET]) == np.sign(top["outcome"])
-        acc = _accuracy(top[TARGET].to_numpy(float), top["outcome"].to_numpy(float), horizon)
-        up = float((conf["outcome"] > 0).mean())
+        hits = np.sign(conf[TARGET]) == np.sign(conf["outcome"])
+        t = top_decile(pd.DataFrame({"confidence": conf[CONFIDENCE], "hit": hits, "y": conf["outcome"]}), horizon)
         out["top_decile"] = {
-            "confidence_from": cut,
-            "precision": float(hit.mean()),
-            "ci95": acc["ci95"],
-            "n": len(top),
-            "n_effective": acc["n_effective"],
-            "overall_accuracy": out["models"][MODEL]["accuracy"],
-            "majority_rate": max(up, 1 - up),
-            "spec_precision": SPEC_PRECISION,
-            "spec_met": bool(acc["ci95"][0] >= SPEC_PRECISION),
+            **{k: t[k] for k in ("confidence_from", "ci95", "overall_accuracy", "majority_rate", "spec_precision")},
+            "spec_met": t["spec_met"],
+            "precision": t["direction_accuracy"],
+            "n": t["candles"],
+            "n_effective": round(t["effective_n"]),
         }
     return out
 

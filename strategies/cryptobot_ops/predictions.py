@@ -107,6 +107,40 @@ def net_score(preds: list[np.ndarray], forwards: list[np.ndarray], label_period:
     }
 
 
+def confidence_bucket(name: str, accuracy: float, candles: int, label_period: int) -> dict:
+    """A confidence bucket's accuracy with a 95% Wilson interval on its *effective* count: labels over
+    `label_period` candles overlap, so n candles carry about n / label_period independent outcomes."""
+    n_eff = max(1.0, candles / max(label_period, 1))
+    z = 1.96
+    centre = (accuracy + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z * np.sqrt(accuracy * (1 - accuracy) / n_eff + z * z / (4 * n_eff * n_eff)) / (1 + z * z / n_eff)
+    return {
+        "bucket": name,
+        "direction_accuracy": accuracy,
+        "candles": candles,
+        "effective_n": n_eff,
+        "ci95": [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)],
+    }
+
+
+def top_decile(conf: pd.DataFrame, label_period: int) -> dict:
+    """Precision of a model's most confident tenth of predictions against the base rates (its overall
+    accuracy and always guessing the more frequent direction), with a Wilson interval on the effective
+    count; the spec asks >= 60 %."""
+    cut = conf["confidence"].quantile(0.9)
+    top = conf[conf["confidence"] >= cut]
+    b = confidence_bucket(f">= {cut:.3f}", float(top["hit"].mean()), len(top), label_period)
+    up = float((conf["y"] > 0).mean())
+    return {
+        **b,
+        "confidence_from": float(cut),
+        "overall_accuracy": float(conf["hit"].mean()),
+        "majority_rate": max(up, 1 - up),
+        "spec_precision": SPEC_PRECISION,
+        "spec_met": bool(b["ci95"][0] >= SPEC_PRECISION),
+    }
+
+
 class PredictionStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
